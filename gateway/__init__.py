@@ -1,0 +1,1 @@
+"""The HTTP gateway and its read side (projections of every service's events)."""

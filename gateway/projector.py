@@ -1,0 +1,42 @@
+"""The projector: a process of its own that keeps the read side up to date with every service's events.
+
+Each service's `events_recorded` doorbell triggers a pull of that service's feed; a timer pulls all feeds anyway,
+so a lost doorbell (or one rung while the projector was down) costs a few seconds, never an event.
+"""
+import logging
+
+from nameko.events import event_handler
+from nameko.timer import timer
+
+from gateway.readside import FOLLOWED_SERVICES, ReadSide
+from shared.rpc import Services
+from shared.service import NEWS_EVENT
+
+log = logging.getLogger(__name__)
+CATCH_UP_INTERVAL = 2  # seconds
+
+
+class ProjectorService:
+    name = "projector"
+    services = Services()
+    read = ReadSide()
+
+    def _catch_up(self, application):
+        return self.read.catch_up(application, self.services.fetcher(application))
+
+    @timer(interval=CATCH_UP_INTERVAL)
+    def catch_up_all(self):
+        for application in FOLLOWED_SERVICES:
+            try:
+                self._catch_up(application)
+            except Exception:  # one unreachable service must not stop the others' projection
+                log.warning("catch-up of %s failed; will retry", application, exc_info=True)
+
+    # One doorbell handler per followed service (nameko binds a handler to one source service).
+    for _service in FOLLOWED_SERVICES:
+        def _on_news(self, payload, _application=_service):
+            self._catch_up(_application)
+
+        _on_news.__name__ = f"on_{_service}_news"
+        locals()[_on_news.__name__] = event_handler(_service, NEWS_EVENT)(_on_news)
+    del _service, _on_news

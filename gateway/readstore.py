@@ -1,0 +1,181 @@
+"""The read database behind every GET and LIST: SQLite under STRATUM_DATA_DIR by default, PostgreSQL (schema
+`gateway`) when a DSN is configured. Writes happen only through `apply_feed`, one transaction per batch."""
+import threading
+from contextlib import contextmanager
+
+from sqlalchemy import and_, create_engine, delete, event, exists, func, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from gateway.projection import apply_event
+from gateway.tables import READ_SCHEMA, audit_events, auth_sessions, documents, metadata, tracking
+
+
+class ReadStore:
+    def __init__(self, url):
+        self.engine = create_engine(url, **_engine_options(url))
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.is_sqlite:
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        # SQLite allows one writer; under green threads a writer waiting on another green thread's lock would block
+        # the hub, so writers of this process take turns here first.
+        self._sqlite_writer = threading.Lock()
+
+    def create_tables(self):
+        if not self.is_sqlite:
+            with self.engine.begin() as conn:
+                conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{READ_SCHEMA}"'))
+        metadata.create_all(self.engine)
+
+    def dispose(self):
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self):
+        if not self.is_sqlite:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self._sqlite_writer, self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading the position
+            try:
+                yield conn
+            except BaseException:
+                conn.exec_driver_sql("ROLLBACK")
+                raise
+            conn.exec_driver_sql("COMMIT")
+
+    # -- the follower's side ------------------------------------------------------------------------------------
+
+    def position(self, application):
+        with self.engine.connect() as conn:
+            value = conn.execute(select(tracking.c.position).where(tracking.c.application == application)).scalar()
+        return value or 0
+
+    def positions(self):
+        with self.engine.connect() as conn:
+            return dict(conn.execute(select(tracking.c.application, tracking.c.position)).all())
+
+    def apply_feed(self, application, events, last):
+        """Apply the events above our position and move the position to `last`, atomically. Returns the position."""
+        with self._write() as conn:
+            insert_ = sqlite_insert if self.is_sqlite else pg_insert
+            conn.execute(insert_(tracking).values(application=application, position=0).on_conflict_do_nothing())
+            current = conn.execute(
+                select(tracking.c.position).where(tracking.c.application == application).with_for_update()
+            ).scalar()
+            for item in events:
+                if item["position"] > current:
+                    apply_event(conn, item)
+            new_position = max(current, last)
+            conn.execute(update(tracking).where(tracking.c.application == application).values(position=new_position))
+        return new_position
+
+    def reset(self):
+        """Forget everything (a rebuild from zero follows)."""
+        with self._write() as conn:
+            for table in (audit_events, auth_sessions, documents, tracking):
+                conn.execute(delete(table))
+
+    # -- queries --------------------------------------------------------------------------------------------------
+
+    def document(self, path, bureau):
+        """The current document at `path`, or None if it does not exist, was deleted, or belongs to another bureau."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(documents.c.doc).where(documents.c.path == path, documents.c.deleted.is_(False),
+                                              _bureau_clause(documents.c.bureau, bureau))
+            ).first()
+        return None if row is None else row.doc
+
+    def documents(self, spec, bureau, query):
+        """(documents, total_count) of `spec` visible to `bureau` under the LIST `query`."""
+        conditions = [documents.c.resource == spec.name, documents.c.deleted.is_(False),
+                      _bureau_clause(documents.c.bureau, bureau)]
+        conditions += [self._doc_filter(spec, f) for f in query.filters]
+        order = [self._doc_order(spec, name, desc) for name, desc in query.sort]
+        order += [documents.c.doc["created"].as_string(), documents.c.path]
+        return self._page([documents.c.path, documents.c.doc], documents, conditions, order, query)
+
+    def audit(self, spec, bureau, query):
+        conditions = [_bureau_clause(audit_events.c.bureau, bureau)]
+        conditions += [_column_filter(audit_events.c[f.field], f) for f in query.filters]
+        order = [audit_events.c[name].desc() if desc else audit_events.c[name] for name, desc in query.sort]
+        order += [audit_events.c.id]
+        return self._page([audit_events], audit_events, conditions, order, query)
+
+    def audit_row(self, uuid, bureau):
+        with self.engine.connect() as conn:
+            return conn.execute(select(audit_events).where(
+                audit_events.c.uuid == uuid, _bureau_clause(audit_events.c.bureau, bureau))).first()
+
+    def session(self, uuid):
+        with self.engine.connect() as conn:
+            return conn.execute(select(auth_sessions).where(auth_sessions.c.uuid == uuid)).first()
+
+    def _page(self, columns, table, conditions, order, query):
+        where = and_(*conditions)
+        with self.engine.connect() as conn:
+            total = conn.execute(select(func.count()).select_from(table).where(where)).scalar()
+            rows = conn.execute(select(*columns).where(where).order_by(*order)
+                                .limit(query.limit).offset(query.offset)).all()
+        return rows, total
+
+    def _doc_value(self, spec, name):
+        field = spec.fields[name]
+        element = documents.c.doc[name]
+        kind = field.type
+        if kind == "integer":
+            return element.as_integer()
+        if kind == "number":
+            return element.as_float()
+        if kind == "boolean":
+            return element.as_boolean()
+        return element.as_string()
+
+    def _doc_order(self, spec, name, descending):
+        value = self._doc_value(spec, name) if spec.fields[name].type != "array" else documents.c.doc[name].as_string()
+        return value.desc() if descending else value
+
+    def _doc_filter(self, spec, flt):
+        if spec.fields[flt.field].type == "array":
+            return self._array_contains_any(flt.field, flt.values)
+        return _column_filter(self._doc_value(spec, flt.field), flt)
+
+    def _array_contains_any(self, name, values):
+        if self.is_sqlite:
+            items = func.json_each(documents.c.doc, f'$."{name}"').table_valued("value")
+            return exists(select(literal(1)).select_from(items).where(items.c.value.in_(values)))
+        return documents.c.doc[name].has_any(values)
+
+
+def _bureau_clause(column, bureau):
+    """bureau=None means unrestricted (internal callers and platform administrators)."""
+    return literal(True) if bureau is None else column == bureau
+
+
+def _column_filter(column, flt):
+    if flt.op == ">":
+        return column > flt.values[0]
+    if flt.op == "<":
+        return column < flt.values[0]
+    present = [v for v in flt.values if v is not None]
+    clauses = [column.in_(present)] if present else []
+    if len(present) < len(flt.values):
+        clauses.append(column.is_(None))
+    return or_(*clauses)
+
+
+def _engine_options(url):
+    if str(url).startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_size": 5, "max_overflow": 10, "pool_pre_ping": True,
+            "execution_options": {"schema_translate_map": {None: READ_SCHEMA}}}
+
+
+def _sqlite_pragmas(dbapi_connection, _record):
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()

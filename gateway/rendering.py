@@ -1,0 +1,28 @@
+"""Stored documents → API representations: absolute URIs, only the catalogue's fields."""
+from shared.uris import absolute
+
+
+def render(spec, path, doc, base_url):
+    body = {}
+    for name, field in spec.fields.items():
+        value = doc.get(name)
+        if field.type == "uri":
+            value = absolute(base_url, value)
+        elif field.type == "array" and field.items == "uri":
+            value = [absolute(base_url, item) for item in value or []]
+        body[name] = value
+    body["uri"] = absolute(base_url, path)
+    return body
+
+
+def render_audit(row, base_url):
+    return {
+        "uri": absolute(base_url, f"/event/{row.uuid}/"),
+        "bureau": absolute(base_url, row.bureau),
+        "reference": absolute(base_url, row.reference),
+        "key": row.key,
+        "previous_value": row.previous_value,
+        "current_value": row.current_value,
+        "user": absolute(base_url, row.user),
+        "created": row.created,
+    }

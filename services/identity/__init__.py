@@ -1,0 +1,1 @@
+"""The identity service: bureaus, users, sessions (and later tokens, roles, groups, feature flags)."""

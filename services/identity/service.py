@@ -1,0 +1,29 @@
+import logging
+
+from services.identity.application import Identity
+from shared.eventstore import EventStore
+from shared.service import ResourceService, rpc
+
+log = logging.getLogger(__name__)
+
+
+class IdentityStore(EventStore):
+    """The identity event store, which on first start creates the first bureau and its manager."""
+
+    def start(self):
+        config = self.container.config
+        email = config["STRATUM_ADMIN_EMAIL"]
+        generated = self.app.bootstrap(email, config.get("STRATUM_ADMIN_PASSWORD"), config["STRATUM_BUREAU_NAME"])
+        if generated:
+            # Printed once, on the run that created the account; it is stored only as a hash.
+            print(f"\n*** Stratum administrator created: username {email}  password {generated}\n"
+                  "*** (set STRATUM_ADMIN_PASSWORD to choose it; this is the only time it is shown)\n", flush=True)
+
+
+class IdentityService(ResourceService):
+    name = "identity"
+    app = IdentityStore(Identity)
+
+    @rpc
+    def login(self, username, password):
+        return self._announce(self.app.login(username, password))

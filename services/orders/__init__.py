@@ -1,0 +1,1 @@
+"""The orders service: orders, products, line items and their commerce satellites."""

@@ -1,0 +1,1 @@
+"""Stratum's common library: configuration, errors, URIs, the resource catalogue, event-store and bus plumbing."""

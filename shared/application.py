@@ -1,0 +1,140 @@
+"""ResourceApplication: the command side every service shares (create / update / delete of catalogue resources),
+idempotent per command_id, with optimistic-concurrency retries, and the public event feed the read side follows."""
+import logging
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from shared import catalogue, uris
+from shared.errors import Conflict, NotFound
+from shared.resource import CommandReceipt, Resource
+from shared.validation import validate
+
+log = logging.getLogger(__name__)
+
+MAX_CONFLICT_RETRIES = 5
+MAX_FEED_BATCH = 500
+
+
+class ResourceApplication(Application):
+    """Subclasses set `name` (the store's table prefix and the feed's application name) and `aggregates`
+    (catalogue resource name → Resource subclass). Resources without a subclass use `Resource` itself."""
+
+    aggregates: dict = {}
+
+    def __init__(self, env=None):
+        super().__init__(env=env)
+        self._resource_by_class = {cls.__name__: name for name, cls in self.aggregates.items()}
+
+    # -- commands ---------------------------------------------------------------------------------------------
+
+    def create(self, resource_name, payload, ctx):
+        spec = catalogue.resource(resource_name)
+        fields = validate(spec, payload, partial=False)
+        aggregate_cls = self.aggregates[resource_name]
+        new_id = UUID(ctx["uuid"]) if ctx.get("uuid") else uuid4()
+
+        def command():
+            aggregate = aggregate_cls.create(new_id, fields, ctx.get("bureau"), ctx.get("user"))
+            return aggregate, {"uri": uris.resource_path(resource_name, aggregate.id)}
+
+        return self._execute(ctx, command)
+
+    def update(self, resource_name, uuid, payload, ctx):
+        spec = catalogue.resource(resource_name)
+        changes = validate(spec, payload, partial=True)
+
+        def command():
+            aggregate = self.load(resource_name, uuid, ctx)
+            aggregate.update(changes, ctx.get("user"))
+            return aggregate, {"uri": uris.resource_path(resource_name, aggregate.id)}
+
+        return self._execute(ctx, command)
+
+    def delete(self, resource_name, uuid, ctx):
+        def command():
+            aggregate = self.load(resource_name, uuid, ctx)
+            aggregate.delete(ctx.get("user"))
+            return aggregate, {"uri": uris.resource_path(resource_name, aggregate.id)}
+
+        return self._execute(ctx, command)
+
+    def load(self, resource_name, uuid, ctx):
+        """The resource as the caller may see it: other bureaus' and deleted resources are NotFound."""
+        spec = catalogue.resource(resource_name)
+        try:
+            aggregate = self.repository.get(UUID(str(uuid)))
+        except (AggregateNotFoundError, ValueError):
+            raise NotFound(spec.not_found) from None
+        if not isinstance(aggregate, self.aggregates[resource_name]):
+            raise NotFound(spec.not_found)
+        aggregate.check_visible_to(ctx.get("bureau"), spec.not_found)
+        return aggregate
+
+    def _execute(self, ctx, command):
+        """Run `command` (→ aggregate, result) and save its events with a receipt for ctx['command_id'].
+
+        A conflicting concurrent write to the same aggregate is retried on a fresh copy; a command_id seen before
+        returns the first result and records nothing.
+        """
+        command_id = ctx.get("command_id") or str(uuid4())
+        for _ in range(MAX_CONFLICT_RETRIES):
+            aggregate, result = command()
+            try:
+                recordings = self.save(aggregate, CommandReceipt.record(command_id, result))
+            except IntegrityError:
+                previous = self._receipt(command_id)
+                if previous is not None:
+                    return dict(previous, position=self.recorder.max_notification_id(), application=self.name)
+                continue  # someone else wrote this aggregate first: reload and try again
+            position = max(r.notification.id for r in recordings)
+            return dict(result, position=position, application=self.name)
+        raise Conflict("The resource was changed by someone else too often; please try again.")
+
+    def _receipt(self, command_id):
+        try:
+            return self.repository.get(CommandReceipt.id_for(command_id)).result
+        except AggregateNotFoundError:
+            return None
+
+    # -- the public feed ------------------------------------------------------------------------------------------
+
+    def feed(self, start, limit):
+        """Stored events from notification `start` on, as JSON-ready dicts the read side can project without
+        knowing this service's domain classes. `last` is the last notification read (receipts included), so a
+        follower can advance past notifications that carry no public event."""
+        limit = max(1, min(int(limit), MAX_FEED_BATCH))
+        notifications = self.recorder.select_notifications(start=int(start), limit=limit)
+        events = [e for e in (self._public(n) for n in notifications) if e is not None]
+        last = notifications[-1].id if notifications else None
+        return {"application": self.name, "events": events, "last": last, "complete": len(notifications) < limit}
+
+    def _public(self, notification):
+        event = self.mapper.to_domain_event(notification)
+        if not isinstance(event, (Resource.Created, Resource.Updated, Resource.Deleted)):
+            return None
+        class_name = type(event).__qualname__.rsplit(".", 1)[0]
+        resource_name = self._resource_by_class[class_name]
+        private = self.aggregates[resource_name].private_fields
+        public = {
+            "position": notification.id,
+            "application": self.name,
+            "resource": resource_name,
+            "uuid": str(event.originator_id),
+            "version": event.originator_version,
+            "event": type(event).__qualname__,
+            "user": event.actor,
+            "timestamp": event.timestamp.isoformat(),
+        }
+        if isinstance(event, Resource.Created):
+            public.update(kind="created", bureau=event.bureau, fields=_without(event.fields, private))
+        elif isinstance(event, Resource.Updated):
+            public.update(kind="updated", fields=_without(event.changes, private))
+        else:
+            public.update(kind="deleted", fields={})
+        return public
+
+
+def _without(fields, private):
+    return {k: v for k, v in fields.items() if k not in private}

@@ -1,0 +1,72 @@
+"""Errors that cross service boundaries and become the JSON error body of the HTTP API.
+
+Every error carries (code, title, field). The classes are registered with nameko so an error raised in a
+service arrives in the gateway as the same class (not a generic RemoteError) and maps to its HTTP status.
+Body format: {"errors": [{"code": "...", "title": "...", "field": "..."}]}.
+"""
+from nameko.exceptions import deserialize_to_instance
+
+
+class StratumError(Exception):
+    status = 500
+    code = "internal-error"
+
+    def __init__(self, title, field=None, code=None):
+        super().__init__(title, field, code or self.code)
+        self.title = title
+        self.field = field
+        self.code = code or self.code
+
+    def as_json(self):
+        error = {"code": self.code, "title": self.title}
+        if self.field:
+            error["field"] = self.field
+        return {"errors": [error]}
+
+
+@deserialize_to_instance
+class InvalidPayload(StratumError):
+    status = 400
+    code = "invalid-payload"
+
+
+@deserialize_to_instance
+class Unauthorized(StratumError):
+    status = 401
+    code = "unauthorized"
+
+
+@deserialize_to_instance
+class Forbidden(StratumError):
+    status = 403
+    code = "forbidden"
+
+
+@deserialize_to_instance
+class NotFound(StratumError):
+    status = 404
+    code = "not-found"
+
+
+@deserialize_to_instance
+class MethodNotAllowed(StratumError):
+    status = 405
+    code = "method-not-allowed"
+
+
+@deserialize_to_instance
+class Conflict(StratumError):
+    status = 409
+    code = "conflict"
+
+
+@deserialize_to_instance
+class TooManyRequests(StratumError):
+    status = 429
+    code = "too-many-requests"
+
+
+@deserialize_to_instance
+class ServiceUnavailable(StratumError):
+    status = 503
+    code = "service-unavailable"

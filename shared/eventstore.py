@@ -1,0 +1,57 @@
+"""The event store inside nameko: one `eventsourcing` application per service container."""
+import os
+
+os.environ.setdefault("PSYCOPG_IMPL", "python")  # psycopg's C wait blocks the eventlet hub
+
+# Imported eagerly: two containers constructing Postgres apps concurrently would otherwise race on a
+# half-imported module under green threads ("Found 0 infrastructure factory classes").
+import eventsourcing.postgres  # noqa: E402,F401
+import eventsourcing.sqlite  # noqa: E402,F401
+from nameko.extensions import DependencyProvider  # noqa: E402
+
+from shared.config import event_store_env  # noqa: E402
+
+
+class EventStore(DependencyProvider):
+    """Provides the service's Application; created once per container, closed on stop and kill."""
+
+    def __init__(self, application_cls):
+        self.application_cls = application_cls
+        self.app = None
+
+    def setup(self):
+        env = event_store_env(self.container.config, self.application_cls.name.lower())
+        self.app = self.application_cls(env=env)
+
+    def get_dependency(self, worker_ctx):
+        return self.app
+
+    def stop(self):
+        self._close()
+
+    def kill(self):
+        self._close()
+
+    def _close(self):
+        if self.app is not None:
+            self.app.close()
+            self.app = None
+
+
+def create_tables(config, application_cls):
+    """Migrate step: create one service's schema and tables (PostgreSQL) or file (SQLite) before it serves."""
+    env = event_store_env(config, application_cls.name.lower())
+    if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+        _create_schema(env)
+    env["CREATE_TABLE"] = "y"
+    application_cls(env=env).close()
+
+
+def _create_schema(env):
+    import psycopg
+
+    with psycopg.connect(
+        dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None, autocommit=True,
+    ) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{env["POSTGRES_SCHEMA"]}"')

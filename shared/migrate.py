@@ -1,0 +1,29 @@
+"""Migrate step: create every service's event-store tables and the read side's tables before anything serves.
+
+Run once per deployment (and again safely: everything is CREATE IF NOT EXISTS). Doing it here, not at first boot,
+avoids PostgreSQL's DDL race when several processes start together.
+    python -m shared.migrate
+"""
+import logging
+
+from gateway.readstore import ReadStore
+from shared.config import build_config, read_store_url
+from shared.eventstore import create_tables
+from shared.topology import APPLICATIONS, load
+
+log = logging.getLogger(__name__)
+
+
+def migrate(config):
+    for dotted in APPLICATIONS.values():
+        create_tables(config, load(dotted))
+    store = ReadStore(read_store_url(config))
+    try:
+        store.create_tables()
+    finally:
+        store.dispose()
+
+
+if __name__ == "__main__":
+    migrate(build_config())
+    print("stratum: storage is ready")

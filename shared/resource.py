@@ -1,0 +1,78 @@
+"""The event-sourced resource: one aggregate shape (created / updated / deleted) that every catalogue resource uses.
+
+Services subclass `Resource` to add their domain rules (invariants, state machines, computed fields); the events keep
+the same three kinds, so the read side can project any resource without knowing its domain.
+"""
+from uuid import NAMESPACE_URL, uuid5
+
+from eventsourcing.domain import Aggregate
+
+from shared.errors import NotFound
+
+
+class Resource(Aggregate):
+    """A catalogue resource as an aggregate. `fields` holds the resource's documented fields."""
+
+    resource = None  # catalogue name, e.g. "order"
+    private_fields = ()  # never leave the owning service (e.g. password hashes)
+
+    class Created(Aggregate.Created):
+        fields: dict
+        bureau: str | None
+        actor: str | None
+
+    class Updated(Aggregate.Event):
+        changes: dict
+        actor: str | None
+
+        def apply(self, aggregate):
+            aggregate.fields.update(self.changes)
+
+    class Deleted(Aggregate.Event):
+        actor: str | None
+
+        def apply(self, aggregate):
+            aggregate.deleted = True
+
+    def __init__(self, fields, bureau, actor):
+        self.fields = dict(fields)
+        self.bureau = bureau
+        self.deleted = False
+
+    @classmethod
+    def create(cls, id, fields, bureau, actor):
+        """Subclasses override to compute fields or check invariants, then call super()."""
+        return cls._create(cls.Created, id=id, fields=fields, bureau=bureau, actor=actor)
+
+    def update(self, changes, actor):
+        """Record the fields that really change; an update that changes nothing records nothing."""
+        changed = {k: v for k, v in changes.items() if self.fields.get(k) != v}
+        if changed:
+            self.trigger_event(self.Updated, changes=changed, actor=actor)
+
+    def delete(self, actor):
+        self.trigger_event(self.Deleted, actor=actor)
+
+    def check_visible_to(self, bureau, not_found_message):
+        """Deleted resources and other bureaus' resources do not exist for the caller."""
+        if self.deleted or (bureau is not None and self.bureau is not None and self.bureau != bureau):
+            raise NotFound(not_found_message)
+
+
+class CommandReceipt(Aggregate):
+    """Proof that a command was executed, saved atomically with its events: a retried command_id is answered from
+    here instead of being executed twice (RPC delivery is at-least-once)."""
+
+    class Recorded(Aggregate.Created):
+        result: dict
+
+    def __init__(self, result):
+        self.result = result
+
+    @staticmethod
+    def id_for(command_id):
+        return uuid5(NAMESPACE_URL, f"stratum:command:{command_id}")
+
+    @classmethod
+    def record(cls, command_id, result):
+        return cls._create(cls.Recorded, id=cls.id_for(command_id), result=result)

@@ -1,0 +1,45 @@
+"""Run one Stratum process: `python -m shared.serve orders` (names in shared.topology).
+
+Like `nameko run`, but the config comes from shared.config (environment with defaults), so every process and every
+test builds its settings the same way.
+"""
+import warnings
+
+warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")  # known; see DESIGN.md stack facts
+
+import eventlet  # noqa: E402
+
+eventlet.monkey_patch()  # noqa: E402  (before anything else touches sockets or threads)
+
+import logging  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+
+os.environ.setdefault("PSYCOPG_IMPL", "python")
+
+from nameko.runners import ServiceRunner  # noqa: E402
+
+from shared.config import build_config  # noqa: E402
+from shared.topology import PROCESSES, load  # noqa: E402
+
+
+def main(argv):
+    if len(argv) != 1 or argv[0] not in PROCESSES:
+        sys.exit(f"usage: python -m shared.serve {{{'|'.join(PROCESSES)}}}")
+    logging.basicConfig(level=os.environ.get("STRATUM_LOG_LEVEL", "INFO"),
+                        format=f"%(asctime)s {argv[0]:>9} %(levelname)s %(name)s: %(message)s")
+    runner = ServiceRunner(build_config())
+    runner.add_service(load(PROCESSES[argv[0]]))
+
+    def shutdown(signum, frame):
+        eventlet.spawn_n(runner.stop)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    runner.start()
+    runner.wait()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
