@@ -5,7 +5,7 @@ test builds its settings the same way.
 """
 import warnings
 
-warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")  # known; see DESIGN.md stack facts
+warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")  # known; see DESIGN.md stack facts
 
 import eventlet  # noqa: E402
 

@@ -1,0 +1,46 @@
+"""The whole Stratum system in one test process: the projector runs in its own runner so a test can stop and
+restart it while the rest keeps serving."""
+from nameko.runners import ServiceRunner
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from shared.topology import PROCESSES, load
+
+CORE = [name for name in PROCESSES if name != "projector"]
+
+
+class System:
+    def __init__(self, config):
+        self.config = config
+        self.base_url = f"http://127.0.0.1:{config['STRATUM_PORT']}"
+        self.core = ServiceRunner(config)
+        for name in CORE:
+            self.core.add_service(load(PROCESSES[name]))
+        self.projector = None
+
+    def start(self):
+        self.core.start()
+        self.start_projector()
+
+    def start_projector(self):
+        self.projector = ServiceRunner(self.config)
+        self.projector.add_service(load(PROCESSES["projector"]))
+        self.projector.start()
+
+    def stop_projector(self):
+        if self.projector is not None:
+            self.projector.stop()
+            self.projector = None
+
+    def stop(self):
+        self.stop_projector()
+        self.core.stop()
+
+    def kill(self):
+        if self.projector is not None:
+            self.projector.kill()
+            self.projector = None
+        self.core.kill()
+
+    def rpc(self):
+        """A standalone RPC client, as another service or a script would call the services."""
+        return ClusterRpcProxy(self.config, timeout=20)
