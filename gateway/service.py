@@ -83,11 +83,9 @@ class GatewayService:
         verb = self._verb(spec, "collection", request.method)
         if verb == "LIST":
             return self._list(request, spec, caller)
-        payload = read_payload(request, spec)
-        if "bureau" in spec.fields:
-            payload.setdefault("bureau", caller.bureau)
-            self._check_own_bureau(payload["bureau"], caller)
-        fields = validate(spec, payload, partial=False)
+        # Shape check here (types, choices) rejects bad input before any RPC; required fields, defaults and the
+        # bureau default belong to the owning service, which validates the complete resource.
+        fields = validate(spec, read_payload(request, spec), partial=True)
         result = self._write(spec.service, "create", spec.name, fields, caller, request)
         return json_response(None, 201, headers={"Location": self._base(request) + result["uri"]})
 
@@ -102,10 +100,7 @@ class GatewayService:
         if self.read.store.document(uris.resource_path(spec.name, uuid), caller.bureau) is None:
             raise NotFound(spec.not_found)
         if verb == "PUT":
-            payload = read_payload(request, spec)
-            if "bureau" in payload:
-                self._check_own_bureau(payload["bureau"], caller)
-            fields = validate(spec, payload, partial=True)
+            fields = validate(spec, read_payload(request, spec), partial=True)
             self._write(spec.service, "update", spec.name, uuid, fields, caller, request)
         else:
             self._write(spec.service, "delete", spec.name, uuid, caller, request)
@@ -164,14 +159,6 @@ class GatewayService:
     def _catch_up(self, result):
         application = result["application"]
         self.read.catch_up(application, self.services.fetcher(application), until=result["position"])
-
-    def _check_own_bureau(self, value, caller):
-        try:
-            bureau = uris.normalise(value)
-        except ValueError:
-            raise InvalidPayload("'bureau' must be the URI of a bureau.", field="bureau") from None
-        if bureau != caller.bureau:
-            raise InvalidPayload("'bureau' must be your own bureau.", field="bureau")
 
     def _base(self, request):
         return (self.config.get("STRATUM_BASE_URL") or request.host_url).rstrip("/")

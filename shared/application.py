@@ -7,7 +7,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from shared import catalogue, uris
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, InvalidPayload, NotFound
 from shared.resource import CommandReceipt, Resource
 from shared.validation import validate
 
@@ -31,7 +31,10 @@ class ResourceApplication(Application):
 
     def create(self, resource_name, payload, ctx):
         spec = catalogue.resource(resource_name)
-        fields = validate(spec, payload, partial=False)
+        if "bureau" in spec.fields and ctx.get("bureau"):
+            payload = dict(payload)
+            payload.setdefault("bureau", ctx["bureau"])  # a resource belongs to its creator's bureau by default
+        fields = _check_tenant(validate(spec, payload, partial=False), ctx)
         aggregate_cls = self.aggregates[resource_name]
         new_id = UUID(ctx["uuid"]) if ctx.get("uuid") else uuid4()
 
@@ -43,7 +46,7 @@ class ResourceApplication(Application):
 
     def update(self, resource_name, uuid, payload, ctx):
         spec = catalogue.resource(resource_name)
-        changes = validate(spec, payload, partial=True)
+        changes = _check_tenant(validate(spec, payload, partial=True), ctx)
 
         def command():
             aggregate = self.load(resource_name, uuid, ctx)
@@ -134,6 +137,13 @@ class ResourceApplication(Application):
         else:
             public.update(kind="deleted", fields={})
         return public
+
+
+def _check_tenant(fields, ctx):
+    """Nobody writes a resource into a bureau other than their own."""
+    if ctx.get("bureau") and fields.get("bureau") not in (None, ctx["bureau"]):
+        raise InvalidPayload("'bureau' must be your own bureau.", field="bureau")
+    return fields
 
 
 def _without(fields, private):

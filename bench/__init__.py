@@ -1,0 +1,1 @@
+"""Benchmarks: reports, not tests. `make bench` runs bench.write_path."""

@@ -1,0 +1,498 @@
+"""Write-path benchmark: how fast Stratum takes orders over HTTP, and how close that is to what PostgreSQL allows.
+
+    python -m bench.write_path [--requests 800] [--clients 16] [--lag-samples 100]      (or `make bench`)
+
+One run builds a throwaway PostgreSQL database and RabbitMQ vhost, migrates, starts the four processes of
+shared.topology as subprocesses (as `make run` does), and measures:
+
+(a) throughput: concurrent clients POST /order/; orders/s and latency p50/p99;
+(b) write→visible lag: POST an order, then poll the listing until it shows; p50/p99. The gateway answers a write
+    only once its read side holds it, so this normally equals the POST latency (visible on the first poll);
+(c) the ceiling: one connection to the same PostgreSQL server looping BEGIN; LOCK TABLE … IN EXCLUSIVE MODE;
+    INSERT one stored-event-shaped row; COMMIT — rows/s.
+
+Why (c) is the honest ceiling: eventsourcing takes that EXCLUSIVE table lock in every transaction that records
+events, so all writes to one application's table (here: every order) are serialised, one commit after another,
+whatever the number of clients or processes. A raw single-connection INSERT+COMMIT loop is therefore the best the
+write path could ever do on this server; (a)/(c) says how much of it the whole stack (HTTP, RPC over RabbitMQ,
+the domain model, the read side) keeps. Each order actually commits two rows (the event and its command receipt)
+in one transaction, so the ceiling is slightly generous.
+
+No timing is asserted: this prints a report and writes it as JSON to bench/results/.
+"""
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+import requests
+
+from shared.topology import PROCESSES
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+PG_ADMIN_DSN = os.environ.get("STRATUM_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_BASE = os.environ.get("STRATUM_BENCH_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+ADMIN_EMAIL = "admin@bench.stratum"
+ADMIN_PASSWORD = "bench-" + uuid.uuid4().hex
+STARTUP_TIMEOUT = 90  # seconds for the four processes to come up and the admin to be able to log in
+STOP_TIMEOUT = 15  # seconds between SIGTERM and SIGKILL
+REQUEST_TIMEOUT = 30
+VISIBLE_TIMEOUT = 10  # seconds a lag sample may poll before it counts as never visible
+POLL_INTERVAL = 0.002
+STATE_BYTES = 200  # a stored order event's state is about this size
+
+
+def log(message):
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+# -- throwaway infrastructure ---------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def throwaway_database(admin_dsn):
+    """A fresh database `stratum_bench_<hex>` on the admin DSN's server; yields its DSN, drops it at the end."""
+    name = f"stratum_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    log(f"created PostgreSQL database {name}")
+    try:
+        yield urlunparse(urlparse(admin_dsn)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        log(f"dropped PostgreSQL database {name}")
+
+
+def rabbitmqctl(*args):
+    return subprocess.run(["rabbitmqctl", *args], capture_output=True, text=True, timeout=60)
+
+
+@contextlib.contextmanager
+def throwaway_vhost(amqp_base):
+    """A fresh RabbitMQ vhost; yields the AMQP URI with it, deletes it at the end. Without rabbitmqctl (or the
+    right to use it), falls back to the broker's default vhost."""
+    vhost = f"stratum-bench-{uuid.uuid4().hex[:8]}"
+    created = shutil.which("rabbitmqctl") is not None and rabbitmqctl("add_vhost", vhost).returncode == 0
+    if not created:
+        log("could not create a RabbitMQ vhost (rabbitmqctl missing or refused): using the default vhost")
+        yield amqp_base
+        return
+    user = urlparse(amqp_base).username or "guest"
+    rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    log(f"created RabbitMQ vhost {vhost}")
+    try:
+        yield amqp_base.rstrip("/") + "/" + vhost
+    finally:
+        rabbitmqctl("delete_vhost", vhost)
+        log(f"deleted RabbitMQ vhost {vhost}")
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def service_env(postgres_dsn, amqp_uri, port, data_dir):
+    """The environment of every Stratum process: ours, with no STRATUM_* or AMQP_URI leaking in from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUM_") and k != "AMQP_URI"}
+    env.update({
+        "STRATUM_POSTGRES_DSN": postgres_dsn,
+        "AMQP_URI": amqp_uri,
+        "STRATUM_PORT": str(port),
+        "STRATUM_DATA_DIR": data_dir,
+        "STRATUM_ADMIN_EMAIL": ADMIN_EMAIL,
+        "STRATUM_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "STRATUM_LOG_LEVEL": "WARNING",
+        "PSYCOPG_IMPL": "python",
+        "PYTHONPATH": str(ROOT),
+    })
+    return env
+
+
+def run_migrate(env):
+    subprocess.run([sys.executable, "-m", "shared.migrate"], env=env, cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    log("migrated storage")
+
+
+# -- the running system ---------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def running_system(env, log_dir):
+    """Start every process of shared.topology; yield {name: Popen}. Each one's output goes to a file in log_dir,
+    whose tail is printed if anything fails while they run."""
+    processes = {}
+    try:
+        for name in PROCESSES:
+            with open(Path(log_dir) / f"{name}.log", "wb") as out:
+                processes[name] = subprocess.Popen(
+                    [sys.executable, "-m", "shared.serve", name], env=env, cwd=ROOT,
+                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        log(f"started {', '.join(processes)}")
+        yield processes
+    except Exception:
+        print_log_tails(log_dir)
+        raise
+    finally:
+        stop_processes(processes)
+
+
+def stop_processes(processes):
+    """SIGTERM all, then SIGKILL whatever is still running STOP_TIMEOUT seconds later."""
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"{name} did not stop within {STOP_TIMEOUT} s: killing it")
+            process.kill()
+            process.wait()
+    if processes:
+        log("stopped all processes")
+
+
+def print_log_tails(log_dir, lines=30):
+    for path in sorted(Path(log_dir).glob("*.log")):
+        tail = path.read_text(errors="replace").splitlines()[-lines:]
+        print(f"----- {path.stem} (last {len(tail)} lines) -----", *tail, sep="\n", file=sys.stderr)
+
+
+def exited(processes):
+    return {name: p.returncode for name, p in processes.items() if p.poll() is not None}
+
+
+def check_alive(processes):
+    if dead := exited(processes):
+        raise RuntimeError(f"process(es) exited: {dead}")
+
+
+def wait_for_gateway(base_url, processes):
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        check_alive(processes)
+        try:
+            if requests.get(base_url + "/about/", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the gateway did not answer GET /about/ within {STARTUP_TIMEOUT} s")
+
+
+def login(base_url, processes):
+    """Log in as the bootstrap admin; retried, since identity may still be starting when the gateway answers."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        check_alive(processes)
+        session = requests.Session()
+        try:
+            response = session.post(base_url + "/sessions/", timeout=REQUEST_TIMEOUT,
+                                    json={"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+            if response.status_code == 201:
+                return session
+            problem = f"{response.status_code} {response.text[:200]}"
+        except requests.RequestException as error:
+            problem = repr(error)
+        session.close()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"could not log in: {problem}")
+        time.sleep(0.5)
+
+
+def client_session(login_session):
+    session = requests.Session()
+    session.cookies.update(login_session.cookies)
+    return session
+
+
+# -- measurements ---------------------------------------------------------------------------------------------------
+
+def percentile(values, p):
+    """Nearest-rank percentile (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def latency_summary(seconds):
+    ms = [s * 1000 for s in seconds]
+    return {
+        "count": len(ms),
+        "p50_ms": percentile(ms, 50),
+        "p99_ms": percentile(ms, 99),
+        "mean_ms": sum(ms) / len(ms) if ms else None,
+        "max_ms": max(ms) if ms else None,
+    }
+
+
+def post_order(session, base_url, name):
+    """POST one order; return (seconds taken, None) on 201, else (seconds, a short error description)."""
+    started = time.perf_counter()
+    try:
+        response = session.post(base_url + "/order/", json={"name": name}, timeout=REQUEST_TIMEOUT)
+        error = None if response.status_code == 201 else f"HTTP {response.status_code}"
+    except requests.RequestException as exc:
+        error = type(exc).__name__
+    return time.perf_counter() - started, error
+
+
+def measure_throughput(base_url, login_session, total, clients):
+    """`clients` threads, each with its own session, POST `total` orders between them as fast as answered."""
+    tickets = iter(range(total))
+    tickets_lock = threading.Lock()
+    latencies, errors = [], {}
+    give_up = threading.Event()  # a broken system would otherwise cost `total` timeouts
+    max_errors = max(10, total // 10)
+
+    def next_ticket():
+        with tickets_lock:
+            return None if give_up.is_set() else next(tickets, None)
+
+    def client(number):
+        with client_session(login_session) as session:
+            post_order(session, base_url, f"bench-warmup-{number}-{uuid.uuid4().hex[:8]}")  # connect, not counted
+            ready.wait()
+            while (ticket := next_ticket()) is not None:
+                seconds, error = post_order(session, base_url, f"bench-{ticket}-{uuid.uuid4().hex[:8]}")
+                with tickets_lock:
+                    if error is None:
+                        latencies.append(seconds)
+                    else:
+                        errors[error] = errors.get(error, 0) + 1
+                        if sum(errors.values()) >= max_errors:
+                            give_up.set()
+
+    ready = threading.Barrier(clients + 1)
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        futures = [pool.submit(client, n) for n in range(clients)]
+        ready.wait()
+        started = time.perf_counter()
+        for future in futures:
+            future.result()
+        elapsed = time.perf_counter() - started
+    return {
+        "requests": total,
+        "clients": clients,
+        "succeeded": len(latencies),
+        "errors": errors,
+        "gave_up": give_up.is_set(),
+        "elapsed_s": elapsed,
+        "orders_per_s": len(latencies) / elapsed if elapsed else None,
+        "latency": latency_summary(latencies),
+    }
+
+
+def wait_until_visible(session, base_url, name):
+    """Poll the listing for `name` until it shows one order; return (polls, True) or (polls, False) on timeout."""
+    deadline = time.perf_counter() + VISIBLE_TIMEOUT
+    polls = 0
+    while time.perf_counter() < deadline:
+        polls += 1
+        response = session.get(base_url + "/order/", params={"filter[name]": name}, timeout=REQUEST_TIMEOUT)
+        if response.status_code == 200 and response.json()["total_count"] == 1:
+            return polls, True
+        time.sleep(POLL_INTERVAL)
+    return polls, False
+
+
+def measure_lag(base_url, login_session, samples):
+    """One at a time: POST a uniquely named order, then poll until it is listed; time both from sending the POST."""
+    post_seconds, visible_seconds, first_poll, failures = [], [], 0, {}
+    with client_session(login_session) as session:
+        for _ in range(samples):
+            name = f"bench-lag-{uuid.uuid4().hex}"
+            started = time.perf_counter()
+            seconds, error = post_order(session, base_url, name)
+            if error is not None:
+                failures[error] = failures.get(error, 0) + 1
+                continue
+            polls, visible = wait_until_visible(session, base_url, name)
+            if not visible:
+                failures["never visible"] = failures.get("never visible", 0) + 1
+                continue
+            post_seconds.append(seconds)
+            visible_seconds.append(time.perf_counter() - started)
+            first_poll += polls == 1
+    return {
+        "samples": samples,
+        "visible_on_first_poll": first_poll,
+        "failures": failures,
+        "write_to_visible": latency_summary(visible_seconds),
+        "post_latency": latency_summary(post_seconds),
+    }
+
+
+CEILING_TABLE = "bench_ceiling_events"
+
+
+def measure_ceiling(postgres_dsn, rows):
+    """Single connection: per row, one transaction taking the EXCLUSIVE table lock, inserting a stored-event-shaped
+    row and returning its notification_id, then COMMIT — the statements eventsourcing.postgres issues, pipelined
+    as it pipelines them."""
+    lock = f"LOCK TABLE {CEILING_TABLE} IN EXCLUSIVE MODE"
+    insert = (f"INSERT INTO {CEILING_TABLE} (originator_id, originator_version, topic, state) "
+              "VALUES (%s, %s, %s, %s) RETURNING notification_id")
+    topic = "services.orders.domain:Order.Created"
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        create_ceiling_table(conn)
+        with conn.cursor() as cursor:
+            started = time.perf_counter()
+            for _ in range(rows):
+                with conn.pipeline(), conn.transaction():
+                    cursor.execute(lock, prepare=True)
+                    cursor.execute(insert, (uuid.uuid4(), 1, topic, os.urandom(STATE_BYTES)), prepare=True)
+                    cursor.fetchone()
+            elapsed = time.perf_counter() - started
+        conn.execute(f"DROP TABLE {CEILING_TABLE}")
+    return {"rows": rows, "elapsed_s": elapsed, "rows_per_s": rows / elapsed, "state_bytes": STATE_BYTES,
+            "pipelined": True}
+
+
+def create_ceiling_table(conn):
+    """The shape of eventsourcing's stored-events table."""
+    conn.execute(
+        f"CREATE TABLE {CEILING_TABLE} (originator_id uuid NOT NULL, originator_version bigint NOT NULL, "
+        "topic text, state bytea, notification_id bigserial, PRIMARY KEY (originator_id, originator_version))")
+    conn.execute(f"CREATE UNIQUE INDEX ON {CEILING_TABLE} (notification_id)")
+
+
+# -- facts, report ----------------------------------------------------------------------------------------------------
+
+def machine_facts(postgres_dsn, amqp_uri):
+    with psycopg.connect(postgres_dsn) as conn:
+        show = {name: conn.execute(f"SHOW {name}").fetchone()[0]
+                for name in ("server_version", "synchronous_commit", "fsync", "wal_sync_method")}
+    return {
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "psycopg": f"{psycopg.__version__} ({psycopg.pq.__impl__})",
+        "postgresql": show["server_version"],
+        "synchronous_commit": show["synchronous_commit"],
+        "fsync": show["fsync"],
+        "wal_sync_method": show["wal_sync_method"],
+        "rabbitmq": rabbitmq_version(),
+        "amqp_vhost": urlparse(amqp_uri).path.lstrip("/") or "/",
+    }
+
+
+def rabbitmq_version():
+    if shutil.which("rabbitmqctl") is None:
+        return None
+    result = rabbitmqctl("version")
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def ms(value):
+    return "n/a" if value is None else f"{value:.1f} ms"
+
+
+def print_report(report):
+    facts, (a, b, c) = report["machine"], (report["throughput"], report["lag"], report["ceiling"])
+    ratio = report["throughput_vs_ceiling"]
+    print(f"""
+Stratum write path — {report["timestamp"]}
+machine: nproc {facts["nproc"]} · PostgreSQL {facts["postgresql"]} (synchronous_commit={facts["synchronous_commit"]}, \
+fsync={facts["fsync"]}) · RabbitMQ {facts["rabbitmq"] or "n/a"} · Python {facts["python"]} · psycopg {facts["psycopg"]}
+
+(a) throughput      {a["orders_per_s"]:8.1f} orders/s   p50 {ms(a["latency"]["p50_ms"])}   p99 {ms(a["latency"]["p99_ms"])}
+                    {a["succeeded"]}/{a["requests"]} POST /order/ → 201 from {a["clients"]} clients in {a["elapsed_s"]:.2f} s\
+{"   errors: " + json.dumps(a["errors"]) if a["errors"] else ""}{"   (gave up early)" if a["gave_up"] else ""}
+(b) write→visible   p50 {ms(b["write_to_visible"]["p50_ms"])}   p99 {ms(b["write_to_visible"]["p99_ms"])}   \
+({b["write_to_visible"]["count"]}/{b["samples"]} samples)
+                    POST latency alone: p50 {ms(b["post_latency"]["p50_ms"])}   p99 {ms(b["post_latency"]["p99_ms"])}; \
+visible on the first poll {b["visible_on_first_poll"]}/{b["samples"]}
+                    (the gateway answers a write once its read side holds it, so lag ≈ POST latency)\
+{chr(10) + "                    failures: " + json.dumps(b["failures"]) if b["failures"] else ""}
+(c) ceiling         {c["rows_per_s"]:8.1f} rows/s     {c["rows"]} × (LOCK TABLE … EXCLUSIVE + INSERT + COMMIT), \
+1 connection, {c["elapsed_s"]:.2f} s
+
+(a)/(c)             {ratio:.3f}  — the HTTP write path runs at {ratio:.1%} of the single-writer commit ceiling
+""")
+
+
+def write_json(report):
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"write_path-{report['timestamp'].replace(':', '').replace('-', '')}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
+# -- main -------------------------------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.write_path", description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=800, help="orders POSTed in (a); rows inserted in (c)")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients in (a)")
+    parser.add_argument("--lag-samples", type=int, default=100, help="sequential samples in (b)")
+    args = parser.parse_args(argv)
+    if min(args.requests, args.clients, args.lag_samples) < 1:
+        parser.error("--requests, --clients and --lag-samples must be at least 1")
+    return args
+
+
+def run(args):
+    timestamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with throwaway_database(PG_ADMIN_DSN) as dsn, throwaway_vhost(AMQP_BASE) as amqp_uri, \
+            tempfile.TemporaryDirectory(prefix="stratum-bench-") as workdir:
+        port = free_port()
+        env = service_env(dsn, amqp_uri, port, workdir)
+        run_migrate(env)
+        log(f"(c) ceiling: {args.requests} raw transactions, before the services start")
+        ceiling = measure_ceiling(dsn, args.requests)
+        base_url = f"http://127.0.0.1:{port}"
+        with running_system(env, workdir) as processes:
+            wait_for_gateway(base_url, processes)
+            with login(base_url, processes) as session:
+                log(f"up at {base_url}; (a) throughput: {args.requests} orders from {args.clients} clients")
+                throughput = measure_throughput(base_url, session, args.requests, args.clients)
+                log(f"(b) write→visible lag: {args.lag_samples} samples")
+                lag = measure_lag(base_url, session, args.lag_samples)
+            if died := exited(processes):  # reported, not raised: the figures so far are still worth keeping
+                log(f"process(es) exited during the run: {died}")
+                print_log_tails(workdir)
+        facts = machine_facts(dsn, amqp_uri)
+    return {
+        "timestamp": timestamp,
+        "machine": facts,
+        "throughput": throughput,
+        "lag": lag,
+        "ceiling": ceiling,
+        "exited_during_run": died,
+        "throughput_vs_ceiling": (throughput["orders_per_s"] or 0) / ceiling["rows_per_s"],
+    }
+
+
+def main(argv=None):
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a SIGTERM still runs every clean-up
+    report = run(parse_args(argv))
+    print_report(report)
+    print(f"results: {write_json(report).relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
