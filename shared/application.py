@@ -1,6 +1,8 @@
 """ResourceApplication: the command side every service shares (create / update / delete of catalogue resources),
 idempotent per command_id, with optimistic-concurrency retries, and the public event feed the read side follows."""
 import logging
+import random
+import time
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -13,7 +15,7 @@ from shared.validation import validate
 
 log = logging.getLogger(__name__)
 
-MAX_CONFLICT_RETRIES = 5
+MAX_CONFLICT_RETRIES = 12
 MAX_FEED_BATCH = 500
 
 
@@ -82,7 +84,7 @@ class ResourceApplication(Application):
         returns the first result and records nothing.
         """
         command_id = ctx.get("command_id") or str(uuid4())
-        for _ in range(MAX_CONFLICT_RETRIES):
+        for attempt in range(MAX_CONFLICT_RETRIES):
             aggregate, result = command()
             try:
                 recordings = self.save(aggregate, CommandReceipt.record(command_id, result))
@@ -90,7 +92,10 @@ class ResourceApplication(Application):
                 previous = self._receipt(command_id)
                 if previous is not None:
                     return dict(previous, position=self.recorder.max_notification_id(), application=self.name)
-                continue  # someone else wrote this aggregate first: reload and try again
+                # someone else wrote this aggregate first: reload and try again, after a jittered pause so that
+                # colliding writers spread out instead of colliding again
+                time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 5)))
+                continue
             position = max(r.notification.id for r in recordings)
             return dict(result, position=position, application=self.name)
         raise Conflict("The resource was changed by someone else too often; please try again.")

@@ -12,9 +12,10 @@ class StratumError(Exception):
     code = "internal-error"
 
     def __init__(self, title, field=None, code=None):
-        super().__init__(title, field, code or self.code)
+        # nameko sends exc.args across RPC as strings: "" (not None) keeps "no field" intact on the way back.
+        super().__init__(title, field or "", code or self.code)
         self.title = title
-        self.field = field
+        self.field = field or None
         self.code = code or self.code
 
     def as_json(self):

@@ -1,0 +1,86 @@
+"""The command side on an in-memory SQLite store: domain rules, receipts, tenancy, the public feed."""
+import uuid
+
+import pytest
+
+from services.identity.application import Identity
+from services.orders.application import Orders
+from shared.errors import InvalidPayload, NotFound, Unauthorized
+
+BUREAU = "/bureau/11111111-1111-1111-1111-111111111111/"
+SQLITE = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": ":memory:"}
+
+
+@pytest.fixture
+def orders():
+    app = Orders(env=SQLITE)
+    yield app
+    app.close()
+
+
+def ctx(**extra):
+    return {"user": "/users/1/", "bureau": BUREAU, "command_id": str(uuid.uuid4()), **extra}
+
+
+def test_order_defaults_from_the_domain(orders):
+    result = orders.create("order", {"name": "n"}, ctx())
+    order = orders.load("order", result["uri"].split("/")[2], ctx())
+    assert order.fields["customer_id"] == str(order.id)[:8]
+    assert order.fields["user"] == "/users/1/" and order.bureau == BUREAU
+    assert order.fields["is_template"] is False
+
+
+def test_update_that_changes_nothing_records_no_event(orders):
+    result = orders.create("order", {"name": "n"}, ctx())
+    order_id = result["uri"].split("/")[2]
+    orders.update("order", order_id, {"name": "n"}, ctx())
+    assert [e["kind"] for e in orders.feed(1, 100)["events"]] == ["created"]
+    assert orders.load("order", order_id, ctx()).version == 1
+
+
+def test_receipt_answers_a_repeated_command(orders):
+    command = ctx()
+    first = orders.create("order", {"name": "n"}, command)
+    again = orders.create("order", {"name": "n"}, command)
+    assert first["uri"] == again["uri"]
+    assert len(orders.feed(1, 100)["events"]) == 1
+
+
+def test_deleted_and_foreign_orders_are_not_found(orders):
+    order_id = orders.create("order", {"name": "n"}, ctx())["uri"].split("/")[2]
+    with pytest.raises(NotFound):
+        orders.load("order", order_id, ctx(bureau="/bureau/2/"))
+    orders.delete("order", order_id, ctx())
+    with pytest.raises(NotFound):
+        orders.update("order", order_id, {"name": "x"}, ctx())
+    with pytest.raises(NotFound):
+        orders.load("order", str(uuid.uuid4()), ctx())
+    with pytest.raises(NotFound):
+        orders.load("order", "garbage", ctx())
+
+
+def test_bureau_defaults_to_the_callers_and_cannot_be_another(orders):
+    result = orders.create("order", {"name": "n"}, ctx())
+    assert orders.feed(1, 10)["events"][0]["fields"]["bureau"] == BUREAU
+    with pytest.raises(InvalidPayload):
+        orders.update("order", result["uri"].split("/")[2], {"bureau": "/bureau/22222222-2222-2222-2222-222222222222/"},
+                      ctx())
+
+
+def test_identity_bootstrap_login_and_private_fields():
+    identity = Identity(env=SQLITE)
+    try:
+        generated = identity.bootstrap("boss@example.com", None, "Acme")
+        assert generated and identity.bootstrap("boss@example.com", None, "Acme") is None  # once only
+        session = identity.login("BOSS@example.com", generated)
+        assert session["session_key"].startswith(session["uri"].split("/")[2] + ".")
+        with pytest.raises(Unauthorized):
+            identity.login("boss@example.com", "wrong")
+        with pytest.raises(Unauthorized):
+            identity.login("nobody@example.com", generated)
+        events = identity.feed(1, 100)["events"]
+        user_event = next(e for e in events if e["resource"] == "users")
+        assert "password_hash" not in user_event["fields"]
+        assert generated not in repr(events)
+    finally:
+        identity.close()

@@ -1,0 +1,20 @@
+from shared.config import build_config, event_store_env, postgres_params, read_store_url
+
+
+def test_sqlite_by_default(tmp_path):
+    config = build_config({"STRATUM_DATA_DIR": str(tmp_path)}, environ={})
+    env = event_store_env(config, "orders")
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    assert env["SQLITE_DBNAME"] == str(tmp_path / "orders.sqlite")
+    assert str(read_store_url(config)).startswith("sqlite:///")
+    assert config["WEB_SERVER_ADDRESS"] == "127.0.0.1:8000"
+
+
+def test_postgres_when_a_dsn_is_given():
+    config = build_config({}, environ={"STRATUM_POSTGRES_DSN": "postgresql://u:p%40ss@db:5433/mes"})
+    env = event_store_env(config, "orders")
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"], env["POSTGRES_PASSWORD"], env["POSTGRES_SCHEMA"]) == (
+        "db", "5433", "p@ss", "orders")
+    assert env["CREATE_TABLE"] == "n"  # the migrate step creates tables
+    assert read_store_url(config).password == "p@ss"
+    assert postgres_params("") is None
