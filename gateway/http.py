@@ -1,4 +1,5 @@
 """HTTP plumbing of the gateway: JSON responses, the error table, request payload parsing."""
+import functools
 import json
 import logging
 
@@ -22,10 +23,6 @@ def json_response(body, status=200, headers=None):
 class JsonHttpEntrypoint(HttpRequestHandler):
     """Every failure becomes a JSON error body with its status; anything unexpected is a logged 500."""
 
-    def __init__(self, method, url, **kwargs):
-        kwargs.setdefault("expected_exceptions", StratumError)  # a client's mistake is not a server error
-        super().__init__(method, url, **kwargs)
-
     def response_from_exception(self, exc):
         if isinstance(exc, StratumError):
             return json_response(exc.as_json(), status=exc.status)
@@ -33,7 +30,18 @@ class JsonHttpEntrypoint(HttpRequestHandler):
         return json_response({"errors": [{"code": "internal-error", "title": "Internal server error."}]}, 500)
 
 
-http = JsonHttpEntrypoint.decorator
+def http(method, url, **kwargs):
+    """`@http` whose domain errors become their JSON answer inside the worker, so a client's mistake is answered,
+    not logged as a failure with a traceback."""
+    def decorate(handler):
+        @functools.wraps(handler)
+        def answer_errors(*args, **kw):
+            try:
+                return handler(*args, **kw)
+            except StratumError as error:
+                return json_response(error.as_json(), status=error.status)
+        return JsonHttpEntrypoint.decorator(method, url, **kwargs)(answer_errors)
+    return decorate
 
 
 def read_payload(request, spec=None):
