@@ -4,8 +4,7 @@ from nameko.extensions import DependencyProvider
 from gateway.readstore import ReadStore
 from shared.config import read_store_url
 from shared.follower import Follower
-
-FOLLOWED_SERVICES = ("identity", "orders")  # each service's application name equals its service name
+from shared.topology import FOLLOWED as FOLLOWED_SERVICES  # noqa: F401  (re-exported for the projector)
 
 
 class ReadSide(DependencyProvider):

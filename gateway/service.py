@@ -5,10 +5,13 @@ from uuid import UUID, uuid4
 
 from nameko.dependency_providers import Config
 
-from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key
+from gateway import apidocs
+from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token
 from gateway.http import ANY_METHOD, http, json_response, read_payload
 from gateway.readside import ReadSide
+from gateway.references import check_references
 from gateway.rendering import render, render_audit
+from gateway.routing import match
 from shared import catalogue, listing, uris
 from shared.errors import InvalidPayload, MethodNotAllowed, NotFound
 from shared.rpc import Services
@@ -32,6 +35,14 @@ class GatewayService:
     def about(self, request):
         return json_response({"name": "Stratum", "version": VERSION, "deployment_date": DEPLOYED})
 
+    @http("GET", "/openapi.json")
+    def openapi(self, request):
+        return json_response(apidocs.openapi_document(VERSION, self._base(request)))
+
+    @http("GET", "/docs")
+    def docs(self, request):
+        return apidocs.docs_page()
+
     # -- sessions -------------------------------------------------------------------------------------------
 
     @http(ANY_METHOD, "/sessions/")
@@ -47,6 +58,13 @@ class GatewayService:
             response.delete_cookie(SESSION_COOKIE, path="/")
             return response
         raise MethodNotAllowed("Allowed methods on /sessions/: GET, POST, DELETE.")
+
+    @http(ANY_METHOD, "/csrf-token/")
+    def csrf(self, request):
+        if request.method != "GET":
+            raise MethodNotAllowed("Allowed methods on /csrf-token/: GET.")
+        caller = authenticate(request, self.read.store)
+        return json_response({"token": csrf_token(self.config, caller)})
 
     def _login(self, request):
         payload = read_payload(request)
@@ -76,39 +94,31 @@ class GatewayService:
 
     # -- every catalogue resource -----------------------------------------------------------------------------
 
-    @http(ANY_METHOD, "/<resource>/")
-    def collection(self, request, resource):
-        spec = catalogue.resource(resource)
+    @http(ANY_METHOD, "/<path:path>")
+    def resource(self, request, path):
+        route, uuid = match("/" + path)
+        spec = catalogue.resource(route.resource)
         caller = authenticate(request, self.read.store)
-        verb = self._verb(spec, "collection", request.method)
+        if route.shape == "action":
+            return self._action(request, spec, route.action, _valid_uuid(uuid, spec), caller)
+        verb = self._verb(spec, route.shape, request.method)
         if verb == "LIST":
             return self._list(request, spec, caller)
-        # Shape check here (types, choices) rejects bad input before any RPC; required fields, defaults and the
-        # bureau default belong to the owning service, which validates the complete resource.
-        fields = validate(spec, read_payload(request, spec), partial=True)
-        result = self._write(spec.service, "create", spec.name, fields, caller, request)
-        return json_response(None, 201, headers={"Location": self._base(request) + result["uri"]})
-
-    @http(ANY_METHOD, "/<resource>/<uuid>/")
-    def item(self, request, resource, uuid):
-        spec = catalogue.resource(resource)
-        caller = authenticate(request, self.read.store)
-        verb = self._verb(spec, "item", request.method)
+        if verb == "POST":
+            # Shape check here (types, choices, references) rejects bad input before any RPC; required fields,
+            # defaults and the bureau rule belong to the owning service, which validates the complete resource.
+            fields = self._checked(request, spec, caller)
+            result = self._write(spec.service, "create", spec.name, fields, caller, request)
+            return json_response(None, 201, headers={"Location": self._base(request) + result["uri"]})
         uuid = _valid_uuid(uuid, spec)
         if verb == "GET":
             return json_response(self._get(request, spec, uuid, caller))
-        if self.read.store.document(uris.resource_path(spec.name, uuid), caller.bureau) is None:
-            raise NotFound(spec.not_found)
+        self._require_visible(spec, uuid, caller)
         if verb == "PUT":
-            fields = validate(spec, read_payload(request, spec), partial=True)
-            self._write(spec.service, "update", spec.name, uuid, fields, caller, request)
+            self._write(spec.service, "update", spec.name, uuid, self._checked(request, spec, caller), caller, request)
         else:
             self._write(spec.service, "delete", spec.name, uuid, caller, request)
         return json_response(None, 204)
-
-    @http(ANY_METHOD, "/<path:anything>")
-    def unknown(self, request, anything):
-        raise NotFound(f"There is no resource at /{anything}.")
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
@@ -116,14 +126,33 @@ class GatewayService:
         verb = _VERB_OF.get((shape, "GET" if method == "HEAD" else method))
         if verb is None or verb not in spec.verbs:
             allowed = sorted({m for (s, m), v in _VERB_OF.items() if s == shape and v in spec.verbs})
-            raise MethodNotAllowed(
-                f"{method} is not allowed here; allowed: {', '.join(allowed) or 'none'}.", code="method-not-allowed")
+            raise MethodNotAllowed(f"{method} is not allowed on {spec.path}; allowed: {', '.join(allowed) or 'none'}.")
         return verb
+
+    def _checked(self, request, spec, caller):
+        fields = validate(spec, read_payload(request, spec), partial=True)
+        check_references(spec, fields, caller.bureau, self.read.store)
+        return fields
+
+    def _action(self, request, spec, name, uuid, caller):
+        action = spec.action(name)
+        if request.method not in action.verbs:
+            raise MethodNotAllowed(f"{request.method} is not allowed on {action.path}; allowed: "
+                                   f"{', '.join(action.verbs)}.")
+        self._require_visible(spec, uuid, caller)
+        payload = validate(action, read_payload(request, action), partial=True) if action.fields else {}
+        result = self._write(spec.service, "act", spec.name, uuid, name, payload, caller, request)
+        return json_response(None, 202 if result.get("accepted") else 204,
+                             headers={"Location": self._base(request) + result["uri"]})
+
+    def _require_visible(self, spec, uuid, caller):
+        if self.read.store.document(uris.resource_path(spec.name, uuid), caller.bureau) is None:
+            raise NotFound(spec.not_found)
 
     def _list(self, request, spec, caller):
         query = listing.parse(spec, request.query_string.decode())
         base = self._base(request)
-        if spec.service == "gateway":
+        if spec.name == "event":
             rows, total = self.read.store.audit(spec, caller.bureau, query)
             resources = [render_audit(row, base) for row in rows]
         else:
@@ -133,7 +162,7 @@ class GatewayService:
 
     def _get(self, request, spec, uuid, caller):
         base = self._base(request)
-        if spec.service == "gateway":
+        if spec.name == "event":
             row = self.read.store.audit_row(uuid, caller.bureau)
             if row is None:
                 raise NotFound(spec.not_found)
@@ -167,6 +196,5 @@ class GatewayService:
 def _valid_uuid(value, spec):
     try:
         return str(UUID(value))
-    except ValueError:
+    except (TypeError, ValueError):
         raise NotFound(spec.not_found) from None
-

@@ -9,7 +9,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from shared import catalogue, uris
-from shared.errors import Conflict, InvalidPayload, NotFound
+from shared.errors import Conflict, InvalidPayload, NotFound, NotImplementedYet
 from shared.resource import CommandReceipt, Resource
 from shared.validation import validate
 
@@ -37,7 +37,9 @@ class ResourceApplication(Application):
             payload = dict(payload)
             payload.setdefault("bureau", ctx["bureau"])  # a resource belongs to its creator's bureau by default
         fields = _check_tenant(validate(spec, payload, partial=False), ctx)
-        aggregate_cls = self.aggregates[resource_name]
+        aggregate_cls = self.aggregates.get(resource_name)
+        if aggregate_cls is None:
+            raise NotFound(f"The {self.name} service does not own '{resource_name}'.")
         new_id = UUID(ctx["uuid"]) if ctx.get("uuid") else uuid4()
 
         def command():
@@ -65,6 +67,14 @@ class ResourceApplication(Application):
 
         return self._execute(ctx, command)
 
+    def act(self, resource_name, uuid, action, payload, ctx):
+        """A per-uuid action (`/order/{uuid}/clone/`): runs the application's `action_<name>` rule if it has one."""
+        rule = getattr(self, f"action_{action.replace('-', '_')}", None)
+        if rule is None:
+            self.load(resource_name, uuid, ctx)  # an unknown or foreign resource is still a 404
+            raise NotImplementedYet(f"The '{action}' action of {resource_name} is documented but not built yet.")
+        return rule(resource_name, uuid, payload, ctx)
+
     def load(self, resource_name, uuid, ctx):
         """The resource as the caller may see it: other bureaus' and deleted resources are NotFound."""
         spec = catalogue.resource(resource_name)
@@ -72,7 +82,7 @@ class ResourceApplication(Application):
             aggregate = self.repository.get(UUID(str(uuid)))
         except (AggregateNotFoundError, ValueError):
             raise NotFound(spec.not_found) from None
-        if not isinstance(aggregate, self.aggregates[resource_name]):
+        if not isinstance(aggregate, self.aggregates.get(resource_name, ())):
             raise NotFound(spec.not_found)
         aggregate.check_visible_to(ctx.get("bureau"), spec.not_found)
         return aggregate

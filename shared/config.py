@@ -16,6 +16,7 @@ DEFAULTS = {
     "STRATUM_ADMIN_EMAIL": "admin@stratum.local",
     "STRATUM_ADMIN_PASSWORD": "",
     "STRATUM_BUREAU_NAME": "Stratum Bureau",
+    "STRATUM_SECRET_KEY": "",
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
     "STRATUM_MAX_WORKERS": "10",
 }

@@ -71,3 +71,10 @@ class TooManyRequests(StratumError):
 class ServiceUnavailable(StratumError):
     status = 503
     code = "service-unavailable"
+
+
+@deserialize_to_instance
+class NotImplementedYet(StratumError):
+    """A documented endpoint whose rules are not built yet: said plainly instead of pretending."""
+    status = 501
+    code = "not-implemented"

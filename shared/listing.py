@@ -29,7 +29,7 @@ class ListQuery:
     flags: dict = field(default_factory=dict)
 
 
-def parse(resource, query_string, extra_filters=()):
+def parse(resource, query_string):
     """Parse and check a query string against `resource`; unknown fields and bad values → 400 naming them."""
     query = ListQuery()
     for part in (query_string or "").split("&"):
@@ -47,7 +47,13 @@ def parse(resource, query_string, extra_filters=()):
             query.offset = _int_param(key, value, 0, None)
         else:
             query.flags[key] = value
-    query.filters.extend(extra_filters)
+    filtered = {f.field for f in query.filters}
+    for name in resource.required_filters:
+        if name not in filtered:
+            raise InvalidPayload(f"filter[{name}] is required when listing {resource.name}.", field=name)
+    for name, value in resource.default_filters.items():
+        if name not in filtered:  # documented LIST defaults, e.g. line items of type product
+            query.filters.append(Filter(name, "in", value if isinstance(value, list) else [value]))
     return query
 
 

@@ -36,6 +36,10 @@ class ResourceService:
         return self._announce(self.app.delete(resource, uuid, ctx))
 
     @rpc
+    def act(self, resource, uuid, action, payload, ctx):
+        return self._announce(self.app.act(resource, uuid, action, payload, ctx))
+
+    @rpc
     def get_notifications(self, start, limit):
         return self.app.feed(start, limit)
 

@@ -4,6 +4,11 @@ from importlib import import_module
 PROCESSES = {
     "identity": "services.identity.service:IdentityService",
     "orders": "services.orders.service:OrdersService",
+    "production": "services.production.service:ProductionService",
+    "materials": "services.materials.service:MaterialsService",
+    "files": "services.files.service:FilesService",
+    "capture": "services.capture.service:CaptureService",
+    "notifications": "services.notifications.service:NotificationsService",
     "projector": "gateway.projector:ProjectorService",
     "gateway": "gateway.service:GatewayService",
 }
@@ -12,7 +17,15 @@ PROCESSES = {
 APPLICATIONS = {
     "identity": "services.identity.application:Identity",
     "orders": "services.orders.application:Orders",
+    "production": "services.production.application:Production",
+    "materials": "services.materials.application:Materials",
+    "files": "services.files.application:Files",
+    "capture": "services.capture.application:Capture",
+    "notifications": "services.notifications.application:Notifications",
 }
+
+# Services whose feeds the read side follows: every service with an event store (application name = service name).
+FOLLOWED = tuple(APPLICATIONS)
 
 
 def load(dotted):

@@ -25,7 +25,7 @@ def validate(resource, payload, *, partial):
         spec = resource.fields.get(name)
         if spec is None:
             raise InvalidPayload(f"Unknown field '{name}' for {resource.name}.", field=name)
-        if spec.readonly:
+        if spec.readonly or spec.filter_only:
             continue
         clean[name] = check_value(spec, value)
     if not partial:

@@ -10,6 +10,7 @@ from services.identity.domain import Bureau, LoginName, Session, User, hash_pass
 from shared.application import ResourceApplication
 from shared.credentials import hash_secret, new_secret
 from shared.errors import Unauthorized
+from shared.generic import aggregates_for
 from shared.uris import resource_path
 
 SESSION_LIFETIME = timedelta(days=7)
@@ -18,7 +19,7 @@ _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))  # verify against it when
 
 class Identity(ResourceApplication):
     name = "identity"
-    aggregates = {"bureau": Bureau, "users": User, "sessions": Session}
+    aggregates = aggregates_for("identity", {"bureau": Bureau, "users": User, "sessions": Session})
 
     def bootstrap(self, email, password, bureau_name):
         """On an empty store, create the first bureau and its manager. Returns the generated password (None when

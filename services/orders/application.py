@@ -1,7 +1,8 @@
 from services.orders.domain import Order
 from shared.application import ResourceApplication
+from shared.generic import aggregates_for
 
 
 class Orders(ResourceApplication):
     name = "orders"
-    aggregates = {"order": Order}
+    aggregates = aggregates_for("orders", {"order": Order})

@@ -1,0 +1,1 @@
+"""The capture service (see ../shared/DESIGN.md for what it owns)."""

@@ -1,0 +1,1 @@
+"""The files service (see ../shared/DESIGN.md for what it owns)."""

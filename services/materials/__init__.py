@@ -1,0 +1,1 @@
+"""The materials service (see ../shared/DESIGN.md for what it owns)."""

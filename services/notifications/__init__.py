@@ -1,0 +1,1 @@
+"""The notifications service (see ../shared/DESIGN.md for what it owns)."""

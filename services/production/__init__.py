@@ -1,0 +1,1 @@
+"""The production service (see ../shared/DESIGN.md for what it owns)."""
