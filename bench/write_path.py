@@ -2,12 +2,12 @@
 
     python -m bench.write_path [--requests 800] [--clients 16] [--lag-samples 100]      (or `make bench`)
 
-One run builds a throwaway PostgreSQL database and RabbitMQ vhost, migrates, starts the four processes of
-shared.topology as subprocesses (as `make run` does), and measures:
+One run builds a throwaway PostgreSQL database and RabbitMQ vhost, migrates, starts every process of
+shared.topology (the services, the projector, the gateway) as subprocesses, as `make run` does, and measures:
 
 (a) throughput: concurrent clients POST /order/; orders/s and latency p50/p99;
 (b) write→visible lag: POST an order, then poll the listing until it shows; p50/p99. The gateway answers a write
-    only once its read side holds it, so this normally equals the POST latency (visible on the first poll);
+    only once its read side holds it, so this is normally the POST latency plus one GET (visible at the first poll);
 (c) the ceiling: one connection to the same PostgreSQL server looping BEGIN; LOCK TABLE … IN EXCLUSIVE MODE;
     INSERT one stored-event-shaped row; COMMIT — rows/s.
 
@@ -43,7 +43,8 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import requests
 
-from shared.topology import PROCESSES
+from shared.config import build_config
+from shared.topology import APPLICATIONS, PROCESSES
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -51,10 +52,12 @@ PG_ADMIN_DSN = os.environ.get("STRATUM_BENCH_POSTGRES_DSN", "postgresql://postgr
 AMQP_BASE = os.environ.get("STRATUM_BENCH_AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
 ADMIN_EMAIL = "admin@bench.stratum"
 ADMIN_PASSWORD = "bench-" + uuid.uuid4().hex
-STARTUP_TIMEOUT = 90  # seconds for the four processes to come up and the admin to be able to log in
+STARTUP_TIMEOUT = 90  # seconds for every process to come up and the admin to be able to log in
 STOP_TIMEOUT = 15  # seconds between SIGTERM and SIGKILL
 REQUEST_TIMEOUT = 30
 VISIBLE_TIMEOUT = 10  # seconds a lag sample may poll before it counts as never visible
+SETTLE_TIMEOUT = 60  # seconds to wait for the projector's doorbell backlog to drain between (a) and (b)
+DOORBELL_QUEUE_MARK = "events_recorded"  # in the name of every projector doorbell queue
 POLL_INTERVAL = 0.002
 STATE_BYTES = 200  # a stored order event's state is about this size
 
@@ -128,8 +131,10 @@ def service_env(postgres_dsn, amqp_uri, port, data_dir):
 
 
 def run_migrate(env):
-    subprocess.run([sys.executable, "-m", "shared.migrate"], env=env, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
+    result = subprocess.run([sys.executable, "-m", "shared.migrate"], env=env, cwd=ROOT,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"python -m shared.migrate failed:\n{result.stdout}{result.stderr}")
     log("migrated storage")
 
 
@@ -152,7 +157,17 @@ def running_system(env, log_dir):
         print_log_tails(log_dir)
         raise
     finally:
-        stop_processes(processes)
+        stop_in_waves(processes)
+
+
+def stop_in_waves(processes):
+    """Stop the readers (gateway, projector) before the services they call: a reader stopped together with them
+    can sit in an RPC to a service that is already gone until its RPC timeout, longer than our grace period."""
+    readers = {name: p for name, p in processes.items() if name not in APPLICATIONS}
+    stop_processes(readers)
+    stop_processes({name: p for name, p in processes.items() if name not in readers})
+    if processes:
+        log("stopped all processes")
 
 
 def stop_processes(processes):
@@ -168,8 +183,6 @@ def stop_processes(processes):
             log(f"{name} did not stop within {STOP_TIMEOUT} s: killing it")
             process.kill()
             process.wait()
-    if processes:
-        log("stopped all processes")
 
 
 def print_log_tails(log_dir, lines=30):
@@ -287,10 +300,15 @@ def measure_throughput(base_url, login_session, total, clients):
     ready = threading.Barrier(clients + 1)
     with ThreadPoolExecutor(max_workers=clients) as pool:
         futures = [pool.submit(client, n) for n in range(clients)]
-        ready.wait()
-        started = time.perf_counter()
-        for future in futures:
-            future.result()
+        try:
+            ready.wait()
+            started = time.perf_counter()
+            for future in futures:
+                future.result()
+        except BaseException:  # e.g. Ctrl-C: let the clients stop instead of finishing every ticket
+            give_up.set()
+            ready.abort()
+            raise
         elapsed = time.perf_counter() - started
     return {
         "requests": total,
@@ -302,6 +320,38 @@ def measure_throughput(base_url, login_session, total, clients):
         "orders_per_s": len(latencies) / elapsed if elapsed else None,
         "latency": latency_summary(latencies),
     }
+
+
+def vhost_of(amqp_uri):
+    """The URI's vhost, or None for the default one (shared with anything else on the broker: not inspected)."""
+    return urlparse(amqp_uri).path.lstrip("/") or None
+
+
+def doorbell_backlog(vhost):
+    """Messages (ready + unacknowledged) in the projector's doorbell queues; None if they cannot be counted."""
+    if vhost is None or shutil.which("rabbitmqctl") is None:
+        return None
+    result = rabbitmqctl("-q", "list_queues", "-p", vhost, "name", "messages")
+    if result.returncode != 0:
+        return None
+    rows = [line.split() for line in result.stdout.splitlines()]
+    return sum(int(row[-1]) for row in rows if len(row) == 2 and DOORBELL_QUEUE_MARK in row[0] and row[1].isdigit())
+
+
+def settle(vhost):
+    """After (a): wait for the projector to work off its doorbell backlog, so (b) measures a quiet system.
+    Returns the backlog found and how long it took to drain (None when it cannot be counted)."""
+    started = time.perf_counter()
+    backlog = doorbell_backlog(vhost)
+    if backlog is None:
+        time.sleep(5)  # a couple of the projector's catch-up intervals
+        return {"doorbell_backlog": None, "drained_in_s": None}
+    remaining = backlog
+    while remaining and time.perf_counter() - started < SETTLE_TIMEOUT:
+        time.sleep(0.25)
+        remaining = doorbell_backlog(vhost)
+    drained = time.perf_counter() - started if not remaining else None
+    return {"doorbell_backlog": backlog, "drained_in_s": drained}
 
 
 def wait_until_visible(session, base_url, name):
@@ -394,7 +444,7 @@ def machine_facts(postgres_dsn, amqp_uri):
         "fsync": show["fsync"],
         "wal_sync_method": show["wal_sync_method"],
         "rabbitmq": rabbitmq_version(),
-        "amqp_vhost": urlparse(amqp_uri).path.lstrip("/") or "/",
+        "amqp_vhost": vhost_of(amqp_uri) or "/",
     }
 
 
@@ -411,28 +461,49 @@ def ms(value):
     return "n/a" if value is None else f"{value:.1f} ms"
 
 
-def print_report(report):
-    facts, (a, b, c) = report["machine"], (report["throughput"], report["lag"], report["ceiling"])
-    ratio = report["throughput_vs_ceiling"]
-    print(f"""
-Stratum write path — {report["timestamp"]}
-machine: nproc {facts["nproc"]} · PostgreSQL {facts["postgresql"]} (synchronous_commit={facts["synchronous_commit"]}, \
-fsync={facts["fsync"]}) · RabbitMQ {facts["rabbitmq"] or "n/a"} · Python {facts["python"]} · psycopg {facts["psycopg"]}
+def p50_p99(summary):
+    return f"p50 {ms(summary['p50_ms'])}   p99 {ms(summary['p99_ms'])}"
 
-(a) throughput      {a["orders_per_s"]:8.1f} orders/s   p50 {ms(a["latency"]["p50_ms"])}   p99 {ms(a["latency"]["p99_ms"])}
-                    {a["succeeded"]}/{a["requests"]} POST /order/ → 201 from {a["clients"]} clients in {a["elapsed_s"]:.2f} s\
-{"   errors: " + json.dumps(a["errors"]) if a["errors"] else ""}{"   (gave up early)" if a["gave_up"] else ""}
-(b) write→visible   p50 {ms(b["write_to_visible"]["p50_ms"])}   p99 {ms(b["write_to_visible"]["p99_ms"])}   \
-({b["write_to_visible"]["count"]}/{b["samples"]} samples)
-                    POST latency alone: p50 {ms(b["post_latency"]["p50_ms"])}   p99 {ms(b["post_latency"]["p99_ms"])}; \
-visible on the first poll {b["visible_on_first_poll"]}/{b["samples"]}
-                    (the gateway answers a write once its read side holds it, so lag ≈ POST latency)\
-{chr(10) + "                    failures: " + json.dumps(b["failures"]) if b["failures"] else ""}
-(c) ceiling         {c["rows_per_s"]:8.1f} rows/s     {c["rows"]} × (LOCK TABLE … EXCLUSIVE + INSERT + COMMIT), \
-1 connection, {c["elapsed_s"]:.2f} s
 
-(a)/(c)             {ratio:.3f}  — the HTTP write path runs at {ratio:.1%} of the single-writer commit ceiling
-""")
+def report_lines(report):
+    facts, a, b, c = report["machine"], report["throughput"], report["lag"], report["ceiling"]
+    indent = " " * 20
+    lines = [
+        f"Stratum write path — {report['timestamp']}",
+        f"machine: nproc {facts['nproc']} · PostgreSQL {facts['postgresql']} "
+        f"(synchronous_commit={facts['synchronous_commit']}, fsync={facts['fsync']}) · "
+        f"RabbitMQ {facts['rabbitmq'] or 'n/a'} · Python {facts['python']} · psycopg {facts['psycopg']}",
+        f"system:  {', '.join(report['processes'])} (one OS process each, max_workers {report['max_workers']})",
+        "",
+        f"(a) throughput      {a['orders_per_s']:8.1f} orders/s   {p50_p99(a['latency'])}",
+        f"{indent}{a['succeeded']}/{a['requests']} POST /order/ → 201 from {a['clients']} clients "
+        f"in {a['elapsed_s']:.2f} s",
+    ]
+    if a["errors"] or a["gave_up"]:
+        lines.append(f"{indent}errors: {json.dumps(a['errors'])}{'  (gave up early)' if a['gave_up'] else ''}")
+    after = a["after"]
+    if after["doorbell_backlog"] is not None:
+        drained = "not drained" if after["drained_in_s"] is None else f"drained {after['drained_in_s']:.1f} s later"
+        lines.append(f"{indent}projector doorbell backlog at the end: {after['doorbell_backlog']} messages, {drained}")
+    lines += [
+        f"(b) write→visible   {p50_p99(b['write_to_visible'])}   "
+        f"({b['write_to_visible']['count']}/{b['samples']} samples, one at a time)",
+        f"{indent}POST latency alone: {p50_p99(b['post_latency'])}; "
+        f"visible on the first poll: {b['visible_on_first_poll']}/{b['samples']}",
+        f"{indent}(the gateway answers a write once its read side holds it, so lag ≈ POST latency + one GET)",
+    ]
+    if b["failures"]:
+        lines.append(f"{indent}failures: {json.dumps(b['failures'])}")
+    lines += [
+        f"(c) ceiling         {c['rows_per_s']:8.1f} rows/s     {c['rows']} × (BEGIN; LOCK TABLE … IN EXCLUSIVE MODE; "
+        f"INSERT; COMMIT) on 1 connection in {c['elapsed_s']:.2f} s",
+        "",
+        f"(a)/(c)             {report['throughput_vs_ceiling']:.3f}   the HTTP write path runs at "
+        f"{report['throughput_vs_ceiling']:.1%} of the single-writer commit ceiling",
+    ]
+    if report["exited_during_run"]:
+        lines.append(f"WARNING: process(es) exited during the run: {report['exited_during_run']}")
+    return lines
 
 
 def write_json(report):
@@ -470,6 +541,7 @@ def run(args):
             with login(base_url, processes) as session:
                 log(f"up at {base_url}; (a) throughput: {args.requests} orders from {args.clients} clients")
                 throughput = measure_throughput(base_url, session, args.requests, args.clients)
+                throughput["after"] = settle(vhost_of(amqp_uri))
                 log(f"(b) write→visible lag: {args.lag_samples} samples")
                 lag = measure_lag(base_url, session, args.lag_samples)
             if died := exited(processes):  # reported, not raised: the figures so far are still worth keeping
@@ -482,6 +554,9 @@ def run(args):
         "throughput": throughput,
         "lag": lag,
         "ceiling": ceiling,
+        "processes": list(PROCESSES),
+        "max_workers": build_config(environ=env)["max_workers"],
+        "settings": {"requests": args.requests, "clients": args.clients, "lag_samples": args.lag_samples},
         "exited_during_run": died,
         "throughput_vs_ceiling": (throughput["orders_per_s"] or 0) / ceiling["rows_per_s"],
     }
@@ -490,7 +565,7 @@ def run(args):
 def main(argv=None):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a SIGTERM still runs every clean-up
     report = run(parse_args(argv))
-    print_report(report)
+    print("", *report_lines(report), "", sep="\n")
     print(f"results: {write_json(report).relative_to(ROOT)}")
 
 

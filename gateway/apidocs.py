@@ -91,10 +91,10 @@ def _paths_of(spec, ref):
             "application/json": {"schema": ref}}}, "responses": _responses({"204": {"description": "Updated"}})}
     if "DELETE" in spec.verbs:
         item["delete"] = {"summary": f"Delete {spec.name}", "responses": _responses({"204": {"description": "Deleted"}})}
-    for operations in (collection, item):
-        for operation in operations.values():
+    for shape, operations in (("list", collection), ("item", item)):
+        for verb, operation in operations.items():
             operation["tags"] = [spec.service]
-            operation["operationId"] = f"{next(k for k, v in operations.items() if v is operation)}-{spec.name}"
+            operation["operationId"] = f"{verb}-{shape}-{spec.name}"
     if collection:
         paths[spec.path] = collection
     if item and spec.item_path:

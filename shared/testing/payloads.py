@@ -1,0 +1,71 @@
+"""Minimal valid payloads for any catalogue resource, for the generated conformance tests.
+
+Required URI fields get a real target: the caller's bureau or user, or a resource of the referenced kind created
+first through the API (recursively, once per kind). A resource whose required reference cannot be created this way
+is reported by `unreachable` with the reason, never silently skipped.
+"""
+from datetime import datetime, timezone
+
+from shared import catalogue
+
+
+class Unreachable(Exception):
+    pass
+
+
+class PayloadFactory:
+    def __init__(self, api, bureau, user):
+        self.api = api
+        self.fixed = {"bureau": bureau, "users": user}
+        self.created = {}
+
+    def minimal(self, spec):
+        return {name: self.value_for(field, spec.name)
+                for name, field in spec.writable_fields().items() if field.required}
+
+    def value_for(self, field, owner):
+        if field.choices:
+            return next(c for c in field.choices if c is not None)
+        if field.type == "uri":
+            return self.reference(field.ref, owner)
+        if field.type == "array":
+            return [self.reference(field.ref, owner)] if field.items == "uri" and field.ref else []
+        return _scalar(field)
+
+    def reference(self, resource_name, owner):
+        if resource_name in self.fixed:
+            return self.fixed[resource_name]
+        if resource_name not in self.created:
+            target = catalogue.catalogue().get(resource_name)
+            if target is None or target.special or "POST" not in target.verbs or resource_name == owner:
+                raise Unreachable(f"{owner} needs a {resource_name}, which cannot be created through the API")
+            response = self.api.post(target.path, json=self.minimal(target))
+            if response.status_code != 201:
+                raise Unreachable(f"creating the {resource_name} that {owner} needs failed: {response.text}")
+            self.created[resource_name] = response.headers["Location"]
+        return self.created[resource_name]
+
+
+def _scalar(field):
+    if field.type == "integer":
+        return int(field.minimum) if field.minimum is not None else 1
+    if field.type == "number":
+        return float(field.minimum) if field.minimum is not None else 1.5
+    if field.type == "boolean":
+        return True
+    if field.type == "datetime":
+        return datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc).isoformat()
+    if field.type == "object":
+        return {}
+    if field.type == "any":
+        return "conformance"
+    return "conformance"
+
+
+def filterable_field(spec, payload):
+    """A scalar field of the payload to LIST by (prefers strings, which every store compares exactly)."""
+    for name, value in payload.items():
+        field = spec.fields[name]
+        if field.type in ("string", "uri", "integer", "boolean") and value is not None and not field.choices:
+            return name, value
+    return None
