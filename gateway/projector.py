@@ -32,10 +32,19 @@ class ProjectorService:
             except Exception:  # one unreachable service must not stop the others' projection
                 log.warning("catch-up of %s failed; will retry", application, exc_info=True)
 
+    def _handle_news(self, application, payload):
+        # Usually the gateway has already caught up on its own write: then there is nothing to pull, and no RPC.
+        if self.read.store.position(application) >= int(payload.get("position") or 0):
+            return
+        try:
+            self._catch_up(application)
+        except Exception:  # e.g. the service is stopping; the timer pulls whatever this doorbell announced
+            log.warning("catch-up of %s after its doorbell failed; the timer will retry", application, exc_info=True)
+
     # One doorbell handler per followed service (nameko binds a handler to one source service).
     for _service in FOLLOWED_SERVICES:
         def _on_news(self, payload, _application=_service):
-            self._catch_up(_application)
+            self._handle_news(_application, payload)
 
         _on_news.__name__ = f"on_{_service}_news"
         locals()[_on_news.__name__] = event_handler(_service, NEWS_EVENT)(_on_news)

@@ -50,14 +50,18 @@ def main():
     processes = {name: subprocess.Popen([sys.executable, "-m", "shared.serve", name], env=env) for name in PROCESSES}
 
     def stop(*_):
-        for process in processes.values():
-            if process.poll() is None:
-                process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        # The gateway and projector call the services: stop them first, so none of their calls waits out its
+        # timeout against a service that is already gone.
+        callers = [p for name, p in processes.items() if name in ("gateway", "projector")]
+        for wave in (callers, [p for p in processes.values() if p not in callers]):
+            for process in wave:
+                if process.poll() is None:
+                    process.terminate()
+            for process in wave:
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
 
     signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
     url = f"http://{config['STRATUM_HOST']}:{config['STRATUM_PORT']}"

@@ -5,6 +5,9 @@ avoids PostgreSQL's DDL race when several processes start together.
     python -m shared.migrate
 """
 import logging
+import warnings
+
+warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")  # imported via nameko; known, see DESIGN
 
 from gateway.readstore import ReadStore
 from shared.config import build_config, read_store_url

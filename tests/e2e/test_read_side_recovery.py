@@ -69,9 +69,11 @@ def test_redelivered_news_and_batches_are_applied_once(system, admin, store):
     # The doorbell rung again, several times, out of order.
     dispatch = event_dispatcher(system.config)
     projector = next(iter(system.projector.containers))
-    for position in (5, 1, store.position("orders"), 2):
-        with entrypoint_waiter(projector, "on_orders_news", timeout=15):
+    # positions already applied (skipped without a pull) and one beyond the end (pulls, finds nothing new)
+    for position in (5, 1, store.position("orders"), 2, store.position("orders") + 1000):
+        with entrypoint_waiter(projector, "on_orders_news", timeout=15) as handled:
             dispatch("orders", NEWS_EVENT, {"application": "orders", "position": position})
+        handled.get()  # re-raises if the handler failed
     # The whole feed delivered again from the start, straight into the store.
     with system.rpc() as rpc:
         feed = rpc.orders.get_notifications(1, 500)
