@@ -3,6 +3,7 @@
 One werkzeug Map for all of them, so a resource added to the catalogue is routed with no code (including paths of
 several segments such as /guideline/for-process-step/ and actions such as /order/{uuid}/clone/).
 """
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -20,16 +21,19 @@ class Route:
     action: str | None = None
 
 
+_HANDLED_ELSEWHERE = {"about", "sessions", "csrf-token"}  # their own @http handlers in gateway.service
+
+
 def _rule(path, route):
-    return Rule(path.replace("{uuid}", "<uuid>"), endpoint=route)
+    return Rule(re.sub(r"\{(\w+)\}", r"<\1>", path), endpoint=route)
 
 
 @lru_cache(maxsize=None)
 def url_map():
     rules = []
     for spec in catalogue.catalogue().values():
-        if spec.special:
-            continue  # served by their own handlers (/sessions/, /about/, …)
+        if spec.name in _HANDLED_ELSEWHERE:
+            continue
         rules.append(_rule(spec.path, Route("collection", spec.name)))
         if spec.item_path:
             rules.append(_rule(spec.item_path, Route("item", spec.name)))

@@ -33,10 +33,10 @@ class ResourceApplication(Application):
 
     def create(self, resource_name, payload, ctx):
         spec = catalogue.resource(resource_name)
-        if "bureau" in spec.fields and ctx.get("bureau"):
+        if _is_bureau_reference(spec) and ctx.get("bureau"):
             payload = dict(payload)
             payload.setdefault("bureau", ctx["bureau"])  # a resource belongs to its creator's bureau by default
-        fields = _check_tenant(validate(spec, payload, partial=False), ctx)
+        fields = _check_tenant(spec, validate(spec, payload, partial=False), ctx)
         aggregate_cls = self.aggregates.get(resource_name)
         if aggregate_cls is None:
             raise NotFound(f"The {self.name} service does not own '{resource_name}'.")
@@ -50,7 +50,7 @@ class ResourceApplication(Application):
 
     def update(self, resource_name, uuid, payload, ctx):
         spec = catalogue.resource(resource_name)
-        changes = _check_tenant(validate(spec, payload, partial=True), ctx)
+        changes = _check_tenant(spec, validate(spec, payload, partial=True), ctx)
 
         def command():
             aggregate = self.load(resource_name, uuid, ctx)
@@ -154,9 +154,14 @@ class ResourceApplication(Application):
         return public
 
 
-def _check_tenant(fields, ctx):
+def _is_bureau_reference(spec):
+    field = spec.fields.get("bureau")
+    return field is not None and field.type == "uri"  # (a quote's `bureau` is an external bureau's name)
+
+
+def _check_tenant(spec, fields, ctx):
     """Nobody writes a resource into a bureau other than their own."""
-    if ctx.get("bureau") and fields.get("bureau") not in (None, ctx["bureau"]):
+    if _is_bureau_reference(spec) and ctx.get("bureau") and fields.get("bureau") not in (None, ctx["bureau"]):
         raise InvalidPayload("'bureau' must be your own bureau.", field="bureau")
     return fields
 

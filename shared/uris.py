@@ -3,7 +3,9 @@ so a deployment can move behind another host name without rewriting stored data.
 import re
 from uuid import UUID
 
-_URI = re.compile(r"^(?:[a-z][a-z0-9+.-]*://[^/]+)?(?:/[^?#]*)?/(?P<resource>[a-z0-9_-]+)/(?P<uuid>[0-9a-fA-F-]{32,36})/?$")
+from shared.catalogue import catalogue
+
+_URI = re.compile(r"^(?:[a-z][a-z0-9+.-]*://[^/]+)?(?P<prefix>/[^?#]*?)/(?P<uuid>[0-9a-fA-F-]{32,36})/?$")
 
 
 def resource_path(resource, uuid):
@@ -17,7 +19,23 @@ def parse_uri(value):
     match = _URI.match(value.strip())
     if not match:
         raise ValueError(f"{value!r} is not a resource URI")
-    return match.group("resource"), str(UUID(match.group("uuid")))
+    return _resource_name(match.group("prefix")), str(UUID(match.group("uuid")))
+
+
+def _resource_name(prefix):
+    """The longest trailing run of path segments that names a catalogue resource (`guideline/comparator`), so a
+    deployment under a path prefix (`https://host/api/order/…`) still parses; else the last segment."""
+    segments = [s for s in prefix.split("/") if s]
+    if not segments:
+        raise ValueError("no resource name before the uuid")
+    known = catalogue()
+    for start in range(len(segments)):
+        name = "/".join(segments[start:])
+        if name in known:
+            return name
+    if not re.fullmatch(r"[a-z0-9_-]+", segments[-1]):
+        raise ValueError(f"{segments[-1]!r} is not a resource name")
+    return segments[-1]
 
 
 def normalise(value):

@@ -1,8 +1,9 @@
 """Minimal valid payloads for any catalogue resource, for the generated conformance tests.
 
 Required URI fields get a real target: the caller's bureau or user, or a resource of the referenced kind created
-first through the API (recursively, once per kind). A resource whose required reference cannot be created this way
-is reported by `unreachable` with the reason, never silently skipped.
+first (recursively, once per kind): through the API where the reference allows POST, otherwise the way the system
+makes it, by its owning service (`create_internally`; e.g. prints, which production creates). A reference that
+cannot be satisfied either way raises Unreachable with the reason, never a silent skip.
 """
 from datetime import datetime, timezone
 
@@ -14,8 +15,9 @@ class Unreachable(Exception):
 
 
 class PayloadFactory:
-    def __init__(self, api, bureau, user):
+    def __init__(self, api, bureau, user, create_internally=None):
         self.api = api
+        self.create_internally = create_internally
         self.fixed = {"bureau": bureau, "users": user}
         self.created = {}
 
@@ -29,20 +31,27 @@ class PayloadFactory:
         if field.type == "uri":
             return self.reference(field.ref, owner)
         if field.type == "array":
-            return [self.reference(field.ref, owner)] if field.items == "uri" and field.ref else []
+            return [self.reference(field.ref, owner)] if field.items == "uri" else []
         return _scalar(field)
 
     def reference(self, resource_name, owner):
+        if resource_name is None:  # a URI field that may point at several kinds: any existing resource will do
+            return self.fixed["bureau"]
         if resource_name in self.fixed:
             return self.fixed[resource_name]
         if resource_name not in self.created:
             target = catalogue.catalogue().get(resource_name)
-            if target is None or target.special or "POST" not in target.verbs or resource_name == owner:
+            if target is None or target.special or target.service == "gateway" or resource_name == owner:
+                raise Unreachable(f"{owner} needs a {resource_name}, which no service owns")
+            if "POST" in target.verbs:
+                response = self.api.post(target.path, json=self.minimal(target))
+                if response.status_code != 201:
+                    raise Unreachable(f"creating the {resource_name} that {owner} needs failed: {response.text}")
+                self.created[resource_name] = response.headers["Location"]
+            elif self.create_internally is not None:
+                self.created[resource_name] = self.create_internally(target, self.minimal(target))
+            else:
                 raise Unreachable(f"{owner} needs a {resource_name}, which cannot be created through the API")
-            response = self.api.post(target.path, json=self.minimal(target))
-            if response.status_code != 201:
-                raise Unreachable(f"creating the {resource_name} that {owner} needs failed: {response.text}")
-            self.created[resource_name] = response.headers["Location"]
         return self.created[resource_name]
 
 

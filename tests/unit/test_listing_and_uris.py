@@ -37,3 +37,10 @@ def test_uris_round_trip():
     assert uris.parse_uri(path.upper().replace("/ORDER/", "/order/")) == ("order", path.split("/")[2])
     with pytest.raises(ValueError):
         uris.parse_uri("/order/not-a-uuid/")
+
+
+def test_multi_segment_resource_uris():
+    uuid = "605ca2fa-de5b-59d5-80b3-9036130d6797"
+    assert uris.parse_uri(f"http://h/guideline/comparator/{uuid}/") == ("guideline/comparator", uuid)
+    assert uris.parse_uri(f"https://h/api/v2/material-test/unit/{uuid}") == ("material-test/unit", uuid)
+    assert uris.parse_uri(f"https://h/api/order/{uuid}/") == ("order", uuid)
