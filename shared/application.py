@@ -10,7 +10,7 @@ from eventsourcing.persistence import IntegrityError
 
 from shared import catalogue, uris
 from shared.errors import Conflict, InvalidPayload, NotFound, NotImplementedYet
-from shared.resource import CommandReceipt, Resource
+from shared.resource import Resource, UniqueKey
 from shared.validation import validate
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class ResourceApplication(Application):
         for attempt in range(MAX_CONFLICT_RETRIES):
             aggregate, result = command()
             try:
-                recordings = self.save(aggregate, CommandReceipt.record(command_id, result))
+                recordings = self.save(aggregate, UniqueKey.claim("command", command_id, result))
             except IntegrityError:
                 previous = self._receipt(command_id)
                 if previous is not None:
@@ -112,7 +112,7 @@ class ResourceApplication(Application):
 
     def _receipt(self, command_id):
         try:
-            return self.repository.get(CommandReceipt.id_for(command_id)).result
+            return self.repository.get(UniqueKey.id_for("command", command_id)).value
         except AggregateNotFoundError:
             return None
 

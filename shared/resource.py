@@ -59,20 +59,22 @@ class Resource(Aggregate):
             raise NotFound(not_found_message)
 
 
-class CommandReceipt(Aggregate):
-    """Proof that a command was executed, saved atomically with its events: a retried command_id is answered from
-    here instead of being executed twice (RPC delivery is at-least-once)."""
+class UniqueKey(Aggregate):
+    """A value stored under a unique (namespace, key). Saved in the same transaction as the events it guards, so a
+    second claim of the same key fails the store's uniqueness check. Used for command receipts (a retried
+    command_id is answered from its receipt instead of running twice; RPC delivery is at-least-once) and for login
+    names (unique, and how login finds its user)."""
 
-    class Recorded(Aggregate.Created):
-        result: dict
+    class Claimed(Aggregate.Created):
+        value: dict
 
-    def __init__(self, result):
-        self.result = result
+    def __init__(self, value):
+        self.value = value
 
     @staticmethod
-    def id_for(command_id):
-        return uuid5(NAMESPACE_URL, f"stratum:command:{command_id}")
+    def id_for(namespace, key):
+        return uuid5(NAMESPACE_URL, f"stratum:{namespace}:{key}")
 
     @classmethod
-    def record(cls, command_id, result):
-        return cls._create(cls.Recorded, id=cls.id_for(command_id), result=result)
+    def claim(cls, namespace, key, value):
+        return cls._create(cls.Claimed, id=cls.id_for(namespace, key), value=value)

@@ -6,11 +6,12 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.identity.domain import Bureau, LoginName, Session, User, hash_password, password_matches
+from services.identity.domain import Bureau, Session, User, hash_password, login_key, password_matches
 from shared.application import ResourceApplication
 from shared.credentials import hash_secret, new_secret
 from shared.errors import Unauthorized
 from shared.generic import aggregates_for
+from shared.resource import UniqueKey
 from shared.uris import resource_path
 
 SESSION_LIFETIME = timedelta(days=7)
@@ -38,7 +39,7 @@ class Identity(ResourceApplication):
                                      "bureau": bureau_path, "archived": False, "platform_admin": True,
                                      "password_hash": hash_password(password or generated)}, bureau_path, None)
         try:
-            self.save(bureau, user, LoginName.claim(email, user_id))
+            self.save(bureau, user, UniqueKey.claim("login", login_key(email), {"user_id": str(user_id)}))
         except IntegrityError:
             return None
         return generated
@@ -62,8 +63,8 @@ class Identity(ResourceApplication):
 
     def _user_for_login(self, username):
         try:
-            index = self.repository.get(LoginName.id_for(username))
-            return self.repository.get(UUID(index.user_id))
+            index = self.repository.get(UniqueKey.id_for("login", login_key(username)))
+            return self.repository.get(UUID(index.value["user_id"]))
         except AggregateNotFoundError:
             password_matches(_DUMMY_HASH, "not the password")
             return None

@@ -4,7 +4,6 @@ from uuid import NAMESPACE_URL, uuid5
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from eventsourcing.domain import Aggregate
 
 from shared.resource import Resource
 
@@ -53,20 +52,6 @@ class Session(Resource):
     resource = "sessions"
 
 
-class LoginName(Aggregate):
-    """Index aggregate: one per username or e-mail (lower-cased). Saving it with the user makes login names
-    unique (a second user with the same name fails the store's uniqueness check) and lets login find the user."""
-
-    class Claimed(Aggregate.Created):
-        user_id: str
-
-    def __init__(self, user_id):
-        self.user_id = user_id
-
-    @staticmethod
-    def id_for(login_name):
-        return uuid5(NAMESPACE_URL, f"stratum:login:{login_name.strip().lower()}")
-
-    @classmethod
-    def claim(cls, login_name, user_id):
-        return cls._create(cls.Claimed, id=cls.id_for(login_name), user_id=str(user_id))
+def login_key(login_name):
+    """Usernames and e-mails are unique and found case-insensitively (see UniqueKey "login")."""
+    return login_name.strip().lower()
