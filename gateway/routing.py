@@ -43,9 +43,9 @@ def url_map():
 
 
 def match(path):
-    """(Route, uuid or None) for a request path; unknown paths are a JSON 404."""
+    """(Route, path parameters) for a request path; unknown paths are a JSON 404."""
     try:
         route, values = url_map().bind("localhost").match(path)
     except NoRoute:
         raise NotFound(f"There is no resource at {path}.") from None
-    return route, values.get("uuid")
+    return route, values

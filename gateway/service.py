@@ -5,7 +5,7 @@ from uuid import UUID, uuid4
 
 from nameko.dependency_providers import Config
 
-from gateway import apidocs
+from gateway import apidocs, special
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token
 from gateway.http import ANY_METHOD, http, json_response, read_payload
 from gateway.readside import ReadSide
@@ -13,7 +13,7 @@ from gateway.references import check_references
 from gateway.rendering import render, render_audit
 from gateway.routing import match
 from shared import catalogue, listing, uris
-from shared.errors import Forbidden, InvalidPayload, MethodNotAllowed, NotFound, NotImplementedYet, Unauthorized
+from shared.errors import Forbidden, InvalidPayload, MethodNotAllowed, NotFound, Unauthorized
 from shared.rpc import Services
 from shared.validation import validate
 
@@ -99,12 +99,13 @@ class GatewayService:
 
     @http(ANY_METHOD, "/<path:path>")
     def resource(self, request, path):
-        route, uuid = match("/" + path)
+        route, values = match("/" + path)
+        uuid = values.get("uuid")
         spec = catalogue.resource(route.resource)
         caller = authenticate(request, self.read.store)
-        if spec.special:  # parameterised or protocol endpoints (oauth, content download, …) not built yet
+        if spec.special:  # parameterised or protocol endpoints (oauth, content download, …)
             self._verb(spec, route.shape, request.method)
-            raise NotImplementedYet(f"{spec.path} is documented but not built yet.")
+            return special.HANDLERS[spec.name](self.read, caller, values)
         if route.shape == "action":
             return self._action(request, spec, route.action, _valid_uuid(uuid, spec), caller)
         verb = self._verb(spec, route.shape, request.method)
