@@ -25,7 +25,7 @@ class JsonHttpEntrypoint(HttpRequestHandler):
 
     def response_from_exception(self, exc):
         if isinstance(exc, StratumError):
-            return json_response(exc.as_json(), status=exc.status)
+            return json_response(exc.as_json(), status=exc.status, headers=exc.headers())
         log.error("unhandled error in gateway", exc_info=exc)
         return json_response({"errors": [{"code": "internal-error", "title": "Internal server error."}]}, 500)
 
@@ -39,7 +39,7 @@ def http(method, url, **kwargs):
             try:
                 return handler(*args, **kw)
             except StratumError as error:
-                return json_response(error.as_json(), status=error.status)
+                return json_response(error.as_json(), status=error.status, headers=error.headers())
         return JsonHttpEntrypoint.decorator(method, url, **kwargs)(answer_errors)
     return decorate
 

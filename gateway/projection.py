@@ -4,7 +4,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from sqlalchemy import insert, select, update
 
-from gateway.tables import audit_events, auth_sessions, documents
+from gateway.tables import audit_events, credentials, documents
 from shared.uris import resource_path
 
 
@@ -60,17 +60,25 @@ def _audit(conn, event, reference, bureau, changes):
         conn.execute(insert(audit_events), rows)
 
 
-def _apply_session(conn, event):
-    """Sessions feed the authentication table only: their secret hash must never reach documents or the audit log."""
-    if event["kind"] == "created":
-        fields = event["fields"]
-        exists = conn.execute(select(auth_sessions.c.uuid).where(auth_sessions.c.uuid == event["uuid"])).first()
-        if exists is None:
-            conn.execute(insert(auth_sessions).values(
-                uuid=event["uuid"], secret_hash=fields["secret_hash"], user=fields["user"],
-                bureau=event["bureau"], expires=fields["expires"], ended=False))
-    elif event["kind"] == "deleted":
-        conn.execute(update(auth_sessions).where(auth_sessions.c.uuid == event["uuid"]).values(ended=True))
+def _apply_credential(kind):
+    """Sessions and API tokens feed the credential table; their secret hash never reaches a document or the audit
+    log. A token is also a document (name, uuid, owner) so it can be listed and revoked."""
+    def apply(conn, event):
+        if event["kind"] == "created":
+            fields = event["fields"]
+            exists = conn.execute(select(credentials.c.uuid).where(credentials.c.uuid == event["uuid"])).first()
+            if exists is None:
+                conn.execute(insert(credentials).values(
+                    uuid=event["uuid"], kind=kind, secret_hash=fields["secret_hash"],
+                    user=fields.get("user") or event.get("user"), bureau=event["bureau"],
+                    platform_admin=bool(fields.get("platform_admin")), expires=fields.get("expires"), ended=False))
+        elif event["kind"] == "deleted":
+            conn.execute(update(credentials).where(credentials.c.uuid == event["uuid"]).values(ended=True))
+        if kind == "token":
+            public = dict(event, fields={k: v for k, v in event["fields"].items()
+                                         if k not in ("secret_hash", "platform_admin")})
+            _apply_document(conn, public)
+    return apply
 
 
-_SPECIAL = {"sessions": _apply_session}
+_SPECIAL = {"sessions": _apply_credential("session"), "api_tokens": _apply_credential("token")}

@@ -8,7 +8,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway.projection import apply_event
-from gateway.tables import READ_SCHEMA, audit_events, auth_sessions, documents, metadata, tracking
+from gateway.tables import READ_SCHEMA, audit_events, credentials, documents, metadata, session_activity, tracking
 
 
 class ReadStore:
@@ -75,7 +75,7 @@ class ReadStore:
     def reset(self):
         """Forget everything (a rebuild from zero follows)."""
         with self._write() as conn:
-            for table in (audit_events, auth_sessions, documents, tracking):
+            for table in (audit_events, credentials, session_activity, documents, tracking):
                 conn.execute(delete(table))
 
     # -- queries --------------------------------------------------------------------------------------------------
@@ -110,9 +110,27 @@ class ReadStore:
             return conn.execute(select(audit_events).where(
                 audit_events.c.uuid == uuid, _bureau_clause(audit_events.c.bureau, bureau))).first()
 
-    def session(self, uuid):
+    def credential(self, uuid):
         with self.engine.connect() as conn:
-            return conn.execute(select(auth_sessions).where(auth_sessions.c.uuid == uuid)).first()
+            return conn.execute(
+                select(credentials, session_activity.c.last_seen)
+                .join(session_activity, session_activity.c.uuid == credentials.c.uuid, isouter=True)
+                .where(credentials.c.uuid == uuid)).first()
+
+    def touch_session(self, uuid, now):
+        """Record activity (callers throttle this: it is a write)."""
+        insert_ = sqlite_insert if self.is_sqlite else pg_insert
+        statement = insert_(session_activity).values(uuid=uuid, last_seen=now)
+        with self._write() as conn:
+            conn.execute(statement.on_conflict_do_update(index_elements=["uuid"], set_={"last_seen": now}))
+
+    def roles_of(self, user, bureau):
+        """The roles `user` holds in `bureau`, from the role documents."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(documents.c.doc).where(
+                documents.c.resource == "role", documents.c.bureau == bureau, documents.c.deleted.is_(False),
+                documents.c.doc["user"].as_string() == user)).all()
+        return [row.doc.get("role") for row in rows]
 
     def _page(self, columns, table, conditions, order, query):
         where = and_(*conditions)

@@ -6,7 +6,9 @@ from uuid import UUID, uuid4
 from nameko.dependency_providers import Config
 
 from gateway import apidocs, special
-from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token
+from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
+from gateway.ratelimit import FailedLogins
+from services.identity import policy
 from gateway.http import ANY_METHOD, http, json_response, read_payload
 from gateway.readside import ReadSide
 from gateway.references import check_references
@@ -19,6 +21,7 @@ from shared.validation import validate
 
 VERSION = "0.1.0"
 DEPLOYED = datetime.now(timezone.utc).date().isoformat()
+FAILED_LOGINS = FailedLogins()  # per gateway process
 _VERB_OF = {("collection", "GET"): "LIST", ("collection", "POST"): "POST",
             ("item", "GET"): "GET", ("item", "PUT"): "PUT", ("item", "DELETE"): "DELETE"}
 
@@ -49,7 +52,7 @@ class GatewayService:
     def sessions(self, request):
         if request.method == "POST":
             return self._login(request)
-        caller = authenticate(request, self.read.store)
+        caller = authenticate(request, self.read.store, self.config)
         if request.method == "GET":
             return json_response(self._session_body(request, caller))
         if request.method == "DELETE":
@@ -64,7 +67,7 @@ class GatewayService:
         if request.method != "GET":
             raise MethodNotAllowed("Allowed methods on /csrf-token/: GET.")
         try:
-            caller = authenticate(request, self.read.store)
+            caller = authenticate(request, self.read.store, self.config)
         except Unauthorized:  # the reference documents 403 with this text here
             raise Forbidden("You are not authorized to complete the request.") from None
         return json_response({"token": csrf_token(self.config, caller)})
@@ -75,9 +78,15 @@ class GatewayService:
         for name, value in (("username", username), ("password", password)):
             if not isinstance(value, str) or not value:
                 raise InvalidPayload(f"The field '{name}' is required.", field=name)
-        result = self.services.call("identity", "login", username, password)
+        address = request.remote_addr or "unknown"
+        FAILED_LOGINS.check(address)
+        try:
+            result = self.services.call("identity", "login", username, password)
+        except Unauthorized:
+            FAILED_LOGINS.failed(address)
+            raise
         self._catch_up(result)
-        caller = caller_for_key(self.read.store, result["session_key"])
+        caller = caller_for_key(self.read.store, result["session_key"], self.config)
         body = dict(self._session_body(request, caller), session_key=result["session_key"])
         response = json_response(body, 201, headers={"Location": self._base(request) + result["uri"]})
         response.set_cookie(SESSION_COOKIE, result["session_key"], httponly=True, samesite="Lax", path="/")
@@ -102,7 +111,7 @@ class GatewayService:
         route, values = match("/" + path)
         uuid = values.get("uuid")
         spec = catalogue.resource(route.resource)
-        caller = authenticate(request, self.read.store)
+        caller = authenticate(request, self.read.store, self.config)
         if spec.special:  # parameterised or protocol endpoints (oauth, content download, …)
             self._verb(spec, route.shape, request.method)
             return special.HANDLERS[spec.name](self.read, caller, values)
@@ -115,15 +124,23 @@ class GatewayService:
             # Shape check here (types, choices, references) rejects bad input before any RPC; required fields,
             # defaults and the bureau rule belong to the owning service, which validates the complete resource.
             fields = self._checked(request, spec, caller)
+            self._authorize(spec, verb, caller, fields, request)
             result = self._write(spec.service, "create", spec.name, fields, caller, request)
-            return json_response(None, 201, headers={"Location": self._base(request) + result["uri"]})
+            location = self._base(request) + result["uri"]
+            if "secret" in result:  # a generated secret (API token) is shown once, here
+                body = {"uri": location, "uuid": result["uuid"], "secret": result["secret"], **fields}
+                return json_response(body, 201, headers={"Location": location})
+            return json_response(None, 201, headers={"Location": location})
         uuid = _valid_uuid(uuid, spec)
         if verb == "GET":
             return json_response(self._get(request, spec, uuid, caller))
         self._require_visible(spec, uuid, caller)
         if verb == "PUT":
-            self._write(spec.service, "update", spec.name, uuid, self._checked(request, spec, caller), caller, request)
+            fields = self._checked(request, spec, caller)
+            self._authorize(spec, verb, caller, fields, request)
+            self._write(spec.service, "update", spec.name, uuid, fields, caller, request)
         else:
+            self._authorize(spec, verb, caller, {}, request)
             self._write(spec.service, "delete", spec.name, uuid, caller, request)
         return json_response(None, 204)
 
@@ -138,7 +155,7 @@ class GatewayService:
 
     def _checked(self, request, spec, caller):
         fields = validate(spec, read_payload(request, spec), partial=True)
-        check_references(spec, fields, caller.bureau, self.read.store)
+        check_references(spec, fields, _scope(caller), self.read.store)
         return fields
 
     def _action(self, request, spec, name, uuid, caller):
@@ -153,32 +170,58 @@ class GatewayService:
                              headers={"Location": self._base(request) + result["uri"]})
 
     def _require_visible(self, spec, uuid, caller):
-        if self.read.store.document(uris.resource_path(spec.name, uuid), caller.bureau) is None:
+        if self.read.store.document(uris.resource_path(spec.name, uuid), _scope(caller)) is None:
             raise NotFound(spec.not_found)
+
+    def _role(self, caller):
+        return policy.highest(self.read.store.roles_of(caller.user, caller.bureau))
+
+    def _authorize(self, spec, verb, caller, fields, request):
+        """Role rules of the identity service's policy (403 with the reason); role changes also need the session's
+        CSRF token (capture-and-platform.md C3), as `csrf_token` in the payload or an X-CSRF-Token header."""
+        refusal = policy.write_refusal(spec.name, verb, self._role(caller), caller.platform_admin)
+        if refusal:
+            raise Forbidden(refusal)
+        token = fields.get("csrf_token") or request.headers.get("X-CSRF-Token")
+        if spec.name == "role" and not csrf_valid(self.config, caller, token):
+            raise Forbidden("A valid csrf_token (from /csrf-token/) is required to change roles.", field="csrf_token")
 
     def _list(self, request, spec, caller):
         query = listing.parse(spec, request.query_string.decode())
         base = self._base(request)
         if spec.name == "event":
-            rows, total = self.read.store.audit(spec, caller.bureau, query)
+            rows, total = self.read.store.audit(spec, _scope(caller), query)
             resources = [render_audit(row, base) for row in rows]
+        elif spec.name == "access-info-for-resource":
+            resources = [self._access_info(query, caller, base)]
+            total = 1
         else:
-            rows, total = self.read.store.documents(spec, caller.bureau, query)
+            rows, total = self.read.store.documents(spec, _scope(caller), query)
             resources = [render(spec, path, doc, base) for path, doc in rows]
         return json_response({"resources": resources, "total_count": total})
 
     def _get(self, request, spec, uuid, caller):
         base = self._base(request)
         if spec.name == "event":
-            row = self.read.store.audit_row(uuid, caller.bureau)
+            row = self.read.store.audit_row(uuid, _scope(caller))
             if row is None:
                 raise NotFound(spec.not_found)
             return render_audit(row, base)
         path = uris.resource_path(spec.name, uuid)
-        doc = self.read.store.document(path, caller.bureau)
+        doc = self.read.store.document(path, _scope(caller))
         if doc is None:
             raise NotFound(spec.not_found)
         return render(spec, path, doc, base)
+
+    def _access_info(self, query, caller, base):
+        """Which actions the caller may take on the resource at filter[target_uri] (404 when it cannot see it)."""
+        target = next(f.values[0] for f in query.filters if f.field == "target_uri")
+        resource_name, _ = uris.parse_uri(target)
+        spec = catalogue.resource(resource_name)
+        if self.read.store.document(target, _scope(caller)) is None:
+            raise NotFound(spec.not_found)
+        actions = policy.allowed_actions(spec.name, self._role(caller), caller.platform_admin, spec.verbs)
+        return {"target_uri": base + target, "actions": actions}
 
     def _write(self, service, method, *args):
         """Send a command with the caller's identity and an idempotency key; return once the read side has it."""
@@ -186,6 +229,7 @@ class GatewayService:
         ctx = {
             "user": caller.user,
             "bureau": caller.bureau,
+            "platform_admin": caller.platform_admin,
             "command_id": request.headers.get("Idempotency-Key") or str(uuid4()),
         }
         result = self.services.call(service, method, *command_args, ctx)
@@ -198,6 +242,11 @@ class GatewayService:
 
     def _base(self, request):
         return (self.config.get("STRATUM_BASE_URL") or request.host_url).rstrip("/")
+
+
+def _scope(caller):
+    """Whose data the caller sees: its bureau's; a platform administrator sees every bureau."""
+    return None if caller.platform_admin else caller.bureau
 
 
 def _valid_uuid(value, spec):

@@ -41,12 +41,22 @@ audit_events = Table(
     Index("ix_audit_bureau", "bureau", "id"),
 )
 
-auth_sessions = Table(
-    "auth_sessions", metadata,
+# Sessions and API tokens: what the gateway checks a request's credentials against (hashes only).
+credentials = Table(
+    "credentials", metadata,
     Column("uuid", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),  # session | token
     Column("secret_hash", Text, nullable=False),
     Column("user", String(200), nullable=False),
     Column("bureau", String(200)),
-    Column("expires", String(40), nullable=False),
+    Column("platform_admin", Boolean, nullable=False, default=False),
+    Column("expires", String(40)),
     Column("ended", Boolean, nullable=False, default=False),
+)
+
+# Last activity per session: operational state for inactivity expiry, not an event (it changes on every request).
+session_activity = Table(
+    "session_activity", metadata,
+    Column("uuid", String(36), primary_key=True),
+    Column("last_seen", String(40), nullable=False),
 )

@@ -17,6 +17,7 @@ DEFAULTS = {
     "STRATUM_ADMIN_PASSWORD": "",
     "STRATUM_BUREAU_NAME": "Stratum Bureau",
     "STRATUM_SECRET_KEY": "",
+    "STRATUM_SESSION_IDLE_MINUTES": "480",
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
     "STRATUM_MAX_WORKERS": "10",
 }

@@ -18,6 +18,9 @@ class StratumError(Exception):
         self.field = field or None
         self.code = code or self.code
 
+    def headers(self):
+        return {}
+
     def as_json(self):
         error = {"code": self.code, "title": self.title}
         if self.field:
@@ -65,6 +68,14 @@ class Conflict(StratumError):
 class TooManyRequests(StratumError):
     status = 429
     code = "too-many-requests"
+
+    def __init__(self, title, field=None, code=None, retry_after=60):
+        super().__init__(title, field, code)
+        self.args = (*self.args, int(retry_after))  # travels across RPC with the rest
+        self.retry_after = int(retry_after)
+
+    def headers(self):
+        return {"Retry-After": str(self.retry_after)}
 
 
 @deserialize_to_instance

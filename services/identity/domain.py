@@ -1,5 +1,6 @@
 """Identity aggregates. Secrets are stored only as hashes and never leave this service (private_fields),
 except a session's secret hash, which the gateway needs to authenticate requests from its read side."""
+from datetime import datetime, timedelta
 from uuid import NAMESPACE_URL, uuid5
 
 from argon2 import PasswordHasher
@@ -31,7 +32,9 @@ class Bureau(Resource):
 
 class User(Resource):
     resource = "users"
-    private_fields = ("password_hash",)
+    private_fields = ("password_hash", "failed_logins")
+    MAX_FAILED_LOGINS = 5
+    LOCK_OUT = timedelta(minutes=15)
 
     @staticmethod
     def id_for_bootstrap(email):
@@ -39,13 +42,65 @@ class User(Resource):
 
     @classmethod
     def create(cls, id, fields, bureau, actor):
-        fields = dict(fields, uuid=str(id))
+        fields = _hashing_password(dict(fields, uuid=str(id)))
         return super().create(id, fields, bureau, actor)
+
+    def update(self, changes, actor):
+        super().update(_hashing_password(dict(changes)), actor)
 
     def check_password(self, password):
         return not self.deleted and not self.fields.get("archived") and password_matches(
             self.fields.get("password_hash") or "", password
         )
+
+    def blocked_for(self, now):
+        """Seconds this account stays locked out (0 when it may log in)."""
+        until = self.fields.get("blocked_until")
+        return max(0, int((datetime.fromisoformat(until) - now).total_seconds()) + 1) if until else 0
+
+    def login_failed(self, now):
+        """Count a failed login; the fifth in a row locks the account for LOCK_OUT (capabilities map: blocked_until)."""
+        failures = (self.fields.get("failed_logins") or 0) + 1
+        if failures >= self.MAX_FAILED_LOGINS:
+            self.update({"failed_logins": 0, "blocked_until": (now + self.LOCK_OUT).isoformat()}, None)
+        else:
+            self.update({"failed_logins": failures}, None)
+
+    def login_succeeded(self):
+        if self.fields.get("failed_logins") or self.fields.get("blocked_until"):
+            self.update({"failed_logins": 0, "blocked_until": None}, None)
+
+
+def _hashing_password(fields):
+    """A password is never stored: only its argon2 hash (write-only field)."""
+    password = fields.pop("password", None)
+    if password:
+        fields["password_hash"] = hash_password(password)
+    return fields
+
+
+class ApiToken(Resource):
+    """An API token: `uuid` and a generated secret, used as HTTP Basic credentials. Only the secret's hash is
+    stored; it reaches the gateway's credential table, never a document or the audit log."""
+
+    resource = "api_tokens"
+
+
+class Role(Resource):
+    """A user's role in a bureau. The CSRF token that authorised a change is checked by the gateway, never kept."""
+
+    resource = "role"
+
+    @classmethod
+    def create(cls, id, fields, bureau, actor):
+        return super().create(id, _without_csrf(fields), bureau, actor)
+
+    def update(self, changes, actor):
+        super().update(_without_csrf(changes), actor)
+
+
+def _without_csrf(fields):
+    return {k: v for k, v in fields.items() if k != "csrf_token"}
 
 
 class Session(Resource):

@@ -26,6 +26,8 @@ class PayloadFactory:
                 for name, field in spec.writable_fields().items() if field.required}
 
     def value_for(self, field, owner):
+        if field.name == "csrf_token":  # role changes need the session's token
+            return self.api.get("/csrf-token/").json()["token"]
         if field.choices:
             return next(c for c in field.choices if c is not None)
         if field.type == "uri":

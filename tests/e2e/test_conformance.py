@@ -14,6 +14,7 @@ from shared.testing.plugin import ApiSession, eventually
 
 pytestmark = pytest.mark.e2e
 
+WRITE_ONLY = {"csrf_token", "password"}  # accepted, never returned
 RESOURCES = [spec for spec in catalogue.catalogue().values() if not spec.special]
 ENUM_CASES = [(spec, field) for spec in RESOURCES if "POST" in spec.verbs
               for field in spec.writable_fields().values() if field.choices]
@@ -77,7 +78,7 @@ def test_round_trip(admin, factory, spec):
         body = admin.get(location).json()
         assert body["uri"] == location
         for name, value in payload.items():
-            if spec.fields[name].type not in ("datetime",):
+            if spec.fields[name].type not in ("datetime",) and name not in WRITE_ONLY:
                 assert body[name] == value, name
 
     searchable = filterable_field(spec, payload)
@@ -87,10 +88,11 @@ def test_round_trip(admin, factory, spec):
         listed = admin.get(f"{spec.path}?filter[{name}]={value}").json()
         assert location in [r["uri"] for r in listed["resources"]]
 
+    csrf = {"X-CSRF-Token": admin.get("/csrf-token/").json()["token"]}
     if "PUT" in spec.verbs:
-        assert admin.put(location, json={}).status_code == 204
+        assert admin.put(location, json={}, headers=csrf).status_code == 204
     if "DELETE" in spec.verbs:
-        assert admin.delete(location).status_code == 204
+        assert admin.delete(location, headers=csrf).status_code == 204
         if "GET" in spec.verbs:
             assert admin.get(location).status_code == 404
 

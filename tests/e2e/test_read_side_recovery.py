@@ -8,7 +8,7 @@ from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import select
 
 from gateway.readstore import ReadStore
-from gateway.tables import audit_events, auth_sessions, documents
+from gateway.tables import audit_events, credentials, documents
 from shared import uris
 from shared.config import read_store_url
 from shared.service import NEWS_EVENT
@@ -31,7 +31,7 @@ def snapshot(store):
                       for r in conn.execute(select(documents)))
         audit = sorted(tuple(repr(v) for k, v in r._mapping.items() if k != "id")
                        for r in conn.execute(select(audit_events)))
-        sessions = sorted(tuple(r) for r in conn.execute(select(auth_sessions)))
+        sessions = sorted(tuple(r) for r in conn.execute(select(credentials)))
     return docs, audit, sessions
 
 

@@ -1,0 +1,44 @@
+"""Who may do what (capture-and-platform.md D0, D1, D5): the identity service's rules, enforced by the gateway.
+
+Roles rank manager > location-manager > global-user > standard-user > location-user > restricted >
+self-registered-guest > unknown; a user's highest role in the bureau counts. Bureau administration (users, roles,
+groups, custom groups and fields, feature flags, settings) is for the bureau's managers; creating bureaus is for
+platform administrators (the bootstrap account), who may also act in any bureau.
+"""
+RANK = ["unknown", "self-registered-guest", "restricted", "location-user", "standard-user", "global-user",
+        "location-manager", "manager"]
+DEFAULT_ROLE = "standard-user"  # a member with no role row yet
+
+MANAGER_ONLY = frozenset({
+    "users", "role", "groups", "memberships", "custom-group", "custom_field", "feature", "bureau", "bureau-settings",
+    "bureau-branding", "bureau-intake-settings", "permissions", "permission-bureau", "integration",
+})
+PLATFORM_ONLY_CREATE = frozenset({"bureau"})
+READ_ONLY_ROLES = frozenset({"unknown"})
+
+
+def highest(roles):
+    known = [r for r in roles if r in RANK]
+    return max(known, key=RANK.index) if known else DEFAULT_ROLE
+
+
+def write_refusal(resource, verb, role, platform_admin):
+    """Why `role` may not `verb` (POST/PUT/DELETE) this resource, or None when it may."""
+    if platform_admin:
+        return None
+    if verb == "POST" and resource in PLATFORM_ONLY_CREATE:
+        return "Only a platform administrator can create bureaus."
+    if resource in MANAGER_ONLY and role != "manager":
+        return f"Only a manager of the bureau can change {resource}."
+    if role in READ_ONLY_ROLES:
+        return "Your role in this bureau does not allow changes."
+    return None
+
+
+def allowed_actions(resource, role, platform_admin, verbs):
+    """What /access-info-for-resource/ answers for one resource."""
+    actions = ["read"] if "GET" in verbs or "LIST" in verbs else []
+    for verb, action in (("PUT", "update"), ("DELETE", "delete")):
+        if verb in verbs and write_refusal(resource, verb, role, platform_admin) is None:
+            actions.append(action)
+    return actions
