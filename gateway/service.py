@@ -56,7 +56,7 @@ class GatewayService:
         if request.method == "GET":
             return json_response(self._session_body(request, caller))
         if request.method == "DELETE":
-            self._write("identity", "delete", "sessions", caller.session, {}, caller, request)
+            self._write("identity", "delete", "sessions", caller.session, caller, request)
             response = json_response(None, 204)
             response.delete_cookie(SESSION_COOKIE, path="/")
             return response

@@ -1,6 +1,7 @@
 import logging
 
 from services.identity.application import Identity
+from shared.errors import Unauthorized
 from shared.eventstore import EventStore
 from shared.service import ResourceService, rpc
 
@@ -26,4 +27,9 @@ class IdentityService(ResourceService):
 
     @rpc
     def login(self, username, password):
-        return self._announce(self.app.login(username, password))
+        try:
+            return self._announce(self.app.login(username, password))
+        except Unauthorized:
+            # a refused login may still have recorded a failure or a lock-out: let followers know
+            self._announce({"application": self.app.name, "position": self.app.recorder.max_notification_id()})
+            raise

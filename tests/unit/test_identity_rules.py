@@ -1,0 +1,33 @@
+from services.identity import policy
+from gateway.ratelimit import FailedLogins
+from shared.errors import TooManyRequests
+
+import pytest
+
+
+def test_highest_role_counts():
+    assert policy.highest(["restricted", "manager", "standard-user"]) == "manager"
+    assert policy.highest([]) == policy.DEFAULT_ROLE
+
+
+def test_write_rules():
+    assert policy.write_refusal("role", "POST", "standard-user", False)
+    assert policy.write_refusal("role", "POST", "manager", False) is None
+    assert policy.write_refusal("bureau", "POST", "manager", False)
+    assert policy.write_refusal("bureau", "POST", "standard-user", True) is None
+    assert policy.write_refusal("order", "POST", "restricted", False) is None
+    assert policy.write_refusal("order", "PUT", "unknown", False)
+
+
+def test_failed_logins_per_address_are_limited_then_forgiven():
+    now = [0.0]
+    limiter = FailedLogins(max_failures=3, window=60, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.check("1.2.3.4")
+        limiter.failed("1.2.3.4")
+    with pytest.raises(TooManyRequests) as error:
+        limiter.check("1.2.3.4")
+    assert error.value.status == 429 and 0 < error.value.retry_after <= 61
+    limiter.check("5.6.7.8")  # other addresses are not affected
+    now[0] = 61.0
+    limiter.check("1.2.3.4")
