@@ -43,18 +43,23 @@ class PayloadFactory:
             return self.fixed[resource_name]
         if resource_name not in self.created:
             target = catalogue.catalogue().get(resource_name)
-            if target is None or target.special or target.service == "gateway" or resource_name == owner:
+            if target is None or resource_name == owner:
                 raise Unreachable(f"{owner} needs a {resource_name}, which no service owns")
-            if "POST" in target.verbs:
-                response = self.api.post(target.path, json=self.minimal(target))
-                if response.status_code != 201:
-                    raise Unreachable(f"creating the {resource_name} that {owner} needs failed: {response.text}")
-                self.created[resource_name] = response.headers["Location"]
-            elif self.create_internally is not None:
-                self.created[resource_name] = self.create_internally(target, self.minimal(target))
-            else:
-                raise Unreachable(f"{owner} needs a {resource_name}, which cannot be created through the API")
+            self.created[resource_name] = self.create(target)
         return self.created[resource_name]
+
+    def create(self, spec):
+        """A new resource of `spec` (its URI): POSTed where the API allows it, else made by its owning service."""
+        if spec.special or spec.service == "gateway":
+            raise Unreachable(f"{spec.name} is not stored by any service")
+        if "POST" in spec.verbs:
+            response = self.api.post(spec.path, json=self.minimal(spec))
+            if response.status_code != 201:
+                raise Unreachable(f"creating a {spec.name} failed: {response.text}")
+            return response.headers["Location"]
+        if self.create_internally is None:
+            raise Unreachable(f"{spec.name} cannot be created through the API")
+        return self.create_internally(spec, self.minimal(spec))
 
 
 def _scalar(field):

@@ -1,0 +1,86 @@
+"""Generated from the catalogue: for every stored resource, a user of bureau A cannot read, list, change, delete or
+reference bureau B's resource, and B's resource is unchanged afterwards."""
+import uuid
+
+import pytest
+
+from shared import catalogue, uris
+from shared.testing.payloads import PayloadFactory, Unreachable
+from shared.testing.plugin import eventually, login
+from shared.testing.tenants import make_tenant
+
+pytestmark = pytest.mark.e2e
+
+STORED = [s for s in catalogue.catalogue().values()
+          if not s.special and s.service != "gateway" and ("GET" in s.verbs or "LIST" in s.verbs)]
+
+
+def referrers(name):
+    """Resources A could create that hold a URI field pointing at `name`."""
+    return [(spec, field) for spec in catalogue.catalogue().values()
+            if "POST" in spec.verbs and not spec.special and spec.name not in ("bureau",)
+            for field in spec.writable_fields().values() if field.ref == name]
+
+
+def factory_for(system, session, tenant_user, bureau):
+    ctx = {"user": uris.normalise(tenant_user), "bureau": uris.normalise(bureau)}
+
+    def create_internally(spec, payload):
+        with system.rpc() as rpc:
+            result = getattr(rpc, spec.service).create(spec.name, payload, dict(ctx, command_id=str(uuid.uuid4())))
+        location = session.base_url + result["uri"]
+        if "GET" in spec.verbs:
+            eventually(lambda: session.get(location).status_code == 200)
+        return location
+
+    return PayloadFactory(session, bureau, tenant_user, create_internally)
+
+
+@pytest.fixture(scope="module")
+def tenants(system, admin):
+    alpha, beta = make_tenant(admin, login, "alpha"), make_tenant(admin, login, "beta")
+    return (alpha, factory_for(system, alpha.manager, alpha.manager_user, alpha.bureau),
+            beta, factory_for(system, beta.manager, beta.manager_user, beta.bureau))
+
+
+def listed(session, spec, factory):
+    query = []
+    for name in spec.required_filters:
+        field = spec.fields[name]
+        query.append(f"filter[{name}]={factory.value_for(field, spec.name)}")
+    response = session.get(spec.path + ("?" + "&".join(query) if query else ""))
+    assert response.status_code == 200, response.text
+    return [r.get("uri") for r in response.json()["resources"]]
+
+
+@pytest.mark.parametrize("spec", STORED, ids=lambda s: s.name)
+def test_another_bureaus_resource_is_invisible_and_untouchable(tenants, spec):
+    alpha, alpha_factory, beta, beta_factory = tenants
+    try:
+        theirs = beta.bureau if spec.name == "bureau" else beta_factory.create(spec)
+    except Unreachable as reason:
+        pytest.fail(str(reason))
+    before = beta.manager.get(theirs).json() if "GET" in spec.verbs else None
+    csrf = {"X-CSRF-Token": alpha.manager.get("/csrf-token/").json()["token"]}
+
+    for intruder in (alpha.manager, alpha.standard):
+        if "GET" in spec.verbs:
+            assert intruder.get(theirs).status_code == 404
+        if "LIST" in spec.verbs:
+            assert theirs not in listed(intruder, spec, alpha_factory)
+    if "PUT" in spec.verbs:
+        assert alpha.manager.put(theirs, json={}, headers=csrf).status_code == 404
+    if "DELETE" in spec.verbs:
+        assert alpha.manager.delete(theirs, headers=csrf).status_code == 404
+    for referrer, field in referrers(spec.name)[:1]:
+        try:
+            payload = alpha_factory.minimal(referrer)
+        except Unreachable as reason:
+            pytest.fail(str(reason))
+        payload[field.name] = [theirs] if field.type == "array" else theirs
+        response = alpha.manager.post(referrer.path, json=payload)
+        assert response.status_code == 400, response.text
+        assert response.json()["errors"][0]["field"] == field.name
+
+    if before is not None:
+        assert beta.manager.get(theirs).json() == before
