@@ -165,6 +165,7 @@ class GatewayService:
                                    f"{', '.join(action.verbs)}.")
         self._require_visible(spec, uuid, caller)
         payload = validate(action, read_payload(request, action), partial=True) if action.fields else {}
+        self._authorize(spec, "PUT", caller, payload, request)  # an action changes its resource: same role rules
         result = self._write(spec.service, "act", spec.name, uuid, name, payload, caller, request)
         return json_response(None, 202 if result.get("accepted") else 204,
                              headers={"Location": self._base(request) + result["uri"]})

@@ -1,0 +1,66 @@
+"""Line-item status moves through HTTP (orders.md §2.1): every allowed move, a sample of refused ones, each
+checked in the event log; and the order's own status accepts only the manual values of §2.3."""
+import pytest
+
+from services.orders.status import NOT_ALLOWED
+
+pytestmark = pytest.mark.e2e
+
+HAPPY_PATH = ["calculating_estimates", "pending", "in-preparation", "pending", "confirmed", "printing",
+              "post-processing", "shipping", "complete"]
+
+
+def make_line_item(api):
+    order = api.post("/order/", json={"name": "status walk"}).headers["Location"]
+    product = api.post("/product/", json={"order": order})
+    assert product.status_code == 201, product.text
+    line_item = api.post("/line-item/", json={"product": product.headers["Location"], "quantity": 2,
+                                              "type": "product"})
+    assert line_item.status_code == 201, line_item.text
+    return order, line_item.headers["Location"]
+
+
+def test_every_move_of_the_happy_path_and_the_event_log(admin):
+    _, line_item = make_line_item(admin)
+    assert admin.get(line_item).json()["status"] == "new"
+    for status in HAPPY_PATH:
+        response = admin.put(line_item, json={"status": status})
+        assert response.status_code == 204, (status, response.text)
+        assert admin.get(line_item).json()["status"] == status
+    rows = admin.get(f"/event/?filter[reference]={line_item}&filter[key]=status").json()["resources"]
+    assert [r["current_value"] for r in rows] == ["new", *HAPPY_PATH]
+    assert [r["previous_value"] for r in rows[1:]] == ["new", *HAPPY_PATH[:-1]]
+
+
+@pytest.mark.parametrize("path, refused", [
+    ([], "confirmed"),
+    ([], "complete"),
+    (["calculating_estimates", "pending"], "printing"),
+    (["calculating_estimates", "pending", "confirmed"], "pending"),
+    (["cancelled"], "new"),
+    (["calculating_estimates", "error"], "new"),
+])
+def test_refused_moves_are_400_and_change_nothing(admin, path, refused):
+    _, line_item = make_line_item(admin)
+    for status in path:
+        assert admin.put(line_item, json={"status": status}).status_code == 204
+    before = admin.get(line_item).json()
+    response = admin.put(line_item, json={"status": refused, "quantity": 9})
+    assert response.status_code == 400
+    assert response.json()["errors"][0] == {"code": "invalid-payload", "title": NOT_ALLOWED, "field": "status"}
+    assert admin.get(line_item).json() == before
+
+
+def test_cancel_and_error_from_any_working_state(admin):
+    for path in ([], ["calculating_estimates", "pending", "confirmed", "printing"]):
+        _, line_item = make_line_item(admin)
+        for status in path + ["error", "pending" if not path else "printing", "cancelled"]:
+            assert admin.put(line_item, json={"status": status}).status_code == 204, status
+
+
+def test_orders_accept_only_manual_statuses(admin):
+    order, _ = make_line_item(admin)
+    response = admin.put(order, json={"status": "printing"})
+    assert response.status_code == 400 and response.json()["errors"][0]["title"] == NOT_ALLOWED
+    created = admin.post("/order/", json={"name": "born confirmed?", "status": "confirmed"})
+    assert created.status_code == 400 and created.json()["errors"][0]["field"] == "status"
