@@ -46,7 +46,8 @@ class ResourceApplication(Application):
             complete, extra, result = self.on_create(resource_name, new_id, dict(fields), ctx)
             tenant = self.tenant_of(resource_name, new_id, complete, ctx)
             aggregate = aggregate_cls.create(new_id, complete, tenant, ctx.get("user"))
-            return [aggregate, *extra], dict(result, uri=uris.resource_path(resource_name, aggregate.id))
+            consequences = self.consequences(resource_name, aggregate, ctx)
+            return [aggregate, *extra, *consequences], dict(result, uri=uris.resource_path(resource_name, aggregate.id))
 
         return self._execute(ctx, command)
 
@@ -62,6 +63,11 @@ class ResourceApplication(Application):
         """Rules at creation: returns (the fields to store, more aggregates to save atomically with the new one —
         e.g. unique-name claims —, extra fields for the command's result)."""
         return fields, [], {}
+
+    def consequences(self, resource_name, aggregate, ctx):
+        """Other aggregates a change forces in the same transaction (e.g. an order's status when one of its line
+        items moves), already changed; they are saved atomically with it."""
+        return []
 
     def claim_unique(self, namespace, key, value, message, field):
         """A claim of a unique key to save with the new resource; 400 `message` when it is taken already (the
@@ -79,7 +85,8 @@ class ResourceApplication(Application):
         def command():
             aggregate = self.load(resource_name, uuid, ctx)
             aggregate.update(changes, ctx.get("user"))
-            return [aggregate], {"uri": uris.resource_path(resource_name, aggregate.id)}
+            consequences = self.consequences(resource_name, aggregate, ctx)
+            return [aggregate, *consequences], {"uri": uris.resource_path(resource_name, aggregate.id)}
 
         return self._execute(ctx, command)
 
@@ -87,7 +94,8 @@ class ResourceApplication(Application):
         def command():
             aggregate = self.load(resource_name, uuid, ctx)
             aggregate.delete(ctx.get("user"))
-            return [aggregate], {"uri": uris.resource_path(resource_name, aggregate.id)}
+            consequences = self.consequences(resource_name, aggregate, ctx)
+            return [aggregate, *consequences], {"uri": uris.resource_path(resource_name, aggregate.id)}
 
         return self._execute(ctx, command)
 

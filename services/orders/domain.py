@@ -1,7 +1,8 @@
 """Orders aggregates. Fields and enums come from the catalogue (orders.md §1); the rules live here."""
-from services.orders.status import check_line_item_transition, check_order_status_request
+from services.orders.status import ORDER_MANUAL, check_line_item_transition, check_order_status_request, order_status
 from shared.errors import InvalidPayload
 from shared.resource import Resource
+from shared.uris import resource_path
 
 
 def _check_created_new(fields):
@@ -32,6 +33,29 @@ class Order(Resource):
             changes["is_template"] = bool(changes["template_name"])
         super().update(changes, actor)
 
+    def include(self, line_item, actor):
+        """Keep `line_items` listing the order's live line items."""
+        path = resource_path("line-item", line_item.id)
+        listed = list(self.fields.get("line_items") or [])
+        if line_item.deleted and path in listed:
+            listed.remove(path)
+        elif not line_item.deleted and path not in listed:
+            listed.append(path)
+        Resource.update(self, {"line_items": listed}, actor)
+
+    def cascade_manual_status(self, line_items, actor):
+        """A client's confirm or cancel of the order moves every line item (with the line items' own rules)."""
+        requested = self.fields.get("status")
+        if requested in ORDER_MANUAL and line_items:
+            for item in line_items:
+                if item.fields.get("status") not in ("cancelled", "complete"):
+                    item.update({"status": requested}, actor)
+
+    def derive_status(self, line_items, actor):
+        """orders.md §2.3: the order's status is the aggregate of its line items' (recorded only when it changes)."""
+        if line_items or self.fields.get("status") not in ORDER_MANUAL:
+            Resource.update(self, {"status": order_status(i.fields.get("status") for i in line_items)}, actor)
+
 
 class LineItem(Resource):
     resource = "line-item"
@@ -44,3 +68,6 @@ class LineItem(Resource):
         if "status" in changes:
             check_line_item_transition(self.fields.get("status"), changes["status"])
         super().update(changes, actor)
+
+    def join(self, order, actor):
+        Resource.update(self, {"order": resource_path("order", order.id)}, actor)

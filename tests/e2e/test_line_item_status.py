@@ -64,3 +64,54 @@ def test_orders_accept_only_manual_statuses(admin):
     assert response.status_code == 400 and response.json()["errors"][0]["title"] == NOT_ALLOWED
     created = admin.post("/order/", json={"name": "born confirmed?", "status": "confirmed"})
     assert created.status_code == 400 and created.json()["errors"][0]["field"] == "status"
+
+
+def test_order_status_follows_its_line_items(admin):
+    order = admin.post("/order/", json={"name": "aggregate"}).headers["Location"]
+    product = admin.post("/product/", json={"order": order}).headers["Location"]
+    first, second = (admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+                     for _ in range(2))
+    body = admin.get(order).json()
+    assert body["line_items"] == [first, second] and body["status"] == "new"
+    assert admin.get(first).json()["order"] == order
+
+    def move(item, *statuses):
+        for status in statuses:
+            assert admin.put(item, json={"status": status}).status_code == 204, status
+
+    def status():
+        return admin.get(order).json()["status"]
+
+    move(first, "calculating_estimates")
+    assert status() == "new"  # the least advanced line item decides before production
+    move(second, "calculating_estimates")
+    assert status() == "calculating_estimates"  # all alike
+    move(second, "pending")
+    move(first, "pending")
+    assert status() == "pending"
+    move(first, "confirmed")
+    assert status() == "pending"
+    move(second, "confirmed")
+    assert status() == "confirmed"
+    move(first, "printing")
+    assert status() == "processing"  # mixed production stages
+    move(second, "printing", "complete")
+    move(first, "error")
+    assert status() == "complete"  # complete plus errors only
+    history = admin.get(f"/event/?filter[reference]={order}&filter[key]=status").json()["resources"]
+    assert [r["current_value"] for r in history] == [
+        "new", "calculating_estimates", "pending", "confirmed", "processing", "printing", "processing", "complete"]
+
+
+def test_manual_cancel_cascades_and_deleted_line_items_leave_the_order(admin):
+    order = admin.post("/order/", json={"name": "cascade"}).headers["Location"]
+    product = admin.post("/product/", json={"order": order}).headers["Location"]
+    first, second = (admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+                     for _ in range(2))
+    assert admin.delete(second).status_code == 204
+    assert admin.get(order).json()["line_items"] == [first]
+    refused = admin.put(order, json={"status": "confirmed"})  # a new line item cannot jump to confirmed
+    assert refused.status_code == 400 and admin.get(first).json()["status"] == "new"
+    assert admin.put(order, json={"status": "cancelled"}).status_code == 204
+    assert admin.get(first).json()["status"] == "cancelled"
+    assert admin.get(order).json()["status"] == "cancelled"
