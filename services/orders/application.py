@@ -5,7 +5,9 @@ from eventsourcing.application import AggregateNotFoundError
 
 from services.orders.domain import LineItem, Order
 from shared.application import ResourceApplication
+from shared.errors import InvalidPayload
 from shared.generic import aggregates_for
+from shared.resource import UniqueKey
 from shared.uris import parse_uri, resource_path
 
 
@@ -26,12 +28,28 @@ class Orders(ResourceApplication):
             order.derive_status(self._line_items(order, aggregate), actor)
             return [order]
         if resource_name == "order":
+            claims = self._template_claim(aggregate)
             items = self._line_items(aggregate)
             for item in items:
                 item.join(aggregate, actor)
             aggregate.cascade_manual_status(items, actor)
             aggregate.derive_status(items, actor)
-            return items
+            return [*items, *claims]
+        return []
+
+    def _template_claim(self, order):
+        """orders.md §4: a template name is unique in its bureau (400 "The requested template name already
+        exists."); the claim is saved with the order that takes the name."""
+        name = order.fields.get("template_name")
+        if not name:
+            return []
+        key = f"{order.bureau}:{name.strip().lower()}"
+        try:
+            holder = self.repository.get(UniqueKey.id_for("order-template", key))
+        except AggregateNotFoundError:
+            return [UniqueKey.claim("order-template", key, {"order_id": str(order.id)})]
+        if holder.value["order_id"] != str(order.id):
+            raise InvalidPayload("The requested template name already exists.", field="template_name")
         return []
 
     def _order_of(self, line_item):

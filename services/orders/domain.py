@@ -30,6 +30,8 @@ class Order(Resource):
         if "status" in changes:
             check_order_status_request(self.fields.get("status"), changes["status"])
         if "template_name" in changes:
+            if self.fields.get("template_name") and changes["template_name"] != self.fields["template_name"]:
+                raise InvalidPayload("template_name can be set only once.", field="template_name")
             changes["is_template"] = bool(changes["template_name"])
         super().update(changes, actor)
 

@@ -1,5 +1,7 @@
 """Line-item status moves through HTTP (orders.md §2.1): every allowed move, a sample of refused ones, each
 checked in the event log; and the order's own status accepts only the manual values of §2.3."""
+import uuid
+
 import pytest
 
 from services.orders.status import NOT_ALLOWED
@@ -115,3 +117,18 @@ def test_manual_cancel_cascades_and_deleted_line_items_leave_the_order(admin):
     assert admin.put(order, json={"status": "cancelled"}).status_code == 204
     assert admin.get(first).json()["status"] == "cancelled"
     assert admin.get(order).json()["status"] == "cancelled"
+
+
+def test_template_names_are_set_once_and_unique(admin):
+    name = f"bracket template {uuid.uuid4().hex[:6]}"
+    template = admin.post("/order/", json={"name": "t", "template_name": name})
+    assert template.status_code == 201
+    assert admin.get(template.headers["Location"]).json()["is_template"] is True
+    duplicate = admin.post("/order/", json={"name": "t2", "template_name": name.upper()})
+    assert duplicate.status_code == 400
+    assert duplicate.json()["errors"][0]["title"] == "The requested template name already exists."
+    other = admin.post("/order/", json={"name": "t3"}).headers["Location"]
+    assert admin.put(other, json={"template_name": name}).status_code == 400
+    assert admin.put(other, json={"template_name": name + " b"}).status_code == 204
+    renamed = admin.put(other, json={"template_name": "something else"})
+    assert renamed.status_code == 400 and renamed.json()["errors"][0]["field"] == "template_name"
