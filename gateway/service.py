@@ -231,6 +231,7 @@ class GatewayService:
             "user": caller.user,
             "bureau": caller.bureau,
             "platform_admin": caller.platform_admin,
+            "role": self._role(caller),
             "command_id": request.headers.get("Idempotency-Key") or str(uuid4()),
         }
         result = self.services.call(service, method, *command_args, ctx)

@@ -15,6 +15,11 @@ class Orders(ResourceApplication):
     name = "orders"
     aggregates = aggregates_for("orders", {"order": Order, "line-item": LineItem})
 
+    def delete(self, resource_name, uuid, ctx):
+        if resource_name == "order":
+            self.load(resource_name, uuid, ctx).check_deletable_by(ctx.get("role"))
+        return super().delete(resource_name, uuid, ctx)
+
     def consequences(self, resource_name, aggregate, ctx):
         """Keep each order's line items and derived status in step with its line items, in the same transaction:
         a line item joins its product's order (current flow) or the order listing it (older flow), and every

@@ -35,6 +35,13 @@ class Order(Resource):
             changes["is_template"] = bool(changes["template_name"])
         super().update(changes, actor)
 
+    def check_deletable_by(self, role):
+        """orders.md §1.1: restricted and guest users cannot delete an order once it is confirmed."""
+        if role in ("restricted", "self-registered-guest") and self.fields.get("status") not in ("new", "pending",
+                                                                                                "calculating_estimates"):
+            raise InvalidPayload("You cannot delete order which is already confirmed (this is not allowed for "
+                                 "restricted and guest users).", field="status")
+
     def include(self, line_item, actor):
         """Keep `line_items` listing the order's live line items."""
         path = resource_path("line-item", line_item.id)

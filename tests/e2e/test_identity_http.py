@@ -133,3 +133,19 @@ def test_repeated_failures_lock_the_account(system, admin, tenant):
     locked = client.post("/sessions/", json={"username": username, "password": "right"})
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
     eventually(lambda: admin.get(f"/users/?filter[username]={username}").json()["resources"][0]["blocked_until"])
+
+
+def test_restricted_users_cannot_delete_a_confirmed_order(admin, tenant):
+    csrf = tenant.manager.get("/csrf-token/").json()["token"]
+    for role in tenant.manager.get(f"/role/?filter[user]={tenant.standard_user}").json()["resources"]:
+        assert tenant.manager.put(role["uri"], json={"role": "restricted", "csrf_token": csrf}).status_code == 204
+    order = tenant.standard.post("/order/", json={"name": "to confirm"}).headers["Location"]
+    product = tenant.standard.post("/product/", json={"order": order}).headers["Location"]
+    item = tenant.standard.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+    for status in ("calculating_estimates", "pending", "confirmed"):
+        assert tenant.manager.put(item, json={"status": status}).status_code == 204
+    assert tenant.standard.get(order).json()["status"] == "confirmed"
+    refused = tenant.standard.delete(order)
+    assert refused.status_code == 400 and "already confirmed" in refused.json()["errors"][0]["title"]
+    assert tenant.standard.get(order).status_code == 200
+    assert tenant.manager.delete(order).status_code == 204
