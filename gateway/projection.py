@@ -25,6 +25,7 @@ def _apply_document(conn, event):
             path=path, resource=event["resource"], bureau=event["bureau"], doc=doc, deleted=False))
         changes = [(key, None, value) for key, value in event["fields"].items() if value not in (None, [], {})]
         _audit(conn, event, path, event["bureau"], changes)
+        _derive(conn, event, path, event["bureau"], None, doc)
     elif row is None:
         return  # an update of something never created here cannot happen in one ordered log; ignore defensively
     elif kind == "updated":
@@ -34,9 +35,53 @@ def _apply_document(conn, event):
         doc["updated"] = at
         conn.execute(update(documents).where(documents.c.path == path).values(doc=doc))
         _audit(conn, event, path, row.bureau, changes)
+        _derive(conn, event, path, row.bureau, row.doc, doc)
     elif kind == "deleted":
         conn.execute(update(documents).where(documents.c.path == path).values(deleted=True))
         _audit(conn, event, path, row.bureau, [("deleted", False, True)])
+        _derive(conn, event, path, row.bureau, row.doc, None)
+
+
+def _derive(conn, event, path, bureau, before, after):
+    """Views derived from a resource's document (before → after; None when absent)."""
+    for view in _DERIVED.get(event["resource"], ()):
+        view(conn, event, path, bureau, before, after)
+
+
+# orders.md §1.10: an assignment per responsible party of a related object; for an order, its owner.
+_DONE = {"order": ("complete", "cancelled")}
+
+
+def _assignment_path(related_path, assignee):
+    return resource_path("assignment", uuid5(NAMESPACE_URL, f"stratum:assignment:{related_path}:{assignee}"))
+
+
+def _order_assignments(conn, event, path, bureau, before, after):
+    """Created when the order names an owner, deleted when the owner changes or the order goes, made inactive when
+    the order is done; its status copy follows the order's."""
+    old_owner = (before or {}).get("order_owner")
+    new_owner = (after or {}).get("order_owner")
+    if old_owner and old_owner != new_owner:
+        conn.execute(update(documents).where(documents.c.path == _assignment_path(path, old_owner))
+                     .values(deleted=True))
+    if not new_owner:
+        return
+    target = _assignment_path(path, new_owner)
+    status = after.get("status")
+    doc = {"assignee_user": new_owner, "assignee_edit_group": None, "created_by": after.get("user"),
+           "is_active": status not in _DONE["order"], "name": after.get("name"), "related_object_status": status,
+           "related_table_name": "order", "related_uri": path, "related_uuid": event["uuid"],
+           "updated": event["timestamp"]}
+    existing = conn.execute(select(documents.c.doc).where(documents.c.path == target)).first()
+    if existing is None:
+        conn.execute(insert(documents).values(path=target, resource="assignment", bureau=bureau, deleted=False,
+                                              doc=dict(doc, created=event["timestamp"])))
+    else:
+        conn.execute(update(documents).where(documents.c.path == target)
+                     .values(doc=dict(existing.doc, **doc), deleted=False))
+
+
+_DERIVED = {"order": (_order_assignments,)}
 
 
 def _audit(conn, event, reference, bureau, changes):

@@ -132,3 +132,31 @@ def test_template_names_are_set_once_and_unique(admin):
     assert admin.put(other, json={"template_name": name + " b"}).status_code == 204
     renamed = admin.put(other, json={"template_name": "something else"})
     assert renamed.status_code == 400 and renamed.json()["errors"][0]["field"] == "template_name"
+
+
+def test_assignments_follow_the_order_owner(admin, system):
+    me = admin.get("/sessions/").json()["user"]
+    other = admin.post("/users/", json={"username": f"owner-{uuid.uuid4().hex[:6]}@example.com"})
+    assert other.status_code == 201, other.text
+    other = other.headers["Location"]
+    order = admin.post("/order/", json={"name": "owned", "order_owner": me}).headers["Location"]
+    order_uuid = order.rstrip("/").rsplit("/", 1)[1]
+
+    def assignments():
+        return admin.get(f"/assignment/?filter[related_uuid]={order_uuid}").json()["resources"]
+
+    [first] = assignments()
+    assert (first["assignee_user"], first["is_active"], first["related_uri"], first["related_table_name"]) == (
+        me, True, order, "order")
+    assert admin.post("/assignment/", json={}).status_code == 405
+
+    assert admin.put(order, json={"order_owner": other}).status_code == 204
+    [second] = assignments()
+    assert second["assignee_user"] == other and second["uri"] != first["uri"]
+    assert admin.get(first["uri"]).status_code == 404
+
+    assert admin.put(order, json={"status": "cancelled"}).status_code == 204
+    [done] = assignments()
+    assert done["is_active"] is False and done["related_object_status"] == "cancelled"
+    assert admin.delete(order).status_code == 204
+    assert assignments() == []
