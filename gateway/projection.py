@@ -81,7 +81,46 @@ def _order_assignments(conn, event, path, bureau, before, after):
                      .values(doc=dict(existing.doc, **doc), deleted=False))
 
 
-_DERIVED = {"order": (_order_assignments,)}
+# orders.md §1.7: the flat order, for exports. The order's own fields, its owner's name and e-mail, shipping from
+# the order's shipping object, its line-item count and the dates it was first confirmed and completed.
+_FLAT_ORDER_COPIED = ("name", "status", "created", "customer_email", "customer_id", "customer_name", "due_date",
+                      "ip_sensitivity", "notes", "order_type", "application_type", "custom_field_values",
+                      "quote_approved")
+
+
+def _flat_order(conn, event, path, bureau, before, after):
+    target = resource_path("flat-order", event["uuid"])
+    existing = conn.execute(select(documents.c.doc).where(documents.c.path == target)).first()
+    if after is None:
+        conn.execute(update(documents).where(documents.c.path == target).values(deleted=True))
+        return
+    flat = dict(existing.doc) if existing else {}
+    flat.update({key: after.get(key) for key in _FLAT_ORDER_COPIED})
+    owner = _document(conn, after.get("order_owner"))
+    creator = _document(conn, after.get("user"))
+    shipping = after.get("shipping") or {}
+    flat.update(uuid=event["uuid"], owner_name=owner.get("name"), owner_email=owner.get("email"),
+                created_by=creator.get("name") or creator.get("username"),
+                shipping_name=shipping.get("name"), shipping_address=shipping.get("address"),
+                line_items_quantity=len(after.get("line_items") or []), updated=event["timestamp"])
+    for status, key in (("confirmed", "confirmed_date"), ("complete", "completed_date")):
+        if after.get("status") == status and not flat.get(key):
+            flat[key] = event["timestamp"]
+    if existing is None:
+        conn.execute(insert(documents).values(path=target, resource="flat-order", bureau=bureau, doc=flat,
+                                              deleted=False))
+    else:
+        conn.execute(update(documents).where(documents.c.path == target).values(doc=flat))
+
+
+def _document(conn, path):
+    if not path:
+        return {}
+    row = conn.execute(select(documents.c.doc).where(documents.c.path == path)).first()
+    return row.doc if row else {}
+
+
+_DERIVED = {"order": (_order_assignments, _flat_order)}
 
 
 def _audit(conn, event, reference, bureau, changes):

@@ -160,3 +160,27 @@ def test_assignments_follow_the_order_owner(admin, system):
     assert done["is_active"] is False and done["related_object_status"] == "cancelled"
     assert admin.delete(order).status_code == 204
     assert assignments() == []
+
+
+def test_flat_order_follows_the_order(admin):
+    me = admin.get("/sessions/").json()
+    order = admin.post("/order/", json={"name": "flat", "order_owner": me["user"], "customer_name": "Ada",
+                                        "shipping": {"name": "Ada L.", "address": "1 Loop Rd"}}).headers["Location"]
+    order_uuid = order.rstrip("/").rsplit("/", 1)[1]
+    flat_uri = f"{admin.base_url}/flat-order/{order_uuid}/"
+    flat = admin.get(flat_uri).json()
+    assert (flat["name"], flat["status"], flat["customer_name"], flat["owner_email"], flat["owner_name"]) == (
+        "flat", "new", "Ada", me["username"], me["name"])
+    assert (flat["shipping_name"], flat["shipping_address"], flat["line_items_quantity"]) == ("Ada L.", "1 Loop Rd", 0)
+    assert flat["customer_id"] == order_uuid[:8] and flat["confirmed_date"] is None
+
+    product = admin.post("/product/", json={"order": order}).headers["Location"]
+    item = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+    for status in ("calculating_estimates", "pending", "confirmed"):
+        admin.put(item, json={"status": status})
+    flat = admin.get(flat_uri).json()
+    assert flat["status"] == "confirmed" and flat["confirmed_date"] and flat["line_items_quantity"] == 1
+    listed = admin.get(f"/flat-order/?filter[uuid]={order_uuid}").json()
+    assert listed["total_count"] == 1 and listed["resources"][0]["uri"] == flat_uri
+    assert admin.delete(order).status_code == 204
+    assert admin.get(flat_uri).status_code == 404
