@@ -1,5 +1,5 @@
 """The orders application: generic commerce resources plus the order ↔ line-item rules of orders.md §2."""
-from uuid import UUID
+from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
@@ -7,13 +7,70 @@ from services.orders.domain import LineItem, Order
 from shared.application import ResourceApplication
 from shared.errors import InvalidPayload
 from shared.generic import aggregates_for
-from shared.resource import UniqueKey
+from shared.resource import Resource, UniqueKey
 from shared.uris import parse_uri, resource_path
 
 
 class Orders(ResourceApplication):
     name = "orders"
     aggregates = aggregates_for("orders", {"order": Order, "line-item": LineItem})
+
+    # -- clones (orders.md §1.2, §1.4) ------------------------------------------------------------------------------
+
+    def action_clone(self, resource_name, uuid, payload, ctx):
+        """Order: the copy is created now, `cloning`; its products and line items are copied in the background
+        (`complete_clone`, run by the service from its own queue). Line item: copied at once into the same order,
+        with a product of its own."""
+        source = self.load(resource_name, uuid, ctx)
+        actor = ctx.get("user")
+        if resource_name == "order":
+            def command():
+                clone = Order.clone_of(source, uuid4(), actor)
+                return [clone], {"uri": resource_path("order", clone.id), "accepted": True, "clone_of": str(source.id)}
+        else:
+            def command():
+                order = self._order_of(source)
+                product_id = uuid4()
+                product_fields = {"order": resource_path("order", order.id) if order else None}
+                product = self.aggregates["product"].create(product_id, product_fields, source.bureau, actor)
+                clone = LineItem.clone_of(source, uuid4(), resource_path("product", product_id), actor,
+                                          payload.get("quantity"))
+                if order is not None:
+                    clone.join(order, actor)
+                return [clone, product, *self.consequences("line-item", clone, ctx)], {
+                    "uri": resource_path("line-item", clone.id)}
+        return self._execute(ctx, command)
+
+    def complete_clone(self, clone_id, source_id):
+        """Copy the source order's live products and line items into the clone, then derive its status. Ids are
+        derived from (clone, source item), so running this twice (a redelivered message) copies nothing twice."""
+        clone = self.repository.get(UUID(clone_id))
+        if clone.fields.get("status") != "cloning":
+            return None
+        source = self.repository.get(UUID(source_id))
+        copies, items = [], []
+        for item in self._line_items(source):
+            product_id = uuid5(clone.id, f"product:{item.fields.get('product')}")
+            product_path = resource_path("product", product_id)
+            if not any(c.id == product_id for c in copies):
+                copies.append(self.aggregates["product"].create(
+                    product_id, {"order": resource_path("order", clone.id)}, clone.bureau, None))
+            copy = LineItem.clone_of(item, uuid5(clone.id, f"line-item:{item.id}"), product_path, None)
+            copy.join(clone, None)
+            clone.include(copy, None)
+            items.append(copy)
+        clone.derive_status(items, None)
+        if clone.fields.get("status") == "cloning":  # nothing to copy: an empty order is new
+            Resource.update(clone, {"status": "new"}, None)
+        recordings = self.save(clone, *copies, *items)
+        return max(r.notification.id for r in recordings)
+
+    def fail_clone(self, clone_id, message):
+        clone = self.repository.get(UUID(clone_id))
+        if clone.fields.get("status") != "cloning":
+            return None
+        Resource.update(clone, {"status": "error", "error": message}, None)
+        return max(r.notification.id for r in self.save(clone))
 
     def delete(self, resource_name, uuid, ctx):
         if resource_name == "order":

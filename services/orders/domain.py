@@ -35,6 +35,18 @@ class Order(Resource):
             changes["is_template"] = bool(changes["template_name"])
         super().update(changes, actor)
 
+    # orders.md §1.2 [prop]: a copy carries none of the source's state, production links or template identity.
+    NOT_CLONED = ("status", "template_name", "is_template", "line_items", "customer_id", "user", "error", "notes",
+                  "estimates", "piece_count", "quote_approved", "build_file_status", "planning_status")
+
+    @classmethod
+    def clone_of(cls, source, new_id, actor):
+        """A new order copied from `source`, `cloning` until its products and line items are copied."""
+        fields = {k: v for k, v in source.fields.items() if k not in cls.NOT_CLONED}
+        fields.update(status="cloning", line_items=[], customer_id=str(new_id)[:8], user=actor, is_template=False,
+                      cloned_from=resource_path("order", source.id))
+        return Resource.create.__func__(cls, new_id, fields, source.bureau, actor)
+
     def check_deletable_by(self, role):
         """orders.md §1.1: restricted and guest users cannot delete an order once it is confirmed."""
         if role in ("restricted", "self-registered-guest") and self.fields.get("status") not in ("new", "pending",
@@ -68,6 +80,16 @@ class Order(Resource):
 
 class LineItem(Resource):
     resource = "line-item"
+    NOT_CLONED = ("status", "order", "product", "uuid")
+
+    @classmethod
+    def clone_of(cls, source, new_id, product_path, actor, quantity=None):
+        """orders.md §1.4: a copy starts `new`; no runs, pieces or actuals come along."""
+        fields = {k: v for k, v in source.fields.items() if k not in cls.NOT_CLONED}
+        fields.update(status="new", product=product_path, cloned_from=resource_path("line-item", source.id))
+        if quantity is not None:
+            fields["quantity"] = quantity
+        return Resource.create.__func__(cls, new_id, fields, source.bureau, actor)
 
     @classmethod
     def create(cls, id, fields, bureau, actor):

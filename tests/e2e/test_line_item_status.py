@@ -5,6 +5,7 @@ import uuid
 import pytest
 
 from services.orders.status import NOT_ALLOWED
+from shared.testing.plugin import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -184,3 +185,44 @@ def test_flat_order_follows_the_order(admin):
     assert listed["total_count"] == 1 and listed["resources"][0]["uri"] == flat_uri
     assert admin.delete(order).status_code == 204
     assert admin.get(flat_uri).status_code == 404
+
+
+def test_clone_copies_an_order_in_the_background(admin):
+    source = admin.post("/order/", json={"name": "original", "template_name": f"tpl {uuid.uuid4().hex[:6]}",
+                                         "customer_name": "Ada", "priority": 80}).headers["Location"]
+    product = admin.post("/product/", json={"order": source}).headers["Location"]
+    items = [admin.post("/line-item/", json={"product": product, "quantity": q}).headers["Location"]
+             for q in (2, 5)]
+    admin.put(items[0], json={"status": "calculating_estimates"})
+
+    response = admin.post(source + "clone/")
+    assert response.status_code == 202, response.text
+    clone = response.headers["Location"]
+    assert clone != source
+
+    def finished():
+        body = admin.get(clone).json()
+        return body if body["status"] != "cloning" else None
+
+    body = eventually(finished)
+    assert (body["name"], body["customer_name"], body["priority"], body["status"]) == ("original", "Ada", 80, "new")
+    assert body["template_name"] is None and body["is_template"] is False  # a copy of a template is a real order
+    assert len(body["line_items"]) == 2 and not set(body["line_items"]) & set(items)
+    copies = [admin.get(i).json() for i in body["line_items"]]
+    assert sorted(c["quantity"] for c in copies) == [2, 5]
+    assert all(c["status"] == "new" and c["order"] == clone for c in copies)
+    assert admin.get(source).json()["line_items"] == items  # the source is untouched
+    history = admin.get(f"/event/?filter[reference]={clone}&filter[key]=status").json()["resources"]
+    assert [r["current_value"] for r in history] == ["cloning", "new"]
+
+
+def test_line_item_clone_joins_the_same_order(admin):
+    order = admin.post("/order/", json={"name": "li clone"}).headers["Location"]
+    product = admin.post("/product/", json={"order": order}).headers["Location"]
+    item = admin.post("/line-item/", json={"product": product, "quantity": 3}).headers["Location"]
+    response = admin.post(item + "clone/", json={"quantity": 7})
+    assert response.status_code == 204, response.text
+    copy = admin.get(response.headers["Location"]).json()
+    assert copy["quantity"] == 7 and copy["order"] == order and copy["product"] != product
+    assert admin.get(order).json()["line_items"] == [item, response.headers["Location"]]
+    assert admin.post(f"{admin.base_url}/line-item/{uuid.uuid4()}/clone/").status_code == 404
