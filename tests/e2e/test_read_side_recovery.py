@@ -85,8 +85,13 @@ def test_redelivered_news_and_batches_are_applied_once(system, admin, store):
 
 
 def test_rebuild_from_zero_equals_live(system, admin, store):
-    location = admin.post("/order/", json={"name": "to rebuild", "priority": 3}).headers["Location"]
+    me = admin.get("/sessions/").json()["user"]
+    location = admin.post("/order/", json={"name": "to rebuild", "priority": 3, "order_owner": me}).headers["Location"]
     admin.put(location, json={"name": "rebuilt"})
+    product = admin.post("/product/", json={"order": location}).headers["Location"]
+    item = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+    for status in ("calculating_estimates", "pending", "confirmed"):
+        admin.put(item, json={"status": status})  # order status, flat order and assignment all follow
     deleted = admin.post("/order/", json={"name": "to delete"}).headers["Location"]
     admin.delete(deleted)
     live = snapshot(store)
@@ -100,4 +105,7 @@ def test_rebuild_from_zero_equals_live(system, admin, store):
 
     assert snapshot(store) == live
     assert admin.get(location).json()["name"] == "rebuilt"
+    order_uuid = location.rstrip("/").rsplit("/", 1)[1]
+    assert admin.get(f"/flat-order/?filter[uuid]={order_uuid}").json()["resources"][0]["status"] == "confirmed"
+    assert admin.get(f"/assignment/?filter[related_uuid]={order_uuid}").json()["total_count"] == 1
     assert admin.get(deleted).status_code == 404
