@@ -72,13 +72,7 @@ def _order_assignments(conn, event, path, bureau, before, after):
            "is_active": status not in _DONE["order"], "name": after.get("name"), "related_object_status": status,
            "related_table_name": "order", "related_uri": path, "related_uuid": event["uuid"],
            "updated": event["timestamp"]}
-    existing = conn.execute(select(documents.c.doc).where(documents.c.path == target)).first()
-    if existing is None:
-        conn.execute(insert(documents).values(path=target, resource="assignment", bureau=bureau, deleted=False,
-                                              doc=dict(doc, created=event["timestamp"])))
-    else:
-        conn.execute(update(documents).where(documents.c.path == target)
-                     .values(doc=dict(existing.doc, **doc), deleted=False))
+    _upsert_view(conn, target, "assignment", bureau, doc, event["timestamp"])
 
 
 # orders.md §1.7: the flat order, for exports. The order's own fields, its owner's name and e-mail, shipping from
@@ -113,6 +107,17 @@ def _flat_order(conn, event, path, bureau, before, after):
         conn.execute(update(documents).where(documents.c.path == target).values(doc=flat))
 
 
+def _upsert_view(conn, path, resource, bureau, doc, at):
+    """Create or refresh (and revive) one derived document."""
+    existing = conn.execute(select(documents.c.doc).where(documents.c.path == path)).first()
+    if existing is None:
+        conn.execute(insert(documents).values(path=path, resource=resource, bureau=bureau, deleted=False,
+                                              doc=dict(doc, created=at)))
+    else:
+        conn.execute(update(documents).where(documents.c.path == path)
+                     .values(doc=dict(existing.doc, **doc), deleted=False))
+
+
 def _document(conn, path):
     if not path:
         return {}
@@ -120,7 +125,23 @@ def _document(conn, path):
     return row.doc if row else {}
 
 
-_DERIVED = {"order": (_order_assignments, _flat_order)}
+def _comment_action_assignments(conn, event, path, bureau, before, after):
+    """A comment action's assignee has an assignment until the action is complete."""
+    assignee = (after or before or {}).get("assignee_user")
+    if not assignee:
+        return
+    target = _assignment_path(path, assignee)
+    if after is None:
+        conn.execute(update(documents).where(documents.c.path == target).values(deleted=True))
+        return
+    doc = {"assignee_user": assignee, "assignee_edit_group": None, "created_by": after.get("created_by"),
+           "is_active": after.get("status") != "complete", "name": after.get("related_table_name"),
+           "related_object_status": after.get("status"), "related_table_name": "comment_action",
+           "related_uri": path, "related_uuid": event["uuid"], "updated": event["timestamp"]}
+    _upsert_view(conn, target, "assignment", bureau, doc, event["timestamp"])
+
+
+_DERIVED = {"order": (_order_assignments, _flat_order), "comment-action": (_comment_action_assignments,)}
 
 
 def _audit(conn, event, reference, bureau, changes):

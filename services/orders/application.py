@@ -3,17 +3,38 @@ from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
-from services.orders.domain import LineItem, Order
+from services.orders.domain import Comment, CommentAction, LineItem, Order
 from shared.application import ResourceApplication
 from shared.errors import InvalidPayload
 from shared.generic import aggregates_for
 from shared.resource import Resource, UniqueKey
-from shared.uris import parse_uri, resource_path
+from shared.uris import normalise, parse_uri, resource_path
 
 
 class Orders(ResourceApplication):
     name = "orders"
-    aggregates = aggregates_for("orders", {"order": Order, "line-item": LineItem})
+    aggregates = aggregates_for("orders", {"order": Order, "line-item": LineItem, "comment": Comment,
+                                           "comment-action": CommentAction})
+
+    def create(self, resource_name, payload, ctx):
+        if resource_name == "comment" and payload.get("comment_action") is not None:
+            request = payload["comment_action"]
+            assignee = request.get("assignee_user") if isinstance(request, dict) else None
+            try:
+                request = dict(request, assignee_user=normalise(assignee) if assignee else None)
+            except (TypeError, ValueError):
+                raise InvalidPayload("comment_action must be an object whose assignee_user is a user URI.",
+                                     field="comment_action") from None
+            payload = dict(payload, comment_action=request)
+        return super().create(resource_name, payload, ctx)
+
+    def on_create(self, resource_name, new_id, fields, ctx):
+        """A comment posted with `comment_action` creates that action with it (the only way to make one)."""
+        if resource_name == "comment" and fields.get("comment_action"):
+            action = CommentAction.from_comment(uuid5(new_id, "comment-action"), new_id, fields,
+                                                fields["comment_action"], ctx.get("bureau"), ctx.get("user"))
+            return fields, [action], {}
+        return fields, [], {}
 
     # -- clones (orders.md §1.2, §1.4) ------------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """Orders aggregates. Fields and enums come from the catalogue (orders.md §1); the rules live here."""
 from services.orders.status import ORDER_MANUAL, check_line_item_transition, check_order_status_request, order_status
-from shared.errors import InvalidPayload
+from datetime import datetime, timezone
+
+from shared.errors import Forbidden, InvalidPayload
 from shared.resource import Resource
 from shared.uris import resource_path
 
@@ -102,3 +104,60 @@ class LineItem(Resource):
 
     def join(self, order, actor):
         Resource.update(self, {"order": resource_path("order", order.id)}, actor)
+
+
+# orders.md §1.11: comments on orders and line items (related_table_name → the resource its uuid names).
+RELATED_RESOURCES = {"order": "order", "line_item": "line-item", "prep_task_record": "prep-task-record",
+                     "model_library": "model-library", "run": "run", "service_provider_job": "service-provider-job",
+                     "piece": "piece"}
+
+
+class Comment(Resource):
+    resource = "comment"
+
+    @classmethod
+    def create(cls, id, fields, bureau, actor):
+        fields = dict(fields, user=actor)
+        fields.pop("comment_action", None)  # becomes a comment action of its own (see Orders.on_create)
+        return super().create(id, fields, bureau, actor)
+
+    def update(self, changes, actor):
+        self._check_author(actor)
+        changes = {k: v for k, v in changes.items() if k != "comment_action"}
+        super().update(changes, actor)
+
+    def delete(self, actor):
+        self._check_author(actor)
+        super().delete(actor)
+
+    def _check_author(self, actor):
+        if actor != self.fields.get("user"):
+            raise Forbidden("Modification of the comment allowed only for comment owner.")
+
+
+class CommentAction(Resource):
+    """orders.md §1.12: a task written in a comment, for its assignee: new → in-progress → complete (and reopen)."""
+
+    resource = "comment-action"
+    MOVES = {"new": {"in-progress", "complete"}, "in-progress": {"complete"}, "complete": {"in-progress"}}
+
+    @classmethod
+    def from_comment(cls, id, comment_id, comment_fields, request, bureau, actor):
+        related = RELATED_RESOURCES[comment_fields["related_table_name"]]
+        fields = {"comment": resource_path("comment", comment_id), "assignee_user": request.get("assignee_user"),
+                  "created_by": actor, "related_table_name": comment_fields["related_table_name"],
+                  "related_uuid": comment_fields["related_uuid"],
+                  "related_uri": resource_path(related, comment_fields["related_uuid"]),
+                  "status": "new", "completed": None}
+        return super().create(id, fields, bureau, actor)
+
+    def update(self, changes, actor):
+        if actor != self.fields.get("assignee_user"):
+            raise Forbidden("Only the assignee can change a comment action.")
+        changes = {k: v for k, v in changes.items() if k == "status"}
+        status = changes.get("status")
+        if status and status != self.fields.get("status"):
+            if status not in self.MOVES.get(self.fields.get("status"), ()):
+                raise InvalidPayload("Provided status transformation is not allowed", field="status")
+            changes["completed"] = datetime.now(timezone.utc).isoformat() if status == "complete" else None
+        super().update(changes, actor)

@@ -226,3 +226,39 @@ def test_line_item_clone_joins_the_same_order(admin):
     assert copy["quantity"] == 7 and copy["order"] == order and copy["product"] != product
     assert admin.get(order).json()["line_items"] == [item, response.headers["Location"]]
     assert admin.post(f"{admin.base_url}/line-item/{uuid.uuid4()}/clone/").status_code == 404
+
+
+def test_comments_and_comment_actions(admin, system):
+    from shared.testing.plugin import login
+
+    me = admin.get("/sessions/").json()["user"]
+    helper_name = f"helper-{uuid.uuid4().hex[:6]}@example.com"
+    helper = admin.post("/users/", json={"username": helper_name, "password": "pw"}).headers["Location"]
+    order = admin.post("/order/", json={"name": "discussed"}).headers["Location"]
+    order_uuid = order.rstrip("/").rsplit("/", 1)[1]
+    posted = admin.post("/comment/", json={"related_table_name": "order", "related_uuid": order_uuid,
+                                           "text": "please check the wall thickness",
+                                           "comment_action": {"assignee_user": helper}})
+    assert posted.status_code == 201, posted.text
+    comment = posted.headers["Location"]
+    assert admin.get(comment).json()["user"] == me
+
+    [action] = admin.get(f"/comment-action/?filter[comment]={comment}").json()["resources"]
+    assert (action["assignee_user"], action["status"], action["related_uri"], action["created_by"]) == (
+        helper, "new", order, me)
+    assert admin.post("/comment-action/", json={}).status_code == 405
+    action_uuid = action["uri"].rstrip("/").rsplit("/", 1)[1]
+    [assignment] = admin.get(f"/assignment/?filter[related_uuid]={action_uuid}").json()["resources"]
+    assert assignment["assignee_user"] == helper and assignment["is_active"] is True
+
+    assert admin.put(action["uri"], json={"status": "complete"}).status_code == 403  # not the assignee
+    assignee = login(system.base_url, helper_name, "pw")
+    assert assignee.put(comment, json={"text": "edited by someone else"}).status_code == 403
+    assert assignee.put(action["uri"], json={"status": "complete"}).status_code == 204
+    done = admin.get(action["uri"]).json()
+    assert done["status"] == "complete" and done["completed"]
+    assert admin.get(assignment["uri"]).json()["is_active"] is False
+    assert assignee.put(action["uri"], json={"status": "new"}).status_code == 400
+
+    assert admin.put(comment, json={"text": "edited"}).status_code == 204
+    assert admin.delete(comment).status_code == 204
