@@ -149,3 +149,52 @@ def test_restricted_users_cannot_delete_a_confirmed_order(admin, tenant):
     assert refused.status_code == 400 and "already confirmed" in refused.json()["errors"][0]["title"]
     assert tenant.standard.get(order).status_code == 200
     assert tenant.manager.delete(order).status_code == 204
+
+
+def test_login_with_username_or_email_and_archived_users_cannot(system, admin, tenant):
+    tag = uuid.uuid4().hex[:6]
+    created = admin.post("/users/", json={"username": f"op{tag}", "email": f"op{tag}@acme.test",
+                                          "bureau": tenant.bureau, "password": "s3cret"})
+    assert created.status_code == 201
+    assert login(system.base_url, f"op{tag}", "s3cret").get("/sessions/").json()["username"] == f"op{tag}"
+    assert login(system.base_url, f"OP{tag}@acme.test", "s3cret").get("/order/").status_code == 200
+    assert admin.put(created.headers["Location"], json={"archived": True}).status_code == 204
+    refused = requests.post(system.base_url + "/sessions/", timeout=10,
+                            json={"username": f"op{tag}", "password": "s3cret"})
+    assert refused.status_code == 401
+
+
+def test_password_change_takes_effect(system, admin, tenant):
+    name = f"pw{uuid.uuid4().hex[:6]}"
+    user = admin.post("/users/", json={"username": name, "bureau": tenant.bureau, "password": "old"})
+    assert admin.put(user.headers["Location"], json={"password": "new"}).status_code == 204
+    assert requests.post(system.base_url + "/sessions/", timeout=10,
+                         json={"username": name, "password": "old"}).status_code == 401
+    login(system.base_url, name, "new")
+
+
+def test_sessions_end_after_inactivity(system, admin, tenant, config):
+    from datetime import datetime, timedelta, timezone
+
+    from sqlalchemy import update
+
+    from gateway.readstore import ReadStore
+    from gateway.tables import session_activity
+    from shared.config import read_store_url
+
+    name = f"idle{uuid.uuid4().hex[:6]}"
+    admin.post("/users/", json={"username": name, "bureau": tenant.bureau, "password": "pw"})
+    session = login(system.base_url, name, "pw")
+    assert session.get("/order/").status_code == 200  # first activity recorded
+    store = ReadStore(read_store_url(config))
+    try:
+        session_uuid = session.cookies["session"].split(".")[0]
+        long_ago = (datetime.now(timezone.utc) - timedelta(minutes=481)).isoformat()
+        with store.engine.begin() as conn:
+            changed = conn.execute(update(session_activity).where(session_activity.c.uuid == session_uuid)
+                                   .values(last_seen=long_ago))
+            assert changed.rowcount == 1
+    finally:
+        store.dispose()
+    response = session.get("/order/")
+    assert response.status_code == 401 and "inactivity" in response.json()["errors"][0]["title"]
