@@ -113,11 +113,19 @@ class Orders(ResourceApplication):
         if resource_name == "order":
             claims = self._template_claim(aggregate)
             items = self._line_items(aggregate)
+            products = []
             for item in items:
-                item.join(aggregate, actor)
+                if not item.fields.get("product") and item.fields.get("type", "product") == "product":
+                    # older flow: the order lists line items made before it; each gets a product (1 ↔ 1, §1.4)
+                    product = self.aggregates["product"].create(
+                        uuid5(item.id, "product"), {"order": resource_path("order", aggregate.id)}, item.bureau, actor)
+                    products.append(product)
+                    item.join(aggregate, actor, resource_path("product", product.id))
+                else:
+                    item.join(aggregate, actor)
             aggregate.cascade_manual_status(items, actor)
             aggregate.derive_status(items, actor)
-            return [*items, *claims]
+            return [*items, *products, *claims]
         return []
 
     def _template_claim(self, order):

@@ -95,6 +95,10 @@ class LineItem(Resource):
 
     @classmethod
     def create(cls, id, fields, bureau, actor):
+        # orders.md §1.3: a product line item in an order needs its product; one with no order yet (the older client
+        # flow: line items first, then the order listing them) gets its product when an order takes it.
+        if fields.get("order") and not fields.get("product") and fields.get("type", "product") == "product":
+            raise InvalidPayload("A line item of type product in an order needs its product.", field="product")
         return super().create(id, _check_created_new(fields), bureau, actor)
 
     def update(self, changes, actor):
@@ -102,8 +106,11 @@ class LineItem(Resource):
             check_line_item_transition(self.fields.get("status"), changes["status"])
         super().update(changes, actor)
 
-    def join(self, order, actor):
-        Resource.update(self, {"order": resource_path("order", order.id)}, actor)
+    def join(self, order, actor, product_path=None):
+        changes = {"order": resource_path("order", order.id)}
+        if product_path and not self.fields.get("product"):
+            changes["product"] = product_path
+        Resource.update(self, changes, actor)
 
 
 # orders.md §1.11: comments on orders and line items (related_table_name → the resource its uuid names).

@@ -262,3 +262,27 @@ def test_comments_and_comment_actions(admin, system):
 
     assert admin.put(comment, json={"text": "edited"}).status_code == 204
     assert admin.delete(comment).status_code == 204
+
+
+def test_older_client_flow_line_items_first_then_the_order(admin):
+    """The flow public clients still use: POST line items (model, bureau, materials, quantity), then an order that
+    lists them with currency and a shipping object."""
+    model = admin.post("/model/", json={"name": "bracket.stl", "type": "stl"})
+    assert model.status_code == 201, model.text
+    items = []
+    for quantity in (3, 4):
+        response = admin.post("/line-item/", data={"model": model.headers["Location"], "quantity": str(quantity)})
+        assert response.status_code == 201, response.text
+        items.append(response.headers["Location"])
+    admin.put(items[0], json={"materials": {"base": None, "support": None}})
+    order = admin.post("/order/", json={"name": "legacy", "line_items": items, "currency": "USD",
+                                        "shipping": {"name": "Ada", "address": "1 Loop Rd", "tracking": "1Z"}})
+    assert order.status_code == 201, order.text
+    location = order.headers["Location"]
+    body = admin.get(location).json()
+    assert body["line_items"] == items and body["currency"] == "USD" and body["status"] == "new"
+    for item in items:
+        line_item = admin.get(item).json()
+        assert line_item["order"] == location and line_item["product"]
+        assert admin.get(line_item["product"]).json()["order"] == location
+    assert admin.post("/line-item/", json={"order": location, "quantity": 1}).status_code == 400  # needs a product
