@@ -175,7 +175,11 @@ class GatewayService:
             raise NotFound(spec.not_found)
 
     def _role(self, caller):
-        return policy.highest(self.read.store.roles_of(caller.user, caller.bureau))
+        """The caller's highest role in its bureau, looked up once per request (nameko makes a service instance
+        per worker, so the memo lives exactly as long as the request)."""
+        if getattr(self, "_role_memo", None) is None:
+            self._role_memo = policy.highest(self.read.store.roles_of(caller.user, caller.bureau))
+        return self._role_memo
 
     def _authorize(self, spec, verb, caller, fields, request):
         """Role rules of the identity service's policy (403 with the reason); role changes also need the session's
