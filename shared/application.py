@@ -46,8 +46,7 @@ class ResourceApplication(Application):
             complete, extra, result = self.on_create(resource_name, new_id, dict(fields), ctx)
             tenant = self.tenant_of(resource_name, new_id, complete, ctx)
             aggregate = aggregate_cls.create(new_id, complete, tenant, ctx.get("user"))
-            consequences = self.consequences(resource_name, aggregate, ctx)
-            return [aggregate, *extra, *consequences], dict(result, uri=uris.resource_path(resource_name, aggregate.id))
+            return self.outcome(resource_name, aggregate, ctx, extra, result)
 
         return self._execute(ctx, command)
 
@@ -69,6 +68,12 @@ class ResourceApplication(Application):
         items moves), already changed; they are saved atomically with it."""
         return []
 
+    def outcome(self, resource_name, aggregate, ctx, extra=(), result=None):
+        """What a command returns to `_execute`: the changed aggregate, anything saved with it (`extra` and the
+        change's consequences), and the result naming the resource."""
+        aggregates = [aggregate, *extra, *self.consequences(resource_name, aggregate, ctx)]
+        return aggregates, dict(result or {}, uri=uris.resource_path(resource_name, aggregate.id))
+
     def claim_unique(self, namespace, key, value, message, field):
         """A claim of a unique key to save with the new resource; 400 `message` when it is taken already (the
         store's uniqueness check still guards the race between two creators)."""
@@ -85,8 +90,7 @@ class ResourceApplication(Application):
         def command():
             aggregate = self.load(resource_name, uuid, ctx)
             aggregate.update(changes, ctx.get("user"))
-            consequences = self.consequences(resource_name, aggregate, ctx)
-            return [aggregate, *consequences], {"uri": uris.resource_path(resource_name, aggregate.id)}
+            return self.outcome(resource_name, aggregate, ctx)
 
         return self._execute(ctx, command)
 
@@ -94,8 +98,7 @@ class ResourceApplication(Application):
         def command():
             aggregate = self.load(resource_name, uuid, ctx)
             aggregate.delete(ctx.get("user"))
-            consequences = self.consequences(resource_name, aggregate, ctx)
-            return [aggregate, *consequences], {"uri": uris.resource_path(resource_name, aggregate.id)}
+            return self.outcome(resource_name, aggregate, ctx)
 
         return self._execute(ctx, command)
 

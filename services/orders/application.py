@@ -58,8 +58,7 @@ class Orders(ResourceApplication):
                                           payload.get("quantity"))
                 if order is not None:
                     clone.join(order, actor)
-                return [clone, product, *self.consequences("line-item", clone, ctx)], {
-                    "uri": resource_path("line-item", clone.id)}
+                return self.outcome("line-item", clone, ctx, extra=[product])
         return self._execute(ctx, command)
 
     def complete_clone(self, clone_id, source_id):
