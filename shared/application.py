@@ -188,6 +188,8 @@ class ResourceApplication(Application):
             public.update(kind="updated", fields=_without(event.changes, private))
         else:
             public.update(kind="deleted", fields={})
+        event_class = type(event).__qualname__.rsplit(".", 1)[-1]
+        public["names"] = self.aggregates[resource_name].event_names(event_class, public["fields"])
         return public
 
 

@@ -15,6 +15,10 @@ class Resource(Aggregate):
 
     resource = None  # catalogue name, e.g. "order"
     private_fields = ()  # never leave the owning service (e.g. password hashes)
+    # Domain event names a change also carries (the maps' §5 catalogues), so consumers such as notifications
+    # react to "OrderStatusChanged" rather than diffing fields: field → suffix, and status value → suffix.
+    CHANGE_EVENTS = {}
+    STATUS_EVENTS = {}
 
     class Created(Aggregate.Created):
         fields: dict
@@ -52,6 +56,19 @@ class Resource(Aggregate):
 
     def delete(self, actor):
         self.trigger_event(self.Deleted, actor=actor)
+
+    @classmethod
+    def event_names(cls, event_class, changes):
+        """Names of one stored event: `<Aggregate><Event>` (OrderCreated, ModelAnalyzed), plus one per documented
+        consequence of the change (OrderStatusChanged, LineItemConfirmed). A pure function of the stored event,
+        so a rebuilt feed names events exactly as the live one did."""
+        names = [cls.__name__ + event_class]
+        if event_class != "Created":
+            names += [cls.__name__ + suffix for field, suffix in cls.CHANGE_EVENTS.items() if field in changes]
+        status = changes.get("status")
+        if isinstance(status, str) and status in cls.STATUS_EVENTS:
+            names.append(cls.__name__ + cls.STATUS_EVENTS[status])
+        return names
 
     def check_visible_to(self, bureau, not_found_message):
         """Deleted resources and other bureaus' resources do not exist for the caller."""

@@ -16,6 +16,10 @@ def _check_created_new(fields):
 
 class Order(Resource):
     resource = "order"
+    CHANGE_EVENTS = {"order_owner": "OwnerChanged", "priority": "PriorityChanged", "due_date": "DueDateChanged",
+                     "shipping": "ShippingChanged", "line_items": "LineItemsChanged", "status": "StatusChanged",
+                     "estimates": "EstimatesRecomputed"}
+    STATUS_EVENTS = {"confirmed": "Confirmed", "cancelled": "Cancelled", "complete": "Completed"}
 
     @classmethod
     def create(cls, id, fields, bureau, actor):
@@ -82,6 +86,10 @@ class Order(Resource):
 
 class LineItem(Resource):
     resource = "line-item"
+    CHANGE_EVENTS = {"quantity": "QuantityChanged", "workflow": "WorkflowChanged",
+                     "prep_workflow": "PrepWorkflowChanged", "assigned_user": "AssignedUserChanged",
+                     "estimates": "EstimatesUpdated", "status": "StatusChanged", "model": "ModelReplaced"}
+    STATUS_EVENTS = {"confirmed": "Confirmed", "cancelled": "Cancelled"}
     NOT_CLONED = ("status", "order", "product", "uuid")
 
     @classmethod
@@ -147,6 +155,7 @@ class CommentAction(Resource):
 
     resource = "comment-action"
     MOVES = {"new": {"in-progress", "complete"}, "in-progress": {"complete"}, "complete": {"in-progress"}}
+    CHANGE_EVENTS = {"status": "StatusChanged"}
 
     @classmethod
     def from_comment(cls, id, comment_id, comment_fields, request, bureau, actor):

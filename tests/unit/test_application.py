@@ -84,3 +84,17 @@ def test_identity_bootstrap_login_and_private_fields():
         assert generated not in repr(events)
     finally:
         identity.close()
+
+
+def test_feed_names_the_domain_events_of_each_change(orders):
+    order_id = orders.create("order", {"name": "n"}, ctx())["uri"].split("/")[2]
+    orders.update("order", order_id, {"order_owner": "/users/22222222-2222-2222-2222-222222222222/", "priority": 5}, ctx())
+    orders.update("order", order_id, {"status": "confirmed"}, ctx())
+    orders.update("order", order_id, {"customer_name": "Ada"}, ctx())
+    names = [e["names"] for e in orders.feed(1, 100)["events"]]
+    assert names[0] == ["OrderCreated"]
+    assert names[1] == ["OrderUpdated", "OrderOwnerChanged", "OrderPriorityChanged"]
+    assert names[2] == ["OrderUpdated", "OrderStatusChanged", "OrderConfirmed"]
+    assert names[3] == ["OrderUpdated"]
+    # the names are a pure function of the stored events: a second read of the feed names them the same
+    assert [e["names"] for e in orders.feed(1, 100)["events"]] == names
