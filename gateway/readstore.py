@@ -3,7 +3,10 @@
 import threading
 from contextlib import contextmanager
 
-from sqlalchemy import and_, create_engine, delete, event, exists, func, literal, or_, select, text, update
+from sqlalchemy import (and_, create_engine, delete, event, exists, func, literal, or_, select, text, type_coerce,
+                        update)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -165,7 +168,8 @@ class ReadStore:
         if self.is_sqlite:
             items = func.json_each(documents.c.doc, f'$."{name}"').table_valued("value")
             return exists(select(literal(1)).select_from(items).where(items.c.value.in_(values)))
-        return documents.c.doc[name].has_any(values)
+        # the column is JSON in general and JSONB on PostgreSQL: coerce it so the JSONB `?|` operator is available
+        return type_coerce(documents.c.doc, JSONB)[name].has_any(postgresql.array([str(v) for v in values]))
 
 
 def _bureau_clause(column, bureau):

@@ -4,17 +4,19 @@ from datetime import datetime, timezone
 from uuid import UUID, uuid4
 
 from nameko.dependency_providers import Config
+from werkzeug.wrappers import Response
 
-from gateway import apidocs, special
+from gateway import apidocs, files, special
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
-from gateway.ratelimit import FailedLogins
-from services.identity import policy
 from gateway.http import ANY_METHOD, http, json_response, read_payload
+from gateway.ratelimit import FailedLogins
 from gateway.readside import ReadSide
 from gateway.references import check_references
 from gateway.rendering import render, render_audit
 from gateway.routing import match
+from services.identity import policy
 from shared import catalogue, listing, uris
+from shared.blobstore import Blobs
 from shared.errors import Forbidden, InvalidPayload, MethodNotAllowed, NotFound, Unauthorized
 from shared.rpc import Services
 from shared.validation import validate
@@ -31,6 +33,7 @@ class GatewayService:
     services = Services()
     read = ReadSide()
     config = Config()
+    blobs = Blobs()
 
     # -- public ---------------------------------------------------------------------------------------------
 
@@ -45,6 +48,16 @@ class GatewayService:
     @http("GET", "/docs")
     def docs(self, request):
         return apidocs.docs_page()
+
+    # -- file bytes (signed links; no session needed) ------------------------------------------------------------
+
+    @http("PUT", "/upload/<resource>/<uuid>/")
+    def upload(self, request, resource, uuid):
+        return files.receive_upload(self, request, resource, uuid)
+
+    @http("GET", "/content/<uuid>/")
+    def content(self, request, uuid):
+        return files.download(self, request, uuid)
 
     # -- sessions -------------------------------------------------------------------------------------------
 
@@ -130,7 +143,7 @@ class GatewayService:
             if "secret" in result:  # a generated secret (API token) is shown once, here
                 body = {"uri": location, "uuid": result["uuid"], "secret": result["secret"], **fields}
                 return json_response(body, 201, headers={"Location": location})
-            return json_response(None, 201, headers={"Location": location})
+            return json_response(None, 201, headers=self._created_headers(request, result))
         uuid = _valid_uuid(uuid, spec)
         if verb == "GET":
             return json_response(self._get(request, spec, uuid, caller))
@@ -163,12 +176,29 @@ class GatewayService:
         if request.method not in action.verbs:
             raise MethodNotAllowed(f"{request.method} is not allowed on {action.path}; allowed: "
                                    f"{', '.join(action.verbs)}.")
+        if request.method == "GET" and (spec.name, name) in files.VIEWS:  # a read: a model's or document's snapshot
+            path = uris.resource_path(spec.name, uuid)
+            doc = self.read.store.document(path, _scope(caller))
+            if doc is None:
+                raise NotFound(spec.not_found)
+            view = files.VIEWS[spec.name, name](self, name, path, doc, self._base(request), request)
+            return view if isinstance(view, Response) else json_response(view)
         self._require_visible(spec, uuid, caller)
         payload = validate(action, read_payload(request, action), partial=True) if action.fields else {}
         self._authorize(spec, "PUT", caller, payload, request)  # an action changes its resource: same role rules
         result = self._write(spec.service, "act", spec.name, uuid, name, payload, caller, request)
+        if result.get("upload"):  # the action made a resource whose bytes follow (a document's replacement)
+            return json_response(None, 201, headers=self._created_headers(request, result))
         return json_response(None, 202 if result.get("accepted") else 204,
                              headers={"Location": self._base(request) + result["uri"]})
+
+    def _created_headers(self, request, result):
+        base = self._base(request)
+        headers = {"Location": base + result["uri"]}
+        if result.get("upload"):  # files.md §0.2: where the client PUTs the bytes
+            resource, uuid = uris.parse_uri(result["uri"])
+            headers["X-Upload-Location"] = files.links.upload_link(self.config, base, resource, uuid)
+        return headers
 
     def _require_visible(self, spec, uuid, caller):
         if self.read.store.document(uris.resource_path(spec.name, uuid), _scope(caller)) is None:
@@ -202,7 +232,8 @@ class GatewayService:
             total = 1
         else:
             rows, total = self.read.store.documents(spec, _scope(caller), query)
-            resources = [render(spec, path, doc, base) for path, doc in rows]
+            linker = files.Links(self.config, base)
+            resources = [linker.decorate(spec, path, doc, render(spec, path, doc, base)) for path, doc in rows]
         return json_response({"resources": resources, "total_count": total})
 
     def _get(self, request, spec, uuid, caller):
@@ -216,7 +247,7 @@ class GatewayService:
         doc = self.read.store.document(path, _scope(caller))
         if doc is None:
             raise NotFound(spec.not_found)
-        return render(spec, path, doc, base)
+        return files.Links(self.config, base).decorate(spec, path, doc, render(spec, path, doc, base))
 
     def _access_info(self, query, caller, base):
         """Which actions the caller may take on the resource at filter[target_uri] (404 when it cannot see it)."""

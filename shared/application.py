@@ -110,6 +110,12 @@ class ResourceApplication(Application):
             raise NotImplementedYet(f"The '{action}' action of {resource_name} is documented but not built yet.")
         return rule(resource_name, uuid, payload, ctx)
 
+    def read(self, resource_name, uuid, ctx):
+        """A resource's public fields as the caller may see them (for other services' rules, over RPC)."""
+        aggregate = self.load(resource_name, uuid, ctx)
+        hidden = self.aggregates[resource_name].private_fields
+        return {k: v for k, v in aggregate.fields.items() if k not in hidden and not k.startswith("_")}
+
     def load(self, resource_name, uuid, ctx):
         """The resource as the caller may see it: other bureaus' and deleted resources are NotFound."""
         spec = catalogue.resource(resource_name)

@@ -20,6 +20,14 @@ DEFAULTS = {
     "STRATUM_SESSION_IDLE_MINUTES": "480",
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
     "STRATUM_MAX_WORKERS": "10",
+    "STRATUM_BLOB_DIR": "",  # default: <STRATUM_DATA_DIR>/blobs; gateway and files service must share it
+    "STRATUM_MAX_UPLOAD_MB": "512",
+    "STRATUM_DOWNLOAD_LINK_SECONDS": "300",  # files.md §0.2: content links are short-lived
+    "STRATUM_UPLOAD_LINK_SECONDS": "86400",
+    "STRATUM_ANALYSIS_TIMEOUT": "600",
+    "STRATUM_ANALYSIS_CONCURRENCY": "2",
+    "STRATUM_ZIPFILE_HOURS": "24",
+    "STRATUM_SWEEP_SECONDS": "660",  # background work still waiting this long after it was asked for is re-started
 }
 
 
@@ -33,6 +41,10 @@ def build_config(overrides=None, environ=None):
     # eventlet and nameko both emit heartbeats; keep nameko's default but make it explicit.
     config.setdefault("HEARTBEAT", 60)
     return config
+
+
+def blob_dir(config):
+    return config.get("STRATUM_BLOB_DIR") or os.path.join(config["STRATUM_DATA_DIR"], "blobs")
 
 
 def postgres_params(dsn):

@@ -89,3 +89,16 @@ class NotImplementedYet(StratumError):
     """A documented endpoint whose rules are not built yet: said plainly instead of pretending."""
     status = 501
     code = "not-implemented"
+
+
+@deserialize_to_instance
+class PayloadTooLarge(StratumError):
+    status = 413
+    code = "payload-too-large"
+
+
+@deserialize_to_instance
+class StoredContentDamaged(StratumError):
+    """A stored blob no longer matches the hash recorded at upload: refused rather than served."""
+    status = 500
+    code = "stored-content-damaged"

@@ -40,6 +40,10 @@ class ResourceService:
         return self._announce(self.app.act(resource, uuid, action, payload, ctx))
 
     @rpc
+    def get(self, resource, uuid, ctx):
+        return self.app.read(resource, uuid, ctx)
+
+    @rpc
     def get_notifications(self, start, limit):
         return self.app.feed(start, limit)
 

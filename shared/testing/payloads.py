@@ -22,8 +22,13 @@ class PayloadFactory:
         self.created = {}
 
     def minimal(self, spec):
-        return {name: self.value_for(field, spec.name)
-                for name, field in spec.writable_fields().items() if field.required}
+        payload = {name: self.value_for(field, spec.name)
+                   for name, field in spec.writable_fields().items() if field.required}
+        # A single `related_uuid` names a resource of `related_table_name` that must exist (a zipfile request's order).
+        if isinstance(payload.get("related_uuid"), str) and payload.get("related_table_name"):
+            target = self.reference(payload["related_table_name"].replace("_", "-"), spec.name)
+            payload["related_uuid"] = target.rstrip("/").rsplit("/", 1)[-1]
+        return payload
 
     def value_for(self, field, owner):
         if field.name == "csrf_token":  # role changes need the session's token

@@ -69,7 +69,13 @@ def free_port():
 
 
 @pytest.fixture(scope="module")
-def config(storage, amqp_uri):
+def config_overrides():
+    """Settings a test module needs on top of the defaults (override this fixture in the module)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def config(storage, amqp_uri, config_overrides):
     cfg = build_config({
         **storage,
         "AMQP_URI": amqp_uri,
@@ -77,6 +83,7 @@ def config(storage, amqp_uri):
         "STRATUM_ADMIN_EMAIL": ADMIN_EMAIL,
         "STRATUM_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "STRATUM_RPC_TIMEOUT": "20",
+        **config_overrides,
     }, environ={})
     migrate(cfg)
     return cfg

@@ -1,0 +1,140 @@
+"""The gateway's side of files (files.md §0.2, §1.2, §2.1): the PUT that receives an upload, the content download,
+the links rendered into resources, and the snapshot views of a model.
+
+Bytes never cross RabbitMQ: the gateway streams them into the shared blob store and tells the files service what
+landed (hash and size); downloads stream from the store after the hash check.
+"""
+from uuid import UUID
+
+from werkzeug.wrappers import Response
+from werkzeug.wsgi import wrap_file
+
+from gateway import links
+from shared import uris
+from shared.blobstore import Blob, CorruptBlob, TooLarge
+from shared.errors import Conflict, NotFound, PayloadTooLarge, StoredContentDamaged
+
+BLOB_FIELDS = {"_content": "content", "_snapshot": "snapshot_content"}
+UPLOAD_FIELDS = ("upload-location", "upload_location")
+SNAPSHOT_SETTINGS = ("width", "height", "color", "samples", "slice_height", "x", "y", "z", "u", "v", "w")
+
+
+class Links:
+    """Mints the signed links a rendered resource carries."""
+
+    def __init__(self, config, base):
+        self.config = config
+        self.base = base
+
+    def decorate(self, spec, path, doc, body):
+        resource, uuid = uris.parse_uri(path)
+        for blob_key, field in BLOB_FIELDS.items():
+            if field in spec.fields and doc.get(blob_key):
+                body[field] = links.content_link(self.config, self.base, resource, uuid, field)
+        for field in UPLOAD_FIELDS:
+            if field in spec.fields:
+                body[field] = links.upload_link(self.config, self.base, resource, uuid) \
+                    if doc.get("_awaiting_upload") else None
+        for field in ("snapshot", "model_render"):  # paths of snapshot views, stored relative like every URI
+            if field in spec.fields and doc.get(field):
+                body[field] = uris.absolute(self.base, doc[field])
+        return body
+
+
+def receive_upload(gateway, request, resource, uuid):
+    """PUT <X-Upload-Location>: stream the body into the blob store, then hand its hash to the files service."""
+    uuid = _uuid(uuid)
+    links.check(gateway.config, "upload", resource, uuid, "", request.args)
+    path = uris.resource_path(resource, uuid)
+    doc = gateway.read.store.document(path, None)
+    if doc is None:
+        raise NotFound("The resource this upload link was made for no longer exists.")
+    if not doc.get("_awaiting_upload"):
+        raise Conflict("This resource already has its file; upload a new one as a new resource.")
+    limit = int(float(gateway.config["STRATUM_MAX_UPLOAD_MB"]) * 1024 * 1024)
+    declared = request.content_length
+    ctx = {"user": None, "bureau": None, "platform_admin": True}
+    try:
+        if declared is not None and declared > limit:
+            raise TooLarge(limit, declared)
+        blob = gateway.blobs.receive(request.stream.read, limit, request.mimetype or "application/octet-stream",
+                                     doc.get("name") or "")
+    except TooLarge as refused:
+        _drain(request.stream, 4 * limit)  # let the client finish sending, so it can read the answer
+        result = gateway.services.call("files", "upload_refused", resource, uuid, str(refused), refused.received, ctx)
+        gateway._catch_up(result)
+        raise PayloadTooLarge(str(refused)) from None
+    result = gateway.services.call("files", "upload_received", resource, uuid, blob.as_dict(), ctx)
+    gateway._catch_up(result)
+    return Response(status=204)
+
+
+def _drain(stream, most):
+    read = 0
+    while read < most and (chunk := stream.read(1 << 20)):
+        read += len(chunk)
+
+
+def download(gateway, request, uuid):
+    """GET /content/{uuid}/?resource=…&field=…: the signed link's bytes, after checking them against their hash."""
+    uuid = _uuid(uuid)
+    resource, field = request.args.get("resource", ""), request.args.get("field", "")
+    links.check(gateway.config, "content", resource, uuid, field, request.args)
+    doc = gateway.read.store.document(uris.resource_path(resource, uuid), None)
+    blob_key = next((k for k, f in BLOB_FIELDS.items() if f == field), None)
+    if doc is None or blob_key is None or not doc.get(blob_key):
+        raise NotFound("The requested content cannot be found.")
+    return _send(gateway, Blob.from_dict(doc[blob_key]), request)
+
+
+def snapshot_view(gateway, action, path, doc, base, request):
+    """GET /model/{uuid}/snapshot/ (the default snapshot's settings and link) or …/binary/ (the PNG itself)."""
+    snapshot = doc.get("_snapshot_request") or {}
+    if action == "binary":
+        if not doc.get("_snapshot"):
+            raise NotFound(f"The snapshot is not rendered yet (status: {snapshot.get('status') or 'none'}).")
+        return _send(gateway, Blob.from_dict(doc["_snapshot"]), request)
+    resource, uuid = uris.parse_uri(path)
+    body = {key: snapshot.get(key) for key in SNAPSHOT_SETTINGS}
+    body.update(uri=base + path + "snapshot/", model=base + path, model_status=doc.get("status"),
+                status=snapshot.get("status"), created=snapshot.get("requested"),
+                content=links.content_link(gateway.config, base, resource, uuid, "snapshot_content")
+                if doc.get("_snapshot") else None)
+    return body
+
+
+def document_snapshot_view(gateway, action, path, doc, base, request):
+    """GET /document/{uuid}/snapshot/: documents get no rendered thumbnail yet; say which state explains that."""
+    status = "not-uploaded" if doc.get("_awaiting_upload") else \
+        "document-error" if doc.get("virus_scan") == "quarantined" else "skipped"
+    return {"uri": base + path + "snapshot/", "document": base + path, "status": status, "content": None,
+            "width": 640, "height": 480, "created": doc.get("created")}
+
+
+VIEWS = {("model", "snapshot"): snapshot_view, ("model", "binary"): snapshot_view,
+         ("document", "snapshot"): document_snapshot_view}
+
+
+def _send(gateway, blob, request):
+    try:
+        path = gateway.blobs.verified_path(blob)
+    except CorruptBlob as damaged:
+        raise StoredContentDamaged(str(damaged)) from None
+    handle = open(path, "rb")
+    response = Response(wrap_file(request.environ, handle), mimetype=blob.media_type, direct_passthrough=True)
+    response.content_length = blob.size
+    response.headers["ETag"] = f'"{blob.sha256}"'
+    if blob.name:
+        response.headers["Content-Disposition"] = f'attachment; filename="{_safe_name(blob.name)}"'
+    return response
+
+
+def _safe_name(name):
+    return "".join(c for c in name.rsplit("/", 1)[-1] if c.isprintable() and c not in '"\\') or "download"
+
+
+def _uuid(value):
+    try:
+        return str(UUID(value))
+    except (TypeError, ValueError):
+        raise NotFound("The requested content cannot be found.") from None

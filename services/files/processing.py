@@ -1,0 +1,115 @@
+"""The background work after an upload: scan, analyse, render (files.md §5 F1 steps 3-4).
+
+Each step reloads the resource and does only what its state still asks for, and records its result under a
+command id derived from (step, resource, bytes), so a redelivered or repeated job changes nothing. Parsing and
+rendering run in a child process (services.files.worker) with memory and CPU limits: a hostile or broken file can
+fail its own job, never the service.
+"""
+import logging
+import os
+import tempfile
+
+import eventlet.semaphore
+
+from services.files import worker
+from services.files.scan import scan
+from shared.blobstore import Blob, CorruptBlob
+
+log = logging.getLogger(__name__)
+MODEL_ANALYZED = "model_analyzed"
+
+
+def declared_format(resource_name, fields):
+    """What the client said the bytes are: the mesh type or format, else the file's name."""
+    if resource_name in ("model", "asset"):
+        return fields.get("type") or "stl"
+    if resource_name == "design-file":
+        return fields.get("format") or fields.get("name") or ""
+    return fields.get("name") or fields.get("key") or ""
+
+
+class Pipeline:
+    def __init__(self, app, blobs, config, announce, notify):
+        self.app = app
+        self.blobs = blobs
+        self.announce = announce
+        self.notify = notify  # (event type, payload) → published to other services, after the commit
+        self.timeout = int(config["STRATUM_ANALYSIS_TIMEOUT"])
+        self.slots = _slots(int(config["STRATUM_ANALYSIS_CONCURRENCY"]))
+
+    def _step(self, resource_name, uuid, step, kwargs, key):
+        self.announce(self.app.advance(resource_name, uuid, step, kwargs, f"{step}:{resource_name}:{uuid}:{key}"))
+
+    def process(self, resource_name, uuid, sha256):
+        resource = self.app.get_upload(resource_name, uuid)
+        if not resource.content or resource.content["sha256"] != sha256:
+            return  # not (or no longer) these bytes
+        try:
+            path = self.blobs.verified_path(Blob.from_dict(resource.content))
+        except CorruptBlob as error:
+            self._step(resource_name, uuid, "scanned", {"verdict": "quarantined", "reason": str(error)}, sha256)
+            return
+        if resource.fields.get("virus_scan") == "unscanned":
+            verdict, reason = scan(path, declared_format(resource_name, resource.fields))
+            self._step(resource_name, uuid, "scanned", {"verdict": verdict, "reason": reason}, sha256)
+            resource = self.app.get_upload(resource_name, uuid)
+        if resource.awaiting_analysis:
+            self._analyse(resource_name, uuid, resource, path, sha256)
+        if resource_name == "model":  # analysed, failed or quarantined: line items printing it re-estimate
+            self.notify(MODEL_ANALYZED, {"model": f"/model/{uuid}/"})
+
+    def _analyse(self, resource_name, uuid, resource, path, sha256):
+        # a 3MF states its own unit (the format requires it); other formats take the declared or autodetected one
+        unit = resource.fields.get("file_unit") or "-"
+        if declared_format(resource_name, resource.fields) == "3mf":
+            unit = "-"
+        with self.slots:
+            outcome = worker.run(["analyze", path, unit], timeout=self.timeout)
+        if not outcome.get("ok"):
+            self._step(resource_name, uuid, "processing_failed",
+                       {"status": outcome.get("status", "error"), "reason": outcome.get("reason")}, sha256)
+            return
+        self._step(resource_name, uuid, "analyzed", {"figures": outcome["result"]}, sha256)
+        if resource.has_field("snapshot"):  # the default snapshot follows the analysis (files.md §2.1)
+            self._step(resource_name, uuid, "request_snapshot", {"params": {"width": 640, "height": 480,
+                                                                           "color": "#FF7F00"}}, sha256)
+            request_id = self.app.get_upload(resource_name, uuid).snapshot_request["requested"]
+            self.render(resource_name, uuid, request_id)
+
+    def render(self, resource_name, uuid, request_id):
+        resource = self.app.get_upload(resource_name, uuid)
+        request = resource.snapshot_request
+        if request.get("requested") != request_id or request.get("status") != "in_queue":
+            return
+        if resource.fields.get("status") not in ("processed", "repaired"):
+            reason = f"The model is '{resource.fields.get('status')}'; snapshots render once it is processed."
+            self._step(resource_name, uuid, "snapshot_failed", {"reason": reason, "request_id": request_id},
+                       request_id)
+            return
+        path = self.blobs.verified_path(Blob.from_dict(resource.content))
+        # render in the unit the analysis settled on, so the picture and the figures agree
+        unit = (resource.fields.get("analyses") or {}).get("unit") or resource.fields.get("file_unit") or "mm"
+        fd, out = tempfile.mkstemp(suffix=".png")
+        os.close(fd)
+        try:
+            with self.slots:
+                outcome = worker.run(["render", path, out, str(request["width"]), str(request["height"]),
+                                      request["color"], unit], timeout=self.timeout)
+            if outcome.get("ok"):
+                blob = self.blobs.put_file(out, "image/png", "snapshot.png")
+                self._step(resource_name, uuid, "snapshot_rendered",
+                           {"blob": blob.as_dict(), "request_id": request_id}, request_id)
+            else:
+                self._step(resource_name, uuid, "snapshot_failed",
+                           {"reason": outcome.get("reason"), "request_id": request_id}, request_id)
+        finally:
+            os.unlink(out)
+
+
+_SLOTS = {}
+
+
+def _slots(size):
+    """One semaphore per process and size: analyses compete for the CPU, not for the service's worker pool."""
+    return _SLOTS.setdefault(size, eventlet.semaphore.Semaphore(size))
+

@@ -1,0 +1,79 @@
+"""Finding background work that a crash left undone, from the service's own event log.
+
+Background jobs (an upload's analysis, an order's clone) start with a message published after the command that
+asks for them commits. A crash between the two loses the message; a job killed half-way may have been acked.
+The log still says the work was asked for, so a sweeper reads it (once from the start, then only what is new) and
+re-publishes any job whose resource still waits after a grace period. Jobs are idempotent, so a job that was only
+slow gets a harmless second start.
+"""
+import logging
+import threading
+import time
+from datetime import datetime
+
+from eventsourcing.application import AggregateNotFoundError
+
+log = logging.getLogger(__name__)
+BATCH = 500
+
+
+class Sweeper:
+    def __init__(self, app, starts, grace_seconds):
+        """`starts`: the event classes that ask for background work, by name ('FileReceived': any aggregate's) or
+        qualified name ('Order.Created': only that aggregate's)."""
+        self.app = app
+        self.starts = set(starts)
+        self.grace = grace_seconds
+        self.position = 0
+        self.waiting = {}  # aggregate id → when its work was asked for (epoch seconds)
+        self.lock = threading.Lock()
+
+    def _read_new(self):
+        while True:
+            notifications = self.app.recorder.select_notifications(start=self.position + 1, limit=BATCH)
+            for notification in notifications:
+                if self._asks_for_work(notification.topic):
+                    event = self.app.mapper.to_domain_event(notification)
+                    self.waiting[event.originator_id] = _epoch(event.timestamp)
+                self.position = notification.id
+            if len(notifications) < BATCH:
+                return
+
+    def _asks_for_work(self, topic):
+        qualname = topic.rsplit(":", 1)[-1]  # "Model.FileReceived"
+        return qualname in self.starts or qualname.rsplit(".", 1)[-1] in self.starts
+
+    def sweep(self, still_waiting, resume, now=None):
+        """For each job asked for more than `grace` seconds ago: `still_waiting(aggregate)` says whether its
+        resource still waits (then `resume(aggregate)` re-publishes it) or is done (then it is forgotten)."""
+        now = time.time() if now is None else now
+        with self.lock:
+            self._read_new()
+            due = [i for i, asked in self.waiting.items() if now - asked >= self.grace]
+            for aggregate_id in due:
+                try:
+                    aggregate = self.app.repository.get(aggregate_id)
+                except AggregateNotFoundError:
+                    self.waiting.pop(aggregate_id, None)
+                    continue
+                if still_waiting(aggregate):
+                    log.warning("resuming background work for %s, asked for %.0f s ago", aggregate_id,
+                                now - self.waiting[aggregate_id])
+                    resume(aggregate)
+                    self.waiting[aggregate_id] = now  # give the resumed job its own grace period
+                else:
+                    self.waiting.pop(aggregate_id, None)
+
+
+def _epoch(timestamp):
+    return timestamp.timestamp() if isinstance(timestamp, datetime) else float(timestamp)
+
+
+
+def sweeper_for(app, name, starts, grace_seconds):
+    """The process's Sweeper called `name` for `app` (kept on the application, which lives as long as the
+    container, so each sweeper reads the log from the start only once)."""
+    sweepers = app.__dict__.setdefault("_stratum_sweepers", {})
+    if name not in sweepers:
+        sweepers[name] = Sweeper(app, starts, grace_seconds)
+    return sweepers[name]
