@@ -141,7 +141,65 @@ def _comment_action_assignments(conn, event, path, bureau, before, after):
     _upsert_view(conn, target, "assignment", bureau, doc, event["timestamp"])
 
 
-_DERIVED = {"order": (_order_assignments, _flat_order), "comment-action": (_comment_action_assignments,)}
+# orders.md §1.8, files.md §6: the flat line item joins the line item with its order, model, materials and workflow.
+# It is recomputed from the current documents whenever any of them changes, so it converges to the same rows
+# whatever order the services' feeds are applied in (live, or rebuilt from zero).
+_FLAT_LINE_ITEM_COPIED = ("status", "notes", "design_time", "layer_thickness", "custom_field_values",
+                          "additional_costs", "model")
+_FLAT_LINE_ITEM_FROM_ORDER = {"customer_email": "customer_email", "customer_name": "customer_name",
+                              "due_date": "due_date", "ip_sensitivity": "ip_sensitivity",
+                              "application_type": "application_type", "currency": "currency",
+                              "order_customer_id": "customer_id", "order_date": "created"}
+
+
+def refresh_flat_line_item(conn, path, bureau, at):
+    target = resource_path("flat-line-item", path.strip("/").rsplit("/", 1)[-1])
+    row = conn.execute(select(documents.c.doc, documents.c.deleted).where(documents.c.path == path)).first()
+    if row is None or row.deleted:
+        conn.execute(update(documents).where(documents.c.path == target).values(deleted=True))
+        return
+    item = row.doc
+    order, model = _document(conn, item.get("order")), _document(conn, item.get("model"))
+    materials = item.get("materials") or {}
+    quantity = item.get("quantity") or 0
+    size = model.get("size") or {}
+    flat = {key: item.get(key) for key in _FLAT_LINE_ITEM_COPIED}
+    flat.update({key: order.get(source) for key, source in _FLAT_LINE_ITEM_FROM_ORDER.items()})
+    flat.update(
+        uuid=path.strip("/").rsplit("/", 1)[-1], prints_quantity=quantity,
+        order=item["order"].strip("/").rsplit("/", 1)[-1] if item.get("order") else None,
+        order_created_by=_document(conn, order.get("user")).get("name"),
+        model_render=model.get("snapshot"),
+        model_name=model.get("name"), model_updated=model.get("updated"),
+        model_surface_area=model.get("surface_area_mm"),
+        model_volume=model["volume_mm"] * quantity if model.get("volume_mm") is not None else None,
+        print_bounding_box=size["x"] * size["y"] * size["z"] if all(size.get(k) for k in "xyz") else None,
+        base_material_name=_document(conn, materials.get("base")).get("name"),
+        support_material_name=_document(conn, materials.get("support")).get("name"),
+        workflow_name=_document(conn, item.get("workflow")).get("name"),
+        year=(order.get("created") or "")[:4] or None, month=(order.get("created") or "")[5:7] or None,
+    )
+    _upsert_view(conn, target, "flat-line-item", bureau, flat, at)
+
+
+def _line_item_changed(conn, event, path, bureau, before, after):
+    refresh_flat_line_item(conn, path, bureau, event["timestamp"])
+
+
+def _refresh_line_items_naming(field):
+    """A model's analysis or an order's change reaches the flat line items that point at it."""
+    def refresh(conn, event, path, bureau, before, after):
+        rows = conn.execute(select(documents.c.path, documents.c.bureau).where(
+            documents.c.resource == "line-item", documents.c.doc[field].as_string() == path)).all()
+        for row in rows:
+            refresh_flat_line_item(conn, row.path, row.bureau, event["timestamp"])
+    return refresh
+
+
+_DERIVED = {"order": (_order_assignments, _flat_order, _refresh_line_items_naming("order")),
+            "comment-action": (_comment_action_assignments,),
+            "line-item": (_line_item_changed,),
+            "model": (_refresh_line_items_naming("model"),)}
 
 
 def _audit(conn, event, reference, bureau, changes):

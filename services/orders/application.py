@@ -3,7 +3,15 @@ from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
-from services.orders.domain import Comment, CommentAction, LineItem, Order
+from services.orders.domain import (
+    Comment,
+    CommentAction,
+    LineItem,
+    ModelUsage,
+    Order,
+    check_model_choice,
+    check_printable,
+)
 from shared.application import ResourceApplication
 from shared.errors import InvalidPayload
 from shared.generic import aggregates_for
@@ -103,12 +111,14 @@ class Orders(ResourceApplication):
         change recomputes the order's status (§2.3). A manual confirm/cancel of an order cascades (§2.3)."""
         actor = ctx.get("user")
         if resource_name == "line-item":
+            self._check_model(aggregate, ctx)
+            usage = self._model_usage(aggregate)
             order = self._order_of(aggregate)
             if order is None:
-                return []
+                return usage
             order.include(aggregate, actor)
             order.derive_status(self._line_items(order, aggregate), actor)
-            return [order]
+            return [order, *usage]
         if resource_name == "order":
             claims = self._template_claim(aggregate)
             items = self._line_items(aggregate)
@@ -123,9 +133,45 @@ class Orders(ResourceApplication):
                 else:
                     item.join(aggregate, actor)
             aggregate.cascade_manual_status(items, actor)
+            for item in items:
+                self._check_model(item, ctx)
             aggregate.derive_status(items, actor)
             return [*items, *products, *claims]
         return []
+
+    def _check_model(self, item, ctx):
+        """The model rule, with the product's no_model_upload, and the model's state as the files service reported it
+        to this command (ctx['model_state'], looked up by the orders service when a model is named)."""
+        product = self._get(item.fields["product"]) if item.fields.get("product") else None
+        no_model_upload = bool(product is not None and product.fields.get("no_model_upload"))
+        check_model_choice(item.fields.get("model"), no_model_upload, item.confirming)
+        state = (ctx.get("model_states") or {}).get(item.fields.get("model"))
+        check_printable(state)
+
+    def _model_usage(self, item):
+        model = item.fields.get("model")
+        if not model:
+            return []
+        try:
+            usage = self.repository.get(ModelUsage.id_for(model))
+        except AggregateNotFoundError:
+            usage = ModelUsage.start(model)
+        usage.use(resource_path("line-item", item.id))
+        return [usage] if usage.pending_events else []
+
+    def line_items_printing(self, model_path):
+        try:
+            return list(self.repository.get(ModelUsage.id_for(model_path)).line_items)
+        except AggregateNotFoundError:
+            return []
+
+    def record_estimates(self, line_item_id, estimates, error, command_id):
+        """The estimator's result for a line item (or the reason there is none): recorded once per input."""
+        def command():
+            item = self.load("line-item", line_item_id, {"platform_admin": True})
+            item.update({"estimates": estimates, "error": error}, None)
+            return self.outcome("line-item", item, {})
+        return self._execute({"command_id": command_id}, command)
 
     def _template_claim(self, order):
         """orders.md §4: a template name is unique in its bureau (400 "The requested template name already

@@ -1,10 +1,53 @@
 """Orders aggregates. Fields and enums come from the catalogue (orders.md §1); the rules live here."""
-from services.orders.status import ORDER_MANUAL, check_line_item_transition, check_order_status_request, order_status
 from datetime import datetime, timezone
+from uuid import NAMESPACE_URL, uuid5
 
+from eventsourcing.domain import Aggregate
+
+from services.orders.status import ORDER_MANUAL, check_line_item_transition, check_order_status_request, order_status
 from shared.errors import Forbidden, InvalidPayload
 from shared.resource import Resource
-from shared.uris import resource_path
+from shared.uris import normalise, resource_path
+
+# orders.md §1.3 rule 1 and files.md §1.1: a line item prints one model, or says it needs none (on its product).
+MODEL_CHOICE = ("Either supply a model uri, or set no_model_upload to True. You cannot do both, and you cannot do "
+                "neither.")
+NOT_PRINTABLE = "The model does not seem printable"
+UNPRINTABLE_MODEL_STATUSES = ("error", "inoperable", "file-too-large", "irreparable")
+
+
+def check_model_choice(model, no_model_upload, confirming):
+    """Both is always wrong. Neither is wrong once the line item is confirmed: before that the current UI flow
+    (product, then design file, then its model) legitimately has a line item whose model is still coming."""
+    if model and no_model_upload:
+        raise InvalidPayload(MODEL_CHOICE, field="model")
+    if confirming and not model and not no_model_upload:
+        raise InvalidPayload(MODEL_CHOICE, field="model")
+
+
+def check_printable(model_state):
+    """A model the files service could not use (broken, quarantined, too large) cannot be ordered."""
+    if model_state and (model_state.get("status") in UNPRINTABLE_MODEL_STATUSES
+                        or model_state.get("virus_scan") == "quarantined"):
+        raise InvalidPayload(NOT_PRINTABLE, field="model")
+
+
+def canonical_materials(fields):
+    """`materials: {base, support}` hold material URIs; stored as paths like every other reference."""
+    materials = fields.get("materials")
+    if not isinstance(materials, dict):
+        return fields
+    clean = {}
+    for role, value in materials.items():
+        if role not in ("base", "support"):
+            raise InvalidPayload(f"'materials' takes 'base' and 'support', not '{role}'.", field="materials")
+        try:
+            clean[role] = normalise(value) if value else None
+        except ValueError:
+            raise InvalidPayload(f"materials.{role} must be a material URI.", field="materials") from None
+        if clean[role] and not clean[role].startswith("/material/"):
+            raise InvalidPayload(f"materials.{role} must be a material URI.", field="materials")
+    return dict(fields, materials=clean)
 
 
 def _check_created_new(fields):
@@ -107,12 +150,18 @@ class LineItem(Resource):
         # flow: line items first, then the order listing them) gets its product when an order takes it.
         if fields.get("order") and not fields.get("product") and fields.get("type", "product") == "product":
             raise InvalidPayload("A line item of type product in an order needs its product.", field="product")
-        return super().create(id, _check_created_new(fields), bureau, actor)
+        return super().create(id, canonical_materials(_check_created_new(fields)), bureau, actor)
 
     def update(self, changes, actor):
         if "status" in changes:
             check_line_item_transition(self.fields.get("status"), changes["status"])
-        super().update(changes, actor)
+        super().update(canonical_materials(changes), actor)
+
+    @property
+    def confirming(self):
+        """Whether the change being made now moves this line item to confirmed."""
+        return any(isinstance(e, Resource.Updated) and e.changes.get("status") == "confirmed"
+                   for e in self.pending_events)
 
     def join(self, order, actor, product_path=None):
         changes = {"order": resource_path("order", order.id)}
@@ -177,3 +226,33 @@ class CommentAction(Resource):
                 raise InvalidPayload("Provided status transformation is not allowed", field="status")
             changes["completed"] = datetime.now(timezone.utc).isoformat() if status == "complete" else None
         super().update(changes, actor)
+
+
+class ModelUsage(Aggregate):
+    """Which line items print a model: lets the orders service find them when the files service reports the model
+    analysed or failed. Saved in the same transaction as the line item that names the model."""
+
+    class Started(Aggregate.Created):
+        model: str
+
+    class Used(Aggregate.Event):
+        line_item: str
+
+        def apply(self, aggregate):
+            aggregate.line_items.append(self.line_item)
+
+    def __init__(self, model):
+        self.model = model
+        self.line_items = []
+
+    @staticmethod
+    def id_for(model_path):
+        return uuid5(NAMESPACE_URL, f"stratum:model-usage:{model_path}")
+
+    @classmethod
+    def start(cls, model_path):
+        return cls._create(cls.Started, id=cls.id_for(model_path), model=model_path)
+
+    def use(self, line_item_path):
+        if line_item_path not in self.line_items:
+            self.trigger_event(self.Used, line_item=line_item_path)

@@ -1,18 +1,108 @@
+import hashlib
+import json
 import logging
 
+from nameko.dependency_providers import Config
 from nameko.events import event_handler
+from nameko.timer import timer
 
 from services.orders.application import Orders
+from services.orders.domain import NOT_PRINTABLE, UNPRINTABLE_MODEL_STATUSES
+from services.orders.estimates import estimate
+from shared.errors import NotFound, StratumError
 from shared.eventstore import EventStore
+from shared.rpc import Services
 from shared.service import ResourceService, rpc
+from shared.sweep import sweeper_for
+from shared.uris import parse_uri
 
 CLONE_REQUESTED = "order_clone_requested"
+ESTIMATE_REQUESTED = "line_item_estimate_requested"
+MODEL_ANALYZED = "model_analyzed"  # dispatched by the files service when a model's analysis ends, well or not
+ESTIMATE_INPUTS = ("model", "quantity", "materials")
+INTERNAL = {"platform_admin": True}
 log = logging.getLogger(__name__)
 
 
 class OrdersService(ResourceService):
     name = "orders"
     app = EventStore(Orders)
+    services = Services()
+    config = Config()
+
+    @timer(interval=30)
+    def resume_stuck_clones(self):
+        """A clone whose copy job message was lost stays `cloning`; the sweeper (shared.sweep) asks again."""
+        sweeper = sweeper_for(self.app, "clones", ("Order.Created",), int(self.config["STRATUM_SWEEP_SECONDS"]))
+        sweeper.sweep(lambda order: order.fields.get("status") == "cloning" and order.fields.get("cloned_from"),
+                      lambda order: self.dispatch(CLONE_REQUESTED, {
+                          "clone": str(order.id), "source": parse_uri(order.fields["cloned_from"])[1]}))
+
+    @rpc
+    def create(self, resource, payload, ctx):
+        result = super().create(resource, payload, self._with_model_state(resource, payload, ctx))
+        self._request_estimate(resource, result["uri"], payload)
+        return result
+
+    @rpc
+    def update(self, resource, uuid, payload, ctx):
+        result = super().update(resource, uuid, payload, self._with_model_state(resource, payload, ctx))
+        self._request_estimate(resource, result["uri"], payload)
+        return result
+
+    def _with_model_state(self, resource, payload, ctx):
+        """A line item naming a model carries the model's state, as the files service knows it, into the rules."""
+        model = payload.get("model") if resource == "line-item" and isinstance(payload, dict) else None
+        if not model:
+            return ctx
+        try:
+            path = f"/model/{parse_uri(model)[1]}/"
+            state = self.services.call("files", "get", "model", parse_uri(model)[1], ctx)
+        except ValueError:
+            return ctx  # not a URI: validation answers that
+        except NotFound:
+            state = {"status": "missing"}
+        return dict(ctx, model_states={path: state})
+
+    def _request_estimate(self, resource, uri, payload):
+        if resource == "line-item" and any(key in payload for key in ESTIMATE_INPUTS):
+            self.dispatch(ESTIMATE_REQUESTED, {"line_item": uri})
+
+    @event_handler("orders", ESTIMATE_REQUESTED)
+    def estimate_line_item(self, payload):
+        self._estimate(payload["line_item"])
+
+    @event_handler("files", MODEL_ANALYZED)
+    def model_analyzed(self, payload):
+        for line_item in self.app.line_items_printing(payload["model"]):
+            self._estimate(line_item)
+
+    def _estimate(self, line_item_path):
+        """orders.md §3 / files.md §5 F1 step 5: estimates follow the model's analysis; a model that failed
+        analysis puts its line items in error with the documented message."""
+        uuid = parse_uri(line_item_path)[1]
+        try:
+            item = self.app.read("line-item", uuid, INTERNAL)
+            if not item.get("model"):
+                return
+            model = self.services.call("files", "get", "model", parse_uri(item["model"])[1], INTERNAL)
+            estimates, error = None, None
+            if model.get("status") in UNPRINTABLE_MODEL_STATUSES or model.get("virus_scan") == "quarantined":
+                error = NOT_PRINTABLE
+            elif model.get("volume_mm") is None:
+                return  # not analysed yet: MODEL_ANALYZED brings us back
+            else:
+                base = (item.get("materials") or {}).get("base")
+                material = self.services.call("materials", "get", "material", parse_uri(base)[1], INTERNAL) \
+                    if base else None
+                order = self.app.read("order", parse_uri(item["order"])[1], INTERNAL) if item.get("order") else {}
+                estimates = estimate(model, item.get("quantity") or 1, material, None, order.get("currency"))
+            digest = hashlib.sha256(json.dumps([estimates, error], sort_keys=True).encode()).hexdigest()[:16]
+            result = self.app.record_estimates(uuid, estimates, error, f"estimate:{uuid}:{digest}")
+        except StratumError as error:  # a deleted line item, a missing material: nothing to estimate
+            log.warning("no estimate for %s: %s", line_item_path, error.title)
+            return
+        self._announce(result)
 
     @rpc
     def act(self, resource, uuid, action, payload, ctx):

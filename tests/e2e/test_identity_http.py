@@ -140,7 +140,7 @@ def test_restricted_users_cannot_delete_a_confirmed_order(admin, tenant):
     for role in tenant.manager.get(f"/role/?filter[user]={tenant.standard_user}").json()["resources"]:
         assert tenant.manager.put(role["uri"], json={"role": "restricted", "csrf_token": csrf}).status_code == 204
     order = tenant.standard.post("/order/", json={"name": "to confirm"}).headers["Location"]
-    product = tenant.standard.post("/product/", json={"order": order}).headers["Location"]
+    product = tenant.standard.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
     item = tenant.standard.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
     for status in ("calculating_estimates", "pending", "confirmed"):
         assert tenant.manager.put(item, json={"status": status}).status_code == 204

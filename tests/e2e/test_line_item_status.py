@@ -15,7 +15,7 @@ HAPPY_PATH = ["calculating_estimates", "pending", "in-preparation", "pending", "
 
 def make_line_item(api):
     order = api.post("/order/", json={"name": "status walk"}).headers["Location"]
-    product = api.post("/product/", json={"order": order})
+    product = api.post("/product/", json={"order": order, "no_model_upload": True})
     assert product.status_code == 201, product.text
     line_item = api.post("/line-item/", json={"product": product.headers["Location"], "quantity": 2,
                                               "type": "product"})
@@ -71,7 +71,7 @@ def test_orders_accept_only_manual_statuses(admin):
 
 def test_order_status_follows_its_line_items(admin):
     order = admin.post("/order/", json={"name": "aggregate"}).headers["Location"]
-    product = admin.post("/product/", json={"order": order}).headers["Location"]
+    product = admin.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
     first, second = (admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
                      for _ in range(2))
     body = admin.get(order).json()
@@ -108,7 +108,7 @@ def test_order_status_follows_its_line_items(admin):
 
 def test_manual_cancel_cascades_and_deleted_line_items_leave_the_order(admin):
     order = admin.post("/order/", json={"name": "cascade"}).headers["Location"]
-    product = admin.post("/product/", json={"order": order}).headers["Location"]
+    product = admin.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
     first, second = (admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
                      for _ in range(2))
     assert admin.delete(second).status_code == 204
@@ -175,7 +175,7 @@ def test_flat_order_follows_the_order(admin):
     assert (flat["shipping_name"], flat["shipping_address"], flat["line_items_quantity"]) == ("Ada L.", "1 Loop Rd", 0)
     assert flat["customer_id"] == order_uuid[:8] and flat["confirmed_date"] is None
 
-    product = admin.post("/product/", json={"order": order}).headers["Location"]
+    product = admin.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
     item = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
     for status in ("calculating_estimates", "pending", "confirmed"):
         admin.put(item, json={"status": status})
@@ -190,7 +190,7 @@ def test_flat_order_follows_the_order(admin):
 def test_clone_copies_an_order_in_the_background(admin):
     source = admin.post("/order/", json={"name": "original", "template_name": f"tpl {uuid.uuid4().hex[:6]}",
                                          "customer_name": "Ada", "priority": 80}).headers["Location"]
-    product = admin.post("/product/", json={"order": source}).headers["Location"]
+    product = admin.post("/product/", json={"order": source, "no_model_upload": True}).headers["Location"]
     items = [admin.post("/line-item/", json={"product": product, "quantity": q}).headers["Location"]
              for q in (2, 5)]
     admin.put(items[0], json={"status": "calculating_estimates"})
@@ -218,7 +218,7 @@ def test_clone_copies_an_order_in_the_background(admin):
 
 def test_line_item_clone_joins_the_same_order(admin):
     order = admin.post("/order/", json={"name": "li clone"}).headers["Location"]
-    product = admin.post("/product/", json={"order": order}).headers["Location"]
+    product = admin.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
     item = admin.post("/line-item/", json={"product": product, "quantity": 3}).headers["Location"]
     response = admin.post(item + "clone/", json={"quantity": 7})
     assert response.status_code == 204, response.text

@@ -88,7 +88,7 @@ def test_rebuild_from_zero_equals_live(system, admin, store):
     me = admin.get("/sessions/").json()["user"]
     location = admin.post("/order/", json={"name": "to rebuild", "priority": 3, "order_owner": me}).headers["Location"]
     admin.put(location, json={"name": "rebuilt"})
-    product = admin.post("/product/", json={"order": location}).headers["Location"]
+    product = admin.post("/product/", json={"order": location, "no_model_upload": True}).headers["Location"]
     item = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
     for status in ("calculating_estimates", "pending", "confirmed"):
         admin.put(item, json={"status": status})  # order status, flat order and assignment all follow
