@@ -3,6 +3,7 @@ feed batch is applied once, and a projection rebuilt from zero equals the live o
 import uuid
 
 import pytest
+import requests
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from gateway.tables import audit_events, credentials, documents
 from shared import uris
 from shared.config import read_store_url
 from shared.service import NEWS_EVENT
+from shared.testing.meshes import box_stl
 from shared.testing.plugin import eventually
 
 pytestmark = pytest.mark.e2e
@@ -84,7 +86,7 @@ def test_redelivered_news_and_batches_are_applied_once(system, admin, store):
     assert admin.get(location).json()["priority"] == 7
 
 
-def test_rebuild_from_zero_equals_live(system, admin, store):
+def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
     me = admin.get("/sessions/").json()["user"]
     location = admin.post("/order/", json={"name": "to rebuild", "priority": 3, "order_owner": me}).headers["Location"]
     admin.put(location, json={"name": "rebuilt"})
@@ -94,6 +96,16 @@ def test_rebuild_from_zero_equals_live(system, admin, store):
         admin.put(item, json={"status": status})  # order status, flat order and assignment all follow
     deleted = admin.post("/order/", json={"name": "to delete"}).headers["Location"]
     admin.delete(deleted)
+    # a model from the files service, printed by a line item: its flat line item joins three services' documents
+    model = admin.post("/model/", json={"name": "cube.stl", "type": "stl"})
+    with open(box_stl(tmp_path / "cube.stl", dims=(10, 10, 10)), "rb") as handle:
+        assert requests.put(model.headers["X-Upload-Location"], data=handle, timeout=30).status_code == 204
+    other = admin.post("/order/", json={"name": "modelled"}).headers["Location"]
+    product = admin.post("/product/", json={"order": other}).headers["Location"]
+    modelled = admin.post("/line-item/", json={"product": product, "model": model.headers["Location"],
+                                               "quantity": 2}).headers["Location"]
+    eventually(lambda: admin.get(modelled).json()["estimates"], timeout=60)
+    eventually(lambda: admin.get(model.headers["Location"]).json()["snapshot_content"], timeout=60)
     live = snapshot(store)
     positions = store.positions()
 
@@ -109,3 +121,5 @@ def test_rebuild_from_zero_equals_live(system, admin, store):
     assert admin.get(f"/flat-order/?filter[uuid]={order_uuid}").json()["resources"][0]["status"] == "confirmed"
     assert admin.get(f"/assignment/?filter[related_uuid]={order_uuid}").json()["total_count"] == 1
     assert admin.get(deleted).status_code == 404
+    flat = admin.get("/flat-line-item/" + modelled.rstrip("/").rsplit("/", 1)[1] + "/").json()
+    assert flat["model_volume"] == pytest.approx(2000.0) and flat["model_name"] == "cube.stl"
