@@ -100,11 +100,42 @@ def _flat_order(conn, event, path, bureau, before, after):
     for status, key in (("confirmed", "confirmed_date"), ("complete", "completed_date")):
         if after.get("status") == status and not flat.get(key):
             flat[key] = event["timestamp"]
+    flat.update(_order_totals(conn, after))
     if existing is None:
         conn.execute(insert(documents).values(path=target, resource="flat-order", bureau=bureau, doc=flat,
                                               deleted=False))
     else:
         conn.execute(update(documents).where(documents.c.path == target).values(doc=flat))
+
+
+def _order_totals(conn, order):
+    """The flat order's sums over its line items (orders.md §1.7): prints, model volume (mm³), material use (cm³)
+    and material cost from each line item's estimates; None where no line item has the figure yet."""
+    totals = {"prints_quantity": 0, "order_volume": None, "total_order_material_usage": None, "material_cost": None}
+
+    def add(key, value):
+        if value is not None:
+            totals[key] = (totals[key] or 0) + value
+
+    for path in order.get("line_items") or []:
+        item = _document(conn, path)
+        quantity = item.get("quantity") or 0
+        totals["prints_quantity"] += quantity
+        volume = _document(conn, item.get("model")).get("volume_mm")
+        add("order_volume", volume * quantity if volume is not None else None)
+        estimates = item.get("estimates") or {}
+        add("total_order_material_usage", (estimates.get("materials") or {}).get("base"))
+        add("material_cost", (estimates.get("cost") or {}).get("material"))
+    return totals
+
+
+def _refresh_flat_order_totals(conn, order_path):
+    target = resource_path("flat-order", order_path.strip("/").rsplit("/", 1)[-1])
+    existing = conn.execute(select(documents.c.doc).where(documents.c.path == target)).first()
+    order = _document(conn, order_path)
+    if existing is not None and order:
+        conn.execute(update(documents).where(documents.c.path == target)
+                     .values(doc=dict(existing.doc, **_order_totals(conn, order))))
 
 
 def _upsert_view(conn, path, resource, bureau, doc, at):
@@ -184,6 +215,8 @@ def refresh_flat_line_item(conn, path, bureau, at):
 
 def _line_item_changed(conn, event, path, bureau, before, after):
     refresh_flat_line_item(conn, path, bureau, event["timestamp"])
+    for order_path in {(before or {}).get("order"), (after or {}).get("order")} - {None}:
+        _refresh_flat_order_totals(conn, order_path)
 
 
 def _refresh_line_items_naming(field):
@@ -193,10 +226,29 @@ def _refresh_line_items_naming(field):
             documents.c.resource == "line-item", documents.c.doc[field].as_string() == path)).all()
         for row in rows:
             refresh_flat_line_item(conn, row.path, row.bureau, event["timestamp"])
+            if field == "model":  # a model's volume reaches the orders that print it
+                order_path = _document(conn, row.path).get("order")
+                if order_path:
+                    _refresh_flat_order_totals(conn, order_path)
     return refresh
 
 
+def _owner_renamed(conn, event, path, bureau, before, after):
+    """A user's new name or e-mail reaches the flat orders they own."""
+    if after is None or not {"name", "email"} & set(event["fields"]):
+        return
+    rows = conn.execute(select(documents.c.path).where(
+        documents.c.resource == "order", documents.c.doc["order_owner"].as_string() == path)).all()
+    for row in rows:
+        target = resource_path("flat-order", row.path.strip("/").rsplit("/", 1)[-1])
+        existing = conn.execute(select(documents.c.doc).where(documents.c.path == target)).first()
+        if existing is not None:
+            conn.execute(update(documents).where(documents.c.path == target).values(
+                doc=dict(existing.doc, owner_name=after.get("name"), owner_email=after.get("email"))))
+
+
 _DERIVED = {"order": (_order_assignments, _flat_order, _refresh_line_items_naming("order")),
+            "users": (_owner_renamed,),
             "comment-action": (_comment_action_assignments,),
             "line-item": (_line_item_changed,),
             "model": (_refresh_line_items_naming("model"),)}

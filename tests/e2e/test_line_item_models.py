@@ -66,6 +66,10 @@ def test_estimates_follow_the_analysed_model(admin, box_model):
     render = eventually(lambda: admin.get(flat["uri"]).json()["model_render"], timeout=30)
     assert render == box_model + "snapshot/"
     assert flat["base_material_name"].startswith("PA12-")
+    flat_order = admin.get("/flat-order/" + order.rstrip("/").rsplit("/", 1)[1] + "/").json()
+    assert flat_order["prints_quantity"] == 5 and flat_order["order_volume"] == pytest.approx(30000.0)
+    assert flat_order["total_order_material_usage"] == pytest.approx(30.0)
+    assert flat_order["material_cost"] == pytest.approx(15.0)
 
 
 def test_weight_priced_material_uses_its_density(admin, box_model):

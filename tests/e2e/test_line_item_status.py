@@ -187,6 +187,18 @@ def test_flat_order_follows_the_order(admin):
     assert admin.get(flat_uri).status_code == 404
 
 
+def test_flat_order_follows_its_owners_rename(admin):
+    bureau = admin.get("/sessions/").json()["bureau"]
+    name = f"owner-{uuid.uuid4().hex[:6]}@example.com"
+    owner = admin.post("/users/", json={"username": name, "email": name, "name": "Grace", "bureau": bureau,
+                                        "password": "pw-owner-1"}).headers["Location"]
+    order = admin.post("/order/", json={"name": "renamed owner", "order_owner": owner}).headers["Location"]
+    flat_uri = "/flat-order/" + order.rstrip("/").rsplit("/", 1)[1] + "/"
+    assert admin.get(flat_uri).json()["owner_name"] == "Grace"
+    assert admin.put(owner, json={"name": "Grace Hopper"}).status_code == 204
+    assert admin.get(flat_uri).json()["owner_name"] == "Grace Hopper"
+
+
 def test_clone_copies_an_order_in_the_background(admin):
     source = admin.post("/order/", json={"name": "original", "template_name": f"tpl {uuid.uuid4().hex[:6]}",
                                          "customer_name": "Ada", "priority": 80}).headers["Location"]
