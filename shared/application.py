@@ -10,6 +10,7 @@ from eventsourcing.persistence import IntegrityError
 
 from shared import catalogue, uris
 from shared.errors import Conflict, InvalidPayload, NotFound, NotImplementedYet
+from shared.index import ReferenceIndex
 from shared.resource import Resource, UniqueKey
 from shared.validation import validate
 
@@ -24,6 +25,8 @@ class ResourceApplication(Application):
     (catalogue resource name → Resource subclass). Resources without a subclass use `Resource` itself."""
 
     aggregates: dict = {}
+    # (resource, field) pairs whose reverse lookup this service needs (see shared.index), e.g. ("print", "line_item")
+    indexed_references = ()
 
     def __init__(self, env=None):
         super().__init__(env=env)
@@ -36,7 +39,7 @@ class ResourceApplication(Application):
         if _is_bureau_reference(spec) and ctx.get("bureau"):
             payload = dict(payload)
             payload.setdefault("bureau", ctx["bureau"])  # a resource belongs to its creator's bureau by default
-        fields = _check_tenant(spec, validate(spec, payload, partial=False), ctx)
+        fields = _check_tenant(spec, validate(spec, payload, partial=False, internal=_internal(ctx)), ctx)
         aggregate_cls = self.aggregates.get(resource_name)
         if aggregate_cls is None:
             raise NotFound(f"The {self.name} service does not own '{resource_name}'.")
@@ -72,7 +75,44 @@ class ResourceApplication(Application):
         """What a command returns to `_execute`: the changed aggregate, anything saved with it (`extra` and the
         change's consequences), and the result naming the resource."""
         aggregates = [aggregate, *extra, *self.consequences(resource_name, aggregate, ctx)]
+        aggregates += self._index_entries(aggregates)
         return aggregates, dict(result or {}, uri=uris.resource_path(resource_name, aggregate.id))
+
+    def _index_entries(self, aggregates):
+        """Index aggregates to save with these resources, for the references this service declares."""
+        entries = {}
+        for each in aggregates:
+            if not isinstance(each, Resource):
+                continue
+            for resource_name, field in self.indexed_references:
+                target = each.fields.get(field) if each.resource == resource_name else None
+                if not isinstance(target, str) or not target:
+                    continue
+                index_id = ReferenceIndex.id_for(resource_name, field, target)
+                if index_id not in entries:
+                    try:
+                        entries[index_id] = self.repository.get(index_id)
+                    except AggregateNotFoundError:
+                        entries[index_id] = ReferenceIndex.start(resource_name, field, target)
+                entries[index_id].add(uris.resource_path(resource_name, each.id))
+        return [index for index in entries.values() if index.pending_events]
+
+    def referencing(self, resource_name, field, target, ctx):
+        """The resources of `resource_name` whose `field` is `target` now, as the caller may see them:
+        [{"uri": path, "fields": public fields}]."""
+        try:
+            index = self.repository.get(ReferenceIndex.id_for(resource_name, field, target))
+        except AggregateNotFoundError:
+            return []
+        found = []
+        for path in index.paths:
+            try:
+                fields = self.read(resource_name, uris.parse_uri(path)[1], ctx)
+            except NotFound:
+                continue
+            if fields.get(field) == target:
+                found.append({"uri": path, "fields": fields})
+        return found
 
     def claim_unique(self, namespace, key, value, message, field):
         """A claim of a unique key to save with the new resource; 400 `message` when it is taken already (the
@@ -85,7 +125,7 @@ class ResourceApplication(Application):
 
     def update(self, resource_name, uuid, payload, ctx):
         spec = catalogue.resource(resource_name)
-        changes = _check_tenant(spec, validate(spec, payload, partial=True), ctx)
+        changes = _check_tenant(spec, validate(spec, payload, partial=True, internal=_internal(ctx)), ctx)
 
         def command():
             aggregate = self.load(resource_name, uuid, ctx)
@@ -197,6 +237,12 @@ class ResourceApplication(Application):
         event_class = type(event).__qualname__.rsplit(".", 1)[-1]
         public["names"] = self.aggregates[resource_name].event_names(event_class, public["fields"])
         return public
+
+
+def _internal(ctx):
+    """A command from another service (not relayed from an HTTP client, whose ctx the gateway builds and never marks
+    internal) may set read-only fields: they are read-only to clients because the system sets them."""
+    return bool(ctx.get("internal"))
 
 
 def _is_bureau_reference(spec):

@@ -44,6 +44,10 @@ class ResourceService:
         return self.app.read(resource, uuid, ctx)
 
     @rpc
+    def referencing(self, resource, field, target, ctx):
+        return self.app.referencing(resource, field, target, ctx)
+
+    @rpc
     def get_notifications(self, start, limit):
         return self.app.feed(start, limit)
 

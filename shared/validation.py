@@ -12,11 +12,12 @@ _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
 
-def validate(resource, payload, *, partial):
+def validate(resource, payload, *, partial, internal=False):
     """Return a cleaned copy of `payload` for `resource`.
 
     partial=False (POST): required fields must be present; missing optional fields get their defaults.
-    partial=True (PUT): only the fields given are checked. Read-only fields are ignored in both cases.
+    partial=True (PUT): only the fields given are checked. Read-only fields are ignored in both cases, except for
+    internal=True: a service's own command sets what only the system may set (a print's run, a piece's line item).
     """
     if not isinstance(payload, dict):
         raise InvalidPayload("The request body must be a JSON object.")
@@ -25,7 +26,7 @@ def validate(resource, payload, *, partial):
         spec = resource.fields.get(name)
         if spec is None:
             raise InvalidPayload(f"Unknown field '{name}' for {resource.name}.", field=name)
-        if spec.readonly or spec.filter_only:
+        if spec.filter_only or (spec.readonly and not (internal and name != "uri")):
             continue
         clean[name] = check_value(spec, value)
     if not partial:

@@ -3,15 +3,7 @@ from uuid import UUID, uuid4, uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
-from services.orders.domain import (
-    Comment,
-    CommentAction,
-    LineItem,
-    ModelUsage,
-    Order,
-    check_model_choice,
-    check_printable,
-)
+from services.orders.domain import Comment, CommentAction, LineItem, Order, check_model_choice, check_printable
 from shared.application import ResourceApplication
 from shared.errors import InvalidPayload
 from shared.generic import aggregates_for
@@ -23,6 +15,7 @@ class Orders(ResourceApplication):
     name = "orders"
     aggregates = aggregates_for("orders", {"order": Order, "line-item": LineItem, "comment": Comment,
                                            "comment-action": CommentAction})
+    indexed_references = (("line-item", "model"),)  # which line items print a model, for its analysis
 
     def create(self, resource_name, payload, ctx):
         if resource_name == "comment" and payload.get("comment_action") is not None:
@@ -112,13 +105,12 @@ class Orders(ResourceApplication):
         actor = ctx.get("user")
         if resource_name == "line-item":
             self._check_model(aggregate, ctx)
-            usage = self._model_usage(aggregate)
             order = self._order_of(aggregate)
             if order is None:
-                return usage
+                return []
             order.include(aggregate, actor)
             order.derive_status(self._line_items(order, aggregate), actor)
-            return [order, *usage]
+            return [order]
         if resource_name == "order":
             claims = self._template_claim(aggregate)
             items = self._line_items(aggregate)
@@ -148,22 +140,8 @@ class Orders(ResourceApplication):
         state = (ctx.get("model_states") or {}).get(item.fields.get("model"))
         check_printable(state)
 
-    def _model_usage(self, item):
-        model = item.fields.get("model")
-        if not model:
-            return []
-        try:
-            usage = self.repository.get(ModelUsage.id_for(model))
-        except AggregateNotFoundError:
-            usage = ModelUsage.start(model)
-        usage.use(resource_path("line-item", item.id))
-        return [usage] if usage.pending_events else []
-
     def line_items_printing(self, model_path):
-        try:
-            return list(self.repository.get(ModelUsage.id_for(model_path)).line_items)
-        except AggregateNotFoundError:
-            return []
+        return [found["uri"] for found in self.referencing("line-item", "model", model_path, {"platform_admin": True})]
 
     def record_estimates(self, line_item_id, estimates, error, command_id):
         """The estimator's result for a line item (or the reason there is none): recorded once per input."""

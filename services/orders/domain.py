@@ -1,9 +1,5 @@
 """Orders aggregates. Fields and enums come from the catalogue (orders.md §1); the rules live here."""
 from datetime import datetime, timezone
-from uuid import NAMESPACE_URL, uuid5
-
-from eventsourcing.domain import Aggregate
-
 from services.orders.status import ORDER_MANUAL, check_line_item_transition, check_order_status_request, order_status
 from shared.errors import Forbidden, InvalidPayload
 from shared.resource import Resource
@@ -23,6 +19,16 @@ def check_model_choice(model, no_model_upload, confirming):
         raise InvalidPayload(MODEL_CHOICE, field="model")
     if confirming and not model and not no_model_upload:
         raise InvalidPayload(MODEL_CHOICE, field="model")
+
+
+def check_no_prints_in_runs(prints, message):
+    """orders.md §1.1, §1.3: what has prints in a run is in production and cannot be deleted."""
+    if any(p["fields"].get("run") for p in prints):
+        raise InvalidPayload(message)
+
+
+ORDER_IN_PRODUCTION = "An order with prints associated with a run cannot be deleted"
+LINE_ITEM_IN_PRODUCTION = "An line-item with prints that are associated with a run cannot be deleted"
 
 
 def check_printable(model_state):
@@ -227,32 +233,3 @@ class CommentAction(Resource):
             changes["completed"] = datetime.now(timezone.utc).isoformat() if status == "complete" else None
         super().update(changes, actor)
 
-
-class ModelUsage(Aggregate):
-    """Which line items print a model: lets the orders service find them when the files service reports the model
-    analysed or failed. Saved in the same transaction as the line item that names the model."""
-
-    class Started(Aggregate.Created):
-        model: str
-
-    class Used(Aggregate.Event):
-        line_item: str
-
-        def apply(self, aggregate):
-            aggregate.line_items.append(self.line_item)
-
-    def __init__(self, model):
-        self.model = model
-        self.line_items = []
-
-    @staticmethod
-    def id_for(model_path):
-        return uuid5(NAMESPACE_URL, f"stratum:model-usage:{model_path}")
-
-    @classmethod
-    def start(cls, model_path):
-        return cls._create(cls.Started, id=cls.id_for(model_path), model=model_path)
-
-    def use(self, line_item_path):
-        if line_item_path not in self.line_items:
-            self.trigger_event(self.Used, line_item=line_item_path)

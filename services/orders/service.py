@@ -7,7 +7,8 @@ from nameko.events import event_handler
 from nameko.timer import timer
 
 from services.orders.application import Orders
-from services.orders.domain import NOT_PRINTABLE, UNPRINTABLE_MODEL_STATUSES
+from services.orders.domain import (LINE_ITEM_IN_PRODUCTION, NOT_PRINTABLE, ORDER_IN_PRODUCTION,
+                                    UNPRINTABLE_MODEL_STATUSES, check_no_prints_in_runs)
 from services.orders.estimates import estimate
 from shared.errors import NotFound, StratumError
 from shared.eventstore import EventStore
@@ -49,6 +50,20 @@ class OrdersService(ResourceService):
         result = super().update(resource, uuid, payload, self._with_model_state(resource, payload, ctx))
         self._request_estimate(resource, result["uri"], payload)
         return result
+
+    @rpc
+    def delete(self, resource, uuid, ctx):
+        """orders.md §1.1, §1.3: an order or line item whose prints are in a run is in production: not deletable."""
+        if resource == "line-item":
+            check_no_prints_in_runs(self._prints(f"/line-item/{uuid}/", ctx), LINE_ITEM_IN_PRODUCTION)
+        elif resource == "order":
+            order = self.app.read("order", uuid, ctx)
+            for line_item in order.get("line_items") or []:
+                check_no_prints_in_runs(self._prints(line_item, ctx), ORDER_IN_PRODUCTION)
+        return super().delete(resource, uuid, ctx)
+
+    def _prints(self, line_item_path, ctx):
+        return self.services.call("production", "referencing", "print", "line_item", line_item_path, ctx)
 
     def _with_model_state(self, resource, payload, ctx):
         """A line item naming a model carries the model's state, as the files service knows it, into the rules."""

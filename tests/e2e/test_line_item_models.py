@@ -131,3 +131,30 @@ def test_model_and_no_model_upload_exclude_each_other(admin, box_model):
     assert admin.get(uri).json()["status"] == "pending"
     assert admin.put(uri, json={"model": box_model}).status_code == 204
     assert admin.put(uri, json={"status": "confirmed"}).status_code == 204
+
+
+def test_what_has_prints_in_a_run_cannot_be_deleted(admin, system):
+    from shared import uris
+
+    session = admin.get("/sessions/").json()
+    ctx = {"user": uris.normalise(session["user"]), "bureau": uris.normalise(session["bureau"]), "internal": True}
+    order, product = order_with_product(admin, no_model_upload=True)
+    in_run = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+    planned = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+    def command():
+        return dict(ctx, command_id=str(uuid.uuid4()))
+
+    with system.rpc() as rpc:  # production makes prints; one of them is then placed in a run
+        placed = rpc.production.create("print", {"line_item": uris.normalise(in_run)}, command())["uri"]
+        run = rpc.production.create("run", {"prints": [placed]}, command())["uri"]
+        rpc.production.update("print", uris.parse_uri(placed)[1], {"run": run}, command())
+        rpc.production.create("print", {"line_item": uris.normalise(planned)}, command())
+
+    refused = admin.delete(in_run)
+    assert refused.status_code == 400
+    assert refused.json()["errors"][0]["title"] == "An line-item with prints that are associated with a run cannot be deleted"
+    order_refused = admin.delete(order)
+    assert order_refused.status_code == 400
+    assert order_refused.json()["errors"][0]["title"] == "An order with prints associated with a run cannot be deleted"
+    assert admin.get(in_run).status_code == 200 and admin.get(order).status_code == 200
+    assert admin.delete(planned).status_code == 204  # its prints are not in a run
