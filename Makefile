@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PSYCOPG_IMPL := python
 
-.PHONY: install run migrate test test-unit test-integration test-e2e bench catalogue clean
+.PHONY: install run migrate test test-unit test-integration test-e2e bench bench-analysis catalogue clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ catalogue: install
 
 bench: install
 	$(PY) -m bench.write_path
+
+bench-analysis: install
+	$(PY) -m bench.analysis
 
 clean:
 	rm -rf var .pytest_cache

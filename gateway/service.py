@@ -198,6 +198,8 @@ class GatewayService:
         if result.get("upload"):  # files.md §0.2: where the client PUTs the bytes
             resource, uuid = uris.parse_uri(result["uri"])
             headers["X-Upload-Location"] = files.links.upload_link(self.config, base, resource, uuid)
+        if result.get("model"):  # files.md §1.3: a design file's model
+            headers["Model-Location"] = base + result["model"]
         return headers
 
     def _require_visible(self, spec, uuid, caller):

@@ -13,8 +13,9 @@ from shared.uris import resource_path
 _COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 SNAPSHOT_LIMITS = {"width": (16, 4096), "height": (16, 4096), "samples": (1, 64)}
 DEFAULT_SNAPSHOT = {"width": 640, "height": 480, "color": "#FF7F00"}
+MESH_TYPES = ("stl", "obj", "ply", "3mf")  # the model `type`s Stratum reads
 PIPELINE_STEPS = ("receive", "refuse_upload", "scanned", "analyzed", "processing_failed", "request_snapshot",
-                  "snapshot_rendered", "snapshot_failed", "start", "complete", "fail", "expire")
+                  "snapshot_rendered", "snapshot_failed", "start", "complete", "fail", "expire", "unpacked")
 
 
 class Files(ResourceApplication):
@@ -24,12 +25,29 @@ class Files(ResourceApplication):
     zipfile_max_bytes = 2 << 30
 
     def on_create(self, resource_name, new_id, fields, ctx):
+        if resource_name == "design-file":
+            return self._design_file_model(new_id, fields, ctx)
         if issubclass(self.aggregates[resource_name], Upload):
             return fields, [], {"upload": True}  # the gateway answers with where to PUT the bytes
         if resource_name == "zipfile-request":
             zipfile = self._zipfile_for(new_id, fields, ctx)
             return fields, [zipfile], {"zipfile": resource_path("zipfile", zipfile.id)}
         return fields, [], {}
+
+    def _design_file_model(self, new_id, fields, ctx):
+        """files.md §1.3: a single-mesh design file comes with its model (Model-Location), which its bytes become.
+        Formats that need a CAD converter get none: the design file's scan then ends it in error, saying so."""
+        result = {"upload": True}
+        extra = []
+        if fields.get("format") in MESH_TYPES:
+            model_id = uuid5(new_id, "model")
+            model = self.aggregates["model"].create(model_id, {
+                "name": fields.get("name"), "type": fields["format"], "file_unit": "mm",
+                "design_file": resource_path("design-file", new_id)}, ctx.get("bureau"), ctx.get("user"))
+            extra.append(model)
+            fields = dict(fields, _model=resource_path("model", model_id))
+            result["model"] = fields["_model"]
+        return fields, extra, result
 
     def _zipfile_for(self, request_id, fields, ctx):
         """files.md §2.8 pre-flight: what goes in (the models of the order's chosen line items, as the orders

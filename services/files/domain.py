@@ -30,6 +30,7 @@ class UploadProfile:
     reason_field: str | None = None
     is_mesh: bool = False
     received_stamp: str | None = None
+    unpacks: bool = False  # its bytes become a model of their own, whose analysis settles this resource's status
 
 
 _MODEL = UploadProfile("upload-location", "status", "not-uploaded", "processing", "processed", "error",
@@ -38,7 +39,7 @@ PROFILES = {
     "model": _MODEL,
     "asset": _MODEL,
     "design-file": UploadProfile("upload_location", "status", "new", "processing", "processed", "error", "error",
-                                 "notes", is_mesh=True),
+                                 "notes", unpacks=True),
     "build-file": UploadProfile("upload_location", "status", "pending", "processing", "complete", "error", "error",
                                 "error"),
     "document": UploadProfile("upload_location"),
@@ -136,7 +137,7 @@ class Upload(Resource):
         changes = {"virus_scan": verdict}
         if verdict == "quarantined":
             changes.update(self._failure(self.profile.failed, f"Quarantined: {reason}"))
-        elif not self.profile.is_mesh and self.profile.status_field:
+        elif not (self.profile.is_mesh or self.profile.unpacks) and self.profile.status_field:
             changes[self.profile.status_field] = self.profile.done
         self.trigger_event(self.VirusScanned, changes=changes, actor=actor)
 
@@ -167,6 +168,28 @@ class Upload(Resource):
         elif p.reason_field:
             changes[p.reason_field] = reason
         return changes
+
+    # -- design files (files.md §1.3) ----------------------------------------------------------------------------
+
+    @property
+    def awaiting_unpack(self):
+        p = self.profile
+        return p.unpacks and self.fields.get("virus_scan") == "passed" and self.fields.get(p.status_field) == p.receiving
+
+    def unpacked(self, model_status, reason, actor):
+        """Its model was analysed: processed when the model is usable, else error with the model's reason."""
+        if not self.awaiting_unpack:
+            return
+        if model_status in USABLE_MODEL_STATUSES:
+            self.trigger_event(self.Unpacked, changes={self.profile.status_field: self.profile.done}, actor=actor)
+        else:
+            self.trigger_event(self.UnpackFailed, changes=self._failure(self.profile.failed, reason), actor=actor)
+
+    class Unpacked(Resource.Updated):
+        pass
+
+    class UnpackFailed(Resource.Updated):
+        pass
 
     # -- snapshots (files.md §2.1) --------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from shared.blobstore import Blob, CorruptBlob
 
 log = logging.getLogger(__name__)
 MODEL_ANALYZED = "model_analyzed"
+DESIGN_FILE_UNPACKED = "design_file_unpacked"
 
 
 def declared_format(resource_name, fields):
@@ -55,8 +56,36 @@ class Pipeline:
             resource = self.app.get_upload(resource_name, uuid)
         if resource.awaiting_analysis:
             self._analyse(resource_name, uuid, resource, path, sha256)
+        if resource.awaiting_unpack:
+            self._unpack(resource_name, uuid, resource, sha256)
+        elif resource.profile.unpacks and resource.fields.get("virus_scan") == "quarantined":
+            self._unpacked(resource_name, uuid, resource, resource.fields.get("_model"), "error")
         if resource_name == "model":  # analysed, failed or quarantined: line items printing it re-estimate
             self.notify(MODEL_ANALYZED, {"model": f"/model/{uuid}/"})
+
+    def _unpack(self, resource_name, uuid, resource, sha256):
+        """files.md §1.3: a single-mesh design file's bytes become its model's; the model's analysis settles the
+        design file, and orders hears which model the product's line item prints."""
+        model_path = resource.fields.get("_model")
+        if not model_path:
+            reason = (f"Converting a '{resource.fields.get('format')}' design file to a mesh needs a CAD converter, "
+                      "which this deployment does not have; upload an STL, OBJ, PLY or 3MF.")
+            self._step(resource_name, uuid, "unpacked", {"model_status": "error", "reason": reason}, sha256)
+            return
+        model_uuid = model_path.strip("/").rsplit("/", 1)[-1]
+        model = self.app.get_upload("model", model_uuid)
+        if model.awaiting_upload:
+            self._step("model", model_uuid, "receive", {"blob": resource.content}, sha256)
+        self.process("model", model_uuid, model.content["sha256"] if model.content else sha256)
+        model = self.app.get_upload("model", model_uuid)
+        status = model.fields.get("status")
+        self._step(resource_name, uuid, "unpacked",
+                   {"model_status": status, "reason": (model.fields.get("analyses") or {}).get("error")}, sha256)
+        self._unpacked(resource_name, uuid, resource, model_path, status)
+
+    def _unpacked(self, resource_name, uuid, resource, model_path, model_status):
+        self.notify(DESIGN_FILE_UNPACKED, {"design_file": f"/{resource_name}/{uuid}/", "model": model_path,
+                                           "product": resource.fields.get("product"), "model_status": model_status})
 
     def _analyse(self, resource_name, uuid, resource, path, sha256):
         # a 3MF states its own unit (the format requires it); other formats take the declared or autodetected one

@@ -15,7 +15,8 @@ class Orders(ResourceApplication):
     name = "orders"
     aggregates = aggregates_for("orders", {"order": Order, "line-item": LineItem, "comment": Comment,
                                            "comment-action": CommentAction})
-    indexed_references = (("line-item", "model"),)  # which line items print a model, for its analysis
+    # which line items print a model (for its analysis) and belong to a product (for its design file's model)
+    indexed_references = (("line-item", "model"), ("line-item", "product"))
 
     def create(self, resource_name, payload, ctx):
         if resource_name == "comment" and payload.get("comment_action") is not None:

@@ -20,6 +20,7 @@ from shared.uris import parse_uri
 CLONE_REQUESTED = "order_clone_requested"
 ESTIMATE_REQUESTED = "line_item_estimate_requested"
 MODEL_ANALYZED = "model_analyzed"  # dispatched by the files service when a model's analysis ends, well or not
+DESIGN_FILE_UNPACKED = "design_file_unpacked"  # …and when a product's design file has become a model
 ESTIMATE_INPUTS = ("model", "quantity", "materials")
 INTERNAL = {"platform_admin": True}
 log = logging.getLogger(__name__)
@@ -91,6 +92,28 @@ class OrdersService(ResourceService):
     def model_analyzed(self, payload):
         for line_item in self.app.line_items_printing(payload["model"]):
             self._estimate(line_item)
+
+    @event_handler("files", DESIGN_FILE_UNPACKED)
+    def design_file_unpacked(self, payload):
+        """files.md §5 F2 step 4: the product's line items without a model print the design file's model; a design
+        file that could not become a usable model puts them in error."""
+        model, status = payload["model"], payload.get("model_status")
+        for found in self.app.referencing("line-item", "product", payload["product"], INTERNAL):
+            if found["fields"].get("model"):
+                continue
+            uuid = parse_uri(found["uri"])[1]
+            try:
+                if status in UNPRINTABLE_MODEL_STATUSES:
+                    result = self.app.record_estimates(uuid, None, NOT_PRINTABLE, f"design-failed:{uuid}:{model}")
+                else:
+                    ctx = dict(INTERNAL, internal=True, command_id=f"design-model:{uuid}:{model}",
+                               model_states={model: {"status": status}})
+                    result = self.app.update("line-item", uuid, {"model": model}, ctx)
+                    self.dispatch(ESTIMATE_REQUESTED, {"line_item": found["uri"]})
+            except StratumError as error:
+                log.warning("design file model not linked to %s: %s", found["uri"], error.title)
+                continue
+            self._announce(result)
 
     def _estimate(self, line_item_path):
         """orders.md §3 / files.md §5 F1 step 5: estimates follow the model's analysis; a model that failed

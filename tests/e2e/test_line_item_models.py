@@ -158,3 +158,38 @@ def test_what_has_prints_in_a_run_cannot_be_deleted(admin, system):
     assert order_refused.json()["errors"][0]["title"] == "An order with prints associated with a run cannot be deleted"
     assert admin.get(in_run).status_code == 200 and admin.get(order).status_code == 200
     assert admin.delete(planned).status_code == 204  # its prints are not in a run
+
+
+def test_a_design_file_becomes_the_products_model(admin, tmp_path):
+    order, product = order_with_product(admin)
+    item = admin.post("/line-item/", json={"product": product, "quantity": 2}).headers["Location"]
+    created = admin.post("/design-file/", json={"product": product, "name": "part.stl", "format": "stl",
+                                                "type": "single-mesh"})
+    assert created.status_code == 201, created.text
+    design_file, model = created.headers["Location"], created.headers["Model-Location"]
+    assert admin.get(model).json()["design_file"] == design_file
+    with open(box_stl(tmp_path / "part.stl", dims=(10, 10, 10)), "rb") as handle:
+        assert requests.put(created.headers["X-Upload-Location"], data=handle, timeout=60).status_code == 204
+    eventually(lambda: admin.get(design_file).json()["status"] == "processed", timeout=60, interval=0.1)
+    assert admin.get(model).json()["volume_mm"] == pytest.approx(1000.0)
+    line_item = eventually(lambda: admin.get(item).json()["estimates"] and admin.get(item).json(), timeout=60)
+    assert line_item["model"] == model and line_item["estimates"]["materials"]["base"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("fmt, content, words", [
+    ("step", b"ISO-10303-21;\nHEADER;\nENDSEC;\n", "CAD converter"),
+    ("stl", b"definitely not a mesh", "not the declared format"),
+])
+def test_a_design_file_that_cannot_become_a_model(admin, fmt, content, words):
+    order, product = order_with_product(admin)
+    item = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+    created = admin.post("/design-file/", json={"product": product, "name": f"part.{fmt}", "format": fmt,
+                                                "type": "single-mesh"})
+    assert created.status_code == 201, created.text
+    assert ("Model-Location" in created.headers) == (fmt == "stl")
+    assert requests.put(created.headers["X-Upload-Location"], data=content, timeout=60).status_code == 204
+    body = eventually(lambda: admin.get(created.headers["Location"]).json()["status"] == "error"
+                      and admin.get(created.headers["Location"]).json(), timeout=60)
+    assert words in body["notes"], body
+    if fmt == "stl":
+        eventually(lambda: admin.get(item).json()["error"] == "The model does not seem printable", timeout=30)
