@@ -4,6 +4,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from sqlalchemy import insert, select, update
 
+from gateway import order_views
 from gateway.tables import audit_events, credentials, documents
 from shared.uris import resource_path
 
@@ -44,214 +45,19 @@ def _apply_document(conn, event):
 
 def _derive(conn, event, path, bureau, before, after):
     """Views derived from a resource's document (before → after; None when absent)."""
-    for view in _DERIVED.get(event["resource"], ()):
+    for view in DERIVED.get(event["resource"], ()):
         view(conn, event, path, bureau, before, after)
 
 
-# orders.md §1.10: an assignment per responsible party of a related object; for an order, its owner.
-_DONE = {"order": ("complete", "cancelled")}
+def _merged(*registries):
+    merged = {}
+    for registry in registries:
+        for resource, views in registry.items():
+            merged[resource] = merged.get(resource, ()) + tuple(views)
+    return merged
 
 
-def _assignment_path(related_path, assignee):
-    return resource_path("assignment", uuid5(NAMESPACE_URL, f"stratum:assignment:{related_path}:{assignee}"))
-
-
-def _order_assignments(conn, event, path, bureau, before, after):
-    """Created when the order names an owner, deleted when the owner changes or the order goes, made inactive when
-    the order is done; its status copy follows the order's."""
-    old_owner = (before or {}).get("order_owner")
-    new_owner = (after or {}).get("order_owner")
-    if old_owner and old_owner != new_owner:
-        conn.execute(update(documents).where(documents.c.path == _assignment_path(path, old_owner))
-                     .values(deleted=True))
-    if not new_owner:
-        return
-    target = _assignment_path(path, new_owner)
-    status = after.get("status")
-    doc = {"assignee_user": new_owner, "assignee_edit_group": None, "created_by": after.get("user"),
-           "is_active": status not in _DONE["order"], "name": after.get("name"), "related_object_status": status,
-           "related_table_name": "order", "related_uri": path, "related_uuid": event["uuid"],
-           "updated": event["timestamp"]}
-    _upsert_view(conn, target, "assignment", bureau, doc, event["timestamp"])
-
-
-# orders.md §1.7: the flat order, for exports. The order's own fields, its owner's name and e-mail, shipping from
-# the order's shipping object, its line-item count and the dates it was first confirmed and completed.
-_FLAT_ORDER_COPIED = ("name", "status", "created", "customer_email", "customer_id", "customer_name", "due_date",
-                      "ip_sensitivity", "notes", "order_type", "application_type", "custom_field_values",
-                      "quote_approved")
-
-
-def _flat_order(conn, event, path, bureau, before, after):
-    target = resource_path("flat-order", event["uuid"])
-    existing = conn.execute(select(documents.c.doc).where(documents.c.path == target)).first()
-    if after is None:
-        conn.execute(update(documents).where(documents.c.path == target).values(deleted=True))
-        return
-    flat = dict(existing.doc) if existing else {}
-    flat.update({key: after.get(key) for key in _FLAT_ORDER_COPIED})
-    owner = _document(conn, after.get("order_owner"))
-    creator = _document(conn, after.get("user"))
-    shipping = after.get("shipping") or {}
-    flat.update(uuid=event["uuid"], owner_name=owner.get("name"), owner_email=owner.get("email"),
-                created_by=creator.get("name") or creator.get("username"),
-                shipping_name=shipping.get("name"), shipping_address=shipping.get("address"),
-                line_items_quantity=len(after.get("line_items") or []), updated=event["timestamp"])
-    for status, key in (("confirmed", "confirmed_date"), ("complete", "completed_date")):
-        if after.get("status") == status and not flat.get(key):
-            flat[key] = event["timestamp"]
-    flat.update(_order_totals(conn, after))
-    if existing is None:
-        conn.execute(insert(documents).values(path=target, resource="flat-order", bureau=bureau, doc=flat,
-                                              deleted=False))
-    else:
-        conn.execute(update(documents).where(documents.c.path == target).values(doc=flat))
-
-
-def _order_totals(conn, order):
-    """The flat order's sums over its line items (orders.md §1.7): prints, model volume (mm³), material use (cm³)
-    and material cost from each line item's estimates; None where no line item has the figure yet."""
-    totals = {"prints_quantity": 0, "order_volume": None, "total_order_material_usage": None, "material_cost": None}
-
-    def add(key, value):
-        if value is not None:
-            totals[key] = (totals[key] or 0) + value
-
-    for path in order.get("line_items") or []:
-        item = _document(conn, path)
-        quantity = item.get("quantity") or 0
-        totals["prints_quantity"] += quantity
-        volume = _document(conn, item.get("model")).get("volume_mm")
-        add("order_volume", volume * quantity if volume is not None else None)
-        estimates = item.get("estimates") or {}
-        add("total_order_material_usage", (estimates.get("materials") or {}).get("base"))
-        add("material_cost", (estimates.get("cost") or {}).get("material"))
-    return totals
-
-
-def _refresh_flat_order_totals(conn, order_path):
-    target = resource_path("flat-order", order_path.strip("/").rsplit("/", 1)[-1])
-    existing = conn.execute(select(documents.c.doc).where(documents.c.path == target)).first()
-    order = _document(conn, order_path)
-    if existing is not None and order:
-        conn.execute(update(documents).where(documents.c.path == target)
-                     .values(doc=dict(existing.doc, **_order_totals(conn, order))))
-
-
-def _upsert_view(conn, path, resource, bureau, doc, at):
-    """Create or refresh (and revive) one derived document."""
-    existing = conn.execute(select(documents.c.doc).where(documents.c.path == path)).first()
-    if existing is None:
-        conn.execute(insert(documents).values(path=path, resource=resource, bureau=bureau, deleted=False,
-                                              doc=dict(doc, created=at)))
-    else:
-        conn.execute(update(documents).where(documents.c.path == path)
-                     .values(doc=dict(existing.doc, **doc), deleted=False))
-
-
-def _document(conn, path):
-    if not path:
-        return {}
-    row = conn.execute(select(documents.c.doc).where(documents.c.path == path)).first()
-    return row.doc if row else {}
-
-
-def _comment_action_assignments(conn, event, path, bureau, before, after):
-    """A comment action's assignee has an assignment until the action is complete."""
-    assignee = (after or before or {}).get("assignee_user")
-    if not assignee:
-        return
-    target = _assignment_path(path, assignee)
-    if after is None:
-        conn.execute(update(documents).where(documents.c.path == target).values(deleted=True))
-        return
-    doc = {"assignee_user": assignee, "assignee_edit_group": None, "created_by": after.get("created_by"),
-           "is_active": after.get("status") != "complete", "name": after.get("related_table_name"),
-           "related_object_status": after.get("status"), "related_table_name": "comment_action",
-           "related_uri": path, "related_uuid": event["uuid"], "updated": event["timestamp"]}
-    _upsert_view(conn, target, "assignment", bureau, doc, event["timestamp"])
-
-
-# orders.md §1.8, files.md §6: the flat line item joins the line item with its order, model, materials and workflow.
-# It is recomputed from the current documents whenever any of them changes, so it converges to the same rows
-# whatever order the services' feeds are applied in (live, or rebuilt from zero).
-_FLAT_LINE_ITEM_COPIED = ("status", "notes", "design_time", "layer_thickness", "custom_field_values",
-                          "additional_costs", "model")
-_FLAT_LINE_ITEM_FROM_ORDER = {"customer_email": "customer_email", "customer_name": "customer_name",
-                              "due_date": "due_date", "ip_sensitivity": "ip_sensitivity",
-                              "application_type": "application_type", "currency": "currency",
-                              "order_customer_id": "customer_id", "order_date": "created"}
-
-
-def refresh_flat_line_item(conn, path, bureau, at):
-    target = resource_path("flat-line-item", path.strip("/").rsplit("/", 1)[-1])
-    row = conn.execute(select(documents.c.doc, documents.c.deleted).where(documents.c.path == path)).first()
-    if row is None or row.deleted:
-        conn.execute(update(documents).where(documents.c.path == target).values(deleted=True))
-        return
-    item = row.doc
-    order, model = _document(conn, item.get("order")), _document(conn, item.get("model"))
-    materials = item.get("materials") or {}
-    quantity = item.get("quantity") or 0
-    size = model.get("size") or {}
-    flat = {key: item.get(key) for key in _FLAT_LINE_ITEM_COPIED}
-    flat.update({key: order.get(source) for key, source in _FLAT_LINE_ITEM_FROM_ORDER.items()})
-    flat.update(
-        uuid=path.strip("/").rsplit("/", 1)[-1], prints_quantity=quantity,
-        order=item["order"].strip("/").rsplit("/", 1)[-1] if item.get("order") else None,
-        order_created_by=_document(conn, order.get("user")).get("name"),
-        model_render=model.get("snapshot"),
-        model_name=model.get("name"), model_updated=model.get("updated"),
-        model_surface_area=model.get("surface_area_mm"),
-        model_volume=model["volume_mm"] * quantity if model.get("volume_mm") is not None else None,
-        print_bounding_box=size["x"] * size["y"] * size["z"] if all(size.get(k) for k in "xyz") else None,
-        base_material_name=_document(conn, materials.get("base")).get("name"),
-        support_material_name=_document(conn, materials.get("support")).get("name"),
-        workflow_name=_document(conn, item.get("workflow")).get("name"),
-        year=(order.get("created") or "")[:4] or None, month=(order.get("created") or "")[5:7] or None,
-    )
-    _upsert_view(conn, target, "flat-line-item", bureau, flat, at)
-
-
-def _line_item_changed(conn, event, path, bureau, before, after):
-    refresh_flat_line_item(conn, path, bureau, event["timestamp"])
-    for order_path in {(before or {}).get("order"), (after or {}).get("order")} - {None}:
-        _refresh_flat_order_totals(conn, order_path)
-
-
-def _refresh_line_items_naming(field):
-    """A model's analysis or an order's change reaches the flat line items that point at it."""
-    def refresh(conn, event, path, bureau, before, after):
-        rows = conn.execute(select(documents.c.path, documents.c.bureau).where(
-            documents.c.resource == "line-item", documents.c.doc[field].as_string() == path)).all()
-        for row in rows:
-            refresh_flat_line_item(conn, row.path, row.bureau, event["timestamp"])
-            if field == "model":  # a model's volume reaches the orders that print it
-                order_path = _document(conn, row.path).get("order")
-                if order_path:
-                    _refresh_flat_order_totals(conn, order_path)
-    return refresh
-
-
-def _owner_renamed(conn, event, path, bureau, before, after):
-    """A user's new name or e-mail reaches the flat orders they own."""
-    if after is None or not {"name", "email"} & set(event["fields"]):
-        return
-    rows = conn.execute(select(documents.c.path).where(
-        documents.c.resource == "order", documents.c.doc["order_owner"].as_string() == path)).all()
-    for row in rows:
-        target = resource_path("flat-order", row.path.strip("/").rsplit("/", 1)[-1])
-        existing = conn.execute(select(documents.c.doc).where(documents.c.path == target)).first()
-        if existing is not None:
-            conn.execute(update(documents).where(documents.c.path == target).values(
-                doc=dict(existing.doc, owner_name=after.get("name"), owner_email=after.get("email"))))
-
-
-_DERIVED = {"order": (_order_assignments, _flat_order, _refresh_line_items_naming("order")),
-            "users": (_owner_renamed,),
-            "comment-action": (_comment_action_assignments,),
-            "line-item": (_line_item_changed,),
-            "model": (_refresh_line_items_naming("model"),)}
+DERIVED = _merged(order_views.VIEWS)
 
 
 def _audit(conn, event, reference, bureau, changes):

@@ -1,5 +1,6 @@
 """Orders aggregates. Fields and enums come from the catalogue (orders.md §1); the rules live here."""
 from datetime import datetime, timezone
+
 from services.orders.status import ORDER_MANUAL, check_line_item_transition, check_order_status_request, order_status
 from shared.errors import Forbidden, InvalidPayload
 from shared.resource import Resource

@@ -7,8 +7,13 @@ from nameko.events import event_handler
 from nameko.timer import timer
 
 from services.orders.application import Orders
-from services.orders.domain import (LINE_ITEM_IN_PRODUCTION, NOT_PRINTABLE, ORDER_IN_PRODUCTION,
-                                    UNPRINTABLE_MODEL_STATUSES, check_no_prints_in_runs)
+from services.orders.domain import (
+    LINE_ITEM_IN_PRODUCTION,
+    NOT_PRINTABLE,
+    ORDER_IN_PRODUCTION,
+    UNPRINTABLE_MODEL_STATUSES,
+    check_no_prints_in_runs,
+)
 from services.orders.estimates import estimate
 from shared.errors import NotFound, StratumError
 from shared.eventstore import EventStore
