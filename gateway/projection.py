@@ -4,7 +4,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from sqlalchemy import insert, select, update
 
-from gateway import order_views
+from gateway import order_views, task_views
 from gateway.tables import audit_events, credentials, documents
 from shared.uris import resource_path
 
@@ -57,7 +57,7 @@ def _merged(*registries):
     return merged
 
 
-DERIVED = _merged(order_views.VIEWS)
+DERIVED = _merged(order_views.VIEWS, task_views.VIEWS)
 
 
 def _audit(conn, event, reference, bureau, changes):

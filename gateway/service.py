@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
-from gateway import apidocs, files, special
+from gateway import apidocs, files, special, task_views
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
 from gateway.http import ANY_METHOD, http, json_response, read_payload
 from gateway.ratelimit import FailedLogins
@@ -234,8 +234,7 @@ class GatewayService:
             total = 1
         else:
             rows, total = self.read.store.documents(spec, _scope(caller), query)
-            linker = files.Links(self.config, base)
-            resources = [linker.decorate(spec, path, doc, render(spec, path, doc, base)) for path, doc in rows]
+            resources = [self._render(spec, path, doc, base) for path, doc in rows]
         return json_response({"resources": resources, "total_count": total})
 
     def _get(self, request, spec, uuid, caller):
@@ -249,7 +248,15 @@ class GatewayService:
         doc = self.read.store.document(path, _scope(caller))
         if doc is None:
             raise NotFound(spec.not_found)
-        return files.Links(self.config, base).decorate(spec, path, doc, render(spec, path, doc, base))
+        return self._render(spec, path, doc, base)
+
+    def _render(self, spec, path, doc, base):
+        """A stored document as the API shows it: catalogue fields, fresh signed links, and figures that depend
+        on the time of reading (a task's durations)."""
+        body = files.Links(self.config, base).decorate(spec, path, doc, render(spec, path, doc, base))
+        if spec.name == task_views.VIEW:
+            body.update(task_views.durations(doc))
+        return body
 
     def _access_info(self, query, caller, base):
         """Which actions the caller may take on the resource at filter[target_uri] (404 when it cannot see it)."""

@@ -106,6 +106,18 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
                                                "quantity": 2}).headers["Location"]
     eventually(lambda: admin.get(modelled).json()["estimates"], timeout=60)
     eventually(lambda: admin.get(model.headers["Location"]).json()["snapshot_content"], timeout=60)
+    # …and a prep workflow record with a task record (production's), summarised per line item
+    workflow = admin.post("/prep-workflow/", json={"name": "Review"}).headers["Location"]
+    record = admin.post("/prep-workflow-record/", json={"order": other, "line_item": modelled, "status": "queued",
+                                                        "prep_workflow": workflow}).headers["Location"]
+    session = admin.get("/sessions/").json()
+    with system.rpc() as rpc:
+        rpc.production.create("prep-task-record", {"prep_workflow_record": uris.normalise(record), "position": 0,
+                                                   "name": "Review", "status": "queued"},
+                              {"user": uris.normalise(session["user"]), "bureau": uris.normalise(session["bureau"]),
+                               "internal": True, "command_id": str(uuid.uuid4())})
+    summary = "/flat-summary-line-item-tasks/" + modelled.rstrip("/").rsplit("/", 1)[1] + "/"
+    eventually(lambda: admin.get(summary).json().get("current_task_name") == "Review")
     live = snapshot(store)
     positions = store.positions()
 
@@ -113,7 +125,7 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
     store.reset()
     assert snapshot(store) == ([], [], [])
     system.start_projector()
-    eventually(lambda: store.positions() == positions)
+    eventually(lambda: store.positions() == positions, timeout=30, interval=0.5)
 
     assert snapshot(store) == live
     assert admin.get(location).json()["name"] == "rebuilt"
