@@ -6,6 +6,7 @@ import pytest
 
 from services.orders.status import NOT_ALLOWED
 from shared.testing.plugin import eventually
+from tests.unit.test_order_status import AGGREGATION_TABLE
 
 pytestmark = pytest.mark.e2e
 
@@ -298,3 +299,32 @@ def test_older_client_flow_line_items_first_then_the_order(admin):
         assert line_item["order"] == location and line_item["product"]
         assert admin.get(line_item["product"]).json()["order"] == location
     assert admin.post("/line-item/", json={"order": location, "quantity": 1}).status_code == 400  # needs a product
+
+
+# How a line item reaches each status from `new` along the allowed moves (orders.md §2.1).
+_PATH_TO = {
+    "new": [], "calculating_estimates": ["calculating_estimates"],
+    "pending": ["calculating_estimates", "pending"],
+    "in-preparation": ["calculating_estimates", "pending", "in-preparation"],
+    "confirmed": ["calculating_estimates", "pending", "confirmed"],
+    "printing": ["calculating_estimates", "pending", "confirmed", "printing"],
+    "post-processing": ["calculating_estimates", "pending", "confirmed", "printing", "post-processing"],
+    "shipping": ["calculating_estimates", "pending", "confirmed", "printing", "shipping"],
+    "complete": ["calculating_estimates", "pending", "confirmed", "printing", "complete"],
+    "error": ["error"], "cancelled": ["cancelled"],
+}
+
+
+@pytest.mark.parametrize("statuses, expected", AGGREGATION_TABLE, ids=lambda v: "+".join(v) if isinstance(v, list)
+                         else v)
+def test_the_order_status_table_over_http(admin, statuses, expected):
+    """Every row of the §2.3 table, reached by real moves; the order and its flat view agree."""
+    order = admin.post("/order/", json={"name": "table"}).headers["Location"]
+    product = admin.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
+    for target in statuses:
+        item = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+        for status in _PATH_TO[target]:
+            assert admin.put(item, json={"status": status}).status_code == 204, (target, status)
+    assert admin.get(order).json()["status"] == expected
+    flat = admin.get("/flat-order/" + order.rstrip("/").rsplit("/", 1)[1] + "/").json()
+    assert flat["status"] == expected and flat["line_items_quantity"] == len(statuses)

@@ -32,7 +32,8 @@ def test_refused_line_item_moves(current, new):
     assert error.value.title == NOT_ALLOWED and error.value.field == "status"
 
 
-@pytest.mark.parametrize("statuses, expected", [
+# orders.md §2.3: line-item statuses → the order's status (the e2e suite replays it over HTTP too)
+AGGREGATION_TABLE = [
     ([], "new"),
     (["cancelled", "cancelled"], "cancelled"),
     (["complete", "complete", "cancelled"], "complete"),
@@ -46,7 +47,10 @@ def test_refused_line_item_moves(current, new):
     (["pending", "printing"], "pending"),
     (["new", "calculating_estimates", "confirmed"], "new"),
     (["calculating_estimates", "error", "confirmed"], "calculating_estimates"),
-])
+]
+
+
+@pytest.mark.parametrize("statuses, expected", AGGREGATION_TABLE)
 def test_order_status_aggregation_table(statuses, expected):
     assert order_status(statuses) == expected
 
