@@ -355,3 +355,19 @@ def test_a_damaged_stored_file_is_refused_not_served(admin, system, tmp_path):
     finally:
         with open(stored, "wb") as handle:
             handle.write(original)
+
+
+def test_form_encoded_posts_and_assets_follow_the_same_protocol(admin, tmp_path):
+    created = admin.post("/model/", data={"name": "form.stl", "type": "stl", "file_unit": "cm"})
+    assert created.status_code == 201, created.text
+    with open(box_stl(tmp_path / "form.stl", dims=(1, 2, 3)), "rb") as handle:  # 1×2×3 cm
+        assert requests.put(created.headers["X-Upload-Location"], data=handle, timeout=60).status_code == 204
+    assert settled(admin, created.headers["Location"])["volume_mm"] == pytest.approx(6000.0)
+
+    asset = admin.post("/asset/", json={"name": "fixture.stl", "type": "stl", "description": "jig",
+                                        "model": created.headers["Location"]})
+    assert asset.status_code == 201, asset.text
+    with open(box_stl(tmp_path / "jig.stl", dims=(2, 2, 2)), "rb") as handle:
+        assert requests.put(asset.headers["X-Upload-Location"], data=handle, timeout=60).status_code == 204
+    body = settled(admin, asset.headers["Location"])
+    assert body["status"] == "processed" and body["volume_mm"] == pytest.approx(8.0) and body["content"]
