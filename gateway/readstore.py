@@ -3,8 +3,7 @@
 import threading
 from contextlib import contextmanager
 
-from sqlalchemy import (and_, create_engine, delete, event, exists, func, literal, or_, select, text, type_coerce,
-                        update)
+from sqlalchemy import and_, create_engine, delete, event, exists, func, literal, or_, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,6 +22,7 @@ class ReadStore:
         # SQLite allows one writer; under green threads a writer waiting on another green thread's lock would block
         # the hub, so writers of this process take turns here first.
         self._sqlite_writer = threading.Lock()
+        self._tracked = set()  # applications whose tracking row is known to exist (saves a statement per write)
 
     def create_tables(self):
         if not self.is_sqlite:
@@ -63,23 +63,32 @@ class ReadStore:
     def apply_feed(self, application, events, last):
         """Apply the events above our position and move the position to `last`, atomically. Returns the position."""
         with self._write() as conn:
-            insert_ = sqlite_insert if self.is_sqlite else pg_insert
-            conn.execute(insert_(tracking).values(application=application, position=0).on_conflict_do_nothing())
-            current = conn.execute(
-                select(tracking.c.position).where(tracking.c.application == application).with_for_update()
-            ).scalar()
+            current = None if application not in self._tracked else self._locked_position(conn, application)
+            if current is None:  # first sight of this feed (or the read side was reset by another process)
+                insert_ = sqlite_insert if self.is_sqlite else pg_insert
+                conn.execute(insert_(tracking).values(application=application, position=0).on_conflict_do_nothing())
+                current = self._locked_position(conn, application)
             for item in events:
                 if item["position"] > current:
                     apply_event(conn, item)
             new_position = max(current, last)
-            conn.execute(update(tracking).where(tracking.c.application == application).values(position=new_position))
+            if new_position != current:
+                conn.execute(update(tracking).where(tracking.c.application == application)
+                             .values(position=new_position))
+        self._tracked.add(application)
         return new_position
+
+    @staticmethod
+    def _locked_position(conn, application):
+        return conn.execute(
+            select(tracking.c.position).where(tracking.c.application == application).with_for_update()).scalar()
 
     def reset(self):
         """Forget everything (a rebuild from zero follows)."""
         with self._write() as conn:
             for table in (audit_events, credentials, session_activity, documents, tracking):
                 conn.execute(delete(table))
+        self._tracked.clear()
 
     # -- queries --------------------------------------------------------------------------------------------------
 
@@ -136,11 +145,15 @@ class ReadStore:
         return [row.doc.get("role") for row in rows]
 
     def _page(self, columns, table, conditions, order, query):
+        """One page and the total count, in one statement (the count rides along as a window over the filter);
+        only a page past the end needs a second statement to learn the total."""
         where = and_(*conditions)
         with self.engine.connect() as conn:
-            total = conn.execute(select(func.count()).select_from(table).where(where)).scalar()
-            rows = conn.execute(select(*columns).where(where).order_by(*order)
+            rows = conn.execute(select(*columns, func.count().over().label("_total")).where(where).order_by(*order)
                                 .limit(query.limit).offset(query.offset)).all()
+            if rows:
+                return rows, rows[0]._total
+            total = conn.execute(select(func.count()).select_from(table).where(where)).scalar() if query.offset else 0
         return rows, total
 
     def _doc_value(self, spec, name):

@@ -234,7 +234,7 @@ class GatewayService:
             total = 1
         else:
             rows, total = self.read.store.documents(spec, _scope(caller), query)
-            resources = [self._render(spec, path, doc, base) for path, doc in rows]
+            resources = [self._render(spec, row.path, row.doc, base) for row in rows]
         return json_response({"resources": resources, "total_count": total})
 
     def _get(self, request, spec, uuid, caller):

@@ -14,7 +14,7 @@ def fusion_hub_projects(read, caller, values):
     if not connected:
         raise InvalidPayload("No Fusion hub is connected for your bureau: set it up with POST /fusion-settings/ first.",
                              field="hub_id")
-    if values.get("hub_id") not in {doc.get("hub_id") for _, doc in rows}:
+    if values.get("hub_id") not in {row.doc.get("hub_id") for row in rows}:
         raise NotFound(f"Your bureau's Fusion settings name no hub '{values.get('hub_id')}'.")
     raise NotImplementedYet("Listing a Fusion hub's projects needs Autodesk's API, which is not wired in yet.")
 
