@@ -4,6 +4,7 @@ from functools import lru_cache
 
 from werkzeug.wrappers import Response
 
+from services.files.domain import PROFILES as UPLOADS
 from shared import catalogue
 from shared.generic import class_name
 
@@ -51,9 +52,43 @@ def _responses(success):
     return responses
 
 
-def _created():
-    return {"201": {"description": "Created", "headers": {"Location": {"schema": {"type": "string"},
-                                                                        "description": "URI of the new resource"}}}}
+def _created(spec=None):
+    headers = {"Location": {"schema": {"type": "string"}, "description": "URI of the new resource"}}
+    if spec is not None and spec.name in UPLOADS:
+        headers["X-Upload-Location"] = {"schema": {"type": "string"}, "description": (
+            "Signed link: PUT the file's raw bytes there (application/octet-stream); processing follows in the "
+            "background and shows in the resource's status")}
+    if spec is not None and spec.name == "design-file":
+        headers["Model-Location"] = {"schema": {"type": "string"}, "description": "URI of the model it becomes"}
+    return {"201": {"description": "Created", "headers": headers}}
+
+
+def _signed_query(*names):
+    return [{"name": name, "in": "query", "required": True, "schema": {"type": "string"}} for name in names]
+
+
+def _file_paths():
+    """The two protocol endpoints of files.md §0.2 that carry bytes instead of JSON (signed links, no session)."""
+    errors = {status: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+              for status, text in (("403", "Invalid or expired link"), ("404", "Not found"),
+                                   ("409", "The resource already has its file"), ("413", "The file is too large"))}
+    return {
+        "/upload/{resource}/{uuid}/": {"put": {
+            "summary": "Upload a file's bytes (the X-Upload-Location of its POST)", "tags": ["files"],
+            "operationId": "put-upload", "security": [],
+            "parameters": [{"name": "resource", "in": "path", "required": True, "schema": {"type": "string"}},
+                           _uuid_parameter(), *_signed_query("expires", "signature")],
+            "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                 "format": "binary"}}}},
+            "responses": {"204": {"description": "Received; scan and analysis follow"}, **errors}}},
+        "/content/{uuid}/": {"get": {
+            "summary": "Download a file through its signed link (content, snapshot_content)", "tags": ["files"],
+            "operationId": "get-content", "security": [],
+            "parameters": [_uuid_parameter(), *_signed_query("resource", "field", "expires", "signature")],
+            "responses": {"200": {"description": "The bytes, checked against their SHA-256", "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+                **{k: v for k, v in errors.items() if k in ("403", "404")}}}},
+    }
 
 
 def _uuid_parameter():
@@ -82,7 +117,7 @@ def _paths_of(spec, ref):
     if "POST" in spec.verbs:
         collection["post"] = {"summary": f"Create {spec.name}", "requestBody": {"content": {
             "application/json": {"schema": ref}, "application/x-www-form-urlencoded": {"schema": ref}}},
-            "responses": _responses(_created())}
+            "responses": _responses(_created(spec))}
     if "GET" in spec.verbs:
         item["get"] = {"summary": f"Get {spec.name}", "responses": _responses(
             {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}})}
@@ -121,6 +156,7 @@ def openapi_document(version, base_url):
         schema_name = class_name(spec.name)
         schemas[schema_name] = dict(_object_schema(spec.fields), description=spec.description or spec.name)
         paths.update(_paths_of(spec, {"$ref": f"#/components/schemas/{schema_name}"}))
+    paths.update(_file_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Stratum MES API", "version": version,

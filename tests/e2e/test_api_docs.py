@@ -15,6 +15,12 @@ def test_openapi_document_is_valid_and_complete(system):
     for spec in catalogue.catalogue().values():
         if not spec.special and spec.verbs:
             assert spec.path in document["paths"] or spec.item_path in document["paths"], spec.name
+    # the upload protocol (files.md §0.2): where the bytes go, and how they come back
+    created = document["paths"]["/model/"]["post"]["responses"]["201"]["headers"]
+    assert {"Location", "X-Upload-Location"} <= set(created)
+    assert "Model-Location" in document["paths"]["/design-file/"]["post"]["responses"]["201"]["headers"]
+    assert "put" in document["paths"]["/upload/{resource}/{uuid}/"]
+    assert "get" in document["paths"]["/content/{uuid}/"]
 
 
 def test_docs_page_lists_every_resource(system):
