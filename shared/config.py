@@ -27,7 +27,8 @@ DEFAULTS = {
     "STRATUM_ANALYSIS_TIMEOUT": "600",
     "STRATUM_ANALYSIS_CONCURRENCY": "2",
     "STRATUM_ZIPFILE_HOURS": "24",
-    "STRATUM_SWEEP_SECONDS": "660",  # background work still waiting this long after it was asked for is re-started
+    "STRATUM_SWEEP_SECONDS": "660",
+    "STRATUM_CALLBACKS_ALLOW_PRIVATE": "",  # 1: model callbacks may call internal addresses (on-premise, tests)  # background work still waiting this long after it was asked for is re-started
 }
 
 

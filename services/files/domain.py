@@ -11,6 +11,7 @@ gateway turns them into signed download links) but they are never rendered as AP
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from services.files.callbacks import check_callback
 from shared.errors import Conflict, InvalidPayload
 from shared.resource import Resource
 from shared.uris import resource_path
@@ -84,6 +85,8 @@ class Upload(Resource):
     def create(cls, id, fields, bureau, actor):
         p = cls.profile
         fields = dict(fields, _awaiting_upload=True, virus_scan="unscanned")
+        if fields.get("callback"):
+            fields["callback"] = check_callback(fields["callback"])
         if p.status_field:
             fields[p.status_field] = p.initial
         for owner_field in ("user_uri", "user", "created_by"):
@@ -92,6 +95,11 @@ class Upload(Resource):
         return super().create(id, fields, bureau, actor)
 
     # -- the steps of the promise ------------------------------------------------------------------------------
+
+    def update(self, changes, actor):
+        if changes.get("callback"):
+            changes = dict(changes, callback=check_callback(changes["callback"]))
+        super().update(changes, actor)
 
     @classmethod
     def has_field(cls, name):

@@ -11,7 +11,7 @@ import tempfile
 
 import eventlet.semaphore
 
-from services.files import worker
+from services.files import callbacks, worker
 from services.files.scan import scan
 from shared.blobstore import Blob, CorruptBlob
 
@@ -36,6 +36,8 @@ class Pipeline:
         self.announce = announce
         self.notify = notify  # (event type, payload) → published to other services, after the commit
         self.timeout = int(config["STRATUM_ANALYSIS_TIMEOUT"])
+        self.base_url = (config.get("STRATUM_BASE_URL") or "").rstrip("/")
+        self.allow_private_callbacks = config.get("STRATUM_CALLBACKS_ALLOW_PRIVATE") in ("1", "true", "yes")
         self.slots = _slots(int(config["STRATUM_ANALYSIS_CONCURRENCY"]))
 
     def _step(self, resource_name, uuid, step, kwargs, key):
@@ -62,6 +64,16 @@ class Pipeline:
             self._unpacked(resource_name, uuid, resource, resource.fields.get("_model"), "error")
         if resource_name == "model":  # analysed, failed or quarantined: line items printing it re-estimate
             self.notify(MODEL_ANALYZED, {"model": f"/model/{uuid}/"})
+            self._call_back(resource_name, uuid)
+
+    def _call_back(self, resource_name, uuid):
+        """The client's callback, once processing has ended (files.md §0.2)."""
+        resource = self.app.get_upload(resource_name, uuid)
+        status = resource.fields.get("status")
+        if resource.fields.get("callback") and status not in ("not-uploaded", "processing"):
+            body = {"uri": f"{self.base_url}/{resource_name}/{uuid}/", "status": status,
+                    "virus_scan": resource.fields.get("virus_scan")}
+            callbacks.deliver(resource.fields["callback"], body, self.allow_private_callbacks)
 
     def _unpack(self, resource_name, uuid, resource, sha256):
         """files.md §1.3: a single-mesh design file's bytes become its model's; the model's analysis settles the

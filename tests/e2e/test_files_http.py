@@ -25,7 +25,8 @@ MAX_UPLOAD_MB = 40
 
 @pytest.fixture(scope="module")
 def config_overrides():
-    return {"STRATUM_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB)}
+    # the callback receiver below listens on 127.0.0.1, an address callbacks may only reach when allowed
+    return {"STRATUM_MAX_UPLOAD_MB": str(MAX_UPLOAD_MB), "STRATUM_CALLBACKS_ALLOW_PRIVATE": "1"}
 
 
 def new_model(api, **fields):
@@ -371,3 +372,37 @@ def test_form_encoded_posts_and_assets_follow_the_same_protocol(admin, tmp_path)
         assert requests.put(asset.headers["X-Upload-Location"], data=handle, timeout=60).status_code == 204
     body = settled(admin, asset.headers["Location"])
     assert body["status"] == "processed" and body["volume_mm"] == pytest.approx(8.0) and body["content"]
+
+
+def test_the_callback_is_called_when_processing_ends(admin, tmp_path):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_PUT(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hook = {"url": f"http://127.0.0.1:{server.server_port}/hook", "method": "PUT"}
+        assert admin.post("/model/", json={"name": "x.stl", "type": "stl", "callback": {"url": "ftp://x"}}) \
+            .status_code == 400
+        good = upload_model(admin, box_stl(tmp_path / "hooked.stl", dims=(3, 3, 3)), callback=hook)
+        bad_path = tmp_path / "bad.stl"
+        bad_path.write_bytes(b"garbage")
+        bad = upload_model(admin, bad_path, callback=hook)
+        eventually(lambda: len(received) == 2, timeout=30)
+        by_uri = {r["uri"].rsplit("/model/", 1)[1]: r for r in received}
+        assert by_uri[good["uri"].rsplit("/model/", 1)[1]]["status"] == "processed"
+        assert by_uri[bad["uri"].rsplit("/model/", 1)[1]]["status"] == "error"
+    finally:
+        server.shutdown()
