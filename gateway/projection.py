@@ -60,8 +60,21 @@ def _merged(*registries):
 DERIVED = _merged(order_views.VIEWS, task_views.VIEWS)
 
 
+def _audited(changes):
+    """What the audit log shows of a change: API fields as they are; of the internal `_` fields, only which bytes a
+    file holds (`content_sha256`, for traceability), none of the bookkeeping."""
+    shown = []
+    for key, previous, current in changes:
+        if key == "_content":
+            shown.append(("content_sha256", (previous or {}).get("sha256"), (current or {}).get("sha256")))
+        elif not key.startswith("_"):
+            shown.append((key, previous, current))
+    return shown
+
+
 def _audit(conn, event, reference, bureau, changes):
     """One audit row per changed field; its uuid is derived from (log, position, field), so it is written once."""
+    changes = _audited(changes)
     rows = [
         {
             "uuid": str(uuid5(NAMESPACE_URL, f"stratum:audit:{event['application']}:{event['position']}:{key}")),

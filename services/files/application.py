@@ -15,7 +15,8 @@ SNAPSHOT_LIMITS = {"width": (16, 4096), "height": (16, 4096), "samples": (1, 64)
 DEFAULT_SNAPSHOT = {"width": 640, "height": 480, "color": "#FF7F00"}
 MESH_TYPES = ("stl", "obj", "ply", "3mf")  # the model `type`s Stratum reads
 PIPELINE_STEPS = ("receive", "refuse_upload", "scanned", "analyzed", "processing_failed", "request_snapshot",
-                  "snapshot_rendered", "snapshot_failed", "start", "complete", "fail", "expire", "unpacked")
+                  "snapshot_rendered", "snapshot_failed", "start", "complete", "fail", "expire", "unpacked",
+                  "outcome_announced")
 
 
 class Files(ResourceApplication):

@@ -78,6 +78,9 @@ class Upload(Resource):
     class SnapshotRequested(Resource.Updated):
         pass
 
+    class OutcomeAnnounced(Resource.Updated):
+        pass
+
     class SnapshotRendered(Resource.Updated):
         pass
 
@@ -176,6 +179,20 @@ class Upload(Resource):
         elif p.reason_field:
             changes[p.reason_field] = reason
         return changes
+
+    # -- telling others (the event log is the outbox) ----------------------------------------------------------
+
+    @property
+    def outcome_unannounced(self):
+        """Processing of these bytes has ended, but other services (and the client's callback) were not yet told."""
+        status = self.fields.get(self.profile.status_field) if self.profile.status_field else None
+        return bool(self.profile.is_mesh and self.content and status not in (None, self.profile.initial,
+                                                                               self.profile.receiving)
+                    and self.fields.get("_announced") != self.content["sha256"])
+
+    def outcome_announced(self, sha256, actor):
+        if self.fields.get("_announced") != sha256:
+            self.trigger_event(self.OutcomeAnnounced, changes={"_announced": sha256}, actor=actor)
 
     # -- design files (files.md §1.3) ----------------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ class Pipeline:
             path = self.blobs.verified_path(Blob.from_dict(resource.content))
         except CorruptBlob as error:
             self._step(resource_name, uuid, "scanned", {"verdict": "quarantined", "reason": str(error)}, sha256)
+            self.announce_outcome(resource_name, uuid)
             return
         if resource.fields.get("virus_scan") == "unscanned":
             verdict, reason = scan(path, declared_format(resource_name, resource.fields))
@@ -62,18 +63,23 @@ class Pipeline:
             self._unpack(resource_name, uuid, resource, sha256)
         elif resource.profile.unpacks and resource.fields.get("virus_scan") == "quarantined":
             self._unpacked(resource_name, uuid, resource, resource.fields.get("_model"), "error")
-        if resource_name == "model":  # analysed, failed or quarantined: line items printing it re-estimate
-            self.notify(MODEL_ANALYZED, {"model": f"/model/{uuid}/"})
-            self._call_back(resource_name, uuid)
+        self.announce_outcome(resource_name, uuid)
 
-    def _call_back(self, resource_name, uuid):
-        """The client's callback, once processing has ended (files.md §0.2)."""
+    def announce_outcome(self, resource_name, uuid):
+        """Analysed, failed or quarantined: orders re-estimates the line items printing the model, the client's
+        callback is called (files.md §0.2), then that is recorded. A crash before the record leaves the work to the
+        sweeper, which announces again (others may hear twice, never not at all)."""
         resource = self.app.get_upload(resource_name, uuid)
-        status = resource.fields.get("status")
-        if resource.fields.get("callback") and status not in ("not-uploaded", "processing"):
-            body = {"uri": f"{self.base_url}/{resource_name}/{uuid}/", "status": status,
+        if not resource.outcome_unannounced:
+            return
+        if resource_name == "model":
+            self.notify(MODEL_ANALYZED, {"model": f"/model/{uuid}/"})
+        if resource.fields.get("callback"):
+            body = {"uri": f"{self.base_url}/{resource_name}/{uuid}/", "status": resource.fields.get("status"),
                     "virus_scan": resource.fields.get("virus_scan")}
             callbacks.deliver(resource.fields["callback"], body, self.allow_private_callbacks)
+        sha256 = resource.content["sha256"]
+        self._step(resource_name, uuid, "outcome_announced", {"sha256": sha256}, sha256)
 
     def _unpack(self, resource_name, uuid, resource, sha256):
         """files.md §1.3: a single-mesh design file's bytes become its model's; the model's analysis settles the

@@ -118,6 +118,10 @@ class FilesService(ResourceService):
 
     def _requeue(self, resource):
         uuid = str(resource.id)
+        if resource.resource != "zipfile" and resource.outcome_unannounced:
+            Pipeline(self.app, self.blobs, self.config, self._announce, self.dispatch).announce_outcome(
+                resource.resource, uuid)
+            return
         if resource.resource == "zipfile":
             self.dispatch(ZIPFILE_REQUESTED, {"zipfile": f"/zipfile/{uuid}/"})
             return
@@ -139,4 +143,4 @@ def _still_processing(resource):
     if resource.resource == "zipfile":
         return resource.fields.get("status") in ("pending", "processing")
     return bool(resource.content and (resource.fields.get("virus_scan") == "unscanned" or resource.awaiting_analysis)
-                or resource.snapshot_request.get("status") == "in_queue")
+                or resource.snapshot_request.get("status") == "in_queue" or resource.outcome_unannounced)

@@ -406,3 +406,14 @@ def test_the_callback_is_called_when_processing_ends(admin, tmp_path):
         assert by_uri[bad["uri"].rsplit("/model/", 1)[1]]["status"] == "error"
     finally:
         server.shutdown()
+
+
+def test_the_audit_log_traces_which_bytes_a_model_holds(admin, tmp_path):
+    path = box_stl(tmp_path / "traced.stl", dims=(2, 3, 4))
+    body = upload_model(admin, path)
+    rows = admin.get(f"/event/?filter[reference]={body['uri']}").json()["resources"]
+    keys = {r["key"] for r in rows}
+    assert {"status", "volume_mm", "content_sha256"} <= keys
+    assert not any(k.startswith("_") for k in keys)
+    [content] = [r for r in rows if r["key"] == "content_sha256"]
+    assert content["current_value"] == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -31,6 +31,19 @@ def test_a_model_walks_the_promise_and_names_each_step(files):
     assert all(not k.startswith("_") for k in files.read("model", model, {"platform_admin": True}))
 
 
+def test_an_outcome_waits_to_be_announced_until_it_is_recorded_as_told(files):
+    """The event log is the outbox: a processed model not yet announced to others is found as such."""
+    model = new_model(files)
+    files.advance("model", model, "receive", {"blob": BLOB}, "r1")
+    assert files.get_upload("model", model).outcome_unannounced is False  # still processing: nothing to tell
+    files.advance("model", model, "scanned", {"verdict": "passed", "reason": ""}, "s1")
+    files.advance("model", model, "analyzed", {"figures": FIGURES}, "a1")
+    assert files.get_upload("model", model).outcome_unannounced is True
+    files.advance("model", model, "outcome_announced", {"sha256": BLOB["sha256"]}, "o1")
+    assert files.get_upload("model", model).outcome_unannounced is False
+    assert files.feed(1, 100)["events"][-1]["names"] == ["ModelOutcomeAnnounced"]
+
+
 def test_the_same_bytes_again_change_nothing_other_bytes_are_refused(files):
     model = new_model(files)
     files.advance("model", model, "receive", {"blob": BLOB}, "r1")
