@@ -33,4 +33,16 @@ def estimate(model, quantity, base_material=None, support_material=None, currenc
             cost["material"] = round(used * float(base_material["cost"]), 4)
             cost["total"] = cost["material"]
     return {"estimator": "stratum", "currency": currency, "materials": materials, "cost": cost,
-            "model_volume_mm": model["volume_mm"], "quantity": quantity}
+            "model_volume_mm": model["volume_mm"], "quantity": quantity,
+            "base_material": (base_material or {}).get("uri")}
+
+
+def out_of_date(line_item):
+    """Whether a line item printing a model lacks estimates for its current quantity and base material (the
+    estimate job's message may have been lost; the sweeper asks again)."""
+    if not line_item.get("model") or line_item.get("error"):
+        return False
+    estimates = line_item.get("estimates")
+    base = (line_item.get("materials") or {}).get("base")
+    return not estimates or estimates.get("quantity") != line_item.get("quantity") \
+        or estimates.get("base_material") != base or estimates.get("model") != line_item["model"]

@@ -14,7 +14,7 @@ from services.orders.domain import (
     UNPRINTABLE_MODEL_STATUSES,
     check_no_prints_in_runs,
 )
-from services.orders.estimates import estimate
+from services.orders.estimates import estimate, out_of_date
 from shared.errors import NotFound, StratumError
 from shared.eventstore import EventStore
 from shared.rpc import Services
@@ -44,6 +44,14 @@ class OrdersService(ResourceService):
         sweeper.sweep(lambda order: order.fields.get("status") == "cloning" and order.fields.get("cloned_from"),
                       lambda order: self.dispatch(CLONE_REQUESTED, {
                           "clone": str(order.id), "source": parse_uri(order.fields["cloned_from"])[1]}))
+
+    @timer(interval=30)
+    def resume_stuck_estimates(self):
+        """Line items whose estimate request was lost (a crash after their commit) are estimated again."""
+        sweeper = sweeper_for(self.app, "estimates", ("LineItem.Created", "LineItem.Updated"),
+                              int(self.config["STRATUM_SWEEP_SECONDS"]))
+        sweeper.sweep(lambda item: not item.deleted and out_of_date(item.fields),
+                      lambda item: self.dispatch(ESTIMATE_REQUESTED, {"line_item": f"/line-item/{item.id}/"}))
 
     @rpc
     def create(self, resource, payload, ctx):
@@ -136,10 +144,11 @@ class OrdersService(ResourceService):
                 return  # not analysed yet: MODEL_ANALYZED brings us back
             else:
                 base = (item.get("materials") or {}).get("base")
-                material = self.services.call("materials", "get", "material", parse_uri(base)[1], INTERNAL) \
-                    if base else None
+                material = dict(self.services.call("materials", "get", "material", parse_uri(base)[1], INTERNAL),
+                                uri=base) if base else None
                 order = self.app.read("order", parse_uri(item["order"])[1], INTERNAL) if item.get("order") else {}
-                estimates = estimate(model, item.get("quantity") or 1, material, None, order.get("currency"))
+                estimates = dict(estimate(model, item.get("quantity") or 1, material, None, order.get("currency")),
+                                 model=item["model"])
             digest = hashlib.sha256(json.dumps([estimates, error], sort_keys=True).encode()).hexdigest()[:16]
             result = self.app.record_estimates(uuid, estimates, error, f"estimate:{uuid}:{digest}")
         except StratumError as error:  # a deleted line item, a missing material: nothing to estimate
