@@ -203,6 +203,10 @@ def _column_filter(column, flt):
 
 
 def _engine_options(url):
+    if str(url).startswith("postgresql+psycopg2"):
+        from psycogreen.eventlet import patch_psycopg
+
+        patch_psycopg()  # psycopg2 waits through the eventlet hub instead of blocking it (idempotent)
     if str(url).startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
     return {"pool_size": 5, "max_overflow": 10, "pool_pre_ping": True,

@@ -1,5 +1,6 @@
 """The read side never loses or doubles data: the projector catches up after downtime, a redelivered doorbell or
 feed batch is applied once, and a projection rebuilt from zero equals the live one."""
+import time
 import uuid
 
 import pytest
@@ -35,6 +36,17 @@ def snapshot(store):
                        for r in conn.execute(select(audit_events)))
         sessions = sorted(tuple(r) for r in conn.execute(select(credentials)))
     return docs, audit, sessions
+
+
+def quiet_snapshot(store):
+    """The read side once background work (analysis, snapshots, estimates, announcements) has stopped writing:
+    the same positions half a second apart, before and after the snapshot."""
+    def quiet():
+        before = store.positions()
+        time.sleep(0.5)
+        taken = snapshot(store)
+        return (taken, before) if store.positions() == before else None
+    return eventually(quiet, timeout=30)
 
 
 def visible(admin, names):
@@ -118,8 +130,7 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
                                "internal": True, "command_id": str(uuid.uuid4())})
     summary = "/flat-summary-line-item-tasks/" + modelled.rstrip("/").rsplit("/", 1)[1] + "/"
     eventually(lambda: admin.get(summary).json().get("current_task_name") == "Review")
-    live = snapshot(store)
-    positions = store.positions()
+    live, positions = quiet_snapshot(store)
 
     system.stop_projector()
     store.reset()
