@@ -4,11 +4,10 @@ Sessions end on logout, at their expiry, or after STRATUM_SESSION_IDLE_MINUTES w
 import base64
 import hashlib
 import hmac
-import os
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from shared.config import secret_key
 from shared.credentials import secret_matches
 from shared.errors import Unauthorized
 
@@ -80,19 +79,3 @@ def csrf_token(config, caller):
 
 def csrf_valid(config, caller, token):
     return isinstance(token, str) and hmac.compare_digest(token, csrf_token(config, caller))
-
-
-def secret_key(config):
-    """STRATUM_SECRET_KEY, or a key generated once and kept in the data directory (shared by local processes)."""
-    if config.get("STRATUM_SECRET_KEY"):
-        return config["STRATUM_SECRET_KEY"].encode()
-    path = os.path.join(config["STRATUM_DATA_DIR"], "secret-key")
-    if not os.path.exists(path):
-        os.makedirs(config["STRATUM_DATA_DIR"], exist_ok=True)
-        try:
-            with open(path, "x") as handle:
-                handle.write(secrets.token_hex(32))
-        except FileExistsError:
-            pass  # another process wrote it first
-    with open(path) as handle:
-        return handle.read().strip().encode()

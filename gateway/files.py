@@ -7,7 +7,6 @@ landed (hash and size); downloads stream from the store after the hash check.
 from uuid import UUID
 
 from werkzeug.wrappers import Response
-from werkzeug.wsgi import wrap_file
 
 from gateway import links
 from shared import uris
@@ -117,11 +116,10 @@ VIEWS = {("model", "snapshot"): snapshot_view, ("model", "binary"): snapshot_vie
 
 def _send(gateway, blob, request):
     try:
-        path = gateway.blobs.verified_path(blob)
+        chunks = gateway.blobs.verified_chunks(blob)  # checked whole before the first byte is sent
     except CorruptBlob as damaged:
         raise StoredContentDamaged(str(damaged)) from None
-    handle = open(path, "rb")
-    response = Response(wrap_file(request.environ, handle), mimetype=blob.media_type, direct_passthrough=True)
+    response = Response(chunks, mimetype=blob.media_type, direct_passthrough=True)
     response.content_length = blob.size
     response.headers["ETag"] = f'"{blob.sha256}"'
     if blob.name:

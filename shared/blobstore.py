@@ -1,19 +1,21 @@
 """The blob store: uploaded files, snapshots and bundles on the filesystem, addressed by their SHA-256.
 
-Bytes stream through a fixed-size buffer (a 500 MB model never sits in memory), land in a temporary file and are
-moved into place only once complete, so a crash mid-upload leaves no half blob under a real name. Content
-addressing makes a re-upload of the same bytes free and lets every read check that the bytes are still the ones
-recorded: a blob whose hash no longer matches is refused, never served.
+Bytes stream through a fixed-size buffer (a 500 MB model never sits in memory), are encrypted on the way to disk
+(shared.blobcipher), land in a temporary file and are moved into place only once complete, so a crash mid-upload
+leaves no half blob under a real name. Content addressing makes a re-upload of the same bytes free and lets every
+read check that the bytes are still the ones recorded: a blob that fails authentication or whose hash no longer
+matches is refused, never served.
 """
+import contextlib
 import hashlib
 import os
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 
 from nameko.extensions import DependencyProvider
 
-from shared.config import blob_dir
+from shared.blobcipher import SealedWriter, Tampered, blob_key, digest_of, plaintext_chunks
+from shared.config import blob_dir, secret_key
 
 CHUNK = 1 << 20
 
@@ -45,10 +47,12 @@ class Blob:
 
 
 class BlobStore:
-    def __init__(self, root):
+    def __init__(self, root, key=None):
+        """`key` (32 bytes) encrypts what is stored from now on; without one, blobs are stored as they are."""
         self.root = os.path.abspath(root)
+        self.key = key
         self._incoming = os.path.join(self.root, "incoming")
-        os.makedirs(self._incoming, exist_ok=True)
+        os.makedirs(self._incoming, mode=0o700, exist_ok=True)
 
     def path(self, sha256):
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -64,12 +68,15 @@ class BlobStore:
         fd, temp = tempfile.mkstemp(dir=self._incoming)
         try:
             with os.fdopen(fd, "wb") as out:
+                sink = SealedWriter(out, self.key) if self.key else out
                 while chunk := read(CHUNK):
                     size += len(chunk)
                     if size > limit:
                         raise TooLarge(limit, size)
                     digest.update(chunk)
-                    out.write(chunk)
+                    sink.write(chunk)
+                if self.key:
+                    sink.close()
             return self._settle(temp, Blob(digest.hexdigest(), size, media_type, name))
         finally:
             if os.path.exists(temp):
@@ -87,20 +94,47 @@ class BlobStore:
             os.replace(temp, target)  # atomic: a reader sees the whole blob or none
         return blob
 
-    def verified_path(self, blob):
-        """The blob's path once its bytes are checked against the recorded hash and size (CorruptBlob if not)."""
+    def _check(self, blob):
+        """The stored file's path once its plaintext is checked against the recorded hash and size."""
         path = self.path(blob.sha256)
         if not os.path.exists(path):
             raise CorruptBlob("The stored file is missing.")
-        if os.path.getsize(path) != blob.size:
-            raise CorruptBlob("The stored file has the wrong size; it was damaged after upload.")
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                digest.update(chunk)
-        if digest.hexdigest() != blob.sha256:
+        try:
+            with open(path, "rb") as handle:
+                found = digest_of(handle, self.key)
+        except Tampered as error:
+            raise CorruptBlob(str(error)) from None
+        if found != (blob.sha256, blob.size):
             raise CorruptBlob("The stored file no longer matches its recorded SHA-256; it was damaged after upload.")
         return path
+
+    def verified_chunks(self, blob):
+        """The blob's plaintext, chunk by chunk, for streaming out. The whole file is checked first, so a damaged
+        blob is refused before the first byte goes out (CorruptBlob), not half-way through a download."""
+        path = self._check(blob)
+
+        def chunks():
+            with open(path, "rb") as handle:
+                yield from plaintext_chunks(handle, self.key)
+        return chunks()
+
+    @contextlib.contextmanager
+    def plaintext_path(self, blob):
+        """A path holding the blob's checked plaintext, for tools that read files (the mesh worker): a private
+        temporary copy when the blob is encrypted, removed afterwards."""
+        fd, temp = tempfile.mkstemp(dir=self._incoming)  # 0600, in the store's own directory
+        try:
+            digest, size = hashlib.sha256(), 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in self.verified_chunks(blob):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            if (digest.hexdigest(), size) != (blob.sha256, blob.size):
+                raise CorruptBlob("The stored file changed while it was being read.")
+            yield temp
+        finally:
+            os.unlink(temp)
 
     def remove(self, sha256):
         try:
@@ -108,16 +142,14 @@ class BlobStore:
         except FileNotFoundError:
             pass
 
-    def copy_out(self, blob, destination):
-        shutil.copyfile(self.verified_path(blob), destination)
-
 
 
 class Blobs(DependencyProvider):
     """nameko dependency: the deployment's blob store (STRATUM_BLOB_DIR), shared by the gateway and files service."""
 
     def setup(self):
-        self.store = BlobStore(blob_dir(self.container.config))
+        config = self.container.config
+        self.store = BlobStore(blob_dir(config), blob_key(secret_key(config)))
 
     def get_dependency(self, worker_ctx):
         return self.store

@@ -4,6 +4,7 @@ Service code reads settings only from `container.config` (never `os.environ`), s
 a config built by `build_config(overrides)` without touching the environment.
 """
 import os
+import secrets
 from urllib.parse import unquote, urlparse
 
 DEFAULTS = {
@@ -42,6 +43,24 @@ def build_config(overrides=None, environ=None):
     # eventlet and nameko both emit heartbeats; keep nameko's default but make it explicit.
     config.setdefault("HEARTBEAT", 60)
     return config
+
+
+def secret_key(config):
+    """STRATUM_SECRET_KEY, or a key generated once and kept in the data directory (shared by local processes).
+    It signs sessions' CSRF tokens and file links, and derives the key that encrypts stored files: every process of
+    one deployment must share it (set STRATUM_SECRET_KEY when they do not share a data directory)."""
+    if config.get("STRATUM_SECRET_KEY"):
+        return config["STRATUM_SECRET_KEY"].encode()
+    path = os.path.join(config["STRATUM_DATA_DIR"], "secret-key")
+    if not os.path.exists(path):
+        os.makedirs(config["STRATUM_DATA_DIR"], exist_ok=True)
+        try:
+            with open(path, "x") as handle:
+                handle.write(secrets.token_hex(32))
+        except FileExistsError:
+            pass  # another process wrote it first
+    with open(path) as handle:
+        return handle.read().strip().encode()
 
 
 def blob_dir(config):

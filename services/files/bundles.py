@@ -26,7 +26,9 @@ class Bundles(Pipeline):
                 for model_path in manifest.get("models", []):
                     model = self.app.get_upload("model", model_path.strip("/").rsplit("/", 1)[-1])
                     name = _unique(_archive_name(model.fields.get("name") or "model", model.fields.get("type")), names)
-                    bundle.write(self.blobs.verified_path(Blob.from_dict(model.content)), arcname=name)
+                    with bundle.open(name, "w", force_zip64=True) as member:  # streamed, decrypted
+                        for chunk in self.blobs.verified_chunks(Blob.from_dict(model.content)):
+                            member.write(chunk)
             related = (zipfile_.fields.get("related_uuid") or "")[:8]
             blob = self.blobs.put_file(out, "application/zip", f"order-{related}.zip")
             self._step("zipfile", uuid, "complete", {"blob": blob.as_dict()}, "complete")

@@ -48,17 +48,17 @@ class Pipeline:
         if not resource.content or resource.content["sha256"] != sha256:
             return  # not (or no longer) these bytes
         try:
-            path = self.blobs.verified_path(Blob.from_dict(resource.content))
+            with self.blobs.plaintext_path(Blob.from_dict(resource.content)) as path:
+                if resource.fields.get("virus_scan") == "unscanned":
+                    verdict, reason = scan(path, declared_format(resource_name, resource.fields))
+                    self._step(resource_name, uuid, "scanned", {"verdict": verdict, "reason": reason}, sha256)
+                    resource = self.app.get_upload(resource_name, uuid)
+                if resource.awaiting_analysis:
+                    self._analyse(resource_name, uuid, resource, path, sha256)
         except CorruptBlob as error:
             self._step(resource_name, uuid, "scanned", {"verdict": "quarantined", "reason": str(error)}, sha256)
             self.announce_outcome(resource_name, uuid)
             return
-        if resource.fields.get("virus_scan") == "unscanned":
-            verdict, reason = scan(path, declared_format(resource_name, resource.fields))
-            self._step(resource_name, uuid, "scanned", {"verdict": verdict, "reason": reason}, sha256)
-            resource = self.app.get_upload(resource_name, uuid)
-        if resource.awaiting_analysis:
-            self._analyse(resource_name, uuid, resource, path, sha256)
         if resource.awaiting_unpack:
             self._unpack(resource_name, uuid, resource, sha256)
         elif resource.profile.unpacks and resource.fields.get("virus_scan") == "quarantined":
@@ -133,13 +133,12 @@ class Pipeline:
             self._step(resource_name, uuid, "snapshot_failed", {"reason": reason, "request_id": request_id},
                        request_id)
             return
-        path = self.blobs.verified_path(Blob.from_dict(resource.content))
         # render in the unit the analysis settled on, so the picture and the figures agree
         unit = (resource.fields.get("analyses") or {}).get("unit") or resource.fields.get("file_unit") or "mm"
         fd, out = tempfile.mkstemp(suffix=".png")
         os.close(fd)
         try:
-            with self.slots:
+            with self.blobs.plaintext_path(Blob.from_dict(resource.content)) as path, self.slots:
                 outcome = worker.run(["render", path, out, str(request["width"]), str(request["height"]),
                                       request["color"], unit], timeout=self.timeout)
             if outcome.get("ok"):

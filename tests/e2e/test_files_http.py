@@ -338,7 +338,8 @@ def test_a_zip_of_something_missing_is_refused(admin):
     assert admin.get("/zipfile/").json()["total_count"] == before
 
 
-def test_a_damaged_stored_file_is_refused_not_served(admin, system, tmp_path):
+def test_stored_files_are_encrypted_and_a_damaged_one_is_refused(admin, system, tmp_path):
+    from shared.blobcipher import MAGIC
     from shared.blobstore import BlobStore
     from shared.config import blob_dir
 
@@ -346,6 +347,7 @@ def test_a_damaged_stored_file_is_refused_not_served(admin, system, tmp_path):
     body = upload_model(admin, path)
     stored = BlobStore(blob_dir(system.config)).path(hashlib.sha256(path.read_bytes()).hexdigest())
     original = open(stored, "rb").read()
+    assert original.startswith(MAGIC) and path.read_bytes()[84:200] not in original  # encrypted at rest
     try:
         with open(stored, "r+b") as handle:  # flip one byte on disk, size unchanged
             handle.seek(100)
