@@ -419,3 +419,18 @@ def test_the_audit_log_traces_which_bytes_a_model_holds(admin, tmp_path):
     assert not any(k.startswith("_") for k in keys)
     [content] = [r for r in rows if r["key"] == "content_sha256"]
     assert content["current_value"] == hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_chunked_upload_without_content_length_is_received(admin, tmp_path):
+    path = box_stl(tmp_path / "chunked.stl", dims=(5, 6, 7))
+    uri, upload = new_model(admin)
+
+    def pieces():  # requests sends a generator with Transfer-Encoding: chunked
+        data = path.read_bytes()
+        for start in range(0, len(data), 100):
+            yield data[start:start + 100]
+
+    assert requests.put(upload, data=pieces(), timeout=60).status_code == 204
+    body = settled(admin, uri)
+    assert body["status"] == "processed" and body["file_size"] == path.stat().st_size
+    assert body["volume_mm"] == pytest.approx(210.0)
