@@ -24,13 +24,24 @@ def make_line_item(api):
     return order, line_item.headers["Location"]
 
 
+def flat_views(api, order, line_item):
+    """The flat order and flat line item of a line item's order, as exports read them."""
+    def uuid_of(uri):
+        return uri.rstrip("/").rsplit("/", 1)[1]
+    return (api.get(f"/flat-order/{uuid_of(order)}/").json(),
+            api.get(f"/flat-line-item/{uuid_of(line_item)}/").json())
+
+
 def test_every_move_of_the_happy_path_and_the_event_log(admin):
-    _, line_item = make_line_item(admin)
+    order, line_item = make_line_item(admin)
     assert admin.get(line_item).json()["status"] == "new"
     for status in HAPPY_PATH:
         response = admin.put(line_item, json={"status": status})
         assert response.status_code == 204, (status, response.text)
         assert admin.get(line_item).json()["status"] == status
+        flat_order, flat_item = flat_views(admin, order, line_item)  # the exports follow every step
+        assert flat_item["status"] == status and flat_order["status"] == admin.get(order).json()["status"]
+        assert flat_order["prints_quantity"] == 2 and flat_item["prints_quantity"] == 2
     rows = admin.get(f"/event/?filter[reference]={line_item}&filter[key]=status").json()["resources"]
     assert [r["current_value"] for r in rows] == ["new", *HAPPY_PATH]
     assert [r["previous_value"] for r in rows[1:]] == ["new", *HAPPY_PATH[:-1]]
@@ -49,10 +60,13 @@ def test_refused_moves_are_400_and_change_nothing(admin, path, refused):
     for status in path:
         assert admin.put(line_item, json={"status": status}).status_code == 204
     before = admin.get(line_item).json()
+    order = before["order"]
+    views_before = flat_views(admin, order, line_item)
     response = admin.put(line_item, json={"status": refused, "quantity": 9})
     assert response.status_code == 400
     assert response.json()["errors"][0] == {"code": "invalid-payload", "title": NOT_ALLOWED, "field": "status"}
     assert admin.get(line_item).json() == before
+    assert flat_views(admin, order, line_item) == views_before  # nothing reached the exports either
 
 
 def test_cancel_and_error_from_any_working_state(admin):
@@ -227,6 +241,10 @@ def test_clone_copies_an_order_in_the_background(admin):
     assert admin.get(source).json()["line_items"] == items  # the source is untouched
     history = admin.get(f"/event/?filter[reference]={clone}&filter[key]=status").json()["resources"]
     assert [r["current_value"] for r in history] == ["cloning", "new"]
+    flat_order, _ = flat_views(admin, clone, copies[0]["uri"])
+    assert (flat_order["status"], flat_order["line_items_quantity"], flat_order["prints_quantity"]) == ("new", 2, 7)
+    flat_items = [flat_views(admin, clone, c["uri"])[1] for c in copies]
+    assert {f["order"] for f in flat_items} == {clone.rstrip("/").rsplit("/", 1)[1]}
 
 
 def test_line_item_clone_joins_the_same_order(admin):
@@ -298,6 +316,11 @@ def test_older_client_flow_line_items_first_then_the_order(admin):
         line_item = admin.get(item).json()
         assert line_item["order"] == location and line_item["product"]
         assert admin.get(line_item["product"]).json()["order"] == location
+        flat_order, flat_item = flat_views(admin, location, item)
+        assert flat_item["order"] == location.rstrip("/").rsplit("/", 1)[1] and flat_item["currency"] == "USD"
+        assert flat_item["model"] == model.headers["Location"] and flat_item["model_name"] == "bracket.stl"
+    assert (flat_order["line_items_quantity"], flat_order["prints_quantity"]) == (2, 7)
+    assert flat_order["shipping_name"] == "Ada"
     assert admin.post("/line-item/", json={"order": location, "quantity": 1}).status_code == 400  # needs a product
 
 
