@@ -12,6 +12,7 @@ import time
 from datetime import datetime
 
 from eventsourcing.application import AggregateNotFoundError
+from nameko.timer import Timer
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -77,3 +78,15 @@ def sweeper_for(app, name, starts, grace_seconds):
     if name not in sweepers:
         sweepers[name] = Sweeper(app, starts, grace_seconds)
     return sweepers[name]
+
+
+class SweepTimer(Timer):
+    """A nameko timer whose interval is the deployment's STRATUM_SWEEP_INTERVAL (seconds), read when the service
+    starts, so an operator (or a crash-recovery test) can sweep more or less often without code changes."""
+
+    def setup(self):
+        self.interval = float(self.container.config.get("STRATUM_SWEEP_INTERVAL") or self.interval)
+        super().setup()
+
+
+sweep_timer = SweepTimer.decorator

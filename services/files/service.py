@@ -14,7 +14,7 @@ from shared.errors import NotFound
 from shared.eventstore import EventStore
 from shared.rpc import Services
 from shared.service import ResourceService, rpc
-from shared.sweep import sweeper_for
+from shared.sweep import sweep_timer, sweeper_for
 from shared.uris import parse_uri
 
 ZIPFILE_REQUESTED = "zipfile_requested"
@@ -109,7 +109,7 @@ class FilesService(ResourceService):
     def _bundles(self):
         return Bundles(self.app, self.blobs, self.config, self._announce, self.dispatch)
 
-    @timer(interval=30)
+    @sweep_timer(interval=30)
     def resume_stuck_work(self):
         """Uploads and snapshot requests whose job message was lost (see shared.sweep) are queued again."""
         grace = int(self.config["STRATUM_SWEEP_SECONDS"])

@@ -4,7 +4,6 @@ import logging
 
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
-from nameko.timer import timer
 
 from services.orders.application import Orders
 from services.orders.domain import (
@@ -19,7 +18,7 @@ from shared.errors import NotFound, StratumError
 from shared.eventstore import EventStore
 from shared.rpc import Services
 from shared.service import ResourceService, rpc
-from shared.sweep import sweeper_for
+from shared.sweep import sweep_timer, sweeper_for
 from shared.uris import parse_uri
 
 CLONE_REQUESTED = "order_clone_requested"
@@ -37,7 +36,7 @@ class OrdersService(ResourceService):
     services = Services()
     config = Config()
 
-    @timer(interval=30)
+    @sweep_timer(interval=30)
     def resume_stuck_clones(self):
         """A clone whose copy job message was lost stays `cloning`; the sweeper (shared.sweep) asks again."""
         sweeper = sweeper_for(self.app, "clones", ("Order.Created",), int(self.config["STRATUM_SWEEP_SECONDS"]))
@@ -45,7 +44,7 @@ class OrdersService(ResourceService):
                       lambda order: self.dispatch(CLONE_REQUESTED, {
                           "clone": str(order.id), "source": parse_uri(order.fields["cloned_from"])[1]}))
 
-    @timer(interval=30)
+    @sweep_timer(interval=30)
     def resume_stuck_estimates(self):
         """Line items whose estimate request was lost (a crash after their commit) are estimated again."""
         sweeper = sweeper_for(self.app, "estimates", ("LineItem.Created", "LineItem.Updated"),
