@@ -11,7 +11,7 @@ from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_toke
 from gateway.http import ANY_METHOD, http, json_response, read_payload
 from gateway.ratelimit import FailedLogins
 from gateway.readside import ReadSide
-from gateway.references import check_references
+from gateway.references import check_references, check_related
 from gateway.rendering import render, render_audit
 from gateway.routing import match
 from services.identity import policy
@@ -169,6 +169,7 @@ class GatewayService:
     def _checked(self, request, spec, caller):
         fields = validate(spec, read_payload(request, spec), partial=True)
         check_references(spec, fields, _scope(caller), self.read.store)
+        check_related(spec, fields, _scope(caller), self.read.store)
         return fields
 
     def _action(self, request, spec, name, uuid, caller):

@@ -212,13 +212,25 @@ def test_other_bureaus_see_nothing(admin, tmp_path):
     tenant = make_tenant(admin, __import__("shared.testing.plugin", fromlist=["login"]).login, "files")
     body = upload_model(admin, box_stl(tmp_path / "mine.stl", dims=(1, 2, 3)))
     assert tenant.manager.get(body["uri"]).status_code == 404
+    order = admin.post("/order/", json={"name": "mine"}).headers["Location"]
+    attach = tenant.manager.post("/document/", json={"name": "x.pdf", "related_table_name": "order",
+                                                     "related_uuid": [order.rstrip("/").rsplit("/", 1)[1]]})
+    assert attach.status_code == 400 and attach.json()["errors"][0]["field"] == "related_uuid"  # not theirs
     assert tenant.manager.get(body["uri"] + "snapshot/").status_code == 404
     listed = tenant.manager.get("/model/").json()
     assert body["uri"] not in {m["uri"] for m in listed["resources"]}
 
 
 def test_documents_attach_replace_and_scan(admin, tmp_path):
-    lot = str(uuid.uuid4())
+    from shared import catalogue
+    from shared.testing.payloads import PayloadFactory
+
+    session = admin.get("/sessions/").json()
+    lot_uri = PayloadFactory(admin, session["bureau"], session["user"]).create(catalogue.resource("material-lot"))
+    lot = lot_uri.rstrip("/").rsplit("/", 1)[1]
+    unknown = admin.post("/document/", json={"name": "c.pdf", "related_table_name": "material_lot",
+                                             "related_uuid": [str(uuid.uuid4())]})
+    assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "related_uuid"
     created = admin.post("/document/", json={"name": "certificate.pdf", "related_table_name": "material_lot",
                                              "related_uuid": [lot]})
     assert created.status_code == 201, created.text
