@@ -27,6 +27,7 @@ DEFAULTS = {
     "STRATUM_UPLOAD_LINK_SECONDS": "86400",
     "STRATUM_ANALYSIS_TIMEOUT": "600",
     "STRATUM_ANALYSIS_CONCURRENCY": "2",
+    "STRATUM_ANALYSIS_MEMORY_MB": "8192",  # per analysis or render child; ~550 bytes per triangle at the peak
     "STRATUM_ZIPFILE_HOURS": "24",
     "STRATUM_SWEEP_SECONDS": "660",
     "STRATUM_CALLBACKS_ALLOW_PRIVATE": "",  # 1: model callbacks may call internal addresses (on-premise, tests)  # background work still waiting this long after it was asked for is re-started

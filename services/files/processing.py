@@ -36,6 +36,7 @@ class Pipeline:
         self.announce = announce
         self.notify = notify  # (event type, payload) → published to other services, after the commit
         self.timeout = int(config["STRATUM_ANALYSIS_TIMEOUT"])
+        self.memory_mb = int(config["STRATUM_ANALYSIS_MEMORY_MB"])
         self.base_url = (config.get("STRATUM_BASE_URL") or "").rstrip("/")
         self.allow_private_callbacks = config.get("STRATUM_CALLBACKS_ALLOW_PRIVATE") in ("1", "true", "yes")
         self.slots = _slots(int(config["STRATUM_ANALYSIS_CONCURRENCY"]))
@@ -111,7 +112,7 @@ class Pipeline:
         if declared_format(resource_name, resource.fields) == "3mf":
             unit = "-"
         with self.slots:
-            outcome = worker.run(["analyze", path, unit], timeout=self.timeout)
+            outcome = worker.run(["analyze", path, unit], timeout=self.timeout, memory_mb=self.memory_mb)
         if not outcome.get("ok"):
             self._step(resource_name, uuid, "processing_failed",
                        {"status": outcome.get("status", "error"), "reason": outcome.get("reason")}, sha256)
@@ -140,7 +141,7 @@ class Pipeline:
         try:
             with self.blobs.plaintext_path(Blob.from_dict(resource.content)) as path, self.slots:
                 outcome = worker.run(["render", path, out, str(request["width"]), str(request["height"]),
-                                      request["color"], unit], timeout=self.timeout)
+                                      request["color"], unit], timeout=self.timeout, memory_mb=self.memory_mb)
             if outcome.get("ok"):
                 blob = self.blobs.put_file(out, "image/png", "snapshot.png")
                 self._step(resource_name, uuid, "snapshot_rendered",

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-MEMORY_LIMIT = 4 << 30  # bytes of address space
+MEMORY_LIMIT = 8 << 30  # bytes of address space, by default: analysis peaks near 550 bytes per triangle
+MEMORY_ENV = "STRATUM_ANALYSIS_MEMORY_MB"  # how the parent passes the deployment's setting to the child
 CPU_LIMIT = 300  # seconds; SIGXCPU at the soft limit, SIGKILL a few seconds later
 USAGE = ("usage: python -m services.files.worker analyze <path> <file_unit|->  |  "
          "render <path> <out.png> <width> <height> <color> <file_unit|->")
@@ -32,7 +33,7 @@ def failure(reason, status="error"):
 def limit_resources():
     import resource
 
-    for limit, value, hard_grace in ((resource.RLIMIT_AS, MEMORY_LIMIT, 0), (resource.RLIMIT_CPU, CPU_LIMIT, 5)):
+    for limit, value, hard_grace in ((resource.RLIMIT_AS, memory_limit(), 0), (resource.RLIMIT_CPU, CPU_LIMIT, 5)):
         _, hard = resource.getrlimit(limit)
         if hard != resource.RLIM_INFINITY:  # an unprivileged process may only lower its hard limit
             value = min(value, hard)
@@ -72,7 +73,8 @@ def main(argv=None):
         limit_resources()
         reply = json.dumps(handle(argv), allow_nan=False)
     except MemoryError:
-        reply = json.dumps(failure(f"The mesh needs more than the {MEMORY_LIMIT >> 30} GiB of memory allowed."))
+        reply = json.dumps(failure(f"The mesh needs more than the {memory_limit() >> 20:,} MB of memory allowed "
+                                   f"({MEMORY_ENV})."))
     except BaseException as error:  # noqa: BLE001 - whatever happens, the parent gets an answer, not a traceback
         reply = json.dumps(failure(f"The mesh could not be processed: {type(error).__name__}: {error}"))
     out.write(reply + "\n")
@@ -82,11 +84,17 @@ def main(argv=None):
 
 # -- parent ---------------------------------------------------------------------------------------------------------
 
-def run(args, timeout):
+def memory_limit():
+    return int(os.environ.get(MEMORY_ENV) or 0) << 20 or MEMORY_LIMIT
+
+
+def run(args, timeout, memory_mb=None):
     """Run the worker on args (as on its command line) and return its answer; never raises for what the child does.
     Under eventlet's monkey patching subprocess is green, so this blocks only the calling green thread."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    if memory_mb:
+        env[MEMORY_ENV] = str(int(memory_mb))
     command = [sys.executable, "-m", "services.files.worker", *map(str, args)]
     try:
         done = subprocess.run(command, capture_output=True, timeout=timeout, env=env, cwd=ROOT)

@@ -49,3 +49,14 @@ def test_a_timeout_is_a_failure_with_a_reason(tmp_path):
     reply = run(["analyze", box_stl(tmp_path / "box.stl"), "mm"], timeout=0.01)
     assert reply["ok"] is False and reply["status"] == "error"
     assert "longer than 0.01 s" in reply["reason"]
+
+
+def test_a_mesh_larger_than_the_memory_allowed_fails_its_own_job_clearly(tmp_path):
+    import trimesh
+
+    path = tmp_path / "big.stl"
+    trimesh.creation.uv_sphere(radius=50, count=[400, 400]).export(path)  # ~640k triangles
+    reply = run(["analyze", str(path), "mm"], timeout=120, memory_mb=400)
+    assert reply["ok"] is False and reply["status"] == "error"
+    assert "400 MB of memory" in reply["reason"] and "STRATUM_ANALYSIS_MEMORY_MB" in reply["reason"]
+    assert run(["analyze", str(path), "mm"], timeout=120)["ok"] is True  # the default leaves room for it
