@@ -29,8 +29,9 @@ DEFAULTS = {
     "STRATUM_ANALYSIS_CONCURRENCY": "2",
     "STRATUM_ANALYSIS_MEMORY_MB": "8192",  # per analysis or render child; ~550 bytes per triangle at the peak
     "STRATUM_ZIPFILE_HOURS": "24",
-    "STRATUM_SWEEP_SECONDS": "660",
-    "STRATUM_CALLBACKS_ALLOW_PRIVATE": "",  # 1: model callbacks may call internal addresses (on-premise, tests)  # background work still waiting this long after it was asked for is re-started
+    "STRATUM_SWEEP_SECONDS": "660",  # background work still waiting this long after it was asked for is re-started
+    "STRATUM_SWEEP_INTERVAL": "30",  # how often each service looks for such work
+    "STRATUM_CALLBACKS_ALLOW_PRIVATE": "",  # 1: model callbacks may call internal addresses (on-premise, tests)
 }
 
 

@@ -22,7 +22,6 @@ PIPELINE_STEPS = ("receive", "refuse_upload", "scanned", "analyzed", "processing
 class Files(ResourceApplication):
     name = "files"
     aggregates = aggregates_for("files", {**UPLOAD_CLASSES, "zipfile": Zipfile})
-    zipfile_hours = 24
     zipfile_max_bytes = 2 << 30
 
     def on_create(self, resource_name, new_id, fields, ctx):
@@ -65,7 +64,7 @@ class Files(ResourceApplication):
                 total += model.content["size"]
         if total > self.zipfile_max_bytes:
             raise InvalidPayload("Requested data size too large to fulfill request")
-        expiry = datetime.now(timezone.utc) + timedelta(hours=self.zipfile_hours)
+        expiry = datetime.now(timezone.utc) + timedelta(hours=ctx.get("zipfile_hours", 24))
         manifest = {"line_items": plan.get("line_items", []), "models": models, "bytes": total}
         return Zipfile.create(uuid5(request_id, "zipfile"), {
             "related_table_name": fields["related_table_name"], "related_uuid": fields["related_uuid"],

@@ -155,7 +155,8 @@ class Upload(Resource):
     @property
     def awaiting_analysis(self):
         p = self.profile
-        return p.is_mesh and self.fields.get("virus_scan") == "passed" and self.fields.get(p.status_field) == p.receiving
+        return (p.is_mesh and self.fields.get("virus_scan") == "passed"
+                and self.fields.get(p.status_field) == p.receiving)
 
     def analyzed(self, figures, actor):
         if not self.awaiting_analysis:
@@ -199,7 +200,8 @@ class Upload(Resource):
     @property
     def awaiting_unpack(self):
         p = self.profile
-        return p.unpacks and self.fields.get("virus_scan") == "passed" and self.fields.get(p.status_field) == p.receiving
+        return (p.unpacks and self.fields.get("virus_scan") == "passed"
+                and self.fields.get(p.status_field) == p.receiving)
 
     def unpacked(self, model_status, reason, actor):
         """Its model was analysed: processed when the model is usable, else error with the model's reason."""

@@ -34,8 +34,9 @@ class FilesService(ResourceService):
     def create(self, resource, payload, ctx):
         if resource != "zipfile-request":
             return super().create(resource, payload, ctx)
-        self.app.zipfile_hours = float(self.config["STRATUM_ZIPFILE_HOURS"])
-        result = super().create(resource, payload, dict(ctx, zip_plan=self._zip_plan(payload, ctx)))
+        ctx = dict(ctx, zip_plan=self._zip_plan(payload, ctx),
+                   zipfile_hours=float(self.config["STRATUM_ZIPFILE_HOURS"]))
+        result = super().create(resource, payload, ctx)
         self.dispatch(ZIPFILE_REQUESTED, {"zipfile": result["zipfile"]})
         return dict(result, uri=result["zipfile"])  # the answer's Location is the bundle to poll
 
@@ -61,6 +62,7 @@ class FilesService(ResourceService):
             if item.get("model"):
                 models.append(item["model"])
         return {"line_items": line_items, "models": list(dict.fromkeys(models))}
+
     @rpc
     def upload_received(self, resource, uuid, blob, ctx):
         """The gateway stored the PUT's bytes: record them, then queue the scan and analysis."""

@@ -152,7 +152,8 @@ def test_what_has_prints_in_a_run_cannot_be_deleted(admin, system):
 
     refused = admin.delete(in_run)
     assert refused.status_code == 400
-    assert refused.json()["errors"][0]["title"] == "An line-item with prints that are associated with a run cannot be deleted"
+    assert refused.json()["errors"][0]["title"] == (
+        "An line-item with prints that are associated with a run cannot be deleted")
     order_refused = admin.delete(order)
     assert order_refused.status_code == 400
     assert order_refused.json()["errors"][0]["title"] == "An order with prints associated with a run cannot be deleted"

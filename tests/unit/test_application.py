@@ -88,7 +88,8 @@ def test_identity_bootstrap_login_and_private_fields():
 
 def test_feed_names_the_domain_events_of_each_change(orders):
     order_id = orders.create("order", {"name": "n"}, ctx())["uri"].split("/")[2]
-    orders.update("order", order_id, {"order_owner": "/users/22222222-2222-2222-2222-222222222222/", "priority": 5}, ctx())
+    owner = "/users/22222222-2222-2222-2222-222222222222/"
+    orders.update("order", order_id, {"order_owner": owner, "priority": 5}, ctx())
     orders.update("order", order_id, {"status": "confirmed"}, ctx())
     orders.update("order", order_id, {"customer_name": "Ada"}, ctx())
     names = [e["names"] for e in orders.feed(1, 100)["events"]]

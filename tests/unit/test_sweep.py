@@ -23,7 +23,8 @@ def test_an_upload_whose_job_was_lost_is_resumed_after_the_grace_period(files):
 
 
 def test_a_fresh_sweeper_reads_the_whole_log_once(files):
-    ids = [files.create("model", {"name": f"m{i}.stl", "type": "stl"}, command_ctx())["uri"].split("/")[2] for i in range(3)]
+    ids = [files.create("model", {"name": f"m{i}.stl", "type": "stl"}, command_ctx())["uri"].split("/")[2]
+           for i in range(3)]
     for i, model_id in enumerate(ids):
         files.advance("model", model_id, "receive", {"blob": dict(BLOB, sha256=str(i) * 64)}, f"u{i}")
     resumed = []
