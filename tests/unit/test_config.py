@@ -18,3 +18,21 @@ def test_postgres_when_a_dsn_is_given():
     assert env["CREATE_TABLE"] == "n"  # the migrate step creates tables
     assert read_store_url(config).password == "p@ss"
     assert postgres_params("") is None
+
+
+def test_every_setting_the_readme_and_compose_name_is_read_from_the_environment():
+    """A setting documented but missing from DEFAULTS would be silently ignored when set in the environment."""
+    import re
+    from pathlib import Path
+
+    from shared.config import DEFAULTS
+
+    root = Path(__file__).resolve().parents[2]
+    named = set()
+    for document in ("README.md", "docker-compose.yml"):
+        named |= set(re.findall(r"STRATUM_[A-Z_]+[A-Z]", (root / document).read_text()))
+    named -= {name for name in named if name.startswith(("STRATUM_TEST_", "STRATUM_BENCH_"))}
+    assert named - set(DEFAULTS) == set()
+    environment = {name: "from-env" for name in named}
+    config = build_config({}, environ=environment)
+    assert all(config[name] == "from-env" for name in named)
