@@ -246,6 +246,14 @@ class Upload(Resource):
         self.trigger_event(self.ProcessingFailed, changes={"_snapshot_request": request}, actor=actor)
 
 
+def check_model_deletable(printed_by):
+    """A model that line items print is part of their record (what was made, from which file): it goes only once
+    no line item prints it any more."""
+    if printed_by:
+        raise Conflict(f"The model is printed by {len(printed_by)} line item(s); give them another model (or delete "
+                       "them) before deleting it.")
+
+
 def _fields_of(resource_name):
     from shared import catalogue
     return catalogue.resource(resource_name).fields

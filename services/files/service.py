@@ -8,6 +8,7 @@ from nameko.timer import timer
 
 from services.files.application import Files
 from services.files.bundles import Bundles
+from services.files.domain import check_model_deletable
 from services.files.processing import Pipeline
 from shared.blobstore import Blobs
 from shared.errors import NotFound
@@ -62,6 +63,14 @@ class FilesService(ResourceService):
             if item.get("model"):
                 models.append(item["model"])
         return {"line_items": line_items, "models": list(dict.fromkeys(models))}
+
+    @rpc
+    def delete(self, resource, uuid, ctx):
+        if resource == "model":
+            self.app.load(resource, uuid, ctx)  # an unknown or foreign model is a 404 first
+            check_model_deletable(self.services.call("orders", "referencing", "line-item", "model",
+                                                     f"/model/{uuid}/", {"platform_admin": True}))
+        return super().delete(resource, uuid, ctx)
 
     @rpc
     def upload_received(self, resource, uuid, blob, ctx):

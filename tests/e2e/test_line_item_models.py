@@ -194,3 +194,15 @@ def test_a_design_file_that_cannot_become_a_model(admin, fmt, content, words):
     assert words in body["notes"], body
     if fmt == "stl":
         eventually(lambda: admin.get(item).json()["error"] == "The model does not seem printable", timeout=30)
+
+
+def test_a_model_that_line_items_print_cannot_be_deleted(admin, tmp_path):
+    model = upload(admin, box_stl(tmp_path / "kept.stl", dims=(1, 1, 1)))
+    order, product = order_with_product(admin)
+    item = admin.post("/line-item/", json={"product": product, "model": model, "quantity": 1}).headers["Location"]
+    refused = admin.delete(model)
+    assert refused.status_code == 409 and "printed by 1 line item" in refused.json()["errors"][0]["title"]
+    assert admin.get(model).status_code == 200
+    assert admin.delete(item).status_code == 204
+    assert admin.delete(model).status_code == 204
+    assert admin.get(model).status_code == 404
