@@ -102,7 +102,27 @@ class Upload(Resource):
     def update(self, changes, actor):
         if changes.get("callback"):
             changes = dict(changes, callback=check_callback(changes["callback"]))
+        if "file_unit" in changes and changes["file_unit"] != self.fields.get("file_unit") and self.content \
+                and self.profile.is_mesh:
+            self._change_unit(changes, actor)
+            return
         super().update(changes, actor)
+
+    class UnitChanged(Resource.Updated):
+        pass
+
+    def _change_unit(self, changes, actor):
+        """A file uploaded in the wrong unit (inches read as mm: the classic) is measured again in the new one, from
+        the same bytes, instead of asking for a new upload. The figures stay until the new analysis replaces them."""
+        p = self.profile
+        if self.fields.get(p.status_field) == p.receiving:
+            raise Conflict("The model is being analysed; change its unit once that has ended.")
+        if self.fields.get("virus_scan") != "passed" or self.fields.get(p.status_field) == p.too_large:
+            raise InvalidPayload("Only a model whose file was scanned and read can be measured again in another "
+                                 "unit; upload the file again instead.", field="file_unit")
+        again = dict(changes, **{p.status_field: p.receiving, "_announced": None,
+                                 "_round": (self.fields.get("_round") or 1) + 1})  # a new round of processing
+        self.trigger_event(self.UnitChanged, changes=again, actor=actor)
 
     @classmethod
     def has_field(cls, name):

@@ -80,7 +80,7 @@ class Pipeline:
                     "virus_scan": resource.fields.get("virus_scan")}
             callbacks.deliver(resource.fields["callback"], body, self.allow_private_callbacks)
         sha256 = resource.content["sha256"]
-        self._step(resource_name, uuid, "outcome_announced", {"sha256": sha256}, sha256)
+        self._step(resource_name, uuid, "outcome_announced", {"sha256": sha256}, _round(resource))
 
     def _unpack(self, resource_name, uuid, resource, sha256):
         """files.md §1.3: a single-mesh design file's bytes become its model's; the model's analysis settles the
@@ -107,6 +107,7 @@ class Pipeline:
                                            "product": resource.fields.get("product"), "model_status": model_status})
 
     def _analyse(self, resource_name, uuid, resource, path, sha256):
+        key = _round(resource)
         # a 3MF states its own unit (the format requires it); other formats take the declared or autodetected one
         unit = resource.fields.get("file_unit") or "-"
         if declared_format(resource_name, resource.fields) == "3mf":
@@ -115,12 +116,12 @@ class Pipeline:
             outcome = worker.run(["analyze", path, unit], timeout=self.timeout, memory_mb=self.memory_mb)
         if not outcome.get("ok"):
             self._step(resource_name, uuid, "processing_failed",
-                       {"status": outcome.get("status", "error"), "reason": outcome.get("reason")}, sha256)
+                       {"status": outcome.get("status", "error"), "reason": outcome.get("reason")}, key)
             return
-        self._step(resource_name, uuid, "analyzed", {"figures": outcome["result"]}, sha256)
+        self._step(resource_name, uuid, "analyzed", {"figures": outcome["result"]}, key)
         if resource.has_field("snapshot"):  # the default snapshot follows the analysis (files.md §2.1)
             self._step(resource_name, uuid, "request_snapshot", {"params": {"width": 640, "height": 480,
-                                                                           "color": "#FF7F00"}}, sha256)
+                                                                           "color": "#FF7F00"}}, key)
             request_id = self.app.get_upload(resource_name, uuid).snapshot_request["requested"]
             self.render(resource_name, uuid, request_id)
 
@@ -151,6 +152,11 @@ class Pipeline:
                            {"reason": outcome.get("reason"), "request_id": request_id}, request_id)
         finally:
             os.unlink(out)
+
+
+def _round(resource):
+    """One round of processing of these bytes (a new file_unit starts another): its steps' idempotency key."""
+    return f"{resource.content['sha256']}:{resource.fields.get('_round') or 1}"
 
 
 _SLOTS = {}

@@ -8,6 +8,7 @@ from nameko.timer import timer
 
 from services.files.application import Files
 from services.files.bundles import Bundles
+from services.files.domain import PROFILES as UPLOADS
 from services.files.domain import check_model_deletable
 from services.files.processing import Pipeline
 from shared.blobstore import Blobs
@@ -63,6 +64,17 @@ class FilesService(ResourceService):
             if item.get("model"):
                 models.append(item["model"])
         return {"line_items": line_items, "models": list(dict.fromkeys(models))}
+
+    @rpc
+    def update(self, resource, uuid, payload, ctx):
+        result = super().update(resource, uuid, payload, ctx)
+        self._queue_if_waiting(resource, uuid)  # e.g. a new file_unit: the same bytes are measured again
+        return result
+
+    def _queue_if_waiting(self, resource, uuid):
+        aggregate = self.app.get_upload(resource, uuid) if resource in UPLOADS else None
+        if aggregate is not None and aggregate.content and aggregate.awaiting_analysis:
+            self.dispatch(UPLOAD_RECEIVED, {"resource": resource, "uuid": uuid, "sha256": aggregate.content["sha256"]})
 
     @rpc
     def delete(self, resource, uuid, ctx):
@@ -124,7 +136,8 @@ class FilesService(ResourceService):
     def resume_stuck_work(self):
         """Uploads and snapshot requests whose job message was lost (see shared.sweep) are queued again."""
         grace = int(self.config["STRATUM_SWEEP_SECONDS"])
-        sweeper = sweeper_for(self.app, "jobs", ("FileReceived", "SnapshotRequested", "Zipfile.Created"), grace)
+        sweeper = sweeper_for(self.app, "jobs", ("FileReceived", "UnitChanged", "SnapshotRequested", "Zipfile.Created"),
+                              grace)
         sweeper.sweep(_still_processing, self._requeue)
 
     def _requeue(self, resource):

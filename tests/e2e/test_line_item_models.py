@@ -206,3 +206,28 @@ def test_a_model_that_line_items_print_cannot_be_deleted(admin, tmp_path):
     assert admin.delete(item).status_code == 204
     assert admin.delete(model).status_code == 204
     assert admin.get(model).status_code == 404
+
+
+def test_a_model_uploaded_in_the_wrong_unit_is_measured_again_with_its_line_items(admin, tmp_path):
+    # a 2×3×4 inch part, uploaded as if it were in mm
+    model = upload(admin, box_stl(tmp_path / "inches.stl", dims=(2, 3, 4)))
+    assert admin.get(model).json()["volume_mm"] == pytest.approx(24.0)
+    order, product = order_with_product(admin)
+    item = admin.post("/line-item/", json={"product": product, "model": model, "quantity": 1}).headers["Location"]
+    eventually(lambda: (admin.get(item).json()["estimates"] or {}).get("model_volume_mm") == pytest.approx(24.0),
+               timeout=30)
+    assert admin.put(model, json={"file_unit": "in"}).status_code == 204
+    inch3 = 25.4 ** 3
+    body = eventually(lambda: admin.get(model).json()["volume_mm"] == pytest.approx(24 * inch3)
+                      and admin.get(model).json(), timeout=60)
+    assert body["status"] == "processed" and body["size"]["x"] == pytest.approx(2 * 25.4)
+    assert body["analyses"]["unit"] == "in"
+    estimates = eventually(lambda: (admin.get(item).json()["estimates"] or {}).get("model_volume_mm")
+                           == pytest.approx(24 * inch3) and admin.get(item).json()["estimates"], timeout=60)
+    assert estimates["materials"]["base"] == pytest.approx(24 * inch3 / 1000)
+    units = admin.get(f"/event/?filter[reference]={model}&filter[key]=file_unit").json()["resources"]
+    assert [r["current_value"] for r in units] == ["mm", "in"]  # the audit log says who changed it, and when
+    # and back again: every change is a round of its own
+    assert admin.put(model, json={"file_unit": "mm"}).status_code == 204
+    eventually(lambda: admin.get(model).json()["volume_mm"] == pytest.approx(24.0)
+               and admin.get(model).json()["status"] == "processed", timeout=60)

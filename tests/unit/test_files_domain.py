@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from shared.errors import Conflict
+from shared.errors import Conflict, InvalidPayload
 from shared.testing.apps import BUREAU, command_ctx
 
 BLOB = {"sha256": "a" * 64, "size": 84, "media_type": "application/octet-stream", "name": "m.stl"}
@@ -72,3 +72,29 @@ def test_a_zipfile_moves_only_forward(files):
     assert zipfile_.fields["status"] == "completed" and zipfile_.fields["_content"] == BLOB
     assert zipfile_.start() is False
     assert zipfile_.expire() and zipfile_.fields == dict(zipfile_.fields, status="deleted", _content=None)
+
+
+def test_a_new_file_unit_measures_the_same_bytes_again(files):
+    model = new_model(files)
+    files.advance("model", model, "receive", {"blob": BLOB}, "r1")
+    with pytest.raises(Conflict):  # not while its analysis runs
+        files.update("model", model, {"file_unit": "in"}, command_ctx())
+    files.advance("model", model, "scanned", {"verdict": "passed", "reason": ""}, "s1")
+    files.advance("model", model, "analyzed", {"figures": FIGURES}, "a1")
+    files.advance("model", model, "outcome_announced", {"sha256": BLOB["sha256"]}, "o1")
+    files.update("model", model, {"file_unit": "in"}, command_ctx())
+    fields = files.get_upload("model", model).fields
+    assert (fields["file_unit"], fields["status"], fields["_announced"]) == ("in", "processing", None)
+    assert fields["volume_mm"] == 6000.0  # the old figures stay until the new analysis replaces them
+    assert files.get_upload("model", model).awaiting_analysis
+    assert files.feed(1, 100)["events"][-1]["names"] == ["ModelUnitChanged"]
+    files.update("model", model, {"name": "renamed.stl"}, command_ctx())  # other metadata: no re-analysis
+    assert files.feed(1, 100)["events"][-1]["names"] == ["ModelUpdated"]
+
+
+def test_a_quarantined_model_cannot_be_measured_again(files):
+    model = new_model(files)
+    files.advance("model", model, "receive", {"blob": BLOB}, "r1")
+    files.advance("model", model, "scanned", {"verdict": "quarantined", "reason": "EICAR"}, "s1")
+    with pytest.raises(InvalidPayload):
+        files.update("model", model, {"file_unit": "in"}, command_ctx())
