@@ -63,6 +63,11 @@ class ReadStore:
     def apply_feed(self, application, events, last):
         """Apply the events above our position and move the position to `last`, atomically. Returns the position."""
         with self._write() as conn:
+            if not self.is_sqlite:
+                # Views join documents of several feeds (a flat line item reads its order, model and materials).
+                # Two feeds applied at once under READ COMMITTED would each miss the other's uncommitted change
+                # and leave such a view stale, so appliers take turns, as SQLite's single writer does anyway.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK})
             current = None if application not in self._tracked else self._locked_position(conn, application)
             if current is None:  # first sight of this feed (or the read side was reset by another process)
                 insert_ = sqlite_insert if self.is_sqlite else pg_insert
@@ -200,6 +205,9 @@ def _column_filter(column, flt):
     if len(present) < len(flt.values):
         clauses.append(column.is_(None))
     return or_(*clauses)
+
+
+_APPLY_LOCK = 0x57A7_0001  # the read side's advisory lock key ("STratum" 1)
 
 
 def _engine_options(url):

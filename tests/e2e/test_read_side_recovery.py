@@ -38,6 +38,22 @@ def snapshot(store):
     return docs, audit, sessions
 
 
+def differences(rebuilt, live):
+    """The rows that differ, for a failure message a person can read."""
+    import ast
+
+    lines = []
+    live_docs = {row[0]: ast.literal_eval(row[3]) for row in live[0]}
+    for row in sorted(set(rebuilt[0]) - set(live[0])):
+        doc, before = ast.literal_eval(row[3]), live_docs.get(row[0], {})
+        changed = {k: (before.get(k), doc.get(k)) for k in set(doc) | set(before) if doc.get(k) != before.get(k)}
+        lines.append(f"{row[0]} live → rebuilt: {changed}")
+    for name, new, old in zip(("documents", "audit", "credentials"), rebuilt, live):
+        lines += [f"{name} only rebuilt: {row}" for row in sorted(set(new) - set(old))]
+        lines += [f"{name} only live:    {row}" for row in sorted(set(old) - set(new))]
+    return "\n".join(lines[:20])
+
+
 def quiet_snapshot(store):
     """The read side once background work (analysis, snapshots, estimates, announcements) has stopped writing:
     the same positions half a second apart, before and after the snapshot."""
@@ -138,7 +154,8 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
     system.start_projector()
     eventually(lambda: store.positions() == positions, timeout=30, interval=0.5)
 
-    assert snapshot(store) == live
+    rebuilt = snapshot(store)
+    assert rebuilt == live, differences(rebuilt, live)
     assert admin.get(location).json()["name"] == "rebuilt"
     order_uuid = location.rstrip("/").rsplit("/", 1)[1]
     assert admin.get(f"/flat-order/?filter[uuid]={order_uuid}").json()["resources"][0]["status"] == "confirmed"
