@@ -87,7 +87,7 @@ def download(gateway, request, uuid):
     blob_key = next((k for k, f in BLOB_FIELDS.items() if f == field), None)
     if doc is None or blob_key is None or not doc.get(blob_key):
         raise NotFound("The requested content cannot be found.")
-    return _send(gateway, Blob.from_dict(doc[blob_key]), request)
+    return _send(gateway, Blob.from_dict(doc[blob_key]))
 
 
 def snapshot_view(gateway, action, path, doc, base, request):
@@ -96,7 +96,7 @@ def snapshot_view(gateway, action, path, doc, base, request):
     if action == "binary":
         if not doc.get("_snapshot"):
             raise NotFound(f"The snapshot is not rendered yet (status: {snapshot.get('status') or 'none'}).")
-        return _send(gateway, Blob.from_dict(doc["_snapshot"]), request)
+        return _send(gateway, Blob.from_dict(doc["_snapshot"]))
     resource, uuid = uris.parse_uri(path)
     body = {key: snapshot.get(key) for key in SNAPSHOT_SETTINGS}
     body.update(uri=base + path + "snapshot/", model=base + path, model_status=doc.get("status"),
@@ -118,7 +118,7 @@ VIEWS = {("model", "snapshot"): snapshot_view, ("model", "binary"): snapshot_vie
          ("document", "snapshot"): document_snapshot_view}
 
 
-def _send(gateway, blob, request):
+def _send(gateway, blob):
     try:
         chunks = gateway.blobs.verified_chunks(blob)  # checked whole before the first byte is sent
     except CorruptBlob as damaged:

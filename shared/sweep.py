@@ -70,7 +70,6 @@ def _epoch(timestamp):
     return timestamp.timestamp() if isinstance(timestamp, datetime) else float(timestamp)
 
 
-
 def sweeper_for(app, name, starts, grace_seconds):
     """The process's Sweeper called `name` for `app` (kept on the application, which lives as long as the
     container, so each sweeper reads the log from the start only once)."""

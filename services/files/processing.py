@@ -5,6 +5,7 @@ command id derived from (step, resource, bytes), so a redelivered or repeated jo
 rendering run in a child process (services.files.worker) with memory and CPU limits: a hostile or broken file can
 fail its own job, never the service.
 """
+import contextlib
 import logging
 import os
 import tempfile
@@ -48,18 +49,26 @@ class Pipeline:
         resource = self.app.get_upload(resource_name, uuid)
         if not resource.content or resource.content["sha256"] != sha256:
             return  # not (or no longer) these bytes
-        try:
-            with self.blobs.plaintext_path(Blob.from_dict(resource.content)) as path:
-                if resource.fields.get("virus_scan") == "unscanned":
-                    verdict, reason = scan(path, declared_format(resource_name, resource.fields))
-                    self._step(resource_name, uuid, "scanned", {"verdict": verdict, "reason": reason}, sha256)
-                    resource = self.app.get_upload(resource_name, uuid)
-                if resource.awaiting_analysis:
-                    self._analyse(resource_name, uuid, resource, path, sha256)
-        except CorruptBlob as error:
-            self._step(resource_name, uuid, "scanned", {"verdict": "quarantined", "reason": str(error)}, sha256)
-            self.announce_outcome(resource_name, uuid)
-            return
+        unscanned = resource.fields.get("virus_scan") == "unscanned"
+        if unscanned or resource.awaiting_analysis:  # a repeated job for finished work decrypts nothing
+            try:
+                with self.blobs.plaintext_path(Blob.from_dict(resource.content)) as path:
+                    if unscanned:
+                        verdict, reason = scan(path, declared_format(resource_name, resource.fields))
+                        self._step(resource_name, uuid, "scanned", {"verdict": verdict, "reason": reason}, sha256)
+                        resource = self.app.get_upload(resource_name, uuid)
+                    if resource.awaiting_analysis:
+                        self._analyse(resource_name, uuid, resource, path)
+            except CorruptBlob as error:
+                # before the scan: quarantined; in a later round (a new file_unit): that round fails
+                if unscanned:
+                    self._step(resource_name, uuid, "scanned", {"verdict": "quarantined", "reason": str(error)},
+                               sha256)
+                else:
+                    self._step(resource_name, uuid, "processing_failed", {"status": "error", "reason": str(error)},
+                               _round(resource))
+                self.announce_outcome(resource_name, uuid)
+                return
         if resource.awaiting_unpack:
             self._unpack(resource_name, uuid, resource, sha256)
         elif resource.profile.unpacks and resource.fields.get("virus_scan") == "quarantined":
@@ -106,7 +115,7 @@ class Pipeline:
         self.notify(DESIGN_FILE_UNPACKED, {"design_file": f"/{resource_name}/{uuid}/", "model": model_path,
                                            "product": resource.fields.get("product"), "model_status": model_status})
 
-    def _analyse(self, resource_name, uuid, resource, path, sha256):
+    def _analyse(self, resource_name, uuid, resource, path):
         key = _round(resource)
         # a 3MF states its own unit (the format requires it); other formats take the declared or autodetected one
         unit = resource.fields.get("file_unit") or "-"
@@ -123,9 +132,9 @@ class Pipeline:
             self._step(resource_name, uuid, "request_snapshot", {"params": {"width": 640, "height": 480,
                                                                            "color": "#FF7F00"}}, key)
             request_id = self.app.get_upload(resource_name, uuid).snapshot_request["requested"]
-            self.render(resource_name, uuid, request_id)
+            self.render(resource_name, uuid, request_id, path)  # the plaintext is already at hand
 
-    def render(self, resource_name, uuid, request_id):
+    def render(self, resource_name, uuid, request_id, path=None):
         resource = self.app.get_upload(resource_name, uuid)
         request = resource.snapshot_request
         if request.get("requested") != request_id or request.get("status") != "in_queue":
@@ -140,7 +149,9 @@ class Pipeline:
         fd, out = tempfile.mkstemp(suffix=".png")
         os.close(fd)
         try:
-            with self.blobs.plaintext_path(Blob.from_dict(resource.content)) as path, self.slots:
+            plaintext = contextlib.nullcontext(path) if path else self.blobs.plaintext_path(
+                Blob.from_dict(resource.content))
+            with plaintext as path, self.slots:
                 outcome = worker.run(["render", path, out, str(request["width"]), str(request["height"]),
                                       request["color"], unit], timeout=self.timeout, memory_mb=self.memory_mb)
             if outcome.get("ok"):

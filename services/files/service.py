@@ -117,20 +117,18 @@ class FilesService(ResourceService):
 
     @event_handler("files", ZIPFILE_REQUESTED)
     def compile_zipfile(self, payload):
-        try:
-            self._bundles().compile_zipfile(payload["zipfile"])
-        except Exception:
-            log.exception("zipping %s failed", payload)
+        self._run("zipping", payload, lambda jobs: jobs.compile_zipfile(payload["zipfile"]), Bundles)
 
     @timer(interval=60)
     def expire_zipfiles(self):
         """files.md §2.8: at its expiry a bundle is deleted for good (status `deleted`, bytes removed)."""
         hours = float(self.config["STRATUM_ZIPFILE_HOURS"])
         sweeper = sweeper_for(self.app, "zipfile-expiry", ("Zipfile.Created",), hours * 3600)
-        sweeper.sweep(lambda z: z.fields.get("status") != "deleted", self._bundles().expire_zipfile)
+        sweeper.sweep(lambda z: z.fields.get("status") != "deleted", self._jobs(Bundles).expire_zipfile)
 
-    def _bundles(self):
-        return Bundles(self.app, self.blobs, self.config, self._announce, self.dispatch)
+    def _jobs(self, kind=Pipeline):
+        """The background jobs (a Pipeline, or Bundles) with this worker's store, blobs and publishers."""
+        return kind(self.app, self.blobs, self.config, self._announce, self.dispatch)
 
     @sweep_timer(interval=30)
     def resume_stuck_work(self):
@@ -143,8 +141,7 @@ class FilesService(ResourceService):
     def _requeue(self, resource):
         uuid = str(resource.id)
         if resource.resource != "zipfile" and resource.outcome_unannounced:
-            Pipeline(self.app, self.blobs, self.config, self._announce, self.dispatch).announce_outcome(
-                resource.resource, uuid)
+            self._jobs().announce_outcome(resource.resource, uuid)
             return
         if resource.resource == "zipfile":
             self.dispatch(ZIPFILE_REQUESTED, {"zipfile": f"/zipfile/{uuid}/"})
@@ -156,9 +153,9 @@ class FilesService(ResourceService):
             self.dispatch(UPLOAD_RECEIVED, {"resource": resource.resource, "uuid": uuid,
                                             "sha256": resource.content["sha256"]})
 
-    def _run(self, what, payload, job):
+    def _run(self, what, payload, job, kind=Pipeline):
         try:
-            job(Pipeline(self.app, self.blobs, self.config, self._announce, self.dispatch))
+            job(self._jobs(kind))
         except Exception:  # nameko would ack and drop it anyway; say so loudly rather than silently
             log.exception("%s %s failed", what, payload)
 

@@ -446,3 +446,25 @@ def test_a_chunked_upload_without_content_length_is_received(admin, tmp_path):
     body = settled(admin, uri)
     assert body["status"] == "processed" and body["file_size"] == path.stat().st_size
     assert body["volume_mm"] == pytest.approx(210.0)
+
+
+def test_a_damaged_file_measured_again_in_another_unit_ends_in_error(admin, system, tmp_path):
+    """A new file_unit starts a new round on the stored bytes; if they were damaged meanwhile, that round fails
+    with the reason instead of waiting forever."""
+    from shared.blobstore import BlobStore
+    from shared.config import blob_dir
+
+    path = box_stl(tmp_path / "later.stl", dims=(3, 3, 3))
+    body = upload_model(admin, path)
+    stored = BlobStore(blob_dir(system.config)).path(hashlib.sha256(path.read_bytes()).hexdigest())
+    original = open(stored, "rb").read()
+    try:
+        with open(stored, "r+b") as handle:
+            handle.seek(100)
+            handle.write(bytes([original[100] ^ 0xFF]))
+        assert admin.put(body["uri"], json={"file_unit": "in"}).status_code == 204
+        failed = settled(admin, body["uri"])
+        assert failed["status"] == "error" and "authentication" in failed["analyses"]["error"]
+    finally:
+        with open(stored, "wb") as handle:
+            handle.write(original)
