@@ -11,6 +11,7 @@ from services.orders.domain import (
     NOT_PRINTABLE,
     ORDER_IN_PRODUCTION,
     UNPRINTABLE_MODEL_STATUSES,
+    LineItem,
     check_no_prints_in_runs,
 )
 from services.orders.estimates import estimate, out_of_date
@@ -37,20 +38,19 @@ class OrdersService(ResourceService):
     config = Config()
 
     @sweep_timer(interval=30)
-    def resume_stuck_clones(self):
-        """A clone whose copy job message was lost stays `cloning`; the sweeper (shared.sweep) asks again."""
-        sweeper = sweeper_for(self.app, "clones", ("Order.Created",), int(self.config["STRATUM_SWEEP_SECONDS"]))
-        sweeper.sweep(lambda order: order.fields.get("status") == "cloning" and order.fields.get("cloned_from"),
-                      lambda order: self.dispatch(CLONE_REQUESTED, {
-                          "clone": str(order.id), "source": parse_uri(order.fields["cloned_from"])[1]}))
-
-    @sweep_timer(interval=30)
-    def resume_stuck_estimates(self):
-        """Line items whose estimate request was lost (a crash after their commit) are estimated again."""
-        sweeper = sweeper_for(self.app, "estimates", ("LineItem.Created", "LineItem.Updated"),
+    def resume_stuck_work(self):
+        """Work whose message a crash lost (see shared.sweep), found in one read of the orders log: a clone still
+        `cloning` is copied again, a line item without current estimates is estimated again."""
+        sweeper = sweeper_for(self.app, "jobs", ("Order.Created", "LineItem.Created", "LineItem.Updated"),
                               int(self.config["STRATUM_SWEEP_SECONDS"]))
-        sweeper.sweep(lambda item: not item.deleted and out_of_date(item.fields),
-                      lambda item: self.dispatch(ESTIMATE_REQUESTED, {"line_item": f"/line-item/{item.id}/"}))
+        sweeper.sweep(_still_waiting, self._resume)
+
+    def _resume(self, aggregate):
+        if isinstance(aggregate, LineItem):
+            self.dispatch(ESTIMATE_REQUESTED, {"line_item": f"/line-item/{aggregate.id}/"})
+        else:
+            self.dispatch(CLONE_REQUESTED, {"clone": str(aggregate.id),
+                                            "source": parse_uri(aggregate.fields["cloned_from"])[1]})
 
     @rpc
     def create(self, resource, payload, ctx):
@@ -84,10 +84,12 @@ class OrdersService(ResourceService):
         if not model:
             return ctx
         try:
-            path = f"/model/{parse_uri(model)[1]}/"
-            state = self.services.call("files", "get", "model", parse_uri(model)[1], ctx)
+            model_uuid = parse_uri(model)[1]
         except ValueError:
             return ctx  # not a URI: validation answers that
+        path = f"/model/{model_uuid}/"
+        try:
+            state = self.services.call("files", "get", "model", model_uuid, ctx)
         except NotFound:
             state = {"status": "missing"}
         return dict(ctx, model_states={path: state})
@@ -172,3 +174,9 @@ class OrdersService(ResourceService):
             position = self.app.fail_clone(payload["clone"], f"Cloning failed: {error}")
         if position:
             self._announce({"application": self.app.name, "position": position})
+
+
+def _still_waiting(aggregate):
+    if isinstance(aggregate, LineItem):
+        return not aggregate.deleted and out_of_date(aggregate.fields)
+    return aggregate.fields.get("status") == "cloning" and bool(aggregate.fields.get("cloned_from"))
