@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from gateway.tables import documents
 from gateway.viewstore import delete_view, document, merge_view, pointing_at, upsert_view
-from shared.uris import resource_path
+from shared.uris import resource_path, uuid_of
 
 # orders.md §1.10: an assignment per responsible party of a related object; for an order, its owner.
 _DONE = {"order": ("complete", "cancelled")}
@@ -86,7 +86,7 @@ def _order_totals(conn, order):
 def _refresh_flat_order_totals(conn, order_path):
     order = document(conn, order_path)
     if order:
-        merge_view(conn, resource_path("flat-order", order_path.strip("/").rsplit("/", 1)[-1]),
+        merge_view(conn, resource_path("flat-order", uuid_of(order_path)),
                    _order_totals(conn, order))
 
 
@@ -118,7 +118,7 @@ _FLAT_LINE_ITEM_FROM_ORDER = {"customer_email": "customer_email", "customer_name
 
 
 def refresh_flat_line_item(conn, path, bureau, at):
-    target = resource_path("flat-line-item", path.strip("/").rsplit("/", 1)[-1])
+    target = resource_path("flat-line-item", uuid_of(path))
     row = conn.execute(select(documents.c.doc, documents.c.deleted).where(documents.c.path == path)).first()
     if row is None or row.deleted:
         delete_view(conn, target)
@@ -131,8 +131,8 @@ def refresh_flat_line_item(conn, path, bureau, at):
     flat = {key: item.get(key) for key in _FLAT_LINE_ITEM_COPIED}
     flat.update({key: order.get(source) for key, source in _FLAT_LINE_ITEM_FROM_ORDER.items()})
     flat.update(
-        uuid=path.strip("/").rsplit("/", 1)[-1], prints_quantity=quantity,
-        order=item["order"].strip("/").rsplit("/", 1)[-1] if item.get("order") else None,
+        uuid=uuid_of(path), prints_quantity=quantity,
+        order=uuid_of(item.get("order")),
         order_created_by=document(conn, order.get("user")).get("name"),
         model_render=model.get("snapshot"),
         model_name=model.get("name"), model_updated=model.get("updated"),
@@ -170,7 +170,7 @@ def _owner_renamed(conn, event, path, bureau, before, after):
     if after is None or not {"name", "email"} & set(event["fields"]):
         return
     for row in pointing_at(conn, "order", "order_owner", path):
-        merge_view(conn, resource_path("flat-order", row.path.strip("/").rsplit("/", 1)[-1]),
+        merge_view(conn, resource_path("flat-order", uuid_of(row.path)),
                    {"owner_name": after.get("name"), "owner_email": after.get("email")})
 
 

@@ -9,18 +9,14 @@ row is read (`durations`), as the map asks.
 from datetime import datetime, timezone
 
 from gateway.viewstore import delete_view, document, pointing_at, upsert_view
-from shared.uris import resource_path
+from shared.uris import resource_path, uuid_of
 
 VIEW = "flat-summary-line-item-tasks"
 FINISHED = ("complete", "skipped", "cancelled")
 
 
-def _uuid(path):
-    return path.strip("/").rsplit("/", 1)[-1] if path else None
-
-
 def refresh(conn, line_item_path, at):
-    target = resource_path(VIEW, _uuid(line_item_path))
+    target = resource_path(VIEW, uuid_of(line_item_path))
     item = document(conn, line_item_path)
     records = sorted(((p, b, document(conn, p)) for p, b in pointing_at(conn, "prep-workflow-record", "line_item",
                                                                          line_item_path)),
@@ -39,19 +35,19 @@ def refresh(conn, line_item_path, at):
     first = tasks[0][1] if tasks else {}
     order = document(conn, item.get("order"))
     row = {
-        "line_item_uuid": _uuid(line_item_path), "line_item_name": item.get("name"),
-        "order_uuid": _uuid(item.get("order")), "order_name": order.get("name"),
+        "line_item_uuid": uuid_of(line_item_path), "line_item_name": item.get("name"),
+        "order_uuid": uuid_of(item.get("order")), "order_name": order.get("name"),
         "order_customer_id": order.get("customer_id"),
-        "prep_workflow_uuid": _uuid(record.get("prep_workflow")), "prep_workflow_name": workflow.get("name"),
-        "prep_workflow_record_uuid": _uuid(record_path),
+        "prep_workflow_uuid": uuid_of(record.get("prep_workflow")), "prep_workflow_name": workflow.get("name"),
+        "prep_workflow_record_uuid": uuid_of(record_path),
         "prep_workflow_total_tasks": len(workflow.get("tasks_in_workflow") or []) or len(tasks),
         "prep_workflow_first_task_record_queued": first.get("start_dwell_time"),
         "prep_workflow_first_task_record_complete": first.get("end_time") if first.get("status") == "complete"
         else None,
-        "current_task_uuid": _uuid(current.get("prep_task")), "current_task_name": current.get("name"),
+        "current_task_uuid": uuid_of(current.get("prep_task")), "current_task_name": current.get("name"),
         "current_task_shortname": current.get("shortname"), "current_task_position": current.get("position"),
         "current_task_user_group_name": document(conn, current.get("edit_group")).get("name"),
-        "current_task_record_uuid": _uuid(current_path), "current_task_record_status": current.get("status"),
+        "current_task_record_uuid": uuid_of(current_path), "current_task_record_status": current.get("status"),
         "current_task_record_comments": _comments(conn, current_path),
         "prior_task_record_completion_date": prior.get("end_time"),
         "_times": {"queued": current.get("start_dwell_time"), "in_progress": current.get("start_in_progress_time"),
@@ -64,7 +60,7 @@ def _comments(conn, task_record_path):
     """Comment texts on the task record, oldest first (orders.md §1.11: comments carry related_table_name/uuid)."""
     if not task_record_path:
         return []
-    found = [document(conn, p) for p, _ in pointing_at(conn, "comment", "related_uuid", _uuid(task_record_path))]
+    found = [document(conn, p) for p, _ in pointing_at(conn, "comment", "related_uuid", uuid_of(task_record_path))]
     found = [c for c in found if c.get("related_table_name") == "prep_task_record"]
     return [c.get("text") for c in sorted(found, key=lambda c: c.get("created") or "")]
 

@@ -12,6 +12,11 @@ def resource_path(resource, uuid):
     return f"/{resource}/{uuid}/"
 
 
+def uuid_of(path):
+    """The uuid at the end of a stored resource path (`/model/<uuid>/` → `<uuid>`); None for no path."""
+    return path.strip("/").rsplit("/", 1)[-1] if path else None
+
+
 def parse_uri(value):
     """Return (resource, uuid) from an absolute URI or a path; raise ValueError when it is not a resource URI."""
     if not isinstance(value, str):

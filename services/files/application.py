@@ -8,7 +8,7 @@ from services.files.domain import UPLOAD_CLASSES, Upload, Zipfile, now_iso
 from shared.application import ResourceApplication
 from shared.errors import InvalidPayload, NotFound
 from shared.generic import aggregates_for
-from shared.uris import resource_path
+from shared.uris import resource_path, uuid_of
 
 _COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
 SNAPSHOT_LIMITS = {"width": (16, 4096), "height": (16, 4096), "samples": (1, 64)}
@@ -56,7 +56,7 @@ class Files(ResourceApplication):
         models, total = [], 0
         for path in plan.get("models", []):
             try:
-                model = self.load("model", path.strip("/").rsplit("/", 1)[-1], ctx)
+                model = self.load("model", uuid_of(path), ctx)
             except NotFound:
                 raise NotFound("Some of the requested data cannot be found.") from None
             if model.content:

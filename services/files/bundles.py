@@ -5,13 +5,14 @@ import zipfile
 
 from services.files.processing import Pipeline
 from shared.blobstore import Blob, CorruptBlob
+from shared.uris import uuid_of
 
 
 class Bundles(Pipeline):
     """files.md §2.8: compile an order's bundle, and delete it at its expiry (same idempotent steps as uploads)."""
 
     def compile_zipfile(self, zipfile_path):
-        uuid = zipfile_path.strip("/").rsplit("/", 1)[-1]
+        uuid = uuid_of(zipfile_path)
         zipfile_ = self.app.load("zipfile", uuid, {"platform_admin": True})
         if zipfile_.fields.get("status") == "pending":
             self._step("zipfile", uuid, "start", {}, "start")
@@ -24,7 +25,7 @@ class Bundles(Pipeline):
             with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
                 names = set()
                 for model_path in manifest.get("models", []):
-                    model = self.app.get_upload("model", model_path.strip("/").rsplit("/", 1)[-1])
+                    model = self.app.get_upload("model", uuid_of(model_path))
                     name = _unique(_archive_name(model.fields.get("name") or "model", model.fields.get("type")), names)
                     with bundle.open(name, "w", force_zip64=True) as member:  # streamed, decrypted
                         for chunk in self.blobs.verified_chunks(Blob.from_dict(model.content)):

@@ -15,6 +15,7 @@ import eventlet.semaphore
 from services.files import callbacks, worker
 from services.files.scan import scan
 from shared.blobstore import Blob, CorruptBlob
+from shared.uris import uuid_of
 
 log = logging.getLogger(__name__)
 MODEL_ANALYZED = "model_analyzed"
@@ -100,7 +101,7 @@ class Pipeline:
                       "which this deployment does not have; upload an STL, OBJ, PLY or 3MF.")
             self._step(resource_name, uuid, "unpacked", {"model_status": "error", "reason": reason}, sha256)
             return
-        model_uuid = model_path.strip("/").rsplit("/", 1)[-1]
+        model_uuid = uuid_of(model_path)
         model = self.app.get_upload("model", model_uuid)
         if model.awaiting_upload:
             self._step("model", model_uuid, "receive", {"blob": resource.content}, sha256)

@@ -8,6 +8,7 @@ cannot be satisfied either way raises Unreachable with the reason, never a silen
 from datetime import datetime, timezone
 
 from shared import catalogue
+from shared.uris import uuid_of
 
 
 class Unreachable(Exception):
@@ -27,7 +28,7 @@ class PayloadFactory:
         # A single `related_uuid` names a resource of `related_table_name` that must exist (a zipfile request's order).
         if isinstance(payload.get("related_uuid"), str) and payload.get("related_table_name"):
             target = self.reference(payload["related_table_name"].replace("_", "-"), spec.name)
-            payload["related_uuid"] = target.rstrip("/").rsplit("/", 1)[-1]
+            payload["related_uuid"] = uuid_of(target)
         return payload
 
     def value_for(self, field, owner):
