@@ -6,7 +6,7 @@ from werkzeug.wrappers import Response
 
 from services.files.domain import PROFILES as UPLOADS
 from shared import catalogue
-from shared.generic import class_name
+from shared.topics import legacy_class_name as class_name  # schema names as release 0.1 named classes
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ERROR_STATUSES = {"400": "Invalid input (the error names the field)", "401": "Not logged in",

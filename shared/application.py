@@ -20,63 +20,92 @@ MAX_CONFLICT_RETRIES = 12
 MAX_FEED_BATCH = 500
 
 
+class Unit:
+    """One command's unit of work, handed to a resource's hooks: the caller (ctx) and the service's store."""
+
+    def __init__(self, app, ctx):
+        self.app = app
+        self.ctx = ctx
+
+    @property
+    def actor(self):
+        return self.ctx.get("user")
+
+    @property
+    def bureau(self):
+        return self.ctx.get("bureau")
+
+    def get(self, path):
+        """The aggregate at a stored path (`/order/<uuid>/`), whoever owns it, or None."""
+        try:
+            return self.app.repository.get(UUID(uris.parse_uri(path)[1]))
+        except (AggregateNotFoundError, ValueError):
+            return None
+
+    def load(self, resource_name, uuid):
+        """The resource as the caller may see it (NotFound otherwise)."""
+        return self.app.load(resource_name, uuid, self.ctx)
+
+    def new(self, resource_name, new_id, fields, bureau=None):
+        """A new resource of this service, created without the client-facing checks (the rule creating it made
+        its fields)."""
+        bureau = self.bureau if bureau is None else bureau
+        return self.app.aggregates[resource_name].create(new_id, fields, bureau, self.actor)
+
+    def claim_unique(self, namespace, key, value, message, field):
+        return self.app.claim_unique(namespace, key, value, message, field)
+
+    def outcome(self, aggregate, extra=(), result=None):
+        return self.app.outcome(aggregate, self, extra, result)
+
+
 class ResourceApplication(Application):
     """Subclasses set `name` (the store's table prefix and the feed's application name) and `aggregates`
-    (catalogue resource name → Resource subclass). Resources without a subclass use `Resource` itself."""
+    (catalogue resource name → aggregate class, from shared.registry.resource_classes)."""
 
     aggregates: dict = {}
     # (resource, field) pairs whose reverse lookup this service needs (see shared.index), e.g. ("print", "line_item")
     indexed_references = ()
 
-    def __init__(self, env=None):
-        super().__init__(env=env)
-        self._resource_by_class = {cls.__name__: name for name, cls in self.aggregates.items()}
-
     # -- commands ---------------------------------------------------------------------------------------------
 
     def create(self, resource_name, payload, ctx):
         spec = catalogue.resource(resource_name)
+        aggregate_cls = self.aggregates.get(resource_name)
+        if aggregate_cls is None:
+            raise NotFound(f"The {self.name} service does not own '{resource_name}'.")
+        payload = aggregate_cls.prepare(payload, ctx)
         if _is_bureau_reference(spec) and ctx.get("bureau"):
             payload = dict(payload)
             payload.setdefault("bureau", ctx["bureau"])  # a resource belongs to its creator's bureau by default
         fields = _check_tenant(spec, validate(spec, payload, partial=False, internal=_internal(ctx)), ctx)
-        aggregate_cls = self.aggregates.get(resource_name)
-        if aggregate_cls is None:
-            raise NotFound(f"The {self.name} service does not own '{resource_name}'.")
         new_id = UUID(ctx["uuid"]) if ctx.get("uuid") else uuid4()
+        unit = Unit(self, ctx)
 
         def command():
-            complete, extra, result = self.on_create(resource_name, new_id, dict(fields), ctx)
-            tenant = self.tenant_of(resource_name, new_id, complete, ctx)
+            complete, extra, result = aggregate_cls.on_create(unit, new_id, dict(fields))
+            tenant = self.tenant_of(aggregate_cls, spec, new_id, complete, ctx)
             aggregate = aggregate_cls.create(new_id, complete, tenant, ctx.get("user"))
-            return self.outcome(resource_name, aggregate, ctx, extra, result)
+            return self.outcome(aggregate, unit, extra, result)
 
         return self._execute(ctx, command)
 
-    # Hooks for services with rules at creation (identity: passwords, unique names, generated secrets).
-
-    def tenant_of(self, resource_name, new_id, fields, ctx):
-        """The bureau a new resource belongs to: the one it names (checked against the caller's), else the caller's."""
-        if _is_bureau_reference(catalogue.resource(resource_name)) and fields.get("bureau"):
+    def tenant_of(self, aggregate_cls, spec, new_id, fields, ctx):
+        """The bureau a new resource belongs to: its class's say, else the one it names (checked against the
+        caller's), else the caller's."""
+        own = aggregate_cls.tenant_of(new_id, fields, ctx)
+        if own is not None:
+            return own
+        if _is_bureau_reference(spec) and fields.get("bureau"):
             return fields["bureau"]
         return ctx.get("bureau")
 
-    def on_create(self, resource_name, new_id, fields, ctx):
-        """Rules at creation: returns (the fields to store, more aggregates to save atomically with the new one —
-        e.g. unique-name claims —, extra fields for the command's result)."""
-        return fields, [], {}
-
-    def consequences(self, resource_name, aggregate, ctx):
-        """Other aggregates a change forces in the same transaction (e.g. an order's status when one of its line
-        items moves), already changed; they are saved atomically with it."""
-        return []
-
-    def outcome(self, resource_name, aggregate, ctx, extra=(), result=None):
+    def outcome(self, aggregate, unit, extra=(), result=None):
         """What a command returns to `_execute`: the changed aggregate, anything saved with it (`extra` and the
-        change's consequences), and the result naming the resource."""
-        aggregates = [aggregate, *extra, *self.consequences(resource_name, aggregate, ctx)]
+        change's consequences), and the result naming the resource (a rule may name another, e.g. a bundle)."""
+        aggregates = [aggregate, *extra, *aggregate.consequences(unit)]
         aggregates += self._index_entries(aggregates)
-        return aggregates, dict(result or {}, uri=uris.resource_path(resource_name, aggregate.id))
+        return aggregates, {"uri": uris.resource_path(aggregate.resource, aggregate.id), **(result or {})}
 
     def _index_entries(self, aggregates):
         """Index aggregates to save with these resources, for the references this service declares."""
@@ -126,29 +155,34 @@ class ResourceApplication(Application):
     def update(self, resource_name, uuid, payload, ctx):
         spec = catalogue.resource(resource_name)
         changes = _check_tenant(spec, validate(spec, payload, partial=True, internal=_internal(ctx)), ctx)
+        unit = Unit(self, ctx)
 
         def command():
             aggregate = self.load(resource_name, uuid, ctx)
             aggregate.update(changes, ctx.get("user"))
-            return self.outcome(resource_name, aggregate, ctx)
+            return self.outcome(aggregate, unit)
 
         return self._execute(ctx, command)
 
     def delete(self, resource_name, uuid, ctx):
+        unit = Unit(self, ctx)
+
         def command():
             aggregate = self.load(resource_name, uuid, ctx)
+            aggregate.check_deletable(unit)
             aggregate.delete(ctx.get("user"))
-            return self.outcome(resource_name, aggregate, ctx)
+            return self.outcome(aggregate, unit)
 
         return self._execute(ctx, command)
 
     def act(self, resource_name, uuid, action, payload, ctx):
-        """A per-uuid action (`/order/{uuid}/clone/`): runs the application's `action_<name>` rule if it has one."""
-        rule = getattr(self, f"action_{action.replace('-', '_')}", None)
+        """A per-uuid action (`/order/{uuid}/clone/`): the rule its resource's class marks with @action."""
+        rule = self.aggregates[resource_name].actions().get(action) if resource_name in self.aggregates else None
         if rule is None:
             self.load(resource_name, uuid, ctx)  # an unknown or foreign resource is still a 404
             raise NotImplementedYet(f"The '{action}' action of {resource_name} is documented but not built yet.")
-        return rule(resource_name, uuid, payload, ctx)
+        unit = Unit(self, ctx)
+        return self._execute(ctx, lambda: rule(self.load(resource_name, uuid, ctx), unit, payload))
 
     def read(self, resource_name, uuid, ctx):
         """A resource's public fields as the caller may see them (for other services' rules, over RPC)."""
@@ -215,16 +249,17 @@ class ResourceApplication(Application):
         event = self.mapper.to_domain_event(notification)
         if not isinstance(event, (Resource.Created, Resource.Updated, Resource.Deleted)):
             return None
-        class_name = type(event).__qualname__.rsplit(".", 1)[0]
-        resource_name = self._resource_by_class[class_name]
-        private = self.aggregates[resource_name].private_fields
+        topic = type(event).TOPIC  # "<service>/<resource>/<Event>": the resource is in the stable topic
+        resource_name = topic.rpartition("/")[0].partition("/")[2]
+        aggregate_cls = self.aggregates[resource_name]
+        private = aggregate_cls.private_fields
         public = {
             "position": notification.id,
             "application": self.name,
             "resource": resource_name,
             "uuid": str(event.originator_id),
             "version": event.originator_version,
-            "event": type(event).__qualname__,
+            "event": topic,
             "user": event.actor,
             "timestamp": event.timestamp.isoformat(),
         }
@@ -234,8 +269,7 @@ class ResourceApplication(Application):
             public.update(kind="updated", fields=_without(event.changes, private))
         else:
             public.update(kind="deleted", fields={})
-        event_class = type(event).__qualname__.rsplit(".", 1)[-1]
-        public["names"] = self.aggregates[resource_name].event_names(event_class, public["fields"])
+        public["names"] = aggregate_cls.event_names(type(event), public["fields"])
         return public
 
 

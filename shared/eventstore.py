@@ -40,11 +40,14 @@ class EventStore(DependencyProvider):
 
 def create_tables(config, application_cls):
     """Migrate step: create one service's schema and tables (PostgreSQL) or file (SQLite) before it serves."""
-    env = event_store_env(config, application_cls.name.lower())
+    create_store(event_store_env(config, application_cls.name.lower()), application_cls)
+
+
+def create_store(env, application_cls):
+    """Create the schema and tables an eventsourcing `env` names."""
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
         _create_schema(env)
-    env["CREATE_TABLE"] = "y"
-    application_cls(env=env).close()
+    application_cls(env=dict(env, CREATE_TABLE="y")).close()
 
 
 def _create_schema(env):

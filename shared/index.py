@@ -10,6 +10,8 @@ from uuid import NAMESPACE_URL, uuid5
 
 from eventsourcing.domain import Aggregate
 
+from shared.topics import name_aggregate
+
 
 class ReferenceIndex(Aggregate):
     class Started(Aggregate.Created):
@@ -41,3 +43,6 @@ class ReferenceIndex(Aggregate):
     def add(self, path):
         if path not in self.paths:
             self.trigger_event(self.Added, path=path)
+
+
+name_aggregate(ReferenceIndex, "shared/reference-index", legacy=["shared.index:ReferenceIndex"])

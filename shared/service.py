@@ -5,10 +5,12 @@ repeated; followers never depend on it, they pull the feed (`get_notifications`)
 """
 import logging
 
+from nameko.dependency_providers import Config
 from nameko.events import EventDispatcher
 from nameko.rpc import rpc as nameko_rpc
 
 from shared.errors import StratumError
+from shared.rpc import Services
 
 log = logging.getLogger(__name__)
 
@@ -18,26 +20,53 @@ NEWS_EVENT = "events_recorded"
 rpc = nameko_rpc(expected_exceptions=StratumError)
 
 
+class Peers:
+    """What a resource's `gather` hook may ask: other services by RPC, this service's own store and its settings."""
+
+    def __init__(self, app, services, config):
+        self.app = app
+        self.services = services
+        self.config = config
+
+    def call(self, service, method, *args):
+        return self.services.call(service, method, *args)
+
+
 class ResourceService:
-    """Subclasses set `name` and `app = EventStore(TheirApplication)`."""
+    """Subclasses set `name` and `app = EventStore(TheirApplication)`. Each command runs its resource class's
+    `gather` (facts from other services) before, and publishes its `follow_ups` (background jobs) after."""
 
     dispatch = EventDispatcher()
+    services = Services()
+    config = Config()
 
     @rpc
     def create(self, resource, payload, ctx):
-        return self._announce(self.app.create(resource, payload, ctx))
+        return self._command("create", resource, None, payload, ctx,
+                             lambda c: self.app.create(resource, payload, c))
 
     @rpc
     def update(self, resource, uuid, payload, ctx):
-        return self._announce(self.app.update(resource, uuid, payload, ctx))
+        return self._command("update", resource, uuid, payload, ctx,
+                             lambda c: self.app.update(resource, uuid, payload, c))
 
     @rpc
     def delete(self, resource, uuid, ctx):
-        return self._announce(self.app.delete(resource, uuid, ctx))
+        return self._command("delete", resource, uuid, {}, ctx, lambda c: self.app.delete(resource, uuid, c))
 
     @rpc
     def act(self, resource, uuid, action, payload, ctx):
-        return self._announce(self.app.act(resource, uuid, action, payload, ctx))
+        return self._command("act", resource, uuid, payload, ctx,
+                             lambda c: self.app.act(resource, uuid, action, payload, c))
+
+    def _command(self, verb, resource, uuid, payload, ctx, run):
+        aggregate_cls = self.app.aggregates.get(resource)
+        if aggregate_cls is not None:
+            ctx = aggregate_cls.gather(Peers(self.app, self.services, self.config), verb, uuid, payload, ctx)
+        result = self._announce(run(ctx))
+        for event_type, body in aggregate_cls.follow_ups(verb, result, payload) if aggregate_cls else ():
+            self.dispatch(event_type, body)
+        return result
 
     @rpc
     def get(self, resource, uuid, ctx):

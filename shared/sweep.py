@@ -12,7 +12,10 @@ import time
 from datetime import datetime
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.utils import resolve_topic
 from nameko.timer import Timer
+
+from shared.topics import aggregate_of
 
 log = logging.getLogger(__name__)
 BATCH = 500
@@ -20,10 +23,10 @@ BATCH = 500
 
 class Sweeper:
     def __init__(self, app, starts, grace_seconds):
-        """`starts`: the event classes that ask for background work, by name ('FileReceived': any aggregate's) or
-        qualified name ('Order.Created': only that aggregate's)."""
+        """`starts`: the events that ask for background work, as (aggregate class, event class) pairs: an event of
+        that class (or a subclass) of that aggregate; None as the aggregate class means any aggregate's."""
         self.app = app
-        self.starts = set(starts)
+        self.starts = tuple(starts)
         self.grace = grace_seconds
         self.position = 0
         self.waiting = {}  # aggregate id → when its work was asked for (epoch seconds)
@@ -41,8 +44,9 @@ class Sweeper:
                 return
 
     def _asks_for_work(self, topic):
-        qualname = topic.rsplit(":", 1)[-1]  # "Model.FileReceived"
-        return qualname in self.starts or qualname.rsplit(".", 1)[-1] in self.starts
+        event_cls = resolve_topic(topic)  # stable and legacy topics alike
+        return any(issubclass(event_cls, kind) and aggregate in (None, aggregate_of(event_cls))
+                   for aggregate, kind in self.starts)
 
     def sweep(self, still_waiting, resume, now=None):
         """For each job asked for more than `grace` seconds ago: `still_waiting(aggregate)` says whether its

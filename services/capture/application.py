@@ -1,7 +1,7 @@
 from shared.application import ResourceApplication
-from shared.generic import aggregates_for
+from shared.registry import resource_classes
 
 
 class Capture(ResourceApplication):
     name = "capture"
-    aggregates = aggregates_for("capture")
+    aggregates = resource_classes("capture")

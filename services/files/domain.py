@@ -8,13 +8,15 @@ field changes, so the read side projects it like any update and other services c
 Blob references live in fields whose names start with `_` (`_content`, `_snapshot`): the read side keeps them (the
 gateway turns them into signed download links) but they are never rendered as API fields.
 """
+import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from uuid import uuid4, uuid5
 
 from services.files.callbacks import check_callback
-from shared.errors import Conflict, InvalidPayload
-from shared.resource import Resource
-from shared.uris import resource_path
+from shared.errors import Conflict, InvalidPayload, NotFound
+from shared.resource import Resource, action
+from shared.uris import parse_uri, resource_path, uuid_of
 
 
 @dataclass(frozen=True)
@@ -32,21 +34,30 @@ class UploadProfile:
     is_mesh: bool = False
     received_stamp: str | None = None
     unpacks: bool = False  # its bytes become a model of their own, whose analysis settles this resource's status
+    format_fields: tuple = ("name", "key")  # where the client says what the bytes are (a type, a format, a name)
+    default_format: str = ""
 
 
 _MODEL = UploadProfile("upload-location", "status", "not-uploaded", "processing", "processed", "error",
-                       "file-too-large", "analyses", is_mesh=True)
+                       "file-too-large", "analyses", is_mesh=True, format_fields=("type",), default_format="stl")
 PROFILES = {
     "model": _MODEL,
     "asset": _MODEL,
     "design-file": UploadProfile("upload_location", "status", "new", "processing", "processed", "error", "error",
-                                 "notes", unpacks=True),
+                                 "notes", unpacks=True, format_fields=("format", "name")),
     "build-file": UploadProfile("upload_location", "status", "pending", "processing", "complete", "error", "error",
                                 "error"),
     "document": UploadProfile("upload_location"),
     "file": UploadProfile("upload-location", received_stamp="uploaded"),
 }
 
+MESH_TYPES = ("stl", "obj", "ply", "3mf")  # the model `type`s Stratum reads
+_COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+SNAPSHOT_LIMITS = {"width": (16, 4096), "height": (16, 4096), "samples": (1, 64)}
+DEFAULT_SNAPSHOT = {"width": 640, "height": 480, "color": "#FF7F00"}
+ZIPFILE_REQUESTED = "zipfile_requested"
+SNAPSHOT_REQUESTED = "snapshot_requested"
+UPLOAD_RECEIVED = "upload_received"
 MESH_FIGURES = ("volume_mm", "surface_area_mm", "size", "polygons", "file_size", "analyses")
 USABLE_MODEL_STATUSES = ("processed", "repaired")  # files.md §1.1: what slicing, layout and line items accept
 
@@ -59,6 +70,7 @@ class Upload(Resource):
     """A resource whose bytes follow its POST. Subclasses set `resource` and `profile`."""
 
     profile = None  # an UploadProfile (not annotated: eventsourcing would take it for a constructor argument)
+    tells_orders = False
 
     class FileReceived(Resource.Updated):
         pass
@@ -96,6 +108,18 @@ class Upload(Resource):
             if owner_field in _fields_of(cls.resource):
                 fields[owner_field] = actor
         return super().create(id, fields, bureau, actor)
+
+    @classmethod
+    def on_create(cls, unit, new_id, fields):
+        return fields, [], {"upload": True}  # the gateway answers with where to PUT the bytes
+
+    @property
+    def declared_format(self):
+        """What the client said the bytes are: the mesh type or format, else the file's name."""
+        for name in self.profile.format_fields:
+            if self.fields.get(name):
+                return self.fields[name]
+        return self.profile.default_format
 
     # -- the steps of the promise ------------------------------------------------------------------------------
 
@@ -240,6 +264,32 @@ class Upload(Resource):
 
     # -- snapshots (files.md §2.1) --------------------------------------------------------------------------------
 
+    @action("snapshot")
+    def ask_for_snapshot(self, unit, payload):
+        """POST /model/{uuid}/snapshot/: render again with these settings (the default one follows analysis)."""
+        params = dict(DEFAULT_SNAPSHOT)
+        params.update({k: v for k, v in payload.items() if v is not None and k not in ("model", "callback")})
+        if not _COLOUR.match(str(params.get("color", ""))):
+            raise InvalidPayload("'color' must be an RGB colour like #FF7F00.", field="color")
+        for name, (low, high) in SNAPSHOT_LIMITS.items():
+            if name in params and not low <= params[name] <= high:
+                raise InvalidPayload(f"'{name}' must be between {low} and {high}.", field=name)
+        self.request_snapshot(params, unit.actor)
+        aggregates, result = unit.outcome(self)
+        return aggregates, dict(result, uri=result["uri"] + "snapshot/", render=True,
+                                request_id=self.snapshot_request["requested"])
+
+    @action("binary")
+    def ask_for_snapshot_binary(self, unit, payload):
+        return self.ask_for_snapshot(unit, payload)
+
+    @classmethod
+    def follow_ups(cls, verb, result, payload):
+        if result.get("render"):
+            uuid = parse_uri(result["uri"].removesuffix("snapshot/"))[1]
+            return [(SNAPSHOT_REQUESTED, {"resource": cls.resource, "uuid": uuid, "request_id": result["request_id"]})]
+        return []
+
     def request_snapshot(self, params, actor):
         """Ask for a (re-)render with these camera and image settings; renders once the model is processed."""
         if not self.profile.is_mesh:
@@ -266,32 +316,96 @@ class Upload(Resource):
         self.trigger_event(self.ProcessingFailed, changes={"_snapshot_request": request}, actor=actor)
 
 
-def check_model_deletable(printed_by):
-    """A model that line items print is part of their record (what was made, from which file): it goes only once
-    no line item prints it any more."""
-    if printed_by:
-        raise Conflict(f"The model is printed by {len(printed_by)} line item(s); give them another model (or delete "
-                       "them) before deleting it.")
-
-
 def _fields_of(resource_name):
     from shared import catalogue
     return catalogue.resource(resource_name).fields
 
 
-def upload_class(resource_name):
-    """The aggregate class of a file-bearing resource: `Model`, `Document`, …, each with its own stored topic."""
-    from shared.generic import class_name
-    return type(class_name(resource_name), (Upload,),
-                {"resource": resource_name, "profile": PROFILES[resource_name], "__module__": __name__})
+class Model(Upload):
+    resource = "model"
+    profile = PROFILES["model"]
+    tells_orders = True  # orders re-estimates the line items printing it when its processing ends
+
+    @classmethod
+    def gather(cls, peers, verb, uuid, payload, ctx):
+        """Deleting needs to know which line items print the model (orders)."""
+        if verb != "delete":
+            return ctx
+        peers.app.load("model", uuid, ctx)  # an unknown or foreign model is a 404 first
+        printed_by = peers.call("orders", "referencing", "line-item", "model", f"/model/{uuid}/",
+                                {"platform_admin": True})
+        return dict(ctx, printed_by=printed_by)
+
+    def check_deletable(self, unit):
+        """A model that line items print is part of their record (what was made, from which file): it goes only
+        once no line item prints it any more."""
+        printed_by = unit.ctx.get("printed_by") or []
+        if printed_by:
+            raise Conflict(f"The model is printed by {len(printed_by)} line item(s); give them another model (or "
+                           "delete them) before deleting it.")
 
 
-UPLOAD_CLASSES = {name: upload_class(name) for name in PROFILES}
-Model = UPLOAD_CLASSES["model"]
+class Asset(Upload):
+    resource = "asset"
+    profile = PROFILES["asset"]
 
-# Stored events name their class by topic; make every generated class and its events resolvable from this module.
-globals().update({cls.__name__: cls for cls in UPLOAD_CLASSES.values()})
 
+class DesignFile(Upload):
+    """files.md §1.3: a single-mesh design file comes with its model (Model-Location), which its bytes become.
+    Formats that need a CAD converter get none: the design file's scan then ends it in error, saying so."""
+
+    resource = "design-file"
+    profile = PROFILES["design-file"]
+
+    @classmethod
+    def on_create(cls, unit, new_id, fields):
+        result = {"upload": True}
+        extra = []
+        if fields.get("format") in MESH_TYPES:
+            model_id = uuid5(new_id, "model")
+            extra.append(unit.new("model", model_id, {
+                "name": fields.get("name"), "type": fields["format"], "file_unit": "mm",
+                "design_file": resource_path("design-file", new_id)}))
+            fields = dict(fields, _model=resource_path("model", model_id))
+            result["model"] = fields["_model"]
+        return fields, extra, result
+
+
+class BuildFile(Upload):
+    resource = "build-file"
+    profile = PROFILES["build-file"]
+
+
+class Document(Upload):
+    resource = "document"
+    profile = PROFILES["document"]
+
+    @action("replace")
+    def replace(self, unit, payload):
+        """POST /document/{uuid}/replace/ (files.md §2.5): a new document with the source's relations takes its
+        place, the source is archived, and the new one waits for its bytes like any new document."""
+        if not payload.get("name"):
+            raise InvalidPayload("The field 'name' is required.", field="name")
+        if self.fields.get("archived"):
+            raise InvalidPayload("This document was replaced already; replace its newest version.")
+        source_path = resource_path(self.resource, self.id)
+        fields = {key: self.fields.get(key) for key in ("related_table_name", "related_uuid",
+                                                        "related_resources", "parser_template", "auto_parse")}
+        fields.update(name=payload["name"], previous_document=source_path,
+                      previous_documents=[source_path, *(self.fields.get("previous_documents") or [])],
+                      archived=None)
+        replacement = unit.new(self.resource, uuid4(), fields, self.bureau)
+        self.update({"archived": now_iso()}, unit.actor)
+        aggregates, result = unit.outcome(replacement, extra=[self])
+        return aggregates, dict(result, upload=True)
+
+
+class File(Upload):
+    resource = "file"
+    profile = PROFILES["file"]
+
+
+UPLOAD_CLASSES = [Model, Asset, DesignFile, BuildFile, Document, File]
 
 
 class Zipfile(Resource):
@@ -330,3 +444,64 @@ class Zipfile(Resource):
 
     def expire(self, actor=None):
         return self._move(self.Expired, "deleted", _content=None)
+
+
+class ZipfileRequest(Resource):
+    """files.md §2.8: asking for an order's files as one bundle. The answer's Location is the bundle to poll."""
+
+    resource = "zipfile-request"
+
+    @classmethod
+    def gather(cls, peers, verb, uuid, payload, ctx):
+        """What goes in: the order's line items (all, or those asked for) and their models, as the caller may see
+        them (orders); and how long the bundle is kept."""
+        if verb != "create":
+            return ctx
+        missing = NotFound("Some of the requested data cannot be found.")
+        try:
+            order = peers.call("orders", "get", "order", str(payload.get("related_uuid")), ctx)
+        except NotFound:
+            raise missing from None
+        order_items = order.get("line_items") or []
+        line_items, models = [], []
+        for uri in payload.get("line_items") or order_items:
+            try:
+                path = f"/line-item/{parse_uri(uri)[1]}/"
+            except ValueError:
+                raise missing from None
+            if path not in order_items:
+                raise missing
+            item = peers.call("orders", "get", "line-item", parse_uri(path)[1], ctx)
+            line_items.append(path)
+            if item.get("model"):
+                models.append(item["model"])
+        plan = {"line_items": line_items, "models": list(dict.fromkeys(models))}
+        return dict(ctx, zip_plan=plan, zipfile_hours=float(peers.config["STRATUM_ZIPFILE_HOURS"]))
+
+    @classmethod
+    def on_create(cls, unit, new_id, fields):
+        """Pre-flight: the models must exist and fit, else nothing is created."""
+        plan = unit.ctx.get("zip_plan") or {}
+        models, total = [], 0
+        for path in plan.get("models", []):
+            try:
+                model = unit.load("model", uuid_of(path))
+            except NotFound:
+                raise NotFound("Some of the requested data cannot be found.") from None
+            if model.content:
+                models.append(path)
+                total += model.content["size"]
+        if total > unit.app.zipfile_max_bytes:
+            raise InvalidPayload("Requested data size too large to fulfill request")
+        expiry = datetime.now(timezone.utc) + timedelta(hours=unit.ctx.get("zipfile_hours", 24))
+        manifest = {"line_items": plan.get("line_items", []), "models": models, "bytes": total}
+        zipfile = Zipfile.create(uuid5(new_id, "zipfile"), {
+            "related_table_name": fields["related_table_name"], "related_uuid": fields["related_uuid"],
+            "bureau": unit.bureau, "created_by": unit.actor, "expiry": expiry.isoformat(),
+            "manifest": manifest, "status": "pending"}, unit.bureau, unit.actor)
+        path = resource_path("zipfile", zipfile.id)
+        return fields, [zipfile], {"zipfile": path, "uri": path}
+
+    @classmethod
+    def follow_ups(cls, verb, result, payload):
+        return [(ZIPFILE_REQUESTED, {"zipfile": result["zipfile"]})] if verb == "create" else []

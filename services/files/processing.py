@@ -22,15 +22,6 @@ MODEL_ANALYZED = "model_analyzed"
 DESIGN_FILE_UNPACKED = "design_file_unpacked"
 
 
-def declared_format(resource_name, fields):
-    """What the client said the bytes are: the mesh type or format, else the file's name."""
-    if resource_name in ("model", "asset"):
-        return fields.get("type") or "stl"
-    if resource_name == "design-file":
-        return fields.get("format") or fields.get("name") or ""
-    return fields.get("name") or fields.get("key") or ""
-
-
 class Pipeline:
     def __init__(self, app, blobs, config, announce, notify):
         self.app = app
@@ -55,7 +46,7 @@ class Pipeline:
             try:
                 with self.blobs.plaintext_path(Blob.from_dict(resource.content)) as path:
                     if unscanned:
-                        verdict, reason = scan(path, declared_format(resource_name, resource.fields))
+                        verdict, reason = scan(path, resource.declared_format)
                         self._step(resource_name, uuid, "scanned", {"verdict": verdict, "reason": reason}, sha256)
                         resource = self.app.get_upload(resource_name, uuid)
                     if resource.awaiting_analysis:
@@ -83,7 +74,7 @@ class Pipeline:
         resource = self.app.get_upload(resource_name, uuid)
         if not resource.outcome_unannounced:
             return
-        if resource_name == "model":
+        if resource.tells_orders:
             self.notify(MODEL_ANALYZED, {"model": f"/model/{uuid}/"})
         if resource.fields.get("callback"):
             body = {"uri": f"{self.base_url}/{resource_name}/{uuid}/", "status": resource.fields.get("status"),
@@ -120,7 +111,7 @@ class Pipeline:
         key = _round(resource)
         # a 3MF states its own unit (the format requires it); other formats take the declared or autodetected one
         unit = resource.fields.get("file_unit") or "-"
-        if declared_format(resource_name, resource.fields) == "3mf":
+        if resource.declared_format == "3mf":
             unit = "-"
         with self.slots:
             outcome = worker.run(["analyze", path, unit], timeout=self.timeout, memory_mb=self.memory_mb)

@@ -2,26 +2,18 @@
 scan, analyse and render what was uploaded (from durable queues, after the upload has committed)."""
 import logging
 
-from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.timer import timer
 
 from services.files.application import Files
 from services.files.bundles import Bundles
-from services.files.domain import PROFILES as UPLOADS
-from services.files.domain import check_model_deletable
+from services.files.domain import SNAPSHOT_REQUESTED, UPLOAD_RECEIVED, ZIPFILE_REQUESTED, Upload, Zipfile
 from services.files.processing import Pipeline
 from shared.blobstore import Blobs
-from shared.errors import NotFound
 from shared.eventstore import EventStore
-from shared.rpc import Services
 from shared.service import ResourceService, rpc
 from shared.sweep import sweep_timer, sweeper_for
-from shared.uris import parse_uri
 
-ZIPFILE_REQUESTED = "zipfile_requested"
-UPLOAD_RECEIVED = "upload_received"
-SNAPSHOT_REQUESTED = "snapshot_requested"
 log = logging.getLogger(__name__)
 
 
@@ -29,41 +21,6 @@ class FilesService(ResourceService):
     name = "files"
     app = EventStore(Files)
     blobs = Blobs()
-    config = Config()
-    services = Services()
-
-    @rpc
-    def create(self, resource, payload, ctx):
-        if resource != "zipfile-request":
-            return super().create(resource, payload, ctx)
-        ctx = dict(ctx, zip_plan=self._zip_plan(payload, ctx),
-                   zipfile_hours=float(self.config["STRATUM_ZIPFILE_HOURS"]))
-        result = super().create(resource, payload, ctx)
-        self.dispatch(ZIPFILE_REQUESTED, {"zipfile": result["zipfile"]})
-        return dict(result, uri=result["zipfile"])  # the answer's Location is the bundle to poll
-
-    def _zip_plan(self, payload, ctx):
-        """The order's line items (all, or those asked for) and their models, as the caller may see them."""
-        missing = NotFound("Some of the requested data cannot be found.")
-        try:
-            order = self.services.call("orders", "get", "order", str(payload.get("related_uuid")), ctx)
-        except NotFound:
-            raise missing from None
-        order_items = order.get("line_items") or []
-        asked = payload.get("line_items") or order_items
-        line_items, models = [], []
-        for uri in asked:
-            try:
-                path = f"/line-item/{parse_uri(uri)[1]}/"
-            except ValueError:
-                raise missing from None
-            if path not in order_items:
-                raise missing
-            item = self.services.call("orders", "get", "line-item", parse_uri(path)[1], ctx)
-            line_items.append(path)
-            if item.get("model"):
-                models.append(item["model"])
-        return {"line_items": line_items, "models": list(dict.fromkeys(models))}
 
     @rpc
     def update(self, resource, uuid, payload, ctx):
@@ -72,17 +29,11 @@ class FilesService(ResourceService):
         return result
 
     def _queue_if_waiting(self, resource, uuid):
-        aggregate = self.app.get_upload(resource, uuid) if resource in UPLOADS else None
-        if aggregate is not None and aggregate.content and aggregate.awaiting_analysis:
+        if not issubclass(self.app.aggregates[resource], Upload):
+            return
+        aggregate = self.app.get_upload(resource, uuid)
+        if aggregate.content and aggregate.awaiting_analysis:
             self.dispatch(UPLOAD_RECEIVED, {"resource": resource, "uuid": uuid, "sha256": aggregate.content["sha256"]})
-
-    @rpc
-    def delete(self, resource, uuid, ctx):
-        if resource == "model":
-            self.app.load(resource, uuid, ctx)  # an unknown or foreign model is a 404 first
-            check_model_deletable(self.services.call("orders", "referencing", "line-item", "model",
-                                                     f"/model/{uuid}/", {"platform_admin": True}))
-        return super().delete(resource, uuid, ctx)
 
     @rpc
     def upload_received(self, resource, uuid, blob, ctx):
@@ -100,13 +51,6 @@ class FilesService(ResourceService):
         return self._announce(self.app.advance(resource, uuid, "refuse_upload", {"reason": reason, "size": size},
                                                command_id))
 
-    @rpc
-    def act(self, resource, uuid, action, payload, ctx):
-        result = super().act(resource, uuid, action, payload, ctx)
-        if result.get("render"):
-            self.dispatch(SNAPSHOT_REQUESTED, {"resource": resource, "uuid": uuid, "request_id": result["request_id"]})
-        return result
-
     @event_handler("files", UPLOAD_RECEIVED)
     def process_upload(self, payload):
         self._run("processing", payload, lambda p: p.process(payload["resource"], payload["uuid"], payload["sha256"]))
@@ -123,7 +67,7 @@ class FilesService(ResourceService):
     def expire_zipfiles(self):
         """files.md §2.8: at its expiry a bundle is deleted for good (status `deleted`, bytes removed)."""
         hours = float(self.config["STRATUM_ZIPFILE_HOURS"])
-        sweeper = sweeper_for(self.app, "zipfile-expiry", ("Zipfile.Created",), hours * 3600)
+        sweeper = sweeper_for(self.app, "zipfile-expiry", ((Zipfile, Zipfile.Created),), hours * 3600)
         sweeper.sweep(lambda z: z.fields.get("status") != "deleted", self._jobs(Bundles).expire_zipfile)
 
     def _jobs(self, kind=Pipeline):
@@ -134,17 +78,18 @@ class FilesService(ResourceService):
     def resume_stuck_work(self):
         """Uploads and snapshot requests whose job message was lost (see shared.sweep) are queued again."""
         grace = int(self.config["STRATUM_SWEEP_SECONDS"])
-        sweeper = sweeper_for(self.app, "jobs", ("FileReceived", "UnitChanged", "SnapshotRequested", "Zipfile.Created"),
-                              grace)
+        starts = ((None, Upload.FileReceived), (None, Upload.UnitChanged), (None, Upload.SnapshotRequested),
+                  (Zipfile, Zipfile.Created))
+        sweeper = sweeper_for(self.app, "jobs", starts, grace)
         sweeper.sweep(_still_processing, self._requeue)
 
     def _requeue(self, resource):
         uuid = str(resource.id)
-        if resource.resource != "zipfile" and resource.outcome_unannounced:
-            self._jobs().announce_outcome(resource.resource, uuid)
-            return
-        if resource.resource == "zipfile":
+        if isinstance(resource, Zipfile):
             self.dispatch(ZIPFILE_REQUESTED, {"zipfile": f"/zipfile/{uuid}/"})
+            return
+        if resource.outcome_unannounced:
+            self._jobs().announce_outcome(resource.resource, uuid)
             return
         if resource.snapshot_request.get("status") == "in_queue":
             self.dispatch(SNAPSHOT_REQUESTED, {"resource": resource.resource, "uuid": uuid,
@@ -161,7 +106,7 @@ class FilesService(ResourceService):
 
 
 def _still_processing(resource):
-    if resource.resource == "zipfile":
+    if isinstance(resource, Zipfile):
         return resource.fields.get("status") in ("pending", "processing")
     return bool(resource.content and (resource.fields.get("virus_scan") == "unscanned" or resource.awaiting_analysis)
                 or resource.snapshot_request.get("status") == "in_queue" or resource.outcome_unannounced)

@@ -1,12 +1,14 @@
 """Identity aggregates. Secrets are stored only as hashes and never leave this service (private_fields),
 except a session's secret hash, which the gateway needs to authenticate requests from its read side."""
 from datetime import datetime, timedelta
-from uuid import NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from shared.credentials import hash_secret, new_secret
 from shared.resource import Resource
+from shared.uris import parse_uri, resource_path
 
 _hasher = PasswordHasher()
 
@@ -29,6 +31,38 @@ class Bureau(Resource):
     def id_for_name(name):
         return uuid5(NAMESPACE_URL, f"stratum:bureau:{name.strip().lower()}")
 
+    @staticmethod
+    def group_id(seed):
+        return uuid5(NAMESPACE_URL, f"stratum:bureau-group:{seed}")
+
+    @classmethod
+    def prepare(cls, payload, ctx):
+        """capture-and-platform.md D1: a bureau needs a group; creating one makes its members' group."""
+        if payload.get("group"):
+            return payload
+        return dict(payload, group=resource_path("groups", cls.group_id(ctx.get("command_id") or uuid4())))
+
+    @classmethod
+    def tenant_of(cls, new_id, fields, ctx):
+        return resource_path("bureau", new_id)  # a bureau is its own tenant
+
+    @classmethod
+    def on_create(cls, unit, new_id, fields):
+        """A bureau's name is unique; its members' group is made with it."""
+        claim = unit.claim_unique("bureau-name", login_key(fields["name"]), {"bureau_id": str(new_id)},
+                                  "The requested bureau name already exists.", "name")
+        return dict(fields, user=unit.actor), [claim, *cls.members_group(unit, fields, new_id)], {}
+
+    @staticmethod
+    def members_group(unit, fields, bureau_id):
+        """The group named by the bureau's `group`, created when it does not exist yet."""
+        group_path = fields["group"]
+        if unit.get(group_path) is not None:
+            return []
+        return [unit.new("groups", UUID(parse_uri(group_path)[1]),
+                         {"name": f"{fields['name']} members", "description": f"Members of {fields['name']}",
+                          "subgroups": []}, resource_path("bureau", bureau_id))]
+
 
 class User(Resource):
     resource = "users"
@@ -40,10 +74,25 @@ class User(Resource):
     def id_for_bootstrap(email):
         return uuid5(NAMESPACE_URL, f"stratum:bootstrap-user:{email.strip().lower()}")
 
+    class PasswordChanged(Resource.Updated):
+        field = "password_hash"
+
+    class Archived(Resource.Updated):
+        field = "archived"
+        value = True
+
     @classmethod
     def create(cls, id, fields, bureau, actor):
         fields = _hashing_password(dict(fields, uuid=str(id)))
         return super().create(id, fields, bureau, actor)
+
+    @classmethod
+    def on_create(cls, unit, new_id, fields):
+        """Every login name (username, e-mail, and each of `emails`) is unique and finds this user."""
+        claims = [unit.claim_unique("login", name, {"user_id": str(new_id)},
+                                    f"'{name}' is already in use by another account.", "username")
+                  for name in sorted(login_names(fields))]
+        return fields, claims, {}
 
     def update(self, changes, actor):
         super().update(_hashing_password(dict(changes)), actor)
@@ -85,6 +134,14 @@ class ApiToken(Resource):
 
     resource = "api_tokens"
 
+    @classmethod
+    def on_create(cls, unit, new_id, fields):
+        """The secret is generated here and shown once, in the command's result; only its hash is kept."""
+        secret = new_secret()
+        fields.update(uuid=str(new_id), user_uuid=parse_uri(unit.actor)[1], secret_hash=hash_secret(secret),
+                      platform_admin=bool(unit.ctx.get("platform_admin")))
+        return fields, [], {"uuid": str(new_id), "secret": secret}
+
 
 class Role(Resource):
     """A user's role in a bureau. The CSRF token that authorised a change is checked by the gateway, never kept."""
@@ -110,3 +167,9 @@ class Session(Resource):
 def login_key(login_name):
     """Usernames and e-mails are unique and found case-insensitively (see UniqueKey "login")."""
     return login_name.strip().lower()
+
+
+def login_names(fields):
+    """The names a user logs in with: the username, the e-mail, and every address in the reference's `emails`."""
+    names = [fields.get("username"), fields.get("email"), *(fields.get("emails") or [])]
+    return {login_key(n) for n in names if isinstance(n, str) and n.strip()}

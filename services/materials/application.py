@@ -1,7 +1,7 @@
 from shared.application import ResourceApplication
-from shared.generic import aggregates_for
+from shared.registry import resource_classes
 
 
 class Materials(ResourceApplication):
     name = "materials"
-    aggregates = aggregates_for("materials")
+    aggregates = resource_classes("materials")

@@ -1,7 +1,7 @@
 from shared.application import ResourceApplication
-from shared.generic import aggregates_for
+from shared.registry import resource_classes
 
 
 class Notifications(ResourceApplication):
     name = "notifications"
-    aggregates = aggregates_for("notifications")
+    aggregates = resource_classes("notifications")

@@ -1,10 +1,18 @@
 """Orders aggregates. Fields and enums come from the catalogue (orders.md §1); the rules live here."""
 from datetime import datetime, timezone
+from uuid import uuid4, uuid5
+
+from eventsourcing.application import AggregateNotFoundError
 
 from services.orders.status import ORDER_MANUAL, check_line_item_transition, check_order_status_request, order_status
-from shared.errors import Forbidden, InvalidPayload
-from shared.resource import Resource
-from shared.uris import normalise, resource_path
+from shared.errors import Forbidden, InvalidPayload, NotFound
+from shared.resource import Resource, UniqueKey, action
+from shared.uris import normalise, parse_uri, resource_path
+
+# Published by the orders service once a command committed (its own durable queues run the jobs).
+CLONE_REQUESTED = "order_clone_requested"
+ESTIMATE_REQUESTED = "line_item_estimate_requested"
+ESTIMATE_INPUTS = ("model", "quantity", "materials")
 
 # orders.md §1.3 rule 1 and files.md §1.1: a line item prints one model, or says it needs none (on its product).
 MODEL_CHOICE = ("Either supply a model uri, or set no_model_upload to True. You cannot do both, and you cannot do "
@@ -30,6 +38,10 @@ def check_no_prints_in_runs(prints, message):
 
 ORDER_IN_PRODUCTION = "An order with prints associated with a run cannot be deleted"
 LINE_ITEM_IN_PRODUCTION = "An line-item with prints that are associated with a run cannot be deleted"
+
+
+def _prints_of(peers, line_item_path, ctx):
+    return peers.call("production", "referencing", "print", "line_item", line_item_path, ctx)
 
 
 def check_printable(model_state):
@@ -66,10 +78,37 @@ def _check_created_new(fields):
 
 class Order(Resource):
     resource = "order"
-    CHANGE_EVENTS = {"order_owner": "OwnerChanged", "priority": "PriorityChanged", "due_date": "DueDateChanged",
-                     "shipping": "ShippingChanged", "line_items": "LineItemsChanged", "status": "StatusChanged",
-                     "estimates": "EstimatesRecomputed"}
-    STATUS_EVENTS = {"confirmed": "Confirmed", "cancelled": "Cancelled", "complete": "Completed"}
+
+    # orders.md §5: the named facts of an order
+    class OwnerChanged(Resource.Updated):
+        field = "order_owner"
+
+    class PriorityChanged(Resource.Updated):
+        field = "priority"
+
+    class DueDateChanged(Resource.Updated):
+        field = "due_date"
+
+    class ShippingChanged(Resource.Updated):
+        field = "shipping"
+
+    class LineItemsChanged(Resource.Updated):
+        field = "line_items"
+
+    class EstimatesRecomputed(Resource.Updated):
+        field = "estimates"
+
+    class StatusChanged(Resource.Updated):
+        field = "status"
+
+    class Confirmed(StatusChanged):
+        value = "confirmed"
+
+    class Cancelled(StatusChanged):
+        value = "cancelled"
+
+    class Completed(StatusChanged):
+        value = "complete"
 
     @classmethod
     def create(cls, id, fields, bureau, actor):
@@ -103,12 +142,35 @@ class Order(Resource):
                       cloned_from=resource_path("order", source.id))
         return Resource.create.__func__(cls, new_id, fields, source.bureau, actor)
 
-    def check_deletable_by(self, role):
-        """orders.md §1.1: restricted and guest users cannot delete an order once it is confirmed."""
-        if role in ("restricted", "self-registered-guest") and self.fields.get("status") not in ("new", "pending",
-                                                                                                "calculating_estimates"):
+    @action("clone")
+    def clone(self, unit, payload):
+        """orders.md §1.2: the copy is created now, `cloning`; its products and line items are copied in the
+        background (Orders.complete_clone, from the service's own queue, see follow_ups)."""
+        copy = Order.clone_of(self, uuid4(), unit.actor)
+        return [copy], {"uri": resource_path("order", copy.id), "accepted": True, "clone_of": str(self.id)}
+
+    @classmethod
+    def follow_ups(cls, verb, result, payload):
+        if result.get("clone_of"):
+            return [(CLONE_REQUESTED, {"clone": parse_uri(result["uri"])[1], "source": result["clone_of"]})]
+        return []
+
+    def check_deletable(self, unit):
+        """orders.md §1.1: restricted and guest users cannot delete an order once it is confirmed; an order whose
+        prints are in a run is in production (the prints, from production, in ctx['prints'])."""
+        if unit.ctx.get("role") in ("restricted", "self-registered-guest") and self.fields.get("status") not in (
+                "new", "pending", "calculating_estimates"):
             raise InvalidPayload("You cannot delete order which is already confirmed (this is not allowed for "
                                  "restricted and guest users).", field="status")
+        check_no_prints_in_runs(unit.ctx.get("prints") or [], ORDER_IN_PRODUCTION)
+
+    @classmethod
+    def gather(cls, peers, verb, uuid, payload, ctx):
+        if verb != "delete":
+            return ctx
+        order = peers.app.read("order", uuid, ctx)
+        prints = [p for item in order.get("line_items") or [] for p in _prints_of(peers, item, ctx)]
+        return dict(ctx, prints=prints)
 
     def include(self, line_item, actor):
         """Keep `line_items` listing the order's live line items."""
@@ -133,13 +195,82 @@ class Order(Resource):
         if line_items or self.fields.get("status") not in ORDER_MANUAL:
             Resource.update(self, {"status": order_status(i.fields.get("status") for i in line_items)}, actor)
 
+    def line_items(self, unit, changed=None):
+        """The order's live line items (the one being changed taken as it is now)."""
+        items = []
+        for path in self.fields.get("line_items") or []:
+            item = changed if changed is not None and path == resource_path("line-item", changed.id) else unit.get(path)
+            if isinstance(item, LineItem) and not item.deleted:
+                items.append(item)
+        return items
+
+    def consequences(self, unit):
+        """orders.md §1.4, §2.3: the order's line items join it (the older flow: the order lists line items made
+        before it, and each gets a product), a manual confirm/cancel cascades to them, and the order's status is
+        derived from theirs, all in the same transaction. A template name is claimed in the bureau."""
+        actor = unit.actor
+        items = self.line_items(unit)
+        products = []
+        for item in items:
+            if not item.fields.get("product") and item.fields.get("type", "product") == "product":
+                product = unit.new("product", uuid5(item.id, "product"), {"order": resource_path("order", self.id)},
+                                   item.bureau)
+                products.append(product)
+                item.join(self, actor, resource_path("product", product.id))
+            else:
+                item.join(self, actor)
+        self.cascade_manual_status(items, actor)
+        for item in items:
+            item.check_model(unit)
+        self.derive_status(items, actor)
+        return [*items, *products, *self._template_claim(unit)]
+
+    def _template_claim(self, unit):
+        """orders.md §4: a template name is unique in its bureau (400 "The requested template name already
+        exists."); the claim is saved with the order that takes the name."""
+        name = self.fields.get("template_name")
+        if not name:
+            return []
+        key = f"{self.bureau}:{name.strip().lower()}"
+        try:
+            holder = unit.app.repository.get(UniqueKey.id_for("order-template", key))
+        except AggregateNotFoundError:
+            return [UniqueKey.claim("order-template", key, {"order_id": str(self.id)})]
+        if holder.value["order_id"] != str(self.id):
+            raise InvalidPayload("The requested template name already exists.", field="template_name")
+        return []
+
 
 class LineItem(Resource):
     resource = "line-item"
-    CHANGE_EVENTS = {"quantity": "QuantityChanged", "workflow": "WorkflowChanged",
-                     "prep_workflow": "PrepWorkflowChanged", "assigned_user": "AssignedUserChanged",
-                     "estimates": "EstimatesUpdated", "status": "StatusChanged", "model": "ModelReplaced"}
-    STATUS_EVENTS = {"confirmed": "Confirmed", "cancelled": "Cancelled"}
+
+    class QuantityChanged(Resource.Updated):
+        field = "quantity"
+
+    class WorkflowChanged(Resource.Updated):
+        field = "workflow"
+
+    class PrepWorkflowChanged(Resource.Updated):
+        field = "prep_workflow"
+
+    class AssignedUserChanged(Resource.Updated):
+        field = "assigned_user"
+
+    class EstimatesUpdated(Resource.Updated):
+        field = "estimates"
+
+    class ModelReplaced(Resource.Updated):
+        field = "model"
+
+    class StatusChanged(Resource.Updated):
+        field = "status"
+
+    class Confirmed(StatusChanged):
+        value = "confirmed"
+
+    class Cancelled(StatusChanged):
+        value = "cancelled"
+
     NOT_CLONED = ("status", "order", "product", "uuid")
 
     @classmethod
@@ -150,6 +281,19 @@ class LineItem(Resource):
         if quantity is not None:
             fields["quantity"] = quantity
         return Resource.create.__func__(cls, new_id, fields, source.bureau, actor)
+
+    @action("clone")
+    def clone(self, unit, payload):
+        """orders.md §1.4: copied at once into the same order, with a product of its own."""
+        order = self.order(unit)
+        product_id = uuid4()
+        product = unit.new("product", product_id, {"order": resource_path("order", order.id) if order else None},
+                           self.bureau)
+        copy = LineItem.clone_of(self, uuid4(), resource_path("product", product_id), unit.actor,
+                                 payload.get("quantity"))
+        if order is not None:
+            copy.join(order, unit.actor)
+        return unit.outcome(copy, extra=[product])
 
     @classmethod
     def create(cls, id, fields, bureau, actor):
@@ -176,6 +320,65 @@ class LineItem(Resource):
             changes["product"] = product_path
         Resource.update(self, changes, actor)
 
+    def order(self, unit):
+        """The order this line item belongs to (through its product in the current flow), or None."""
+        path = self.fields.get("order")
+        if not path and self.fields.get("product"):
+            product = unit.get(self.fields["product"])
+            path = product.fields.get("order") if product is not None else None
+        order = unit.get(path) if path else None
+        if order is not None and self.fields.get("order") != path:
+            self.join(order, None)
+        return order if isinstance(order, Order) and not order.deleted else None
+
+    def consequences(self, unit):
+        """orders.md §2.3: a line item joins its product's order (current flow) or the order listing it (older
+        flow), and every change recomputes the order's status, in the same transaction."""
+        self.check_model(unit)
+        order = self.order(unit)
+        if order is None:
+            return []
+        order.include(self, unit.actor)
+        order.derive_status(order.line_items(unit, self), unit.actor)
+        return [order]
+
+    def check_model(self, unit):
+        """The model rule, with the product's no_model_upload, and the model's state as the files service reported it
+        to this command (ctx['model_states'], gathered by the orders service when a model is named)."""
+        product = unit.get(self.fields["product"]) if self.fields.get("product") else None
+        no_model_upload = bool(product is not None and product.fields.get("no_model_upload"))
+        check_model_choice(self.fields.get("model"), no_model_upload, self.confirming)
+        check_printable((unit.ctx.get("model_states") or {}).get(self.fields.get("model")))
+
+    def check_deletable(self, unit):
+        """orders.md §1.3: a line item whose prints are in a run is in production (prints from ctx['prints'])."""
+        check_no_prints_in_runs(unit.ctx.get("prints") or [], LINE_ITEM_IN_PRODUCTION)
+
+    @classmethod
+    def gather(cls, peers, verb, uuid, payload, ctx):
+        """Deleting needs the line item's prints (production); naming a model needs its state (files)."""
+        if verb == "delete":
+            return dict(ctx, prints=_prints_of(peers, f"/line-item/{uuid}/", ctx))
+        model = payload.get("model") if isinstance(payload, dict) else None
+        if not model:
+            return ctx
+        try:
+            model_uuid = parse_uri(model)[1]
+        except ValueError:
+            return ctx  # not a URI: validation answers that
+        try:
+            state = peers.call("files", "get", "model", model_uuid, ctx)
+        except NotFound:
+            state = {"status": "missing"}
+        return dict(ctx, model_states={f"/model/{model_uuid}/": state})
+
+    @classmethod
+    def follow_ups(cls, verb, result, payload):
+        """orders.md §3: estimates follow the inputs they are made from."""
+        if verb in ("create", "update") and any(key in payload for key in ESTIMATE_INPUTS):
+            return [(ESTIMATE_REQUESTED, {"line_item": result["uri"]})]
+        return []
+
 
 # orders.md §1.11: comments on orders and line items (related_table_name → the resource its uuid names).
 RELATED_RESOURCES = {"order": "order", "line_item": "line-item", "prep_task_record": "prep-task-record",
@@ -186,10 +389,36 @@ RELATED_RESOURCES = {"order": "order", "line_item": "line-item", "prep_task_reco
 class Comment(Resource):
     resource = "comment"
 
+    class Edited(Resource.Updated):
+        field = "text"
+
+    @classmethod
+    def prepare(cls, payload, ctx):
+        """`comment_action: {assignee_user}` holds a user URI, stored as a path like every other reference."""
+        request = payload.get("comment_action")
+        if request is None:
+            return payload
+        assignee = request.get("assignee_user") if isinstance(request, dict) else None
+        try:
+            request = dict(request, assignee_user=normalise(assignee) if assignee else None)
+        except (TypeError, ValueError):
+            raise InvalidPayload("comment_action must be an object whose assignee_user is a user URI.",
+                                 field="comment_action") from None
+        return dict(payload, comment_action=request)
+
+    @classmethod
+    def on_create(cls, unit, new_id, fields):
+        """orders.md §1.12: a comment posted with `comment_action` creates that action with it (the only way)."""
+        if not fields.get("comment_action"):
+            return fields, [], {}
+        action = CommentAction.from_comment(uuid5(new_id, "comment-action"), new_id, fields,
+                                            fields["comment_action"], unit.bureau, unit.actor)
+        return fields, [action], {}
+
     @classmethod
     def create(cls, id, fields, bureau, actor):
         fields = dict(fields, user=actor)
-        fields.pop("comment_action", None)  # becomes a comment action of its own (see Orders.on_create)
+        fields.pop("comment_action", None)  # becomes a comment action of its own (see on_create)
         return super().create(id, fields, bureau, actor)
 
     def update(self, changes, actor):
@@ -211,7 +440,9 @@ class CommentAction(Resource):
 
     resource = "comment-action"
     MOVES = {"new": {"in-progress", "complete"}, "in-progress": {"complete"}, "complete": {"in-progress"}}
-    CHANGE_EVENTS = {"status": "StatusChanged"}
+
+    class StatusChanged(Resource.Updated):
+        field = "status"
 
     @classmethod
     def from_comment(cls, id, comment_id, comment_fields, request, bureau, actor):

@@ -164,6 +164,19 @@ def test_login_with_username_or_email_and_archived_users_cannot(system, admin, t
     assert refused.status_code == 401
 
 
+def test_every_address_in_emails_logs_in_and_is_taken(system, admin, tenant):
+    """The reference's `emails` (a list) are login names like `email`: each logs in, and none can be reused."""
+    tag = uuid.uuid4().hex[:6]
+    created = admin.post("/users/", json={"username": f"em{tag}", "emails": [f"em{tag}@acme.test", f"alt{tag}@acme.test"],
+                                          "bureau": tenant.bureau, "password": "s3cret"})
+    assert created.status_code == 201
+    for address in (f"em{tag}@acme.test", f"ALT{tag}@acme.test"):
+        assert login(system.base_url, address, "s3cret").get("/sessions/").json()["username"] == f"em{tag}"
+    taken = admin.post("/users/", json={"username": f"other{tag}", "emails": [f"alt{tag}@acme.test"],
+                                        "bureau": tenant.bureau, "password": "x"})
+    assert taken.status_code == 400 and f"alt{tag}@acme.test" in taken.json()["errors"][0]["title"]
+
+
 def test_password_change_takes_effect(system, admin, tenant):
     name = f"pw{uuid.uuid4().hex[:6]}"
     user = admin.post("/users/", json={"username": name, "bureau": tenant.bureau, "password": "old"})

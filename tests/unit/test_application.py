@@ -5,6 +5,7 @@ import pytest
 
 from services.identity.application import Identity
 from services.orders.application import Orders
+from services.orders.domain import Order
 from shared.errors import InvalidPayload, NotFound, Unauthorized
 
 BUREAU = "/bureau/11111111-1111-1111-1111-111111111111/"
@@ -86,16 +87,29 @@ def test_identity_bootstrap_login_and_private_fields():
         identity.close()
 
 
-def test_feed_names_the_domain_events_of_each_change(orders):
+def test_each_named_change_is_its_own_event_class_named_in_the_feed(orders):
     order_id = orders.create("order", {"name": "n"}, ctx())["uri"].split("/")[2]
     owner = "/users/22222222-2222-2222-2222-222222222222/"
     orders.update("order", order_id, {"order_owner": owner, "priority": 5}, ctx())
     orders.update("order", order_id, {"status": "confirmed"}, ctx())
     orders.update("order", order_id, {"customer_name": "Ada"}, ctx())
-    names = [e["names"] for e in orders.feed(1, 100)["events"]]
-    assert names[0] == ["OrderCreated"]
-    assert names[1] == ["OrderUpdated", "OrderOwnerChanged", "OrderPriorityChanged"]
-    assert names[2] == ["OrderUpdated", "OrderStatusChanged", "OrderConfirmed"]
-    assert names[3] == ["OrderUpdated"]
+    events = orders.feed(1, 100)["events"]
+    names = [e["names"] for e in events]
+    assert names == [["OrderCreated"],
+                     ["OrderUpdated", "OrderOwnerChanged"], ["OrderUpdated", "OrderPriorityChanged"],
+                     ["OrderUpdated", "OrderStatusChanged", "OrderConfirmed"],
+                     ["OrderUpdated"]]
+    assert [e["event"] for e in events] == ["orders/order/Created", "orders/order/OwnerChanged",
+                                            "orders/order/PriorityChanged", "orders/order/Confirmed",
+                                            "orders/order/Updated"]
     # the names are a pure function of the stored events: a second read of the feed names them the same
     assert [e["names"] for e in orders.feed(1, 100)["events"]] == names
+
+
+def test_a_plain_update_stored_by_an_older_release_is_named_as_it_was_then():
+    """Release 0.1 stored every order change as one `Updated` and named its facts from the changed fields."""
+    assert Order.event_names(Order.Updated, {"order_owner": "/users/2/", "priority": 5}) == [
+        "OrderUpdated", "OrderOwnerChanged", "OrderPriorityChanged"]
+    assert Order.event_names(Order.Updated, {"status": "confirmed"}) == [
+        "OrderUpdated", "OrderStatusChanged", "OrderConfirmed"]
+    assert Order.event_names(Order.Updated, {"status": "printing"}) == ["OrderUpdated", "OrderStatusChanged"]
