@@ -16,10 +16,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(PY) -m shared.launch
+	$(PY) -m runtime.launch
 
 migrate: install
-	$(PY) -m shared.migrate
+	$(PY) -m runtime.migrate
 
 test: install
 	$(PY) -m pytest

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 import requests
 
-from shared.config import build_config
-from shared.migrate import migrate
+from runtime.config import build_config
+from runtime.migrate import migrate
 from shared.testing.system import System
 
 ADMIN_EMAIL = "admin@test.stratum"

@@ -13,7 +13,7 @@ from services.orders.application import Orders
 from shared import uris
 from shared.blobcipher import blob_key
 from shared.blobstore import BlobStore
-from shared.config import blob_dir, event_store_env, secret_key
+from shared.settings import blob_dir, event_store_env, secret_key
 from shared.testing.meshes import box_stl
 from shared.testing.plugin import eventually
 

@@ -353,7 +353,7 @@ def test_a_zip_of_something_missing_is_refused(admin):
 def test_stored_files_are_encrypted_and_a_damaged_one_is_refused(admin, system, tmp_path):
     from shared.blobcipher import MAGIC
     from shared.blobstore import BlobStore
-    from shared.config import blob_dir
+    from shared.settings import blob_dir
 
     path = box_stl(tmp_path / "damaged.stl", dims=(4, 5, 6))
     body = upload_model(admin, path)
@@ -452,7 +452,7 @@ def test_a_damaged_file_measured_again_in_another_unit_ends_in_error(admin, syst
     """A new file_unit starts a new round on the stored bytes; if they were damaged meanwhile, that round fails
     with the reason instead of waiting forever."""
     from shared.blobstore import BlobStore
-    from shared.config import blob_dir
+    from shared.settings import blob_dir
 
     path = box_stl(tmp_path / "later.stl", dims=(3, 3, 3))
     body = upload_model(admin, path)

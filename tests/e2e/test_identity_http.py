@@ -178,9 +178,8 @@ def test_sessions_end_after_inactivity(system, admin, tenant, config):
 
     from sqlalchemy import update
 
-    from gateway.readstore import ReadStore
+    from gateway.readstore import ReadStore, read_store_url
     from gateway.tables import session_activity
-    from shared.config import read_store_url
 
     name = f"idle{uuid.uuid4().hex[:6]}"
     admin.post("/users/", json={"username": name, "bureau": tenant.bureau, "password": "pw"})
