@@ -1,8 +1,8 @@
 """The read side as a nameko dependency: one ReadStore and one Follower per container."""
 from nameko.extensions import DependencyProvider
 
+from gateway.follower import Follower
 from gateway.readstore import ReadStore, read_store_url
-from shared.follower import Follower
 
 # Services whose feeds the read side follows: every service with an event store (runtime.topology.APPLICATIONS;
 # tests/unit/test_config.py holds the two equal, so a new service cannot go unprojected).

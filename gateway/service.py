@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
-from gateway import apidocs, files, special, task_views
+from gateway import apidocs, files, listing, special, task_views
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
 from gateway.http import ANY_METHOD, http, json_response, read_payload
 from gateway.ratelimit import FailedLogins
@@ -15,7 +15,7 @@ from gateway.references import check_references, check_related
 from gateway.rendering import render, render_audit
 from gateway.routing import match
 from services.identity import policy
-from shared import catalogue, listing, uris
+from shared import catalogue, uris
 from shared.blobstore import Blobs
 from shared.errors import Forbidden, InvalidPayload, MethodNotAllowed, NotFound, Unauthorized
 from shared.rpc import Services
