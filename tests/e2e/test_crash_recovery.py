@@ -14,8 +14,8 @@ from shared import uris
 from shared.blobcipher import blob_key
 from shared.blobstore import BlobStore
 from shared.settings import blob_dir, event_store_env, secret_key
-from shared.testing.meshes import box_stl
-from shared.testing.plugin import eventually
+from tests.kit.meshes import box_stl
+from tests.kit.plugin import eventually
 
 pytestmark = pytest.mark.e2e
 

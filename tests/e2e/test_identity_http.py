@@ -6,8 +6,8 @@ import uuid
 import pytest
 import requests
 
-from shared.testing.plugin import ApiSession, eventually, login
-from shared.testing.tenants import make_tenant
+from tests.kit.plugin import ApiSession, eventually, login
+from tests.kit.tenants import make_tenant
 
 pytestmark = pytest.mark.e2e
 

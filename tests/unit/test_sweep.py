@@ -3,7 +3,7 @@ import time
 
 from services.orders.application import Orders
 from shared.sweep import Sweeper
-from shared.testing.apps import IN_MEMORY, command_ctx
+from tests.kit.apps import IN_MEMORY, command_ctx
 
 BLOB = {"sha256": "a" * 64, "size": 10, "media_type": "application/octet-stream", "name": "x.stl"}
 

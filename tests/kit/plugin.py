@@ -13,7 +13,7 @@ import requests
 
 from runtime.config import build_config
 from runtime.migrate import migrate
-from shared.testing.system import System
+from tests.kit.system import System
 
 ADMIN_EMAIL = "admin@test.stratum"
 ADMIN_PASSWORD = "correct horse battery staple"
