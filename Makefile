@@ -34,7 +34,7 @@ test-e2e: install
 	$(PY) -m pytest tests/e2e
 
 catalogue: install
-	$(PY) -m shared.catalogue.generate
+	$(PY) -m tools.catalogue_generate
 
 bench: install
 	$(PY) -m bench.write_path
