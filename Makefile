@@ -16,10 +16,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(PY) -m shared.launch
+	$(PY) -m runtime.launch
 
 migrate: install
-	$(PY) -m shared.migrate
+	$(PY) -m runtime.migrate
 
 test: install
 	$(PY) -m pytest
@@ -34,7 +34,7 @@ test-e2e: install
 	$(PY) -m pytest tests/e2e
 
 catalogue: install
-	$(PY) -m shared.catalogue.generate
+	$(PY) -m tools.catalogue_generate
 
 bench: install
 	$(PY) -m bench.write_path

@@ -11,4 +11,4 @@ import os  # noqa: E402
 
 os.environ.setdefault("PSYCOPG_IMPL", "python")  # psycopg's C wait would block the eventlet hub
 
-pytest_plugins = ["shared.testing.plugin"]
+pytest_plugins = ["tests.kit.plugin"]

@@ -3,7 +3,7 @@
     python -m bench.write_path [--requests 800] [--clients 16] [--lag-samples 100]      (or `make bench`)
 
 One run builds a throwaway PostgreSQL database and RabbitMQ vhost, migrates, starts every process of
-shared.topology (the services, the projector, the gateway) as subprocesses, as `make run` does, and measures:
+runtime.topology (the services, the projector, the gateway) as subprocesses, as `make run` does, and measures:
 
 (a) throughput: concurrent clients POST /order/; orders/s and latency p50/p99;
 (b) write→visible lag: POST an order, then poll the listing until it shows; p50/p99. The gateway answers a write
@@ -43,8 +43,8 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import requests
 
-from shared.config import build_config
-from shared.topology import APPLICATIONS, PROCESSES
+from runtime.config import build_config
+from runtime.topology import APPLICATIONS, PROCESSES
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -131,10 +131,10 @@ def service_env(postgres_dsn, amqp_uri, port, data_dir):
 
 
 def run_migrate(env):
-    result = subprocess.run([sys.executable, "-m", "shared.migrate"], env=env, cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "runtime.migrate"], env=env, cwd=ROOT,
                             capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"python -m shared.migrate failed:\n{result.stdout}{result.stderr}")
+        raise RuntimeError(f"python -m runtime.migrate failed:\n{result.stdout}{result.stderr}")
     log("migrated storage")
 
 
@@ -142,14 +142,14 @@ def run_migrate(env):
 
 @contextlib.contextmanager
 def running_system(env, log_dir):
-    """Start every process of shared.topology; yield {name: Popen}. Each one's output goes to a file in log_dir,
+    """Start every process of runtime.topology; yield {name: Popen}. Each one's output goes to a file in log_dir,
     whose tail is printed if anything fails while they run."""
     processes = {}
     try:
         for name in PROCESSES:
             with open(Path(log_dir) / f"{name}.log", "wb") as out:
                 processes[name] = subprocess.Popen(
-                    [sys.executable, "-m", "shared.serve", name], env=env, cwd=ROOT,
+                    [sys.executable, "-m", "runtime.serve", name], env=env, cwd=ROOT,
                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         log(f"started {', '.join(processes)}")
         yield processes

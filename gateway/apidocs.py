@@ -4,9 +4,9 @@ from functools import lru_cache
 
 from werkzeug.wrappers import Response
 
-from services.files.domain import PROFILES as UPLOADS
 from shared import catalogue
 from shared.topics import legacy_class_name as class_name  # schema names as release 0.1 named classes
+from shared.uploads import PROFILES as UPLOADS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _ERROR_STATUSES = {"400": "Invalid input (the error names the field)", "401": "Not logged in",

@@ -7,7 +7,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from shared.config import secret_key
+from shared.settings import secret_key
 from shared.credentials import secret_matches
 from shared.errors import Unauthorized
 

@@ -9,7 +9,7 @@ import hmac
 import time
 from urllib.parse import urlencode
 
-from shared.config import secret_key
+from shared.settings import secret_key
 from shared.errors import Forbidden
 
 

@@ -1,10 +1,12 @@
 """The read side as a nameko dependency: one ReadStore and one Follower per container."""
 from nameko.extensions import DependencyProvider
 
-from gateway.readstore import ReadStore
-from shared.config import read_store_url
-from shared.follower import Follower
-from shared.topology import FOLLOWED as FOLLOWED_SERVICES  # noqa: F401  (re-exported for the projector)
+from gateway.follower import Follower
+from gateway.readstore import ReadStore, read_store_url
+
+# Services whose feeds the read side follows: every service with an event store (runtime.topology.APPLICATIONS;
+# tests/unit/test_config.py holds the two equal, so a new service cannot go unprojected).
+FOLLOWED_SERVICES = ("identity", "orders", "production", "materials", "files", "capture", "notifications")
 
 
 class ReadSide(DependencyProvider):

@@ -1,5 +1,6 @@
 """The read database behind every GET and LIST: SQLite under STRATUM_DATA_DIR by default, PostgreSQL (schema
 `gateway`) when a DSN is configured. Writes happen only through `apply_feed`, one transaction per batch."""
+import os
 import threading
 from contextlib import contextmanager
 
@@ -8,9 +9,26 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import URL
 
 from gateway.projection import apply_event
 from gateway.tables import READ_SCHEMA, audit_events, credentials, documents, metadata, session_activity, tracking
+from shared.settings import postgres_params
+
+
+def read_store_url(config):
+    """SQLAlchemy URL of the gateway's read database (projections)."""
+    pg = postgres_params(config.get("STRATUM_POSTGRES_DSN"))
+    if pg is None:
+        data_dir = config["STRATUM_DATA_DIR"]
+        os.makedirs(data_dir, exist_ok=True)
+        return "sqlite:///" + os.path.abspath(os.path.join(data_dir, "readside.sqlite"))
+    # psycopg2 (C) made cooperative with psycogreen: the read side's many small statements cost a fraction of the
+    # CPU they cost through psycopg 3's pure-Python mode, which eventlet otherwise requires (style.md §7).
+    return URL.create(
+        "postgresql+psycopg2", username=pg["user"], password=pg["password"] or None,
+        host=pg["host"], port=int(pg["port"]), database=pg["dbname"],
+    )
 
 
 class ReadStore:

@@ -6,7 +6,7 @@ from uuid import UUID, uuid4
 from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
-from gateway import apidocs, files, special, task_views
+from gateway import apidocs, files, listing, special, task_views
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
 from gateway.http import ANY_METHOD, http, json_response, read_payload
 from gateway.ratelimit import FailedLogins
@@ -14,8 +14,7 @@ from gateway.readside import ReadSide
 from gateway.references import check_references, check_related
 from gateway.rendering import render, render_audit
 from gateway.routing import match
-from services.identity import policy
-from shared import catalogue, listing, uris
+from shared import access, catalogue, uris
 from shared.blobstore import Blobs
 from shared.errors import Forbidden, InvalidPayload, MethodNotAllowed, NotFound, Unauthorized
 from shared.rpc import Services
@@ -211,13 +210,13 @@ class GatewayService:
         """The caller's highest role in its bureau, looked up once per request (nameko makes a service instance
         per worker, so the memo lives exactly as long as the request)."""
         if getattr(self, "_role_memo", None) is None:
-            self._role_memo = policy.highest(self.read.store.roles_of(caller.user, caller.bureau))
+            self._role_memo = access.highest(self.read.store.roles_of(caller.user, caller.bureau))
         return self._role_memo
 
     def _authorize(self, spec, verb, caller, fields, request):
-        """Role rules of the identity service's policy (403 with the reason); role changes also need the session's
+        """The access rules of shared.access (403 with the reason); role changes also need the session's
         CSRF token (capture-and-platform.md C3), as `csrf_token` in the payload or an X-CSRF-Token header."""
-        refusal = policy.write_refusal(spec.name, verb, self._role(caller), caller.platform_admin)
+        refusal = access.write_refusal(spec.name, verb, self._role(caller), caller.platform_admin)
         if refusal:
             raise Forbidden(refusal)
         token = fields.get("csrf_token") or request.headers.get("X-CSRF-Token")
@@ -266,7 +265,7 @@ class GatewayService:
         spec = catalogue.resource(resource_name)
         if self.read.store.document(target, _scope(caller)) is None:
             raise NotFound(spec.not_found)
-        actions = policy.allowed_actions(spec.name, self._role(caller), caller.platform_admin, spec.verbs)
+        actions = access.allowed_actions(spec.name, self._role(caller), caller.platform_admin, spec.verbs)
         return {"target_uri": base + target, "actions": actions}
 
     def _write(self, service, method, *args):

@@ -4,7 +4,8 @@ Each answers what is true on this deployment: a missing prerequisite is the call
 no such OAuth provider, no such sub-location); what would need a third party that Stratum cannot reach yet is a
 plain 501 naming the endpoint.
 """
-from shared import catalogue, listing, uris
+from gateway import listing
+from shared import catalogue, uris
 from shared.errors import InvalidPayload, NotFound, NotImplementedYet
 
 

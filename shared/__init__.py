@@ -1,1 +1,3 @@
-"""Stratum's common library: configuration, errors, URIs, the resource catalogue, event-store and bus plumbing."""
+"""Stratum's common library: settings, errors, URIs, the resource catalogue, event-store and bus plumbing.
+
+It imports nothing from the services, the gateway or the process wiring (runtime/)."""

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from nameko.extensions import DependencyProvider
 
 from shared.blobcipher import SealedWriter, Tampered, blob_key, digest_of, plaintext_chunks
-from shared.config import blob_dir, secret_key
+from shared.settings import blob_dir, secret_key
 
 CHUNK = 1 << 20
 

@@ -9,7 +9,7 @@ import eventsourcing.postgres  # noqa: E402,F401
 import eventsourcing.sqlite  # noqa: E402,F401
 from nameko.extensions import DependencyProvider  # noqa: E402
 
-from shared.config import event_store_env  # noqa: E402
+from shared.settings import event_store_env  # noqa: E402
 
 
 class EventStore(DependencyProvider):

@@ -1,6 +1,6 @@
 """The resource catalogue: every documented resource described once, as data (paths, verbs, fields, owning service,
 documented errors, filters, per-uuid actions). Generated from docs/reference/api-reference.txt by
-`python -m shared.catalogue.generate`; it drives validation, routing, the generic resources and the OpenAPI document.
+`python -m tools.catalogue_generate`; it drives validation, routing, the generic resources and the OpenAPI document.
 Loaded once per process from the JSON file beside this module; nothing at run time reads outside the project.
 """
 import json

@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from shared import catalogue, uris
-from shared.testing.payloads import PayloadFactory, Unreachable, filterable_field
-from shared.testing.plugin import ApiSession, eventually
+from tests.kit.payloads import PayloadFactory, Unreachable, filterable_field
+from tests.kit.plugin import ApiSession, eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,9 @@ from services.orders.application import Orders
 from shared import uris
 from shared.blobcipher import blob_key
 from shared.blobstore import BlobStore
-from shared.config import blob_dir, event_store_env, secret_key
-from shared.testing.meshes import box_stl
-from shared.testing.plugin import eventually
+from shared.settings import blob_dir, event_store_env, secret_key
+from tests.kit.meshes import box_stl
+from tests.kit.plugin import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -14,9 +14,9 @@ from PIL import Image
 
 from gateway import links
 from services.files.scan import EICAR
-from shared.testing.meshes import box_stl, icosphere_stl, reference_figures
-from shared.testing.plugin import eventually
-from shared.testing.tenants import make_tenant
+from tests.kit.meshes import box_stl, icosphere_stl, reference_figures
+from tests.kit.plugin import eventually
+from tests.kit.tenants import make_tenant
 
 pytestmark = pytest.mark.e2e
 
@@ -209,7 +209,7 @@ def test_upload_links_are_single_use_and_signed(admin, tmp_path):
 
 
 def test_other_bureaus_see_nothing(admin, tmp_path):
-    tenant = make_tenant(admin, __import__("shared.testing.plugin", fromlist=["login"]).login, "files")
+    tenant = make_tenant(admin, __import__("tests.kit.plugin", fromlist=["login"]).login, "files")
     body = upload_model(admin, box_stl(tmp_path / "mine.stl", dims=(1, 2, 3)))
     assert tenant.manager.get(body["uri"]).status_code == 404
     order = admin.post("/order/", json={"name": "mine"}).headers["Location"]
@@ -223,7 +223,7 @@ def test_other_bureaus_see_nothing(admin, tmp_path):
 
 def test_documents_attach_replace_and_scan(admin, tmp_path):
     from shared import catalogue
-    from shared.testing.payloads import PayloadFactory
+    from tests.kit.payloads import PayloadFactory
 
     session = admin.get("/sessions/").json()
     lot_uri = PayloadFactory(admin, session["bureau"], session["user"]).create(catalogue.resource("material-lot"))
@@ -353,7 +353,7 @@ def test_a_zip_of_something_missing_is_refused(admin):
 def test_stored_files_are_encrypted_and_a_damaged_one_is_refused(admin, system, tmp_path):
     from shared.blobcipher import MAGIC
     from shared.blobstore import BlobStore
-    from shared.config import blob_dir
+    from shared.settings import blob_dir
 
     path = box_stl(tmp_path / "damaged.stl", dims=(4, 5, 6))
     body = upload_model(admin, path)
@@ -452,7 +452,7 @@ def test_a_damaged_file_measured_again_in_another_unit_ends_in_error(admin, syst
     """A new file_unit starts a new round on the stored bytes; if they were damaged meanwhile, that round fails
     with the reason instead of waiting forever."""
     from shared.blobstore import BlobStore
-    from shared.config import blob_dir
+    from shared.settings import blob_dir
 
     path = box_stl(tmp_path / "later.stl", dims=(3, 3, 3))
     body = upload_model(admin, path)

@@ -6,8 +6,8 @@ import uuid
 import pytest
 import requests
 
-from shared.testing.plugin import ApiSession, eventually, login
-from shared.testing.tenants import make_tenant
+from tests.kit.plugin import ApiSession, eventually, login
+from tests.kit.tenants import make_tenant
 
 pytestmark = pytest.mark.e2e
 
@@ -191,9 +191,8 @@ def test_sessions_end_after_inactivity(system, admin, tenant, config):
 
     from sqlalchemy import update
 
-    from gateway.readstore import ReadStore
+    from gateway.readstore import ReadStore, read_store_url
     from gateway.tables import session_activity
-    from shared.config import read_store_url
 
     name = f"idle{uuid.uuid4().hex[:6]}"
     admin.post("/users/", json={"username": name, "bureau": tenant.bureau, "password": "pw"})

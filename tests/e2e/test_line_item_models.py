@@ -5,8 +5,8 @@ import uuid
 import pytest
 import requests
 
-from shared.testing.meshes import box_stl
-from shared.testing.plugin import eventually
+from tests.kit.meshes import box_stl
+from tests.kit.plugin import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from services.orders.status import NOT_ALLOWED
-from shared.testing.plugin import eventually
+from tests.kit.plugin import eventually
 from tests.unit.test_order_status import AGGREGATION_TABLE
 
 pytestmark = pytest.mark.e2e
@@ -260,7 +260,7 @@ def test_line_item_clone_joins_the_same_order(admin):
 
 
 def test_comments_and_comment_actions(admin, system):
-    from shared.testing.plugin import login
+    from tests.kit.plugin import login
 
     me = admin.get("/sessions/").json()["user"]
     helper_name = f"helper-{uuid.uuid4().hex[:6]}@example.com"

@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from shared.testing.plugin import ADMIN_EMAIL
+from tests.kit.plugin import ADMIN_EMAIL
 
 pytestmark = pytest.mark.e2e
 

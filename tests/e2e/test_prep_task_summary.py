@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared import uris
-from shared.testing.plugin import eventually
+from tests.kit.plugin import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -9,13 +9,12 @@ from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import select
 
-from gateway.readstore import ReadStore
+from gateway.readstore import ReadStore, read_store_url
 from gateway.tables import audit_events, credentials, documents
 from shared import uris
-from shared.config import read_store_url
 from shared.service import NEWS_EVENT
-from shared.testing.meshes import box_stl
-from shared.testing.plugin import eventually
+from tests.kit.meshes import box_stl
+from tests.kit.plugin import eventually
 
 pytestmark = pytest.mark.e2e
 

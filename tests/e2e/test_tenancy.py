@@ -5,9 +5,9 @@ import uuid
 import pytest
 
 from shared import catalogue, uris
-from shared.testing.payloads import PayloadFactory, Unreachable
-from shared.testing.plugin import eventually, login
-from shared.testing.tenants import make_tenant
+from tests.kit.payloads import PayloadFactory, Unreachable
+from tests.kit.plugin import eventually, login
+from tests.kit.tenants import make_tenant
 
 pytestmark = pytest.mark.e2e
 

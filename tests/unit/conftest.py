@@ -1,7 +1,7 @@
 import pytest
 
 from services.files.application import Files
-from shared.testing.apps import IN_MEMORY
+from tests.kit.apps import IN_MEMORY
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared.catalogue import generate
+from tools import catalogue_generate as generate
 
 SERVICES = {"orders", "production", "materials", "files", "capture", "identity", "notifications", "gateway"}
 VERBS = {"LIST", "POST", "GET", "PUT", "DELETE"}
@@ -25,7 +25,7 @@ def test_committed_catalogue_is_up_to_date(built):
     with open(generate.OUTPUT, encoding="utf-8") as handle:
         committed = handle.read()
     assert committed == generate.render(built), (
-        "shared/catalogue/resources.json is stale: run `python -m shared.catalogue.generate` and commit the result")
+        "shared/catalogue/resources.json is stale: run `python -m tools.catalogue_generate` and commit the result")
 
 
 def test_rendering_is_deterministic(built):

@@ -1,4 +1,6 @@
-from shared.config import build_config, event_store_env, postgres_params, read_store_url
+from gateway.readstore import read_store_url
+from runtime.config import build_config
+from shared.settings import event_store_env, postgres_params
 
 
 def test_sqlite_by_default(tmp_path):
@@ -25,7 +27,7 @@ def test_every_setting_the_readme_and_compose_name_is_read_from_the_environment(
     import re
     from pathlib import Path
 
-    from shared.config import DEFAULTS
+    from runtime.config import DEFAULTS
 
     root = Path(__file__).resolve().parents[2]
     named = set()
@@ -36,3 +38,11 @@ def test_every_setting_the_readme_and_compose_name_is_read_from_the_environment(
     environment = {name: "from-env" for name in named}
     config = build_config({}, environ=environment)
     assert all(config[name] == "from-env" for name in named)
+
+
+def test_the_read_side_follows_every_event_store():
+    """The gateway does not import the wiring, so it names the feeds it follows itself: every service's."""
+    from gateway.readside import FOLLOWED_SERVICES
+    from runtime.topology import APPLICATIONS, FOLLOWED
+
+    assert FOLLOWED_SERVICES == FOLLOWED == tuple(APPLICATIONS)

@@ -4,7 +4,7 @@ import uuid
 import pytest
 
 from shared.errors import Conflict, InvalidPayload
-from shared.testing.apps import BUREAU, command_ctx
+from tests.kit.apps import BUREAU, command_ctx
 
 BLOB = {"sha256": "a" * 64, "size": 84, "media_type": "application/octet-stream", "name": "m.stl"}
 FIGURES = {"volume_mm": 6000.0, "surface_area_mm": 2200.0, "size": {"x": 10, "y": 20, "z": 30}, "polygons": 12,

@@ -1,22 +1,22 @@
-from services.identity import policy
-from gateway.ratelimit import FailedLogins
-from shared.errors import TooManyRequests
-
 import pytest
+
+from gateway.ratelimit import FailedLogins
+from shared import access
+from shared.errors import TooManyRequests
 
 
 def test_highest_role_counts():
-    assert policy.highest(["restricted", "manager", "standard-user"]) == "manager"
-    assert policy.highest([]) == policy.DEFAULT_ROLE
+    assert access.highest(["restricted", "manager", "standard-user"]) == "manager"
+    assert access.highest([]) == access.DEFAULT_ROLE
 
 
 def test_write_rules():
-    assert policy.write_refusal("role", "POST", "standard-user", False)
-    assert policy.write_refusal("role", "POST", "manager", False) is None
-    assert policy.write_refusal("bureau", "POST", "manager", False)
-    assert policy.write_refusal("bureau", "POST", "standard-user", True) is None
-    assert policy.write_refusal("order", "POST", "restricted", False) is None
-    assert policy.write_refusal("order", "PUT", "unknown", False)
+    assert access.write_refusal("role", "POST", "standard-user", False)
+    assert access.write_refusal("role", "POST", "manager", False) is None
+    assert access.write_refusal("bureau", "POST", "manager", False)
+    assert access.write_refusal("bureau", "POST", "standard-user", True) is None
+    assert access.write_refusal("order", "POST", "restricted", False) is None
+    assert access.write_refusal("order", "PUT", "unknown", False)
 
 
 def test_failed_logins_per_address_are_limited_then_forgiven():

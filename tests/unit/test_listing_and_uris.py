@@ -1,6 +1,7 @@
 import pytest
 
-from shared import catalogue, listing, uris
+from gateway import listing
+from shared import catalogue, uris
 from shared.errors import InvalidPayload
 
 ORDER = catalogue.resource("order")

@@ -1,4 +1,4 @@
-"""Mesh analysis: every figure against an independent reference (shared.testing.meshes) and the analytic values,
+"""Mesh analysis: every figure against an independent reference (tests.kit.meshes) and the analytic values,
 units, topology flags, and the files that must be refused, with the status they lead to."""
 import random
 import struct
@@ -9,7 +9,7 @@ import pytest
 import trimesh
 
 from services.files.mesh import MeshError, analyze, detect_format
-from shared.testing.meshes import box_stl, icosphere_stl, mesh_stl, reference_figures, write_stl
+from tests.kit.meshes import box_stl, icosphere_stl, mesh_stl, reference_figures, write_stl
 
 INCH = 25.4
 BOX = trimesh.creation.box(extents=(10, 20, 30))

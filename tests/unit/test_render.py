@@ -6,7 +6,7 @@ from PIL import Image
 
 from services.files.mesh import MeshError
 from services.files.render import POLYGON_BUDGET, render_png
-from shared.testing.meshes import box_stl, icosphere_stl, mesh_stl
+from tests.kit.meshes import box_stl, icosphere_stl, mesh_stl
 
 WHITE = (255, 255, 255)
 

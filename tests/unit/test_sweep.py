@@ -6,7 +6,7 @@ from services.orders.application import Orders
 from services.orders.domain import Order
 from shared.resource import Resource
 from shared.sweep import Sweeper
-from shared.testing.apps import IN_MEMORY, command_ctx
+from tests.kit.apps import IN_MEMORY, command_ctx
 
 BLOB = {"sha256": "a" * 64, "size": 10, "media_type": "application/octet-stream", "name": "x.stl"}
 

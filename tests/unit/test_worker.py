@@ -2,7 +2,7 @@
 from PIL import Image
 
 from services.files.worker import run
-from shared.testing.meshes import box_stl, reference_figures
+from tests.kit.meshes import box_stl, reference_figures
 
 
 def test_a_good_stl_is_analysed(tmp_path):

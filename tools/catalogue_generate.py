@@ -1,7 +1,9 @@
-"""Generate shared/catalogue/resources.json from docs/reference/api-reference.txt and overrides.json.
+"""Generate shared/catalogue/resources.json from docs/reference/api-reference.txt and shared/catalogue/overrides.json.
 
-    python -m shared.catalogue.generate          # rewrite resources.json
-    python -m shared.catalogue.generate --check  # exit 1 when resources.json is stale
+    python -m tools.catalogue_generate          # rewrite resources.json (or `make catalogue`)
+    python -m tools.catalogue_generate --check  # exit 1 when resources.json is stale
+
+A development tool, not part of the running system: processes only load resources.json (shared.catalogue).
 
 Pipeline: parse sections → parse each section's operations and their tables → place every operation in a resource
 (collection, item path or per-uuid action) → normalise the fields → apply the hand-curated overrides (facts from
@@ -44,11 +46,11 @@ import re
 import sys
 from dataclasses import dataclass, field
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CATALOGUE = os.path.join(ROOT, "shared", "catalogue")
 REFERENCE = os.path.join(ROOT, "docs", "reference", "api-reference.txt")
-OVERRIDES = os.path.join(HERE, "overrides.json")
-OUTPUT = os.path.join(HERE, "resources.json")
+OVERRIDES = os.path.join(CATALOGUE, "overrides.json")
+OUTPUT = os.path.join(CATALOGUE, "resources.json")
 
 
 # -- 1. sections and operations --------------------------------------------------------------------------------------
@@ -651,7 +653,7 @@ def main(argv=None):
     if "--check" in argv:
         with open(OUTPUT, encoding="utf-8") as handle:
             if handle.read() != text:
-                print("shared/catalogue/resources.json is stale: run `python -m shared.catalogue.generate`.")
+                print("shared/catalogue/resources.json is stale: run `python -m tools.catalogue_generate`.")
                 return 1
         return 0
     with open(OUTPUT, "w", encoding="utf-8") as handle:

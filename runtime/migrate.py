@@ -2,17 +2,17 @@
 
 Run once per deployment (and again safely: everything is CREATE IF NOT EXISTS). Doing it here, not at first boot,
 avoids PostgreSQL's DDL race when several processes start together.
-    python -m shared.migrate
+    python -m runtime.migrate
 """
 import logging
 import warnings
 
 warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")  # imported via nameko; known, see DESIGN
 
-from gateway.readstore import ReadStore
-from shared.config import build_config, read_store_url
+from gateway.readstore import ReadStore, read_store_url
+from runtime.config import build_config
+from runtime.topology import APPLICATIONS, load
 from shared.eventstore import create_tables
-from shared.topology import APPLICATIONS, load
 
 log = logging.getLogger(__name__)
 

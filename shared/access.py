@@ -1,4 +1,5 @@
-"""Who may do what (capture-and-platform.md D0, D1, D5): the identity service's rules, enforced by the gateway.
+"""Who may do what (capture-and-platform.md D0, D1, D5): the access rules, as data and pure functions. The gateway
+enforces them on every write; the roles they rank are the identity service's `role` resources.
 
 Roles rank manager > location-manager > global-user > standard-user > location-user > restricted >
 self-registered-guest > unknown; a user's highest role in the bureau counts. Bureau administration (users, roles,

@@ -1,4 +1,4 @@
-"""`make run`: start the whole system on this machine — migrate storage, then every process of shared.topology,
+"""`make run`: start the whole system on this machine — migrate storage, then every process of runtime.topology,
 each in its own OS process, until Ctrl-C. Fails early and clearly when RabbitMQ cannot be reached."""
 import os
 import signal
@@ -9,9 +9,9 @@ import time
 import urllib.request
 from urllib.parse import urlparse
 
-from shared.config import build_config
-from shared.migrate import migrate
-from shared.topology import PROCESSES
+from runtime.config import build_config
+from runtime.migrate import migrate
+from runtime.topology import PROCESSES
 
 
 def broker_reachable(amqp_uri):
@@ -47,7 +47,7 @@ def main():
         )
     migrate(config)
     env = dict(os.environ, PSYCOPG_IMPL="python")
-    processes = {name: subprocess.Popen([sys.executable, "-m", "shared.serve", name], env=env) for name in PROCESSES}
+    processes = {name: subprocess.Popen([sys.executable, "-m", "runtime.serve", name], env=env) for name in PROCESSES}
 
     def stop(*_):
         # The gateway and projector call the services: stop them first, so none of their calls waits out its

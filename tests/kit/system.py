@@ -3,7 +3,7 @@ restart it while the rest keeps serving."""
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from shared.topology import PROCESSES, load
+from runtime.topology import PROCESSES, load
 
 CORE = [name for name in PROCESSES if name != "projector"]
 

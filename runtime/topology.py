@@ -25,6 +25,8 @@ APPLICATIONS = {
 }
 
 # Services whose feeds the read side follows: every service with an event store (application name = service name).
+# The gateway keeps its own copy (gateway.readside.FOLLOWED_SERVICES: it does not import the wiring);
+# tests/unit/test_config.py holds the two equal.
 FOLLOWED = tuple(APPLICATIONS)
 
 

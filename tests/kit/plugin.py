@@ -11,9 +11,9 @@ import psycopg
 import pytest
 import requests
 
-from shared.config import build_config
-from shared.migrate import migrate
-from shared.testing.system import System
+from runtime.config import build_config
+from runtime.migrate import migrate
+from tests.kit.system import System
 
 ADMIN_EMAIL = "admin@test.stratum"
 ADMIN_PASSWORD = "correct horse battery staple"

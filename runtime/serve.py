@@ -1,6 +1,6 @@
-"""Run one Stratum process: `python -m shared.serve orders` (names in shared.topology).
+"""Run one Stratum process: `python -m runtime.serve orders` (names in runtime.topology).
 
-Like `nameko run`, but the config comes from shared.config (environment with defaults), so every process and every
+Like `nameko run`, but the config comes from runtime.config (environment with defaults), so every process and every
 test builds its settings the same way.
 """
 import warnings
@@ -20,13 +20,13 @@ os.environ.setdefault("PSYCOPG_IMPL", "python")
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
-from shared.config import build_config  # noqa: E402
-from shared.topology import PROCESSES, load  # noqa: E402
+from runtime.config import build_config  # noqa: E402
+from runtime.topology import PROCESSES, load  # noqa: E402
 
 
 def main(argv):
     if len(argv) != 1 or argv[0] not in PROCESSES:
-        sys.exit(f"usage: python -m shared.serve {{{'|'.join(PROCESSES)}}}")
+        sys.exit(f"usage: python -m runtime.serve {{{'|'.join(PROCESSES)}}}")
     logging.basicConfig(level=os.environ.get("STRATUM_LOG_LEVEL", "INFO"),
                         format=f"%(asctime)s {argv[0]:>9} %(levelname)s %(name)s: %(message)s")
     runner = ServiceRunner(build_config())

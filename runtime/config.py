@@ -1,0 +1,46 @@
+"""One place that turns the process environment into the nameko config dict every Stratum process uses.
+
+Service code reads settings only from `container.config` (never `os.environ`), so tests can hand a container
+a config built by `build_config(overrides)` without touching the environment. What the plumbing derives from the
+config (event-store environment, blob directory, secret key) is in shared.settings.
+"""
+import os
+
+DEFAULTS = {
+    "STRATUM_DATA_DIR": "./var",
+    "STRATUM_POSTGRES_DSN": "",
+    "STRATUM_HOST": "127.0.0.1",
+    "STRATUM_PORT": "8000",
+    "STRATUM_BASE_URL": "",
+    "STRATUM_RPC_TIMEOUT": "30",
+    "STRATUM_ADMIN_EMAIL": "admin@stratum.local",
+    "STRATUM_ADMIN_PASSWORD": "",
+    "STRATUM_BUREAU_NAME": "Stratum Bureau",
+    "STRATUM_SECRET_KEY": "",
+    "STRATUM_SESSION_IDLE_MINUTES": "480",
+    "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
+    "STRATUM_MAX_WORKERS": "10",
+    "STRATUM_BLOB_DIR": "",  # default: <STRATUM_DATA_DIR>/blobs; gateway and files service must share it
+    "STRATUM_MAX_UPLOAD_MB": "512",
+    "STRATUM_DOWNLOAD_LINK_SECONDS": "300",  # files.md §0.2: content links are short-lived
+    "STRATUM_UPLOAD_LINK_SECONDS": "86400",
+    "STRATUM_ANALYSIS_TIMEOUT": "600",
+    "STRATUM_ANALYSIS_CONCURRENCY": "2",
+    "STRATUM_ANALYSIS_MEMORY_MB": "8192",  # per analysis or render child; ~550 bytes per triangle at the peak
+    "STRATUM_ZIPFILE_HOURS": "24",
+    "STRATUM_SWEEP_SECONDS": "660",  # background work still waiting this long after it was asked for is re-started
+    "STRATUM_SWEEP_INTERVAL": "30",  # how often each service looks for such work
+    "STRATUM_CALLBACKS_ALLOW_PRIVATE": "",  # 1: model callbacks may call internal addresses (on-premise, tests)
+}
+
+
+def build_config(overrides=None, environ=None):
+    """Return the nameko config: defaults < environment < overrides."""
+    environ = os.environ if environ is None else environ
+    config = {key: environ.get(key, default) for key, default in DEFAULTS.items()}
+    config.update(overrides or {})
+    config["WEB_SERVER_ADDRESS"] = f"{config['STRATUM_HOST']}:{config['STRATUM_PORT']}"
+    config["max_workers"] = int(config["STRATUM_MAX_WORKERS"])
+    # eventlet and nameko both emit heartbeats; keep nameko's default but make it explicit.
+    config.setdefault("HEARTBEAT", 60)
+    return config
