@@ -19,15 +19,17 @@ class UploadProfile:
     is_mesh: bool = False
     received_stamp: str | None = None
     unpacks: bool = False  # its bytes become a model of their own, whose analysis settles this resource's status
+    format_fields: tuple = ("name", "key")  # where the client says what the bytes are (a type, a format, a name)
+    default_format: str = ""
 
 
 _MODEL = UploadProfile("upload-location", "status", "not-uploaded", "processing", "processed", "error",
-                       "file-too-large", "analyses", is_mesh=True)
+                       "file-too-large", "analyses", is_mesh=True, format_fields=("type",), default_format="stl")
 PROFILES = {
     "model": _MODEL,
     "asset": _MODEL,
     "design-file": UploadProfile("upload_location", "status", "new", "processing", "processed", "error", "error",
-                                 "notes", unpacks=True),
+                                 "notes", unpacks=True, format_fields=("format", "name")),
     "build-file": UploadProfile("upload_location", "status", "pending", "processing", "complete", "error", "error",
                                 "error"),
     "document": UploadProfile("upload_location"),

@@ -9,47 +9,14 @@ Blob references live in fields whose names start with `_` (`_content`, `_snapsho
 gateway turns them into signed download links) but they are never rendered as API fields.
 """
 import re
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from uuid import uuid4, uuid5
 
 from services.files.callbacks import check_callback
 from shared.errors import Conflict, InvalidPayload, NotFound
 from shared.resource import Resource, action
+from shared.uploads import PROFILES
 from shared.uris import parse_uri, resource_path, uuid_of
-
-
-@dataclass(frozen=True)
-class UploadProfile:
-    """How one resource shows the life of its file: which field holds the upload link, its status values (None
-    where the resource has no status), where a failure's reason is shown, and whether it is a mesh to analyse."""
-    upload_field: str
-    status_field: str | None = None
-    initial: str | None = None
-    receiving: str | None = None
-    done: str | None = None
-    failed: str | None = None
-    too_large: str | None = None
-    reason_field: str | None = None
-    is_mesh: bool = False
-    received_stamp: str | None = None
-    unpacks: bool = False  # its bytes become a model of their own, whose analysis settles this resource's status
-    format_fields: tuple = ("name", "key")  # where the client says what the bytes are (a type, a format, a name)
-    default_format: str = ""
-
-
-_MODEL = UploadProfile("upload-location", "status", "not-uploaded", "processing", "processed", "error",
-                       "file-too-large", "analyses", is_mesh=True, format_fields=("type",), default_format="stl")
-PROFILES = {
-    "model": _MODEL,
-    "asset": _MODEL,
-    "design-file": UploadProfile("upload_location", "status", "new", "processing", "processed", "error", "error",
-                                 "notes", unpacks=True, format_fields=("format", "name")),
-    "build-file": UploadProfile("upload_location", "status", "pending", "processing", "complete", "error", "error",
-                                "error"),
-    "document": UploadProfile("upload_location"),
-    "file": UploadProfile("upload-location", received_stamp="uploaded"),
-}
 
 MESH_TYPES = ("stl", "obj", "ply", "3mf")  # the model `type`s Stratum reads
 _COLOUR = re.compile(r"^#[0-9A-Fa-f]{6}$")

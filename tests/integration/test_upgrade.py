@@ -19,7 +19,8 @@ from services.identity.application import Identity
 from services.materials.application import Materials
 from services.orders.application import Orders
 from services.production.application import Production
-from shared.config import build_config, event_store_env
+from runtime.config import build_config
+from shared.settings import event_store_env
 from shared.eventstore import create_store
 from shared.resource import Resource
 from shared.topics import registered
