@@ -52,10 +52,6 @@ def receive_upload(gateway, request, resource, uuid):
         raise Conflict("This resource already has its file; upload a new one as a new resource.")
     limit = int(float(gateway.config["STRATUM_MAX_UPLOAD_MB"]) * 1024 * 1024)
     declared = request.content_length
-    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        # eventlet's server de-chunks the body and ends it itself; werkzeug reads a body without Content-Length
-        # only when told so (otherwise it would see an empty file). The size limit still applies as it streams.
-        request.environ["wsgi.input_terminated"] = True
     ctx = {"user": None, "bureau": None, "platform_admin": True}
     try:
         if declared is not None and declared > limit:

@@ -1,13 +1,18 @@
-"""HTTP plumbing of the gateway: JSON responses, the error table, request payload parsing."""
+"""HTTP plumbing of the gateway: JSON responses and the error table (request bodies: gateway.bodies)."""
 import functools
 import json
 import logging
 
+from kombu.exceptions import OperationalError as BrokerError
+from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
+from sqlalchemy.exc import DisconnectionError, InterfaceError
+from sqlalchemy.exc import OperationalError as DatabaseError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.wrappers import Response
 
-from shared.errors import InvalidPayload, StratumError
-from shared.validation import coerce_form
+from gateway import cors
+from shared.errors import ServiceUnavailable, StratumError
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +26,40 @@ def json_response(body, status=200, headers=None):
 
 
 class JsonHttpEntrypoint(HttpRequestHandler):
-    """Every failure becomes a JSON error body with its status; anything unexpected is a logged 500."""
+    """Every failure becomes a JSON error body with its status; an outage is a 503 with Retry-After, anything else
+    unexpected a logged 500. CORS preflights are answered here, before any handler authenticates."""
+
+    def handle_request(self, request):
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            # eventlet's server de-chunks the body and ends it itself; werkzeug reads a body without Content-Length
+            # only when told so (otherwise every chunked body, JSON or file, would arrive empty). Size limits still
+            # apply as it streams.
+            request.environ["wsgi.input_terminated"] = True
+        origins = cors.allowed_origins(self.container.config)
+        if cors.is_preflight(request):
+            return cors.preflight(request, origins)
+        return cors.grant(request, super().handle_request(request), origins)
 
     def response_from_exception(self, exc):
-        if isinstance(exc, StratumError):
-            return json_response(exc.as_json(), status=exc.status, headers=exc.headers())
-        log.error("unhandled error in gateway", exc_info=exc)
-        return json_response({"errors": [{"code": "internal-error", "title": "Internal server error."}]}, 500)
+        return error_response(exc)
+
+
+# What an outage looks like from the gateway: its read database, the broker, or a service's database (the service's
+# error arrives as a RemoteError naming the driver's exception class).
+_OUTAGES = (DatabaseError, InterfaceError, DisconnectionError, PoolTimeout, BrokerError, ConnectionError, TimeoutError)
+_REMOTE_OUTAGES = {"OperationalError", "InterfaceError", "PoolTimeout", "ConnectionTimeout", "ConnectionError",
+                   "ConnectionResetError", "ConnectionRefusedError"}
+
+
+def error_response(exc):
+    if isinstance(exc, StratumError):
+        return json_response(exc.as_json(), status=exc.status, headers=exc.headers())
+    if isinstance(exc, _OUTAGES) or (isinstance(exc, RemoteError) and exc.exc_type in _REMOTE_OUTAGES):
+        log.warning("answering 503: %s: %s", type(exc).__name__, exc)
+        return error_response(ServiceUnavailable("Stratum cannot reach one of its services or databases right "
+                                                 "now; please retry shortly."))
+    log.error("unhandled error in gateway", exc_info=exc)
+    return json_response({"errors": [{"code": "internal-error", "title": "Internal server error."}]}, 500)
 
 
 def http(method, url, **kwargs):
@@ -38,26 +70,7 @@ def http(method, url, **kwargs):
         def answer_errors(*args, **kw):
             try:
                 return handler(*args, **kw)
-            except StratumError as error:
-                return json_response(error.as_json(), status=error.status, headers=error.headers())
+            except (StratumError, RemoteError, *_OUTAGES) as error:
+                return error_response(error)
         return JsonHttpEntrypoint.decorator(method, url, **kwargs)(answer_errors)
     return decorate
-
-
-def read_payload(request, spec=None):
-    """The request body as a dict: JSON, or form-encoded (clients of the reference send both)."""
-    mimetype = request.mimetype or ""
-    raw = request.get_data(cache=True, parse_form_data=False)
-    # curl -d sends JSON labelled as a form; a body that opens with "{" is JSON whatever its label says.
-    looks_like_json = raw.lstrip()[:1] == b"{"
-    if mimetype in ("application/x-www-form-urlencoded", "multipart/form-data") and not looks_like_json:
-        return coerce_form(spec, request.form) if spec is not None else request.form.to_dict()
-    if not raw.strip():
-        return {}
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise InvalidPayload("The request body is not valid JSON.") from None
-    if not isinstance(payload, dict):
-        raise InvalidPayload("The request body must be a JSON object.")
-    return payload

@@ -10,6 +10,7 @@ from shared.validation import coerce_scalar
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 1000
+MAX_OFFSET = 1_000_000_000  # far past any real list; bigger numbers overflow the databases' integers
 _RANGE_TYPES = {"integer", "number", "datetime", "string"}
 
 
@@ -35,7 +36,11 @@ def parse(resource, query_string):
     for part in (query_string or "").split("&"):
         if not part:
             continue
-        key, op, value = _split(unquote_plus(part))
+        decoded = unquote_plus(part)
+        if "\x00" in decoded or "\ufffd" in decoded:  # NUL, or bytes that are not UTF-8: nothing stored matches
+            raise InvalidPayload(f"The query parameter '{decoded.split('=')[0][:60]}' holds a NUL character or "
+                                 "bytes that are not UTF-8.", field=decoded.split("=")[0][:60].replace("\x00", ""))
+        key, op, value = _split(decoded)
         if key.startswith("filter[") and "]" in key:
             name = key[len("filter["):key.index("]")]
             query.filters.append(_filter(resource, name, op, value))
@@ -44,7 +49,7 @@ def parse(resource, query_string):
         elif key == "page[limit]":
             query.limit = _int_param(key, value, 1, MAX_LIMIT)
         elif key == "page[offset]":
-            query.offset = _int_param(key, value, 0, None)
+            query.offset = _int_param(key, value, 0, MAX_OFFSET)
         else:
             query.flags[key] = value
     filtered = {f.field for f in query.filters}

@@ -12,7 +12,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 
 from gateway.projection import apply_event
-from gateway.tables import READ_SCHEMA, audit_events, credentials, documents, metadata, session_activity, tracking
+from gateway.tables import (READ_SCHEMA, audit_events, credentials, documents, idempotency_keys, metadata,
+                            session_activity, tracking)
+from shared import uris
+from shared.errors import InvalidPayload
 from shared.settings import postgres_params
 
 
@@ -135,8 +138,8 @@ class ReadStore:
 
     def audit(self, spec, bureau, query):
         conditions = [_bureau_clause(audit_events.c.bureau, bureau)]
-        conditions += [_column_filter(audit_events.c[f.field], f) for f in query.filters]
-        order = [audit_events.c[name].desc() if desc else audit_events.c[name] for name, desc in query.sort]
+        conditions += [_column_filter(_audit_column(f.field), _audit_values(f)) for f in query.filters]
+        order = [_audit_column(name).desc() if desc else _audit_column(name) for name, desc in query.sort]
         order += [audit_events.c.id]
         return self._page([audit_events], audit_events, conditions, order, query)
 
@@ -158,6 +161,15 @@ class ReadStore:
         statement = insert_(session_activity).values(uuid=uuid, last_seen=now)
         with self._write() as conn:
             conn.execute(statement.on_conflict_do_update(index_elements=["uuid"], set_={"last_seen": now}))
+
+    def claim_idempotency_key(self, owner, key, fingerprint, now):
+        """The fingerprint of the request `owner` first sent with `key` (this one's, when this is the first)."""
+        insert_ = sqlite_insert if self.is_sqlite else pg_insert
+        with self._write() as conn:
+            conn.execute(insert_(idempotency_keys).values(owner=owner, key=key, fingerprint=fingerprint, created=now)
+                         .on_conflict_do_nothing())
+            return conn.execute(select(idempotency_keys.c.fingerprint).where(
+                idempotency_keys.c.owner == owner, idempotency_keys.c.key == key)).scalar()
 
     def roles_of(self, user, bureau):
         """The roles `user` holds in `bureau`, from the role documents."""
@@ -206,6 +218,26 @@ class ReadStore:
             return exists(select(literal(1)).select_from(items).where(items.c.value.in_(values)))
         # the column is JSON in general and JSONB on PostgreSQL: coerce it so the JSONB `?|` operator is available
         return type_coerce(documents.c.doc, JSONB)[name].has_any(postgresql.array([str(v) for v in values]))
+
+
+# The audit log's filterable and sortable fields: its columns, and `uri` (/event/<uuid>/) as the row's uuid. The
+# values before and after a change are JSON of any shape: no filter or order is defined on them.
+_AUDIT_COLUMNS = {"bureau": "bureau", "created": "created", "key": "key", "reference": "reference", "user": "user",
+                  "uri": "uuid"}
+
+
+def _audit_column(name):
+    if name not in _AUDIT_COLUMNS:
+        raise InvalidPayload(f"Events cannot be filtered or sorted by '{name}'; use one of: "
+                             f"{', '.join(sorted(_AUDIT_COLUMNS))}.", field=name)
+    return audit_events.c[_AUDIT_COLUMNS[name]]
+
+
+def _audit_values(flt):
+    if flt.field != "uri":
+        return flt
+    return type(flt)(flt.field, flt.op, [uris.uuid_of(v) if isinstance(v, str) and v.startswith("/") else v
+                                         for v in flt.values])
 
 
 def _bureau_clause(column, bureau):

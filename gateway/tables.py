@@ -60,3 +60,13 @@ session_activity = Table(
     Column("uuid", String(36), primary_key=True),
     Column("last_seen", String(40), nullable=False),
 )
+
+# Idempotency keys: which request each caller's key was first used for. Kept apart from the projections (a rebuild
+# of the read side does not forget them), so a key reused with another body, path or method is recognised.
+idempotency_keys = Table(
+    "idempotency_keys", metadata,
+    Column("owner", String(200), primary_key=True),  # the caller's user path
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # sha256 of method, path and body
+    Column("created", String(40), nullable=False),
+)

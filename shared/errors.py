@@ -57,11 +57,25 @@ class MethodNotAllowed(StratumError):
     status = 405
     code = "method-not-allowed"
 
+    def __init__(self, title, field=None, code=None, allow=()):
+        super().__init__(title, field, code)
+        self.allow = tuple(allow)
+        self.args = (*self.args, list(self.allow))
+
+    def headers(self):
+        return {"Allow": ", ".join(self.allow)} if self.allow else {}
+
 
 @deserialize_to_instance
 class Conflict(StratumError):
     status = 409
     code = "conflict"
+
+
+@deserialize_to_instance
+class IdempotencyKeyReused(StratumError):
+    status = 422
+    code = "idempotency-key-reused"
 
 
 @deserialize_to_instance
@@ -80,8 +94,17 @@ class TooManyRequests(StratumError):
 
 @deserialize_to_instance
 class ServiceUnavailable(StratumError):
+    """Stratum cannot answer now (a service, the broker or a database is down or restarting): try again."""
     status = 503
     code = "service-unavailable"
+
+    def __init__(self, title, field=None, code=None, retry_after=5):
+        super().__init__(title, field, code)
+        self.args = (*self.args, int(retry_after))
+        self.retry_after = int(retry_after)
+
+    def headers(self):
+        return {"Retry-After": str(self.retry_after)}
 
 
 @deserialize_to_instance

@@ -1,5 +1,6 @@
 """The whole Stratum system in one test process: the projector runs in its own runner so a test can stop and
 restart it while the rest keeps serving."""
+from nameko.containers import ServiceContainer
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -16,6 +17,17 @@ class System:
         for name in CORE:
             self.core.add_service(load(PROCESSES[name]))
         self.projector = None
+        self.restarted = {}  # service name → the container that replaced the stopped one
+
+    def stop_service(self, name):
+        """Stop one service (its RPC queue stays, unanswered), as a crashed or restarting process would leave it."""
+        container = self.restarted.pop(name, None) or self.core.service_map[name]
+        container.stop()
+
+    def start_service(self, name):
+        container = ServiceContainer(load(PROCESSES[name]), self.config)
+        container.start()
+        self.restarted[name] = container
 
     def start(self):
         self.core.start()
@@ -36,6 +48,8 @@ class System:
         self.core.stop()
 
     def kill(self):
+        for container in self.restarted.values():
+            container.kill()
         if self.projector is not None:
             self.projector.kill()
             self.projector = None
