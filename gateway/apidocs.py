@@ -4,6 +4,7 @@ from functools import lru_cache
 
 from werkzeug.wrappers import Response
 
+from gateway.tolerant import aliases
 from shared import catalogue
 from shared.topics import legacy_class_name as class_name  # schema names as release 0.1 named classes
 from shared.uploads import PROFILES as UPLOADS
@@ -159,8 +160,7 @@ def openapi_document(version, base_url):
     paths.update(_file_paths())
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Stratum MES API", "version": version,
-                 "description": "Event-sourced MES for additive-manufacturing service bureaus."},
+        "info": {"title": "Stratum MES API", "version": version, "description": _DESCRIPTION + _aliases_text()},
         "servers": [{"url": base_url}],
         "security": [{"session": []}, {"bearer": []}],
         "components": {"schemas": schemas, "securitySchemes": {
@@ -168,6 +168,22 @@ def openapi_document(version, base_url):
             "bearer": {"type": "http", "scheme": "bearer"}}},
         "paths": paths,
     }
+
+
+_DESCRIPTION = (
+    "Event-sourced MES for additive-manufacturing service bureaus.\n\n"
+    "**Tolerant reader.** A field a resource does not document is ignored (not stored) and named in the response "
+    "header `Stratum-Ignored-Fields`; a read-only field sent back unchanged is accepted, one sent with another value "
+    "is a 400; `\"\"` or `null` on an optional field unsets it; a number sent as a string is read as that number. "
+    "Send `Prefer: handling=strict` (RFC 7240) to have every unknown field answered with a 400 instead (a deployment "
+    "can make that the default with STRATUM_STRICT_FIELDS=1). Browser applications on the origins in "
+    "STRATUM_CORS_ORIGINS may call the API with credentials (CORS).\n\n")
+
+
+def _aliases_text():
+    lines = [f"- `{resource}`: `{old}` → `{new}`" for resource, names in sorted(aliases().items())
+             for old, new in sorted(names.items())]
+    return "**Older field names still read** (also: `-` and `_` are interchangeable in field names):\n" + "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -1,14 +1,17 @@
 """The HTTP gateway: authenticate, validate against the catalogue, send commands to the owning service by RPC,
 and answer reads from the read side. Writes answer only once the read side holds them (read-your-writes)."""
+import hashlib
+import logging
 from datetime import datetime, timezone
-from uuid import UUID, uuid4
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
-from gateway import apidocs, files, listing, special, task_views
+from gateway import apidocs, files, listing, special, task_views, tolerant
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
-from gateway.http import ANY_METHOD, http, json_response, read_payload
+from gateway.bodies import read_payload
+from gateway.http import ANY_METHOD, http, json_response
 from gateway.ratelimit import FailedLogins
 from gateway.readside import ReadSide
 from gateway.references import check_references, check_related
@@ -16,12 +19,15 @@ from gateway.rendering import render, render_audit
 from gateway.routing import match
 from shared import access, catalogue, uris
 from shared.blobstore import Blobs
-from shared.errors import Forbidden, InvalidPayload, MethodNotAllowed, NotFound, Unauthorized
+from shared.errors import (Forbidden, IdempotencyKeyReused, InvalidPayload, MethodNotAllowed, NotFound,
+                           Unauthorized)
 from shared.rpc import Services
 from shared.validation import validate
 
 VERSION = "0.1.0"
+IGNORED_FIELDS = "Stratum-Ignored-Fields"
 DEPLOYED = datetime.now(timezone.utc).date().isoformat()
+log = logging.getLogger(__name__)
 FAILED_LOGINS = FailedLogins()  # per gateway process
 _VERB_OF = {("collection", "GET"): "LIST", ("collection", "POST"): "POST",
             ("item", "GET"): "GET", ("item", "PUT"): "PUT", ("item", "DELETE"): "DELETE"}
@@ -72,12 +78,12 @@ class GatewayService:
             response = json_response(None, 204)
             response.delete_cookie(SESSION_COOKIE, path="/")
             return response
-        raise MethodNotAllowed("Allowed methods on /sessions/: GET, POST, DELETE.")
+        raise MethodNotAllowed("Allowed methods on /sessions/: GET, POST, DELETE.", allow=("GET", "POST", "DELETE"))
 
     @http(ANY_METHOD, "/csrf-token/")
     def csrf(self, request):
         if request.method != "GET":
-            raise MethodNotAllowed("Allowed methods on /csrf-token/: GET.")
+            raise MethodNotAllowed("Allowed methods on /csrf-token/: GET.", allow=("GET",))
         try:
             caller = authenticate(request, self.read.store, self.config)
         except Unauthorized:  # the reference documents 403 with this text here
@@ -85,7 +91,7 @@ class GatewayService:
         return json_response({"token": csrf_token(self.config, caller)})
 
     def _login(self, request):
-        payload = read_payload(request)
+        payload = read_payload(request, max_bytes=self._max_body())
         username, password = payload.get("username"), payload.get("password")
         for name, value in (("username", username), ("password", password)):
             if not isinstance(value, str) or not value:
@@ -135,26 +141,27 @@ class GatewayService:
         if verb == "POST":
             # Shape check here (types, choices, references) rejects bad input before any RPC; required fields,
             # defaults and the bureau rule belong to the owning service, which validates the complete resource.
-            fields = self._checked(request, spec, caller)
+            fields, ignored = self._checked(request, spec, caller)
             self._authorize(spec, verb, caller, fields, request)
             result = self._write(spec.service, "create", spec.name, fields, caller, request)
             location = self._base(request) + result["uri"]
             if "secret" in result:  # a generated secret (API token) is shown once, here
                 body = {"uri": location, "uuid": result["uuid"], "secret": result["secret"], **fields}
-                return json_response(body, 201, headers={"Location": location})
-            return json_response(None, 201, headers=self._created_headers(request, result))
+                return _reporting(json_response(body, 201, headers={"Location": location}), ignored)
+            return _reporting(json_response(None, 201, headers=self._created_headers(request, result)), ignored)
         uuid = _valid_uuid(uuid, spec)
         if verb == "GET":
             return json_response(self._get(request, spec, uuid, caller))
-        self._require_visible(spec, uuid, caller)
+        current = self._require_visible(spec, uuid, caller)
+        ignored = []
         if verb == "PUT":
-            fields = self._checked(request, spec, caller)
+            fields, ignored = self._checked(request, spec, caller, current)
             self._authorize(spec, verb, caller, fields, request)
             self._write(spec.service, "update", spec.name, uuid, fields, caller, request)
         else:
             self._authorize(spec, verb, caller, {}, request)
             self._write(spec.service, "delete", spec.name, uuid, caller, request)
-        return json_response(None, 204)
+        return _reporting(json_response(None, 204), ignored)
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
@@ -162,20 +169,30 @@ class GatewayService:
         verb = _VERB_OF.get((shape, "GET" if method == "HEAD" else method))
         if verb is None or verb not in spec.verbs:
             allowed = sorted({m for (s, m), v in _VERB_OF.items() if s == shape and v in spec.verbs})
-            raise MethodNotAllowed(f"{method} is not allowed on {spec.path}; allowed: {', '.join(allowed) or 'none'}.")
+            raise MethodNotAllowed(f"{method} is not allowed on {spec.path}; allowed: {', '.join(allowed) or 'none'}.",
+                                   allow=allowed)
         return verb
 
-    def _checked(self, request, spec, caller):
-        fields = validate(spec, read_payload(request, spec), partial=True)
+    def _checked(self, request, spec, caller, current=None):
+        """(the payload's fields, checked; the names of the fields the tolerant reader ignored)."""
+        payload, ignored = tolerant.read(spec, read_payload(request, spec, self._max_body()),
+                                         strict=tolerant.wants_strict(request, self.config),
+                                         creating=current is None, current=current)
+        if ignored:
+            log.info("%s %s: ignored fields not in the catalogue: %s", request.method, request.path, ignored)
+        fields = validate(spec, payload, partial=True)
         check_references(spec, fields, _scope(caller), self.read.store)
         check_related(spec, fields, _scope(caller), self.read.store)
-        return fields
+        return fields, ignored
+
+    def _max_body(self):
+        return int(float(self.config.get("STRATUM_MAX_BODY_KB") or 1024) * 1024)
 
     def _action(self, request, spec, name, uuid, caller):
         action = spec.action(name)
         if request.method not in action.verbs:
             raise MethodNotAllowed(f"{request.method} is not allowed on {action.path}; allowed: "
-                                   f"{', '.join(action.verbs)}.")
+                                   f"{', '.join(action.verbs)}.", allow=action.verbs)
         if request.method == "GET" and (spec.name, name) in files.VIEWS:  # a read: a model's or document's snapshot
             path = uris.resource_path(spec.name, uuid)
             doc = self.read.store.document(path, _scope(caller))
@@ -184,13 +201,17 @@ class GatewayService:
             view = files.VIEWS[spec.name, name](self, name, path, doc, self._base(request), request)
             return view if isinstance(view, Response) else json_response(view)
         self._require_visible(spec, uuid, caller)
-        payload = validate(action, read_payload(request, action), partial=True) if action.fields else {}
+        payload, ignored = {}, []
+        if action.fields:
+            payload, ignored = tolerant.read(action, read_payload(request, action, self._max_body()),
+                                             strict=tolerant.wants_strict(request, self.config), creating=True)
+            payload = validate(action, payload, partial=True)
         self._authorize(spec, "PUT", caller, payload, request)  # an action changes its resource: same role rules
         result = self._write(spec.service, "act", spec.name, uuid, name, payload, caller, request)
         if result.get("upload"):  # the action made a resource whose bytes follow (a document's replacement)
-            return json_response(None, 201, headers=self._created_headers(request, result))
-        return json_response(None, 202 if result.get("accepted") else 204,
-                             headers={"Location": self._base(request) + result["uri"]})
+            return _reporting(json_response(None, 201, headers=self._created_headers(request, result)), ignored)
+        return _reporting(json_response(None, 202 if result.get("accepted") else 204,
+                                        headers={"Location": self._base(request) + result["uri"]}), ignored)
 
     def _created_headers(self, request, result):
         base = self._base(request)
@@ -203,8 +224,11 @@ class GatewayService:
         return headers
 
     def _require_visible(self, spec, uuid, caller):
-        if self.read.store.document(uris.resource_path(spec.name, uuid), _scope(caller)) is None:
+        """The resource's current document; 404 when the caller cannot see it."""
+        doc = self.read.store.document(uris.resource_path(spec.name, uuid), _scope(caller))
+        if doc is None:
             raise NotFound(spec.not_found)
+        return doc
 
     def _role(self, caller):
         """The caller's highest role in its bureau, looked up once per request (nameko makes a service instance
@@ -276,11 +300,28 @@ class GatewayService:
             "bureau": caller.bureau,
             "platform_admin": caller.platform_admin,
             "role": self._role(caller),
-            "command_id": request.headers.get("Idempotency-Key") or str(uuid4()),
+            "command_id": self._command_id(request, caller),
         }
         result = self.services.call(service, method, *command_args, ctx)
         self._catch_up(result)
         return result
+
+    def _command_id(self, request, caller):
+        """The command's idempotency key. A client's Idempotency-Key belongs to that caller and that request (method,
+        path, body): another caller's same key is another command, and the same key on another request is a 422."""
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return str(uuid4())
+        if len(key) > 255:
+            raise InvalidPayload("Idempotency-Key is longer than 255 characters.", field="Idempotency-Key")
+        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(),
+                                                 request.get_data(cache=True)])).hexdigest()
+        first = self.read.store.claim_idempotency_key(caller.user, key, fingerprint,
+                                                      datetime.now(timezone.utc).isoformat())
+        if first != fingerprint:
+            raise IdempotencyKeyReused("Idempotency-Key reused with a different request (another method, path or "
+                                       "body); use a new key for a new request.", field="Idempotency-Key")
+        return str(uuid5(NAMESPACE_URL, f"stratum:idempotency:{caller.user}:{key}"))
 
     def _catch_up(self, result):
         application = result["application"]
@@ -288,6 +329,13 @@ class GatewayService:
 
     def _base(self, request):
         return (self.config.get("STRATUM_BASE_URL") or request.host_url).rstrip("/")
+
+
+def _reporting(response, ignored):
+    """Name the fields the tolerant reader ignored, so integrators see them (gateway.tolerant)."""
+    if ignored:
+        response.headers[IGNORED_FIELDS] = ", ".join(ignored)
+    return response
 
 
 def _scope(caller):

@@ -22,6 +22,9 @@ DEFAULTS = {
     "STRATUM_MAX_WORKERS": "10",
     "STRATUM_BLOB_DIR": "",  # default: <STRATUM_DATA_DIR>/blobs; gateway and files service must share it
     "STRATUM_MAX_UPLOAD_MB": "512",
+    "STRATUM_MAX_BODY_KB": "1024",  # a JSON or form request body (file bytes go to the upload links instead)
+    "STRATUM_STRICT_FIELDS": "",  # 1: unknown fields are a 400 for every client (else: Prefer: handling=strict)
+    "STRATUM_CORS_ORIGINS": "",  # browser applications on other origins allowed to call the API, comma-separated
     "STRATUM_DOWNLOAD_LINK_SECONDS": "300",  # files.md §0.2: content links are short-lived
     "STRATUM_UPLOAD_LINK_SECONDS": "86400",
     "STRATUM_ANALYSIS_TIMEOUT": "600",
