@@ -129,8 +129,14 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
         assert requests.put(model.headers["X-Upload-Location"], data=handle, timeout=30).status_code == 204
     other = admin.post("/order/", json={"name": "modelled"}).headers["Location"]
     product = admin.post("/product/", json={"order": other}).headers["Location"]
-    modelled = admin.post("/line-item/", json={"product": product, "model": model.headers["Location"],
-                                               "quantity": 2}).headers["Location"]
+    # …its material (materials' feed) and workflow (production's): the projector applies those feeds after orders'
+    maker = admin.post("/manufacturer/", json={"name": "EOS"}).headers["Location"]
+    powder = admin.post("/material/", json={"name": "PA2200", "type": "base", "cost": 60.0, "manufacturer": maker,
+                                            "bureau": admin.get("/sessions/").json()["bureau"]}).headers["Location"]
+    workflow = admin.post("/workflow/", json={"name": "SLS standard"}).headers["Location"]
+    modelled = admin.post("/line-item/", json={"product": product, "model": model.headers["Location"], "quantity": 2,
+                                               "materials": {"base": powder}, "workflow": workflow}
+                          ).headers["Location"]
     eventually(lambda: admin.get(modelled).json()["estimates"], timeout=60)
     eventually(lambda: admin.get(model.headers["Location"]).json()["snapshot_content"], timeout=60)
     # …and a prep workflow record with a task record (production's), summarised per line item
@@ -162,3 +168,4 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
     assert admin.get(deleted).status_code == 404
     flat = admin.get("/flat-line-item/" + modelled.rstrip("/").rsplit("/", 1)[1] + "/").json()
     assert flat["model_volume"] == pytest.approx(2000.0) and flat["model_name"] == "cube.stl"
+    assert (flat["base_material_name"], flat["workflow_name"]) == ("PA2200", "SLS standard")
