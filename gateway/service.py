@@ -176,8 +176,7 @@ class GatewayService:
     def _checked(self, request, spec, caller, current=None):
         """(the payload's fields, checked; the names of the fields the tolerant reader ignored)."""
         payload, ignored = tolerant.read(spec, read_payload(request, spec, self._max_body()),
-                                         strict=tolerant.wants_strict(request, self.config),
-                                         creating=current is None, current=current)
+                                         strict=tolerant.wants_strict(request, self.config), current=current)
         if ignored:
             log.info("%s %s: ignored fields not in the catalogue: %s", request.method, request.path, ignored)
         fields = validate(spec, payload, partial=True)
@@ -204,7 +203,7 @@ class GatewayService:
         payload, ignored = {}, []
         if action.fields:
             payload, ignored = tolerant.read(action, read_payload(request, action, self._max_body()),
-                                             strict=tolerant.wants_strict(request, self.config), creating=True)
+                                             strict=tolerant.wants_strict(request, self.config))
             payload = validate(action, payload, partial=True)
         self._authorize(spec, "PUT", caller, payload, request)  # an action changes its resource: same role rules
         result = self._write(spec.service, "act", spec.name, uuid, name, payload, caller, request)
