@@ -14,6 +14,7 @@ from gateway.bodies import read_payload
 from gateway.http import ANY_METHOD, http, json_response
 from gateway.ratelimit import FailedLogins
 from gateway.readside import ReadSide
+from gateway.readstore import Scope
 from gateway.references import check_references, check_related
 from gateway.rendering import render, render_audit
 from gateway.routing import match
@@ -339,8 +340,9 @@ def _reporting(response, ignored):
 
 
 def _scope(caller):
-    """Whose data the caller sees: its bureau's; a platform administrator sees every bureau."""
-    return None if caller.platform_admin else caller.bureau
+    """Whose data the caller sees: its bureau's (less other users' own, shared.access.OWNED_BY_USER); a platform
+    administrator sees every bureau."""
+    return None if caller.platform_admin else Scope(caller.bureau, caller.user)
 
 
 def _valid_uuid(value, spec):

@@ -15,6 +15,11 @@ MANAGER_ONLY = frozenset({
     "bureau-branding", "bureau-intake-settings", "permissions", "permission-bureau", "integration",
 })
 PLATFORM_ONLY_CREATE = frozenset({"bureau"})
+# Resources that belong to one user rather than to the bureau (capture-and-platform.md C2: a token's `user_uuid` is
+# its owner): only that user sees them (LIST, GET, their audit rows) and revokes them; to every other user, the
+# bureau's managers included, they do not exist (404). Platform administrators see all. Resource → the document field
+# holding the owner's uuid; the read side applies it wherever it scopes documents (gateway/readstore.py).
+OWNED_BY_USER = {"api_tokens": "user_uuid"}
 READ_ONLY_ROLES = frozenset({"unknown"})
 
 

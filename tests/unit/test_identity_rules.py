@@ -1,3 +1,5 @@
+from uuid import UUID
+
 import pytest
 
 from gateway.ratelimit import FailedLogins
@@ -31,3 +33,31 @@ def test_failed_logins_per_address_are_limited_then_forgiven():
     limiter.check("5.6.7.8")  # other addresses are not affected
     now[0] = 61.0
     limiter.check("1.2.3.4")
+
+
+OWNER = "/users/11111111-0000-0000-0000-000000000001/"
+COLLEAGUE = "/users/11111111-0000-0000-0000-000000000002/"
+
+
+@pytest.fixture
+def identity():
+    from services.identity.application import Identity
+    from tests.kit.apps import IN_MEMORY
+
+    app = Identity(env=IN_MEMORY)
+    yield app
+    app.close()
+
+
+def test_an_api_token_is_revoked_only_by_its_owner_or_a_platform_administrator(identity):
+    from shared.errors import NotFound
+    from tests.kit.apps import command_ctx
+
+    mine = identity.create("api_tokens", {"name": "script"}, command_ctx(user=OWNER))["uuid"]
+    theirs = identity.create("api_tokens", {"name": "other"}, command_ctx(user=OWNER))["uuid"]
+    with pytest.raises(NotFound) as refused:
+        identity.delete("api_tokens", mine, command_ctx(user=COLLEAGUE, role="manager"))
+    assert refused.value.title == "The requested api_tokens cannot be found."
+    identity.delete("api_tokens", mine, command_ctx(user=OWNER))
+    identity.delete("api_tokens", theirs, command_ctx(user=COLLEAGUE, platform_admin=True))
+    assert all(identity.repository.get(UUID(t)).deleted for t in (mine, theirs))
