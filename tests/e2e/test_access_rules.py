@@ -2,8 +2,10 @@
 ends their credentials, a cookie session refuses unsafe requests from other origins, and every reference in a
 payload (URIs, URIs inside objects, uuids named by a table) must be the caller's bureau's."""
 import base64
+import uuid
 
 import pytest
+import requests
 
 from tests.kit.plugin import ApiSession, login
 from tests.kit.tenants import make_tenant
@@ -19,6 +21,14 @@ def alpha(admin):
 def basic(token):
     credentials = f"{token['uuid']}:{token['secret']}".encode()
     return {"Authorization": "Basic " + base64.b64encode(credentials).decode()}
+
+
+def new_user(system, admin, bureau, password="pw-1"):
+    """A user of `bureau` (its URI) and its username."""
+    username = f"u{uuid.uuid4().hex[:8]}@example.com"
+    created = admin.post("/users/", json={"username": username, "bureau": bureau, "password": password})
+    assert created.status_code == 201, created.text
+    return created.headers["Location"], username
 
 
 def title(response):
@@ -60,3 +70,56 @@ def test_api_tokens_are_seen_and_revoked_only_by_their_owner(system, admin, alph
     assert standards["uuid"] in listed(admin)
     assert admin.delete(own_location).status_code == 204
     assert client.get("/order/", headers=basic(standards)).status_code == 401
+
+
+# -- D6: archiving a user or changing a password ends their sessions and tokens -----------------------------------
+
+def test_archiving_a_user_ends_their_sessions_and_tokens(system, admin, alpha):
+    user, username = new_user(system, admin, alpha.bureau)
+    first, second = login(system.base_url, username, "pw-1"), login(system.base_url, username, "pw-1")
+    bearer = {"Authorization": "Bearer " + second.cookies["session"]}
+    token = first.post("/api_tokens/", json={"name": "cron"}).json()
+    client = ApiSession(system.base_url)
+    assert client.get("/order/", headers=basic(token)).status_code == 200
+    assert client.get("/order/", headers=bearer).status_code == 200
+
+    assert admin.put(user, json={"archived": True}).status_code == 204
+    for response in (first.get("/order/"), second.get("/sessions/"), client.get("/order/", headers=bearer),
+                     client.get("/order/", headers=basic(token))):
+        assert response.status_code == 401 and title(response) == "The credentials are not valid; please log in again."
+    assert alpha.manager.get("/order/").status_code == 200  # other users' sessions go on
+    assert requests.post(system.base_url + "/sessions/", json={"username": username, "password": "pw-1"},
+                         timeout=10).status_code == 401
+
+
+def test_a_password_change_ends_every_session_and_token_of_the_user(system, admin, alpha):
+    user, username = new_user(system, admin, alpha.bureau, password="old")
+    session = login(system.base_url, username, "old")
+    token = session.post("/api_tokens/", json={"name": "cron"}).json()
+    client = ApiSession(system.base_url)
+
+    assert admin.put(user, json={"password": "new"}).status_code == 204
+    assert session.get("/order/").status_code == 401
+    assert client.get("/order/", headers=basic(token)).status_code == 401
+    fresh = login(system.base_url, username, "new")  # sessions begun after the change work
+    assert fresh.get("/order/").status_code == 200
+    assert admin.get("/sessions/").status_code == 200  # the administrator's own session is not the user's
+
+    # no document or audit row holds the password or its hash
+    body = admin.get(user).json()
+    assert "password_hash" not in body and body.get("password") is None
+    rows = admin.get(f"/event/?filter[reference]={user}&page[limit]=100").json()["resources"]
+    assert rows and not any(r["key"] in ("password", "password_hash") for r in rows)
+    assert not any("argon2" in str(r["current_value"]) + str(r["previous_value"]) for r in rows)
+
+
+def test_changing_ones_own_password_ends_the_session_that_changed_it(system, admin, alpha):
+    """Documented choice: every credential of the user ends, the one making the change included."""
+    user, username = new_user(system, admin, alpha.bureau, password="mine")
+    csrf = admin.get("/csrf-token/").json()["token"]
+    assert admin.post("/role/", json={"bureau": alpha.bureau, "user": user, "role": "manager",
+                                      "csrf_token": csrf}).status_code == 201
+    session = login(system.base_url, username, "mine")
+    assert session.put(user, json={"password": "mine too"}).status_code == 204
+    assert session.get("/order/").status_code == 401
+    assert login(system.base_url, username, "mine too").get("/order/").status_code == 200

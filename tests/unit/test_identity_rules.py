@@ -61,3 +61,22 @@ def test_an_api_token_is_revoked_only_by_its_owner_or_a_platform_administrator(i
     identity.delete("api_tokens", mine, command_ctx(user=OWNER))
     identity.delete("api_tokens", theirs, command_ctx(user=COLLEAGUE, platform_admin=True))
     assert all(identity.repository.get(UUID(t)).deleted for t in (mine, theirs))
+
+
+def test_archiving_and_password_changes_are_named_in_the_feed_without_the_hash(identity):
+    from services.identity.domain import User
+    from tests.kit.apps import BUREAU, command_ctx
+
+    user = identity.create("users", {"username": "ada", "password": "old", "bureau": BUREAU}, command_ctx())
+    user_id = user["uri"].split("/")[2]
+    identity.update("users", user_id, {"password": "new"}, command_ctx())
+    identity.update("users", user_id, {"archived": True}, command_ctx())
+    # a password change stored as a plain Updated (as releases before named events did) is named the same way
+    stored = identity.repository.get(UUID(user_id))
+    stored.trigger_event(User.Updated, changes={"password_hash": "argon2-of-something"}, actor=None)
+    identity.save(stored)
+    events = [e for e in identity.feed(1, 100)["events"] if e["resource"] == "users"]
+    assert [e["names"] for e in events[1:]] == [["UserUpdated", "UserPasswordChanged"],
+                                                ["UserUpdated", "UserArchived"],
+                                                ["UserUpdated", "UserPasswordChanged"]]
+    assert "password_hash" not in repr(events) and "argon2" not in repr(events)
