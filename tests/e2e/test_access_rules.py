@@ -12,6 +12,13 @@ from tests.kit.tenants import make_tenant
 
 pytestmark = pytest.mark.e2e
 
+PARTNER = "https://app.partner.test"  # an origin the deployment allows (STRATUM_CORS_ORIGINS)
+
+
+@pytest.fixture(scope="module")
+def config_overrides():
+    return {"STRATUM_CORS_ORIGINS": f"https://other.partner.test, {PARTNER}/"}
+
 
 @pytest.fixture(scope="module")
 def alpha(admin):
@@ -123,3 +130,40 @@ def test_changing_ones_own_password_ends_the_session_that_changed_it(system, adm
     assert session.put(user, json={"password": "mine too"}).status_code == 204
     assert session.get("/order/").status_code == 401
     assert login(system.base_url, username, "mine too").get("/order/").status_code == 200
+
+
+# -- D7: cookie sessions refuse unsafe requests from other origins ----------------------------------------------
+
+def test_cookie_sessions_refuse_writes_from_another_origin(system, alpha):
+    def create_user(session, headers):
+        return session.post("/users/", json={"username": f"x{uuid.uuid4().hex[:8]}"}, headers=headers)
+
+    for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"},
+                    {"Referer": "https://evil.example/page.html"},
+                    {"Origin": system.base_url.replace("127.0.0.1", "localhost")}):
+        refused = create_user(alpha.manager, headers)
+        assert refused.status_code == 403, (headers, refused.text)
+        assert "cross-origin" in title(refused) and "session cookie" in title(refused)
+    evil = {"Origin": "https://evil.example"}
+    assert alpha.manager.put(alpha.bureau, json={"description": "defaced"}, headers=evil).status_code == 403
+    assert alpha.manager.get(alpha.bureau).json()["description"] != "defaced"
+    before = alpha.manager.get("/users/").json()["total_count"]
+    assert alpha.manager.delete("/sessions/", headers=evil).status_code == 403  # no logout from elsewhere either
+    assert alpha.manager.get("/users/").json()["total_count"] == before  # nothing was made, still logged in
+
+    # the gateway's own pages, the allowed origins, and clients that send no Origin are fine
+    for headers in ({"Origin": system.base_url}, {"Referer": system.base_url + "/docs"}, {"Origin": PARTNER},
+                    {}):
+        accepted = create_user(alpha.manager, headers)
+        assert accepted.status_code == 201, (headers, accepted.text)
+    assert alpha.manager.get("/order/", headers=evil).status_code == 200  # reads are not affected
+
+    # a Bearer key or an API token is never sent by a browser on its own: not affected
+    bearer = {"Authorization": "Bearer " + alpha.manager.cookies["session"], **evil}
+    assert create_user(ApiSession(system.base_url), bearer).status_code == 201
+
+
+def test_role_changes_still_need_the_csrf_token(alpha):
+    payload = {"bureau": alpha.bureau, "user": alpha.standard_user, "role": "manager"}
+    refused = alpha.manager.post("/role/", json=payload, headers={"Origin": alpha.manager.base_url})
+    assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "csrf_token"

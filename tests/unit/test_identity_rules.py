@@ -80,3 +80,45 @@ def test_archiving_and_password_changes_are_named_in_the_feed_without_the_hash(i
                                                 ["UserUpdated", "UserArchived"],
                                                 ["UserUpdated", "UserPasswordChanged"]]
     assert "password_hash" not in repr(events) and "argon2" not in repr(events)
+
+
+@pytest.mark.parametrize("url, origin", [
+    ("https://Stratum.example", "https://stratum.example"),
+    ("https://stratum.example:443/x?y", "https://stratum.example"),
+    ("http://127.0.0.1:8000/docs", "http://127.0.0.1:8000"), ("http://[::1]:8000", "http://[::1]:8000"),
+    ("null", None), ("/relative/page", None), ("http://host:99999", None)])
+def test_origins_are_compared_in_one_form(url, origin):
+    from gateway.auth import origin_of
+
+    assert origin_of(url) == origin
+
+
+def test_cookie_writes_from_another_origin_are_refused():
+    from werkzeug.test import EnvironBuilder
+
+    from gateway.auth import authenticate
+    from shared.errors import Forbidden, Unauthorized
+
+    config = {"STRATUM_BASE_URL": "https://mes.example/", "STRATUM_CORS_ORIGINS": " https://ui.partner.test/ ,"}
+
+    def attempt(method="POST", **headers):
+        environ = EnvironBuilder(path="/order/", method=method, base_url="http://internal:8000",
+                                 headers={"Cookie": "session=abc.def", **headers}).get_request()
+        try:
+            authenticate(environ, store=None, config=config)  # no store: refused earlier, or the key is not valid
+        except Unauthorized:
+            return "checked the key"
+        except Forbidden as refused:
+            return refused.title
+
+    for headers in ({"Origin": "https://mes.example"}, {"Origin": "http://internal:8000"},
+                    {"Origin": "https://internal:8000"}, {"Origin": "https://ui.partner.test"},
+                    {"Referer": "https://mes.example/page"}, {}):
+        assert attempt(**headers) == "checked the key", headers
+    assert attempt("GET", Origin="https://evil.example") == "checked the key"
+    assert attempt("DELETE", Authorization="Bearer abc.def", Origin="https://evil.example") == "checked the key"
+    refused = attempt("PATCH", Referer="https://evil.example/page")
+    assert refused.startswith("This cross-origin request was refused: it is authenticated by the session cookie and "
+                              "comes from 'https://evil.example',")
+    for origin in ("null", "https://mes.example.evil.example", "http://mes.example"):
+        assert attempt(Origin=origin).startswith("This cross-origin request was refused"), origin
