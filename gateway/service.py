@@ -183,7 +183,7 @@ class GatewayService:
             log.info("%s %s: ignored fields not in the catalogue: %s", request.method, request.path, ignored)
         fields = validate(spec, payload, partial=True)
         check_references(spec, fields, _scope(caller), self.read.store)
-        check_related(spec, fields, _scope(caller), self.read.store)
+        check_related(spec, fields, _scope(caller), self.read.store, current)
         return fields, ignored
 
     def _max_body(self):
@@ -207,6 +207,7 @@ class GatewayService:
             payload, ignored = tolerant.read(action, read_payload(request, action, self._max_body()),
                                              strict=tolerant.wants_strict(request, self.config), creating=True)
             payload = validate(action, payload, partial=True)
+            check_references(action, payload, _scope(caller), self.read.store)
         self._authorize(spec, "PUT", caller, payload, request)  # an action changes its resource: same role rules
         result = self._write(spec.service, "act", spec.name, uuid, name, payload, caller, request)
         if result.get("upload"):  # the action made a resource whose bytes follow (a document's replacement)

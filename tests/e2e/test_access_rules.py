@@ -7,6 +7,8 @@ import uuid
 import pytest
 import requests
 
+from shared import catalogue
+from tests.kit.payloads import PayloadFactory
 from tests.kit.plugin import ApiSession, login
 from tests.kit.tenants import make_tenant
 
@@ -23,6 +25,11 @@ def config_overrides():
 @pytest.fixture(scope="module")
 def alpha(admin):
     return make_tenant(admin, login, "alpha")
+
+
+@pytest.fixture(scope="module")
+def beta(admin):
+    return make_tenant(admin, login, "beta")
 
 
 def basic(token):
@@ -167,3 +174,67 @@ def test_role_changes_still_need_the_csrf_token(alpha):
     payload = {"bureau": alpha.bureau, "user": alpha.standard_user, "role": "manager"}
     refused = alpha.manager.post("/role/", json=payload, headers={"Origin": alpha.manager.base_url})
     assert refused.status_code == 403 and refused.json()["errors"][0]["field"] == "csrf_token"
+
+
+# -- D8 and the rest: every reference in a payload is to the caller's bureau ----------------------------------
+
+@pytest.fixture(scope="module")
+def theirs(system, beta):
+    """Resources of bureau beta that alpha must not be able to name."""
+    factory = PayloadFactory(beta.manager, beta.bureau, beta.manager_user)
+    order = beta.manager.post("/order/", json={"name": "beta's"}).headers["Location"]
+    return {"order": order, "material": factory.create(catalogue.resource("material"))}
+
+
+def uuid_of(location):
+    return location.rstrip("/").rsplit("/", 1)[1]
+
+
+def count(admin, path):
+    return admin.get(path).json()["total_count"]
+
+
+def test_a_comment_on_another_bureaus_order_is_refused(admin, alpha, theirs):
+    order = uuid_of(theirs["order"])
+    response = alpha.manager.post("/comment/", json={"related_table_name": "order", "related_uuid": order,
+                                                     "text": "hello from alpha"})
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["field"] == "related_uuid" and error["title"] == f"'related_uuid' names no order of yours: {order}"
+    assert count(admin, f"/comment/?filter[related_uuid]={order}") == 0  # nothing stored
+    unknown = str(uuid.uuid4())
+    response = alpha.manager.post("/comment/", json={"related_table_name": "line_item", "related_uuid": unknown,
+                                                     "text": "hello"})
+    assert response.status_code == 400 and title(response) == f"'related_uuid' names no line_item of yours: {unknown}"
+
+    mine = alpha.manager.post("/order/", json={"name": "alpha's"}).headers["Location"]
+    ok = alpha.manager.post("/comment/", json={"related_table_name": "order", "related_uuid": uuid_of(mine),
+                                               "text": "fine"})
+    assert ok.status_code == 201, ok.text
+
+
+def test_uris_inside_objects_and_without_a_kind_are_checked(admin, alpha, beta, theirs):
+    mine = alpha.manager.post("/order/", json={"name": "alpha's"}).headers["Location"]
+    action = alpha.manager.post("/comment/", json={"related_table_name": "order", "related_uuid": uuid_of(mine),
+                                                   "text": "for beta?", "comment_action": {
+                                                       "assignee_user": beta.standard_user}})
+    assert action.status_code == 400, action.text
+    assert action.json()["errors"][0] == {
+        "code": "invalid-payload", "field": "comment_action",
+        "title": f"'comment_action.assignee_user' does not point at an existing users: "
+                 f"{beta.standard_user.replace(admin.base_url, '')}"}
+
+    product = alpha.manager.post("/product/", json={"order": mine, "no_model_upload": True}).headers["Location"]
+    item = alpha.manager.post("/line-item/", json={"product": product, "quantity": 1,
+                                                   "materials": {"base": theirs["material"]}})
+    assert item.status_code == 400 and item.json()["errors"][0]["field"] == "materials", item.text
+    assert count(admin, f"/line-item/?filter[product]={product}") == 0
+
+    label = alpha.manager.post("/label/", json={"name": "urgent"}).headers["Location"]
+    tagged = alpha.manager.post("/label-relationship/", json={"label": label, "target_uri": theirs["order"]})
+    assert tagged.status_code == 400 and tagged.json()["errors"][0]["field"] == "target_uri", tagged.text
+    assert title(tagged).startswith("'target_uri' does not point at an existing order: ")
+    library = alpha.manager.post("/model-library/", json={"name": "bracket", "type": "product",
+                                                          "owner": beta.manager_user})
+    assert library.status_code == 400 and library.json()["errors"][0]["field"] == "owner", library.text
+    assert alpha.manager.post("/label-relationship/", json={"label": label, "target_uri": mine}).status_code == 201
