@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
+from gateway import cors
 from shared.settings import secret_key
 from shared.credentials import secret_matches
 from shared.errors import Forbidden, Unauthorized
@@ -86,8 +87,7 @@ def allowed_origins(request, config):
     own = [config.get("STRATUM_BASE_URL") or ""]
     if request.host:
         own += [f"http://{request.host}", f"https://{request.host}"]
-    listed = (config.get("STRATUM_CORS_ORIGINS") or "").split(",")
-    return {origin for origin in map(origin_of, own + listed) if origin}
+    return {origin for origin in map(origin_of, own + sorted(cors.allowed_origins(config))) if origin}
 
 
 def origin_of(url):
