@@ -129,11 +129,10 @@ def _end_credentials_of(conn, event):
     if not live:
         return
     conn.execute(update(credentials).where(credentials.c.uuid.in_([row.uuid for row in live])).values(ended=True))
-    for row in live:
-        path = resource_path("api_tokens", row.uuid)
+    for path in (resource_path("api_tokens", row.uuid) for row in live if row.kind == "token"):
         token = conn.execute(select(documents.c.bureau).where(documents.c.path == path,
                                                               documents.c.deleted.is_(False))).first()
-        if row.kind == "token" and token is not None:
+        if token is not None:
             conn.execute(update(documents).where(documents.c.path == path).values(deleted=True))
             _audit(conn, event, path, token.bureau, [("deleted", False, True)], about=path)
 
