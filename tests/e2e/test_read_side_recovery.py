@@ -14,7 +14,7 @@ from gateway.tables import audit_events, credentials, documents
 from shared import uris
 from shared.service import NEWS_EVENT
 from tests.kit.meshes import box_stl
-from tests.kit.plugin import eventually
+from tests.kit.plugin import eventually, login
 
 pytestmark = pytest.mark.e2e
 
@@ -151,6 +151,13 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
                                "internal": True, "command_id": str(uuid.uuid4())})
     summary = "/flat-summary-line-item-tasks/" + modelled.rstrip("/").rsplit("/", 1)[1] + "/"
     eventually(lambda: admin.get(summary).json().get("current_task_name") == "Review")
+    # a password change ends the sessions and token begun before it, not those after: in feed order, on a rebuild too
+    name = f"rebuilt-{uuid.uuid4().hex[:6]}"
+    user = admin.post("/users/", json={"username": name, "password": "old"}).headers["Location"]
+    before_change = login(system.base_url, name, "old")
+    assert before_change.post("/api_tokens/", json={"name": "cron"}).status_code == 201
+    assert admin.put(user, json={"password": "new"}).status_code == 204
+    after_change = login(system.base_url, name, "new")
     live, positions = quiet_snapshot(store)
 
     system.stop_projector()
@@ -169,3 +176,4 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
     flat = admin.get("/flat-line-item/" + modelled.rstrip("/").rsplit("/", 1)[1] + "/").json()
     assert flat["model_volume"] == pytest.approx(2000.0) and flat["model_name"] == "cube.stl"
     assert (flat["base_material_name"], flat["workflow_name"]) == ("PA2200", "SLS standard")
+    assert before_change.get("/order/").status_code == 401 and after_change.get("/order/").status_code == 200
