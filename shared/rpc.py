@@ -3,8 +3,9 @@ must answer an HTTP client (or keep a follower moving) needs a timeout and a cle
 import eventlet
 from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
-from nameko.rpc import ReplyListener, ServiceProxy
+from nameko.rpc import ServiceProxy
 
+from shared.amqp import ReplyListener
 from shared.errors import ServiceUnavailable
 
 
