@@ -22,7 +22,7 @@ from gateway.tables import (READ_SCHEMA, audit_events, credentials, documents, i
 from shared import uris
 from shared.access import OWNED_BY_USER
 from shared.errors import InvalidPayload, ServiceUnavailable
-from shared.settings import postgres_params
+from shared.settings import postgres_params, read_side_pool
 
 log = logging.getLogger(__name__)
 RECONNECT_ATTEMPTS = 3
@@ -73,8 +73,8 @@ class Scope:
 
 
 class ReadStore:
-    def __init__(self, url):
-        self.engine = create_engine(url, **_engine_options(url))
+    def __init__(self, url, pool_size=3, max_overflow=5):
+        self.engine = create_engine(url, **_engine_options(url, pool_size, max_overflow))
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -340,14 +340,20 @@ def _column_filter(column, flt):
 _APPLY_LOCK = 0x57A7_0001  # the read side's advisory lock key ("STratum" 1)
 
 
-def _engine_options(url):
+def read_store(config):
+    """The read store a process's config names, with the read-side pool its settings allow."""
+    pool_size, max_overflow = read_side_pool(config)
+    return ReadStore(read_store_url(config), pool_size=pool_size, max_overflow=max_overflow)
+
+
+def _engine_options(url, pool_size, max_overflow):
     if str(url).startswith("postgresql+psycopg2"):
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()  # psycopg2 waits through the eventlet hub instead of blocking it (idempotent)
     if str(url).startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": 5, "max_overflow": 10, "pool_pre_ping": True,
+    return {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True,
             "execution_options": {"schema_translate_map": {None: READ_SCHEMA}}}
 
 

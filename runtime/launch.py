@@ -9,6 +9,7 @@ import time
 import urllib.request
 from urllib.parse import urlparse
 
+from runtime.budget import connection_budget, describe_budget, server_headroom
 from runtime.config import build_config
 from runtime.migrate import migrate
 from runtime.topology import PROCESSES
@@ -46,6 +47,12 @@ def main():
             "  or point AMQP_URI at a running broker (amqp://user:password@host:5672/)."
         )
     migrate(config)
+    if config["STRATUM_POSTGRES_DSN"]:
+        budget = connection_budget(config)
+        print(f"stratum: {describe_budget(budget)}", flush=True)
+        warning = server_headroom(config["STRATUM_POSTGRES_DSN"], budget)
+        if warning:
+            print(f"stratum: warning: {warning}", file=sys.stderr, flush=True)
     env = dict(os.environ, PSYCOPG_IMPL="python")
     processes = {name: subprocess.Popen([sys.executable, "-m", "runtime.serve", name], env=env) for name in PROCESSES}
 

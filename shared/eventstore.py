@@ -47,7 +47,8 @@ def create_store(env, application_cls):
     """Create the schema and tables an eventsourcing `env` names."""
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
         _create_schema(env)
-    application_cls(env=dict(env, CREATE_TABLE="y")).close()
+    # one connection is all DDL needs (the services' pools open later, with their own sizes)
+    application_cls(env=dict(env, CREATE_TABLE="y", POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="0")).close()
 
 
 def _create_schema(env):
