@@ -29,8 +29,8 @@ def wait_for_gateway(url, processes, timeout=60):
     while time.monotonic() < deadline:
         if any(p.poll() is not None for p in processes.values()):
             return False
-        try:
-            with urllib.request.urlopen(url + "/about/", timeout=2):
+        try:  # ready, not merely listening: the bootstrap administrator can log in (gateway/health.py)
+            with urllib.request.urlopen(url + "/health/ready", timeout=5):
                 return True
         except OSError:
             time.sleep(0.3)
