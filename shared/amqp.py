@@ -9,17 +9,21 @@ itself reconnects on its own; these subclasses make the steps around it do the s
 - a reply that cannot be published is retried with backoff for as long as its caller waits
   (STRATUM_RPC_TIMEOUT), then dropped with a log line: the caller times out (503), and the request, which was never
   acknowledged, is delivered again once the broker is back (commands are idempotent by their command_id);
-- an ack or requeue on a dead connection is logged and skipped: the broker has already taken the message back.
+- an ack or requeue on a dead connection is logged and skipped: the broker has already taken the message back;
+- the event exchange is declared at start on a connection of its own, retried while the broker is away (nameko
+  takes one from kombu's process-wide pool unchecked, which after a broker restart may be dead or closed).
 
-Every entrypoint of a Stratum service must come from here (`rpc`, `event_handler`) and every RPC caller use
-`ReplyListener` from here: a container whose @rpc methods mixed these with nameko's own would run two RPC
-consumers on one queue, each refusing the other's methods (tests/unit/test_amqp.py holds the code to that).
+Every entrypoint of a Stratum service must come from here (`rpc`, `event_handler`), and so must its
+`EventDispatcher` and its RPC callers' `ReplyListener`: a container whose @rpc methods mixed these with nameko's
+own would run two RPC consumers on one queue, each refusing the other's methods (tests/unit/test_amqp.py holds the
+code to that).
 """
 import logging
 import time
 
 import eventlet
 from amqp.exceptions import ConnectionError as AmqpConnectionError
+from kombu import Connection
 from kombu.exceptions import OperationalError
 from nameko import events, messaging
 from nameko import rpc as nameko_rpc
@@ -85,6 +89,37 @@ class RpcConsumer(nameko_rpc.RpcConsumer):
                 break
         self.queue_consumer.ack_message(message)
         return result, exc_info
+
+
+class EventDispatcher(events.EventDispatcher):
+    """nameko declares the event exchange at start on a connection from kombu's process-wide pool, which may be dead
+    (a broker restart since it was last used) or closed (kombu puts a connection it closed after an error back in
+    the pool, so every later start in the process fails). This one declares on a connection of its own, retried."""
+
+    SETUP_ATTEMPTS = 10
+
+    def setup(self):
+        config = self.container.config
+        self.exchange = events.get_event_exchange(self.container.service_name, config)
+        self.declare.append(self.exchange)
+        ssl, login_method = config.get(AMQP_SSL_CONFIG_KEY), config.get(LOGIN_METHOD_CONFIG_KEY)
+        for attempt in range(1, self.SETUP_ATTEMPTS + 1):
+            try:
+                with Connection(self.amqp_uri, ssl=ssl, login_method=login_method) as connection:
+                    connection.ensure_connection(max_retries=1)
+                    channel = connection.channel()
+                    for entity in self.declare:
+                        entity(channel).declare()
+                break
+            except BROKER_ERRORS as error:
+                if attempt == self.SETUP_ATTEMPTS:
+                    raise
+                log.warning("could not declare the %s event exchange (%s); retrying", self.container.service_name,
+                            error)
+                eventlet.sleep(min(0.5 * attempt, 3))
+        self.publisher = self.publisher_cls(self.amqp_uri, serializer=self.options.pop("serializer", self.serializer),
+                                            exchange=self.exchange, declare=self.declare, ssl=ssl,
+                                            login_method=login_method, **self.options)
 
 
 class Rpc(nameko_rpc.Rpc):

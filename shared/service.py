@@ -6,8 +6,8 @@ repeated; followers never depend on it, they pull the feed (`get_notifications`)
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.events import EventDispatcher
 
+from shared.amqp import EventDispatcher
 from shared.amqp import rpc as amqp_rpc
 from shared.errors import StratumError
 from shared.rpc import Services

@@ -79,6 +79,8 @@ def test_every_process_uses_the_resilient_entrypoints(name):
         if isinstance(entrypoint, events.EventHandler):
             assert type(entrypoint) is amqp.EventHandler, (name, entrypoint.method_name)
     for dependency in dependencies(service_cls):
+        if isinstance(dependency, events.EventDispatcher):
+            assert type(dependency) is amqp.EventDispatcher, (name, "dispatch")
         for extension in vars(type(dependency)).values():
             if isinstance(extension, rpc.ReplyListener):
                 assert type(extension) is amqp.ReplyListener, (name, type(dependency).__name__)
