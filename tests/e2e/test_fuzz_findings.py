@@ -2,6 +2,7 @@
 or were 500s, and answers that did not match the OpenAPI document."""
 
 import pytest
+import requests
 
 
 pytestmark = pytest.mark.e2e
@@ -22,3 +23,12 @@ def test_thousands_of_ignored_fields_are_named_up_to_a_bound(admin):
     assert response.status_code == 201, response.text
     named = response.headers["Stratum-Ignored-Fields"].split(", ")
     assert named[:2] == ["unknown_0", "unknown_1"] and named[-1] == "..." and len(named) == 51
+
+
+def test_a_path_no_route_matches_is_a_json_404(system):
+    response = requests.get(system.base_url + "/quote/%0Aabc/", timeout=30)  # no route matches a line break
+    assert response.status_code == 404 and response.headers["Content-Type"] == "application/json", response.text
+    assert response.json()["errors"][0]["code"] == "not-found"
+    response = requests.request("PROPFIND", system.base_url + "/order/", timeout=30)  # no handler takes the method
+    assert response.status_code == 405 and response.headers["Content-Type"] == "application/json", response.text
+    assert response.json()["errors"][0]["code"] == "method-not-allowed" and "GET" in response.headers["Allow"]
