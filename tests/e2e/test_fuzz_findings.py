@@ -32,3 +32,13 @@ def test_a_path_no_route_matches_is_a_json_404(system):
     response = requests.request("PROPFIND", system.base_url + "/order/", timeout=30)  # no handler takes the method
     assert response.status_code == 405 and response.headers["Content-Type"] == "application/json", response.text
     assert response.json()["errors"][0]["code"] == "method-not-allowed" and "GET" in response.headers["Allow"]
+
+
+def test_a_csrf_token_with_non_ascii_characters_is_refused_not_a_500(admin):
+    me = admin.get("/sessions/").json()
+    response = admin.post("/role/", json={"bureau": me["bureau"], "user": me["user"], "role": "manager",
+                                          "csrf_token": "jeton-été"})
+    assert response.status_code == 403 and response.json()["errors"][0]["field"] == "csrf_token", response.text
+    header = admin.post("/role/", json={"bureau": me["bureau"], "user": me["user"], "role": "manager"},
+                        headers={"X-CSRF-Token": "jeton-\xe9t\xe9"})
+    assert header.status_code == 403, header.text
