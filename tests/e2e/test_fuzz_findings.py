@@ -1,9 +1,12 @@
 """What the schema fuzz (test_schema_fuzz) found, each pinned by a focused test: answers that never left the server
 or were 500s, and answers that did not match the OpenAPI document."""
+from urllib.parse import quote
 
 import pytest
 import requests
 
+from tests.kit.meshes import box_stl
+from tests.kit.plugin import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -42,3 +45,20 @@ def test_a_csrf_token_with_non_ascii_characters_is_refused_not_a_500(admin):
     header = admin.post("/role/", json={"bureau": me["bureau"], "user": me["user"], "role": "manager"},
                         headers={"X-CSRF-Token": "jeton-\xe9t\xe9"})
     assert header.status_code == 403, header.text
+
+
+def test_a_file_named_beyond_latin_1_can_be_downloaded(admin, tmp_path):
+    # its name went into Content-Disposition as it was: the download closed without an answer
+    name = '零件 "draft".stl'
+    created = admin.post("/model/", json={"name": name, "type": "stl", "file_unit": "mm"})
+    assert created.status_code == 201, created.text
+    box_stl(tmp_path / "box.stl")
+    uploaded = requests.put(created.headers["X-Upload-Location"], data=(tmp_path / "box.stl").read_bytes(),
+                            headers={"Content-Type": "application/octet-stream"}, timeout=60)
+    assert uploaded.status_code == 204
+    model = eventually(lambda: (body := admin.get(created.headers["Location"]).json())["status"] == "processed"
+                       and body, timeout=60)
+    download = requests.get(model["content"], timeout=30)
+    assert download.status_code == 200 and download.content == (tmp_path / "box.stl").read_bytes()
+    disposition = download.headers["Content-Disposition"]
+    assert disposition == "attachment; filename=\"__ draft.stl\"; filename*=UTF-8''" + quote("零件 draft.stl", safe="")
