@@ -33,6 +33,8 @@ def _schema_of(field):
         schema["maximum"] = field.maximum
     if field.readonly:
         schema["readOnly"] = True
+    if field.writeonly:
+        schema["writeOnly"] = True
     if field.description:
         schema["description"] = field.description
     return schema

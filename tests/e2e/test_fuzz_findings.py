@@ -1,5 +1,6 @@
 """What the schema fuzz (test_schema_fuzz) found, each pinned by a focused test: answers that never left the server
 or were 500s, and answers that did not match the OpenAPI document."""
+import uuid
 from urllib.parse import quote
 
 import pytest
@@ -62,3 +63,16 @@ def test_a_file_named_beyond_latin_1_can_be_downloaded(admin, tmp_path):
     assert download.status_code == 200 and download.content == (tmp_path / "box.stl").read_bytes()
     disposition = download.headers["Content-Disposition"]
     assert disposition == "attachment; filename=\"__ draft.stl\"; filename*=UTF-8''" + quote("零件 draft.stl", safe="")
+
+
+def test_write_only_fields_are_taken_and_never_shown(admin):
+    # a role's csrf_token was shown as null, which the document (a required string) said it could not be
+    username = f"writeonly-{uuid.uuid4().hex[:6]}@example.com"
+    user = admin.post("/users/", json={"username": username, "password": "s3cret", "bureau": admin.get(
+        "/sessions/").json()["bureau"]})
+    assert user.status_code == 201, user.text
+    assert "password" not in admin.get(user.headers["Location"]).json()
+    roles = admin.get("/role/").json()["resources"]
+    assert roles and all("csrf_token" not in role for role in roles)
+    document = admin.get("/openapi.json").json()["components"]["schemas"]
+    assert document["Role"]["properties"]["csrf_token"]["writeOnly"] is True
