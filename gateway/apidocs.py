@@ -213,7 +213,8 @@ def _paths_of(spec, ref):
 
 def _body(schema):
     """A request body: JSON, or form-encoded (clients of the reference send both)."""
-    return {"content": {"application/json": {"schema": schema}, "application/x-www-form-urlencoded": {"schema": schema}}}
+    return {"content": {media: {"schema": schema}
+                        for media in ("application/json", "application/x-www-form-urlencoded")}}
 
 
 # Per-uuid actions that are reads (gateway.files.VIEWS) and answer bytes rather than JSON.
