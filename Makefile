@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PSYCOPG_IMPL := python
 
-.PHONY: install run migrate test test-unit test-integration test-e2e bench bench-analysis catalogue clean
+.PHONY: install run migrate test test-unit test-integration test-e2e test-faults bench bench-analysis catalogue clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ test-integration: install
 
 test-e2e: install
 	$(PY) -m pytest tests/e2e
+
+test-faults: install
+	$(PY) -m pytest -m faults -s tests/faults
 
 catalogue: install
 	$(PY) -m tools.catalogue_generate

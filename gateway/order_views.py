@@ -153,31 +153,41 @@ def _line_item_changed(conn, event, path, bureau, before, after):
         _refresh_flat_order_totals(conn, order_path)
 
 
-def _refresh_line_items_naming(field):
-    """A model's analysis or an order's change reaches the flat line items that point at it."""
+def _refresh_line_items_naming(*fields):
+    """A change of a document the flat line item reads (its order, model, materials, workflow) reaches the flat line
+    items that point at it, whichever feed brought it first."""
     def refresh(conn, event, path, bureau, before, after):
-        for row in pointing_at(conn, "line-item", field, path):
-            refresh_flat_line_item(conn, row.path, row.bureau, event["timestamp"])
-            if field == "model":  # a model's volume reaches the orders that print it
-                order_path = document(conn, row.path).get("order")
-                if order_path:
-                    _refresh_flat_order_totals(conn, order_path)
+        for field in fields:
+            for row in pointing_at(conn, "line-item", field, path):
+                refresh_flat_line_item(conn, row.path, row.bureau, event["timestamp"])
+                if field == "model":  # a model's volume reaches the orders that print it
+                    order_path = document(conn, row.path).get("order")
+                    if order_path:
+                        _refresh_flat_order_totals(conn, order_path)
     return refresh
 
 
-def _owner_renamed(conn, event, path, bureau, before, after):
-    """A user's new name or e-mail reaches the flat orders they own."""
-    if after is None or not {"name", "email"} & set(event["fields"]):
+def _user_renamed(conn, event, path, bureau, before, after):
+    """A user's new name or e-mail reaches the flat orders they own or created, and the flat line items of the
+    orders they created (order_created_by)."""
+    if after is None or not {"name", "email", "username"} & set(event["fields"]):
         return
     for row in pointing_at(conn, "order", "order_owner", path):
         merge_view(conn, resource_path("flat-order", uuid_of(row.path)),
                    {"owner_name": after.get("name"), "owner_email": after.get("email")})
+    for row in pointing_at(conn, "order", "user", path):
+        merge_view(conn, resource_path("flat-order", uuid_of(row.path)),
+                   {"created_by": after.get("name") or after.get("username")})
+        for item in pointing_at(conn, "line-item", "order", row.path):
+            refresh_flat_line_item(conn, item.path, item.bureau, event["timestamp"])
 
 
 VIEWS = {"order": (_order_assignments, _flat_order, _refresh_line_items_naming("order")),
-         "users": (_owner_renamed,),
+         "users": (_user_renamed,),
          "comment-action": (_comment_action_assignments,),
          "line-item": (_line_item_changed,),
-         "model": (_refresh_line_items_naming("model"),)}
+         "model": (_refresh_line_items_naming("model"),),
+         "material": (_refresh_line_items_naming("materials.base", "materials.support"),),
+         "workflow": (_refresh_line_items_naming("workflow"),)}
 
 

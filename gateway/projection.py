@@ -6,12 +6,15 @@ from sqlalchemy import insert, select, update
 
 from gateway import order_views, task_views
 from gateway.tables import audit_events, credentials, documents
+from shared.access import CREDENTIALS_END_ON
 from shared.uris import resource_path
 
 
 def apply_event(conn, event):
     handler = _SPECIAL.get(event["resource"], _apply_document)
     handler(conn, event)
+    if event["resource"] == "users" and CREDENTIALS_END_ON.intersection(event.get("names") or ()):
+        _end_credentials_of(conn, event)
 
 
 def _apply_document(conn, event):
@@ -72,12 +75,14 @@ def _audited(changes):
     return shown
 
 
-def _audit(conn, event, reference, bureau, changes):
-    """One audit row per changed field; its uuid is derived from (log, position, field), so it is written once."""
+def _audit(conn, event, reference, bureau, changes, about=None):
+    """One audit row per changed field; its uuid is derived from (log, position, field), so it is written once (and
+    from the reference too when one event changes resources other than its own, `about`)."""
     changes = _audited(changes)
+    seed = f"stratum:audit:{event['application']}:{event['position']}:" + (f"{about}:" if about else "")
     rows = [
         {
-            "uuid": str(uuid5(NAMESPACE_URL, f"stratum:audit:{event['application']}:{event['position']}:{key}")),
+            "uuid": str(uuid5(NAMESPACE_URL, seed + key)),
             "application": event["application"],
             "position": event["position"],
             "bureau": bureau,
@@ -113,6 +118,23 @@ def _apply_credential(kind):
                                          if k not in ("secret_hash", "platform_admin")})
             _apply_document(conn, public)
     return apply
+
+
+def _end_credentials_of(conn, event):
+    """The user's sessions and API tokens end (shared.access.CREDENTIALS_END_ON); each token's document goes as a
+    revocation would, with its audit row, so its owner's list shows only tokens that work."""
+    user = resource_path("users", event["uuid"])
+    live = conn.execute(select(credentials.c.uuid, credentials.c.kind)
+                        .where(credentials.c.user == user, credentials.c.ended.is_(False))).all()
+    if not live:
+        return
+    conn.execute(update(credentials).where(credentials.c.uuid.in_([row.uuid for row in live])).values(ended=True))
+    for path in (resource_path("api_tokens", row.uuid) for row in live if row.kind == "token"):
+        token = conn.execute(select(documents.c.bureau).where(documents.c.path == path,
+                                                              documents.c.deleted.is_(False))).first()
+        if token is not None:
+            conn.execute(update(documents).where(documents.c.path == path).values(deleted=True))
+            _audit(conn, event, path, token.bureau, [("deleted", False, True)], about=path)
 
 
 _SPECIAL = {"sessions": _apply_credential("session"), "api_tokens": _apply_credential("token")}

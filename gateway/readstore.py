@@ -3,6 +3,7 @@
 import os
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy import and_, create_engine, delete, event, exists, func, literal, or_, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql
@@ -15,6 +16,7 @@ from gateway.projection import apply_event
 from gateway.tables import (READ_SCHEMA, audit_events, credentials, documents, idempotency_keys, metadata,
                             session_activity, tracking)
 from shared import uris
+from shared.access import OWNED_BY_USER
 from shared.errors import InvalidPayload
 from shared.settings import postgres_params
 
@@ -32,6 +34,14 @@ def read_store_url(config):
         "postgresql+psycopg2", username=pg["user"], password=pg["password"] or None,
         host=pg["host"], port=int(pg["port"]), database=pg["dbname"],
     )
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one caller may read: its bureau's documents, less those that belong to another user
+    (shared.access.OWNED_BY_USER). Queries also take a bare bureau path (bureau-wide), or None (everything)."""
+    bureau: str
+    user: str
 
 
 class ReadStore:
@@ -123,21 +133,21 @@ class ReadStore:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(documents.c.doc).where(documents.c.path == path, documents.c.deleted.is_(False),
-                                              _bureau_clause(documents.c.bureau, bureau))
+                                              _documents_visible(bureau))
             ).first()
         return None if row is None else row.doc
 
     def documents(self, spec, bureau, query):
         """(documents, total_count) of `spec` visible to `bureau` under the LIST `query`."""
         conditions = [documents.c.resource == spec.name, documents.c.deleted.is_(False),
-                      _bureau_clause(documents.c.bureau, bureau)]
+                      _documents_visible(bureau, spec.name)]
         conditions += [self._doc_filter(spec, f) for f in query.filters]
         order = [self._doc_order(spec, name, desc) for name, desc in query.sort]
         order += [documents.c.doc["created"].as_string(), documents.c.path]
         return self._page([documents.c.path, documents.c.doc], documents, conditions, order, query)
 
     def audit(self, spec, bureau, query):
-        conditions = [_bureau_clause(audit_events.c.bureau, bureau)]
+        conditions = [_audit_visible(bureau)]
         conditions += [_column_filter(_audit_column(f.field), _audit_values(f)) for f in query.filters]
         order = [_audit_column(name).desc() if desc else _audit_column(name) for name, desc in query.sort]
         order += [audit_events.c.id]
@@ -146,7 +156,7 @@ class ReadStore:
     def audit_row(self, uuid, bureau):
         with self.engine.connect() as conn:
             return conn.execute(select(audit_events).where(
-                audit_events.c.uuid == uuid, _bureau_clause(audit_events.c.bureau, bureau))).first()
+                audit_events.c.uuid == uuid, _audit_visible(bureau))).first()
 
     def credential(self, uuid):
         with self.engine.connect() as conn:
@@ -242,7 +252,37 @@ def _audit_values(flt):
 
 def _bureau_clause(column, bureau):
     """bureau=None means unrestricted (internal callers and platform administrators)."""
+    if isinstance(bureau, Scope):
+        bureau = bureau.bureau
     return literal(True) if bureau is None else column == bureau
+
+
+def _owned(resource, field, scope):
+    """The documents of `resource` that are the scope's user's own."""
+    return and_(documents.c.resource == resource, documents.c.doc[field].as_string() == uris.uuid_of(scope.user))
+
+
+def _documents_visible(scope, resource=None):
+    """The documents `scope` may read: its bureau's, less other users' own (for one resource, when it is known)."""
+    clause = _bureau_clause(documents.c.bureau, scope)
+    if not isinstance(scope, Scope):
+        return clause
+    for owned, field in OWNED_BY_USER.items():
+        if resource in (None, owned):
+            clause = and_(clause, or_(documents.c.resource != owned, _owned(owned, field, scope)))
+    return clause
+
+
+def _audit_visible(scope):
+    """The audit rows `scope` may read: its bureau's, less those about another user's own resources."""
+    clause = _bureau_clause(audit_events.c.bureau, scope)
+    if not isinstance(scope, Scope):
+        return clause
+    for owned, field in OWNED_BY_USER.items():
+        mine = exists(select(literal(1)).where(documents.c.path == audit_events.c.reference,
+                                               _owned(owned, field, scope)))
+        clause = and_(clause, or_(~audit_events.c.reference.startswith(f"/{owned}/", autoescape=True), mine))
+    return clause
 
 
 def _column_filter(column, flt):

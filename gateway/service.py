@@ -15,6 +15,7 @@ from gateway.bodies import read_payload
 from gateway.http import ANY_METHOD, http, json_response
 from gateway.ratelimit import FailedLogins
 from gateway.readside import ReadSide
+from gateway.readstore import Scope
 from gateway.references import check_references, check_related
 from gateway.rendering import render, render_audit
 from gateway.routing import match
@@ -177,13 +178,12 @@ class GatewayService:
     def _checked(self, request, spec, caller, current=None):
         """(the payload's fields, checked; the names of the fields the tolerant reader ignored)."""
         payload, ignored = tolerant.read(spec, read_payload(request, spec, self._max_body()),
-                                         strict=tolerant.wants_strict(request, self.config),
-                                         creating=current is None, current=current)
+                                         strict=tolerant.wants_strict(request, self.config), current=current)
         if ignored:
             log.info("%s %s: ignored fields not in the catalogue: %s", request.method, request.path, ignored)
         fields = validate(spec, payload, partial=True)
         check_references(spec, fields, _scope(caller), self.read.store)
-        check_related(spec, fields, _scope(caller), self.read.store)
+        check_related(spec, fields, _scope(caller), self.read.store, current)
         return fields, ignored
 
     def _max_body(self):
@@ -205,8 +205,9 @@ class GatewayService:
         payload, ignored = {}, []
         if action.fields:
             payload, ignored = tolerant.read(action, read_payload(request, action, self._max_body()),
-                                             strict=tolerant.wants_strict(request, self.config), creating=True)
+                                             strict=tolerant.wants_strict(request, self.config))
             payload = validate(action, payload, partial=True)
+            check_references(action, payload, _scope(caller), self.read.store)
         self._authorize(spec, "PUT", caller, payload, request)  # an action changes its resource: same role rules
         result = self._write(spec.service, "act", spec.name, uuid, name, payload, caller, request)
         if result.get("upload"):  # the action made a resource whose bytes follow (a document's replacement)
@@ -351,8 +352,9 @@ def _header_safe(name):
 
 
 def _scope(caller):
-    """Whose data the caller sees: its bureau's; a platform administrator sees every bureau."""
-    return None if caller.platform_admin else caller.bureau
+    """Whose data the caller sees: its bureau's (less other users' own, shared.access.OWNED_BY_USER); a platform
+    administrator sees every bureau."""
+    return None if caller.platform_admin else Scope(caller.bureau, caller.user)
 
 
 def _valid_uuid(value, spec):

@@ -7,8 +7,9 @@ would otherwise fail whole saves over details that mean nothing to Stratum. So, 
   today's field;
 - a read-only field sent back unchanged (a form re-sending `uri`, `created`, `status`) is dropped silently; one sent
   with another value is refused, since the client believes something that is not so;
-- `""` or `null` on an optional field means "unset" (absent on POST, null on PUT: a cleared text box), and a number
-  typed as a string is that number.
+- `""` on an optional field means what `null` means there: unset (a cleared text box; for a few fields null has a
+  meaning of its own, e.g. a model's `file_unit: null` asks for autodetection); a number typed as a string is that
+  number.
 Anything ambiguous is left to validation, which answers 400 naming the field. `Prefer: handling=strict` (RFC 7240),
 or STRATUM_STRICT_FIELDS=1 for a whole deployment, turns all of this off: unknown fields are 400 as before.
 """
@@ -33,7 +34,7 @@ def wants_strict(request, config):
     return str(config.get("STRATUM_STRICT_FIELDS", "")).lower() in ("1", "true", "yes")
 
 
-def read(spec, payload, *, strict, creating, current=None):
+def read(spec, payload, *, strict, current=None):
     """(payload to validate, names of the fields ignored). `current` is the stored document on a PUT."""
     if strict or not isinstance(payload, dict):
         return payload, []
@@ -51,16 +52,8 @@ def read(spec, payload, *, strict, creating, current=None):
                 raise InvalidPayload(f"'{name}' is read-only: it cannot be changed from {current[name]!r}.",
                                      field=name)
             continue  # sent back as it was (or on a POST, where the system sets it)
-        value = _forgiving(field, value)
-        if value is _UNSET:
-            if not creating:
-                cleaned[name] = None
-            continue
-        cleaned[name] = value
+        cleaned[name] = _forgiving(field, value)
     return cleaned, ignored
-
-
-_UNSET = object()
 
 
 def _known_name(spec, sent_name):
@@ -80,9 +73,7 @@ def _forgiving(field, value):
         return _number(field.type, value.strip(), value)
     if field.required:
         return value  # a required field left empty stays an error that names it
-    if value is None or value == "":
-        return _UNSET
-    return value
+    return None if value == "" else value  # a cleared box is null, as a client sending null means
 
 
 def _number(type_name, text, original):

@@ -35,7 +35,8 @@ def document(conn, path):
 
 
 def pointing_at(conn, resource, field, path):
-    """(path, bureau) of the live `resource` documents whose `field` is `path`."""
+    """(path, bureau) of the live `resource` documents whose `field` is `path` (`a.b`: key b of object field a)."""
+    element = documents.c.doc[tuple(field.split("."))] if "." in field else documents.c.doc[field]
     return conn.execute(select(documents.c.path, documents.c.bureau).where(
         documents.c.resource == resource, documents.c.deleted.is_(False),
-        documents.c.doc[field].as_string() == path)).all()
+        element.as_string() == path)).all()

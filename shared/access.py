@@ -15,6 +15,16 @@ MANAGER_ONLY = frozenset({
     "bureau-branding", "bureau-intake-settings", "permissions", "permission-bureau", "integration",
 })
 PLATFORM_ONLY_CREATE = frozenset({"bureau"})
+# Resources that belong to one user rather than to the bureau (capture-and-platform.md C2: a token's `user_uuid` is
+# its owner): only that user sees them (LIST, GET, their audit rows) and revokes them; to every other user, the
+# bureau's managers included, they do not exist (404). Platform administrators see all. Resource → the document field
+# holding the owner's uuid; the read side applies it wherever it scopes documents (gateway/readstore.py).
+OWNED_BY_USER = {"api_tokens": "user_uuid"}
+# Events after which none of a user's current sessions and API tokens may be used any more (capture-and-platform.md
+# C4: `archived` is a soft delete; a new password replaces one that may have leaked). The read side ends them when it
+# applies such an event, in feed order: the session that made the change ends too (a thief's session looks just like
+# the owner's; logging in again costs one request), and sessions begun after it are untouched, on a rebuild as well.
+CREDENTIALS_END_ON = frozenset({"UserArchived", "UserPasswordChanged"})
 READ_ONLY_ROLES = frozenset({"unknown"})
 
 

@@ -269,7 +269,10 @@ class ResourceApplication(Application):
             public.update(kind="updated", fields=_without(event.changes, private))
         else:
             public.update(kind="deleted", fields={})
-        public["names"] = aggregate_cls.event_names(type(event), public["fields"])
+        # named from every change, private ones included (their names are public facts, their values are not): a
+        # password change stored as a plain Updated by an older release is a UserPasswordChanged all the same
+        changes = event.fields if isinstance(event, Resource.Created) else getattr(event, "changes", {})
+        public["names"] = aggregate_cls.event_names(type(event), changes)
         return public
 
 

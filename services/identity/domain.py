@@ -6,9 +6,12 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from shared import catalogue
+from shared.access import OWNED_BY_USER
 from shared.credentials import hash_secret, new_secret
+from shared.errors import NotFound
 from shared.resource import Resource
-from shared.uris import parse_uri, resource_path
+from shared.uris import parse_uri, resource_path, uuid_of
 
 _hasher = PasswordHasher()
 
@@ -141,6 +144,12 @@ class ApiToken(Resource):
         fields.update(uuid=str(new_id), user_uuid=parse_uri(unit.actor)[1], secret_hash=hash_secret(secret),
                       platform_admin=bool(unit.ctx.get("platform_admin")))
         return fields, [], {"uuid": str(new_id), "secret": secret}
+
+    def check_deletable(self, unit):
+        """Only the token's owner revokes it (platform administrators excepted); to anyone else it does not exist,
+        as it does not on the read side (shared.access.OWNED_BY_USER)."""
+        if not unit.ctx.get("platform_admin") and self.fields.get(OWNED_BY_USER[self.resource]) != uuid_of(unit.actor):
+            raise NotFound(catalogue.resource(self.resource).not_found)
 
 
 class Role(Resource):

@@ -108,8 +108,9 @@ def test_list_filters_sort_and_pages(admin):
     ({"name": "x", "bureau": "http://elsewhere/bureau/00000000-0000-0000-0000-000000000000/"}, "bureau"),
 ])
 def test_bad_input_is_400_naming_the_field_and_changes_nothing(admin, payload, field):
+    """Strict handling (the tolerant reader would ignore the unknown `colour`, see test_tolerant_reader)."""
     before = admin.get("/order/").json()["total_count"]
-    response = admin.post("/order/", json=payload)
+    response = admin.post("/order/", json=payload, headers={"Prefer": "handling=strict"})
     assert response.status_code == 400
     error = response.json()["errors"][0]
     assert error["field"] == field and error["title"]

@@ -14,7 +14,7 @@ from gateway.tables import audit_events, credentials, documents
 from shared import uris
 from shared.service import NEWS_EVENT
 from tests.kit.meshes import box_stl
-from tests.kit.plugin import eventually
+from tests.kit.plugin import eventually, login
 
 pytestmark = pytest.mark.e2e
 
@@ -129,8 +129,14 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
         assert requests.put(model.headers["X-Upload-Location"], data=handle, timeout=30).status_code == 204
     other = admin.post("/order/", json={"name": "modelled"}).headers["Location"]
     product = admin.post("/product/", json={"order": other}).headers["Location"]
-    modelled = admin.post("/line-item/", json={"product": product, "model": model.headers["Location"],
-                                               "quantity": 2}).headers["Location"]
+    # …its material (materials' feed) and workflow (production's): the projector applies those feeds after orders'
+    maker = admin.post("/manufacturer/", json={"name": "EOS"}).headers["Location"]
+    powder = admin.post("/material/", json={"name": "PA2200", "type": "base", "cost": 60.0, "manufacturer": maker,
+                                            "bureau": admin.get("/sessions/").json()["bureau"]}).headers["Location"]
+    workflow = admin.post("/workflow/", json={"name": "SLS standard"}).headers["Location"]
+    modelled = admin.post("/line-item/", json={"product": product, "model": model.headers["Location"], "quantity": 2,
+                                               "materials": {"base": powder}, "workflow": workflow}
+                          ).headers["Location"]
     eventually(lambda: admin.get(modelled).json()["estimates"], timeout=60)
     eventually(lambda: admin.get(model.headers["Location"]).json()["snapshot_content"], timeout=60)
     # …and a prep workflow record with a task record (production's), summarised per line item
@@ -145,6 +151,13 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
                                "internal": True, "command_id": str(uuid.uuid4())})
     summary = "/flat-summary-line-item-tasks/" + modelled.rstrip("/").rsplit("/", 1)[1] + "/"
     eventually(lambda: admin.get(summary).json().get("current_task_name") == "Review")
+    # a password change ends the sessions and token begun before it, not those after: in feed order, on a rebuild too
+    name = f"rebuilt-{uuid.uuid4().hex[:6]}"
+    user = admin.post("/users/", json={"username": name, "password": "old"}).headers["Location"]
+    before_change = login(system.base_url, name, "old")
+    assert before_change.post("/api_tokens/", json={"name": "cron"}).status_code == 201
+    assert admin.put(user, json={"password": "new"}).status_code == 204
+    after_change = login(system.base_url, name, "new")
     live, positions = quiet_snapshot(store)
 
     system.stop_projector()
@@ -162,3 +175,5 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
     assert admin.get(deleted).status_code == 404
     flat = admin.get("/flat-line-item/" + modelled.rstrip("/").rsplit("/", 1)[1] + "/").json()
     assert flat["model_volume"] == pytest.approx(2000.0) and flat["model_name"] == "cube.stl"
+    assert (flat["base_material_name"], flat["workflow_name"]) == ("PA2200", "SLS standard")
+    assert before_change.get("/order/").status_code == 401 and after_change.get("/order/").status_code == 200

@@ -12,6 +12,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import resolve_topic
 from sqlalchemy import select
 
+from gateway.readside import FOLLOWED_SERVICES
 from gateway.readstore import ReadStore
 from gateway.tables import audit_events, credentials, documents
 from services.files.application import Files
@@ -111,13 +112,19 @@ def test_the_feed_of_an_earlier_release_is_served_with_the_same_facts_and_names(
             assert now_event["event"].startswith(f"{service}/{now_event['resource']}/")
 
 
-def test_a_read_side_rebuilt_from_an_earlier_release_equals_the_one_it_built(open_release, tmp_path):
+@pytest.mark.parametrize("order", ["as recorded", "as the projector follows"])
+def test_a_read_side_rebuilt_from_an_earlier_release_equals_the_one_it_built(open_release, tmp_path, order):
+    """v0.1.0 built its read side with the events interleaved as they were recorded; a rebuild applies one feed after
+    another, in any order (the projector's own is identity, orders, production, …): views joining several feeds
+    (a flat line item reads its material's and workflow's names) must converge to the same rows either way."""
     release = "v0.1.0-25a73e5"
     expected = json.loads((FIXTURES / release / "expected_read_side.json").read_text())
+    services = expected["applied_in_order"] if order == "as recorded" else [
+        s for s in FOLLOWED_SERVICES if s in expected["applied_in_order"]]
     store = ReadStore("sqlite:///" + str(tmp_path / "readside.sqlite"))
     store.create_tables()
     try:
-        for service in expected["applied_in_order"]:
+        for service in services:
             events = full_feed(open_release(release, service))
             store.apply_feed(service, events, events[-1]["position"])
         rebuilt = _read_side(store)
