@@ -24,11 +24,6 @@ class FailedLogins:
                 raise TooManyRequests("Too many failed logins from your address; try again later.",
                                       retry_after=retry_after)
 
-    def reset(self):
-        """Forget every failure (tests that fail logins on purpose, in a process other tests share)."""
-        with self._lock:
-            self._failures.clear()
-
     def failed(self, address):
         with self._lock:
             self._recent(address).append(self.clock())
