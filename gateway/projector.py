@@ -5,10 +5,10 @@ so a lost doorbell (or one rung while the projector was down) costs a few second
 """
 import logging
 
-from nameko.events import event_handler
 from nameko.timer import timer
 
 from gateway.readside import FOLLOWED_SERVICES, ReadSide
+from shared.amqp import event_handler
 from shared.rpc import Services
 from shared.service import NEWS_EVENT
 

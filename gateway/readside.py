@@ -2,7 +2,7 @@
 from nameko.extensions import DependencyProvider
 
 from gateway.follower import Follower
-from gateway.readstore import ReadStore, read_store_url
+from gateway.readstore import read_store
 
 # Services whose feeds the read side follows: every service with an event store (runtime.topology.APPLICATIONS;
 # tests/unit/test_config.py holds the two equal, so a new service cannot go unprojected).
@@ -11,7 +11,7 @@ FOLLOWED_SERVICES = ("identity", "orders", "production", "materials", "files", "
 
 class ReadSide(DependencyProvider):
     def setup(self):
-        self.store = ReadStore(read_store_url(self.container.config))
+        self.store = read_store(self.container.config)
         self.follower = Follower(self.store)
 
     def get_dependency(self, worker_ctx):

@@ -1,7 +1,10 @@
 """The read database behind every GET and LIST: SQLite under STRATUM_DATA_DIR by default, PostgreSQL (schema
 `gateway`) when a DSN is configured. Writes happen only through `apply_feed`, one transaction per batch."""
+import functools
+import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -11,14 +14,18 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway.projection import apply_event
 from gateway.tables import (READ_SCHEMA, audit_events, credentials, documents, idempotency_keys, metadata,
                             session_activity, tracking)
 from shared import uris
 from shared.access import OWNED_BY_USER
-from shared.errors import InvalidPayload
-from shared.settings import postgres_params
+from shared.errors import InvalidPayload, ServiceUnavailable
+from shared.settings import postgres_params, read_side_pool
+
+log = logging.getLogger(__name__)
+RECONNECT_ATTEMPTS = 3
 
 
 def read_store_url(config):
@@ -36,6 +43,27 @@ def read_store_url(config):
     )
 
 
+def reconnecting(method):
+    """Run a read-side operation again on a fresh connection when the database ended the one it used (a restart, a
+    failover, pg_terminate_backend: SQLAlchemy then recycles the whole pool). Each operation is a read or a single
+    transaction, so running it again is safe. A database that stays away is a 503, not a 500."""
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        for attempt in range(1, RECONNECT_ATTEMPTS + 1):
+            try:
+                return method(self, *args, **kwargs)
+            except DBAPIError as error:
+                outage = error.connection_invalidated or (not self.is_sqlite and isinstance(error, OperationalError))
+                if not outage:
+                    raise
+                if attempt == RECONNECT_ATTEMPTS:
+                    log.warning("read database unreachable in %s: %s", method.__name__, error.orig)
+                    raise ServiceUnavailable("The read database cannot be reached.") from None
+                log.info("read database connection lost in %s (%s); retrying", method.__name__, error.orig)
+                time.sleep(0.2 * attempt)
+    return run
+
+
 @dataclass(frozen=True)
 class Scope:
     """What one caller may read: its bureau's documents, less those that belong to another user
@@ -45,8 +73,8 @@ class Scope:
 
 
 class ReadStore:
-    def __init__(self, url):
-        self.engine = create_engine(url, **_engine_options(url))
+    def __init__(self, url, pool_size=3, max_overflow=5):
+        self.engine = create_engine(url, **_engine_options(url, pool_size, max_overflow))
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -82,15 +110,18 @@ class ReadStore:
 
     # -- the follower's side ------------------------------------------------------------------------------------
 
+    @reconnecting
     def position(self, application):
         with self.engine.connect() as conn:
             value = conn.execute(select(tracking.c.position).where(tracking.c.application == application)).scalar()
         return value or 0
 
+    @reconnecting
     def positions(self):
         with self.engine.connect() as conn:
             return dict(conn.execute(select(tracking.c.application, tracking.c.position)).all())
 
+    @reconnecting
     def apply_feed(self, application, events, last):
         """Apply the events above our position and move the position to `last`, atomically. Returns the position."""
         with self._write() as conn:
@@ -119,6 +150,7 @@ class ReadStore:
         return conn.execute(
             select(tracking.c.position).where(tracking.c.application == application).with_for_update()).scalar()
 
+    @reconnecting
     def reset(self):
         """Forget everything (a rebuild from zero follows)."""
         with self._write() as conn:
@@ -128,6 +160,7 @@ class ReadStore:
 
     # -- queries --------------------------------------------------------------------------------------------------
 
+    @reconnecting
     def document(self, path, bureau):
         """The current document at `path`, or None if it does not exist, was deleted, or belongs to another bureau."""
         with self.engine.connect() as conn:
@@ -137,6 +170,7 @@ class ReadStore:
             ).first()
         return None if row is None else row.doc
 
+    @reconnecting
     def documents(self, spec, bureau, query):
         """(documents, total_count) of `spec` visible to `bureau` under the LIST `query`."""
         conditions = [documents.c.resource == spec.name, documents.c.deleted.is_(False),
@@ -146,6 +180,7 @@ class ReadStore:
         order += [documents.c.doc["created"].as_string(), documents.c.path]
         return self._page([documents.c.path, documents.c.doc], documents, conditions, order, query)
 
+    @reconnecting
     def audit(self, spec, bureau, query):
         conditions = [_audit_visible(bureau)]
         conditions += [_column_filter(_audit_column(f.field), _audit_values(f)) for f in query.filters]
@@ -153,11 +188,13 @@ class ReadStore:
         order += [audit_events.c.id]
         return self._page([audit_events], audit_events, conditions, order, query)
 
+    @reconnecting
     def audit_row(self, uuid, bureau):
         with self.engine.connect() as conn:
             return conn.execute(select(audit_events).where(
                 audit_events.c.uuid == uuid, _audit_visible(bureau))).first()
 
+    @reconnecting
     def credential(self, uuid):
         with self.engine.connect() as conn:
             return conn.execute(
@@ -165,6 +202,7 @@ class ReadStore:
                 .join(session_activity, session_activity.c.uuid == credentials.c.uuid, isouter=True)
                 .where(credentials.c.uuid == uuid)).first()
 
+    @reconnecting
     def touch_session(self, uuid, now):
         """Record activity (callers throttle this: it is a write)."""
         insert_ = sqlite_insert if self.is_sqlite else pg_insert
@@ -172,6 +210,7 @@ class ReadStore:
         with self._write() as conn:
             conn.execute(statement.on_conflict_do_update(index_elements=["uuid"], set_={"last_seen": now}))
 
+    @reconnecting
     def claim_idempotency_key(self, owner, key, fingerprint, now):
         """The fingerprint of the request `owner` first sent with `key` (this one's, when this is the first)."""
         insert_ = sqlite_insert if self.is_sqlite else pg_insert
@@ -181,6 +220,7 @@ class ReadStore:
             return conn.execute(select(idempotency_keys.c.fingerprint).where(
                 idempotency_keys.c.owner == owner, idempotency_keys.c.key == key)).scalar()
 
+    @reconnecting
     def roles_of(self, user, bureau):
         """The roles `user` holds in `bureau`, from the role documents."""
         with self.engine.connect() as conn:
@@ -300,14 +340,20 @@ def _column_filter(column, flt):
 _APPLY_LOCK = 0x57A7_0001  # the read side's advisory lock key ("STratum" 1)
 
 
-def _engine_options(url):
+def read_store(config):
+    """The read store a process's config names, with the read-side pool its settings allow."""
+    pool_size, max_overflow = read_side_pool(config)
+    return ReadStore(read_store_url(config), pool_size=pool_size, max_overflow=max_overflow)
+
+
+def _engine_options(url, pool_size, max_overflow):
     if str(url).startswith("postgresql+psycopg2"):
         from psycogreen.eventlet import patch_psycopg
 
         patch_psycopg()  # psycopg2 waits through the eventlet hub instead of blocking it (idempotent)
     if str(url).startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": 5, "max_overflow": 10, "pool_pre_ping": True,
+    return {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True,
             "execution_options": {"schema_translate_map": {None: READ_SCHEMA}}}
 
 

@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
-from gateway import apidocs, files, listing, special, task_views, tolerant
+from gateway import apidocs, files, health, listing, special, task_views, tolerant
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
 from gateway.bodies import read_payload
 from gateway.http import ANY_METHOD, http, json_response
@@ -47,6 +47,11 @@ class GatewayService:
     @http("GET", "/about/")
     def about(self, request):
         return json_response({"name": "Stratum", "version": VERSION, "deployment_date": DEPLOYED})
+
+    @http("GET", "/health/ready")
+    def ready(self, request):
+        """Readiness, for `make run`, compose and Kubernetes probes (/about/ is liveness): gateway/health.py."""
+        return health.readiness(self)
 
     @http("GET", "/openapi.json")
     def openapi(self, request):

@@ -20,6 +20,11 @@ DEFAULTS = {
     "STRATUM_SESSION_IDLE_MINUTES": "480",
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
     "STRATUM_MAX_WORKERS": "10",
+    # PostgreSQL connections (runtime.budget adds them up per process; README "Connection budget"):
+    "STRATUM_PG_POOL_SIZE": "2",  # each service's event store: kept open from start…
+    "STRATUM_PG_MAX_OVERFLOW": "3",  # …and at most this many more while busy
+    "STRATUM_READ_POOL_SIZE": "3",  # the read side (gateway, projector): kept once used…
+    "STRATUM_READ_MAX_OVERFLOW": "5",  # …and at most this many more while busy
     "STRATUM_BLOB_DIR": "",  # default: <STRATUM_DATA_DIR>/blobs; gateway and files service must share it
     "STRATUM_MAX_UPLOAD_MB": "512",
     "STRATUM_MAX_BODY_KB": "1024",  # a JSON or form request body (file bytes go to the upload links instead)

@@ -9,7 +9,7 @@ import warnings
 
 warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")  # imported via nameko; known, see DESIGN
 
-from gateway.readstore import ReadStore, read_store_url
+from gateway.readstore import read_store
 from runtime.config import build_config
 from runtime.topology import APPLICATIONS, load
 from shared.eventstore import create_tables
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def migrate(config):
     for dotted in APPLICATIONS.values():
         create_tables(config, load(dotted))
-    store = ReadStore(read_store_url(config))
+    store = read_store(config)
     try:
         store.create_tables()
     finally:

@@ -20,6 +20,7 @@ os.environ.setdefault("PSYCOPG_IMPL", "python")
 
 from nameko.runners import ServiceRunner  # noqa: E402
 
+from runtime.budget import describe_process, process_connections  # noqa: E402
 from runtime.config import build_config  # noqa: E402
 from runtime.topology import PROCESSES, load  # noqa: E402
 
@@ -29,8 +30,14 @@ def main(argv):
         sys.exit(f"usage: python -m runtime.serve {{{'|'.join(PROCESSES)}}}")
     logging.basicConfig(level=os.environ.get("STRATUM_LOG_LEVEL", "INFO"),
                         format=f"%(asctime)s {argv[0]:>9} %(levelname)s %(name)s: %(message)s")
-    runner = ServiceRunner(build_config())
-    runner.add_service(load(PROCESSES[argv[0]]))
+    config = build_config()
+    service_cls = load(PROCESSES[argv[0]])
+    pools = process_connections(service_cls, config)
+    if pools:
+        logging.getLogger("runtime.serve").info("PostgreSQL connections of this process: %s (kept–at most)",
+                                                describe_process(pools))
+    runner = ServiceRunner(config)
+    runner.add_service(service_cls)
 
     def shutdown(signum, frame):
         eventlet.spawn_n(runner.stop)

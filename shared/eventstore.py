@@ -7,23 +7,43 @@ os.environ.setdefault("PSYCOPG_IMPL", "python")  # psycopg's C wait blocks the e
 # half-imported module under green threads ("Found 0 infrastructure factory classes").
 import eventsourcing.postgres  # noqa: E402,F401
 import eventsourcing.sqlite  # noqa: E402,F401
+from eventlet.event import Event  # noqa: E402
 from nameko.extensions import DependencyProvider  # noqa: E402
 
 from shared.settings import event_store_env  # noqa: E402
 
 
 class EventStore(DependencyProvider):
-    """Provides the service's Application; created once per container, closed on stop and kill."""
+    """Provides the service's Application; created once per container, closed on stop and kill.
+
+    nameko starts a container's extensions side by side, so its consumers may take requests while a subclass's
+    `start` (identity's bootstrap of the first administrator) is still at work: such a request would see a store
+    that is not ready (a login refused with 401 during the first seconds, D12). Workers therefore wait here until
+    `start` has returned."""
 
     def __init__(self, application_cls):
         self.application_cls = application_cls
         self.app = None
+        self.started = None
 
     def setup(self):
         env = event_store_env(self.container.config, self.application_cls.name.lower())
         self.app = self.application_cls(env=env)
+        self.started = Event()
+        start = self.start  # this class's, or a subclass's override
+
+        def start_then_serve():
+            try:
+                start()
+            finally:
+                if not self.started.ready():
+                    self.started.send(True)
+
+        self.start = start_then_serve  # what the container calls
 
     def get_dependency(self, worker_ctx):
+        if not self.started.ready():
+            self.started.wait()
         return self.app
 
     def stop(self):
@@ -47,7 +67,8 @@ def create_store(env, application_cls):
     """Create the schema and tables an eventsourcing `env` names."""
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
         _create_schema(env)
-    application_cls(env=dict(env, CREATE_TABLE="y")).close()
+    # one connection is all DDL needs (the services' pools open later, with their own sizes)
+    application_cls(env=dict(env, CREATE_TABLE="y", POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="0")).close()
 
 
 def _create_schema(env):

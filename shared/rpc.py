@@ -3,8 +3,9 @@ must answer an HTTP client (or keep a follower moving) needs a timeout and a cle
 import eventlet
 from nameko.exceptions import UnknownService
 from nameko.extensions import DependencyProvider
-from nameko.rpc import ReplyListener, ServiceProxy
+from nameko.rpc import ServiceProxy
 
+from shared.amqp import ReplyListener
 from shared.errors import ServiceUnavailable
 
 
@@ -22,17 +23,18 @@ class ServiceCaller:
         self.reply_listener = reply_listener
         self.timeout = timeout
 
-    def call(self, service, method, *args):
+    def call(self, service, method, *args, timeout=None):
+        timeout = self.timeout if timeout is None else timeout
         proxy = ServiceProxy(self.worker_ctx, service, self.reply_listener)
         try:
             reply = getattr(proxy, method).call_async(*args)
         except UnknownService:
             raise ServiceUnavailable(f"The {service} service is not running.") from None
         try:
-            with eventlet.Timeout(self.timeout):
+            with eventlet.Timeout(timeout):
                 return reply.result()
         except eventlet.Timeout:
-            raise ServiceUnavailable(f"The {service} service did not answer within {self.timeout:g} s.") from None
+            raise ServiceUnavailable(f"The {service} service did not answer within {timeout:g} s.") from None
 
     def fetcher(self, service):
         """A feed reader for `Follower`: (start, limit) → the service's feed batch."""

@@ -6,9 +6,9 @@ repeated; followers never depend on it, they pull the feed (`get_notifications`)
 import logging
 
 from nameko.dependency_providers import Config
-from nameko.events import EventDispatcher
-from nameko.rpc import rpc as nameko_rpc
 
+from shared.amqp import EventDispatcher
+from shared.amqp import rpc as amqp_rpc
 from shared.errors import StratumError
 from shared.rpc import Services
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 NEWS_EVENT = "events_recorded"
 
 # Domain errors are answers, not failures: log them without a traceback.
-rpc = nameko_rpc(expected_exceptions=StratumError)
+rpc = amqp_rpc(expected_exceptions=StratumError)
 
 
 class Peers:
@@ -65,7 +65,10 @@ class ResourceService:
             ctx = aggregate_cls.gather(Peers(self.app, self.services, self.config), verb, uuid, payload, ctx)
         result = self._announce(run(ctx))
         for event_type, body in aggregate_cls.follow_ups(verb, result, payload) if aggregate_cls else ():
-            self.dispatch(event_type, body)
+            try:
+                self.dispatch(event_type, body)
+            except Exception:  # the commit stands; the sweeper finds the waiting work in the log (shared.sweep)
+                log.exception("could not publish %s %s; the sweeper will start it", event_type, body)
         return result
 
     @rpc

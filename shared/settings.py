@@ -68,8 +68,31 @@ def event_store_env(config, service):
         "POSTGRES_USER": pg["user"],
         "POSTGRES_PASSWORD": pg["password"],
         "POSTGRES_SCHEMA": service,
-        "POSTGRES_POOL_SIZE": "5",
+        # psycopg_pool opens POOL_SIZE connections at start and keeps them; up to MAX_OVERFLOW more while busy.
+        "POSTGRES_POOL_SIZE": str(event_store_pool(config)[0]),
+        "POSTGRES_MAX_OVERFLOW": str(event_store_pool(config)[1]),
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_PRE_PING": "y",
         "CREATE_TABLE": config.get("STRATUM_CREATE_TABLES", "n"),
     }
+
+
+def event_store_pool(config):
+    """(pool size, max overflow) of one service's event-store pool on PostgreSQL: STRATUM_PG_POOL_SIZE connections
+    are opened at start and kept, up to STRATUM_PG_MAX_OVERFLOW more while it is busy (closed after 10 idle
+    minutes). Writes to one event store are serialised by its table lock anyway, so a few connections suffice."""
+    return _count(config, "STRATUM_PG_POOL_SIZE", 2), _count(config, "STRATUM_PG_MAX_OVERFLOW", 3)
+
+
+def read_side_pool(config):
+    """(pool size, max overflow) of one process's read-side pool (SQLAlchemy) on PostgreSQL: up to
+    STRATUM_READ_POOL_SIZE connections kept once used, up to STRATUM_READ_MAX_OVERFLOW more while busy."""
+    return _count(config, "STRATUM_READ_POOL_SIZE", 3), _count(config, "STRATUM_READ_MAX_OVERFLOW", 5)
+
+
+def _count(config, key, default):
+    value = config.get(key)
+    number = default if value in (None, "") else int(value)
+    if number < 0:
+        raise ValueError(f"{key} must be 0 or more, got {value!r}")
+    return number

@@ -2,13 +2,13 @@
 scan, analyse and render what was uploaded (from durable queues, after the upload has committed)."""
 import logging
 
-from nameko.events import event_handler
 from nameko.timer import timer
 
 from services.files.application import Files
 from services.files.bundles import Bundles
 from services.files.domain import SNAPSHOT_REQUESTED, UPLOAD_RECEIVED, ZIPFILE_REQUESTED, Upload, Zipfile
 from services.files.processing import Pipeline
+from shared.amqp import event_handler
 from shared.blobstore import Blobs
 from shared.eventstore import EventStore
 from shared.service import ResourceService, rpc

@@ -2,12 +2,11 @@ import hashlib
 import json
 import logging
 
-from nameko.events import event_handler
-
 from services.orders.application import Orders
 from services.orders.domain import (CLONE_REQUESTED, ESTIMATE_REQUESTED, NOT_PRINTABLE, UNPRINTABLE_MODEL_STATUSES,
                                    LineItem, Order)
 from services.orders.estimates import estimate, out_of_date
+from shared.amqp import event_handler
 from shared.errors import StratumError
 from shared.eventstore import EventStore
 from shared.resource import Resource

@@ -55,6 +55,14 @@ class System:
             self.projector = None
         self.core.kill()
 
+    def dead(self):
+        """Names of the services whose container is not running (nameko kills a container on an escaped error)."""
+        containers = {c.service_name: c for c in self.core.containers}
+        containers.update(self.restarted)
+        if self.projector is not None:
+            containers.update({c.service_name: c for c in self.projector.containers})
+        return sorted(name for name, container in containers.items() if container._died.ready())
+
     def rpc(self):
         """A standalone RPC client, as another service or a script would call the services."""
         return ClusterRpcProxy(self.config, timeout=20)

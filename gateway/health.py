@@ -1,0 +1,43 @@
+"""Readiness (`GET /health/ready`), beside liveness (`GET /about/`, which answers as soon as the HTTP server runs).
+
+Ready means a client can use Stratum now: the identity service answers, it has created the first administrator,
+and this gateway's read side holds the identity feed at least that far, so the bootstrap administrator can log in.
+Until then the answer is 503 with Retry-After and a JSON body saying what is not ready. The check catches the read
+side up itself (as a write does), so it does not depend on the projector being up."""
+import logging
+
+from gateway.http import json_response
+from shared.errors import StratumError
+
+log = logging.getLogger(__name__)
+IDENTITY = "identity"
+CHECK_TIMEOUT = 3  # seconds for the identity service to answer a probe (a probe must not wait STRATUM_RPC_TIMEOUT)
+
+
+def readiness(gateway):
+    checks = {}
+    waiting_for = None
+    try:
+        position = gateway.services.call(IDENTITY, "max_position", timeout=CHECK_TIMEOUT) or 0
+        checks[IDENTITY] = {"ok": position > 0, "position": position}
+        if not position:
+            waiting_for = "the identity service to create the first administrator"
+    except Exception as error:  # not running, not answering in time, the broker away
+        position = None
+        reason = error.title if isinstance(error, StratumError) else f"{type(error).__name__}: {error}"[:200]
+        checks[IDENTITY] = {"ok": False, "error": reason}
+        waiting_for = f"the identity service ({reason})"
+    if position:
+        try:
+            reached = gateway.read.catch_up(IDENTITY, gateway.services.fetcher(IDENTITY), until=position)
+            checks["read_side"] = {"ok": reached >= position, "identity_position": reached}
+            if reached < position:
+                waiting_for = f"the read side to reach identity position {position} (at {reached})"
+        except Exception as error:  # its database away, or identity gone between the two calls
+            log.warning("readiness: the read side could not catch up with identity: %s", error)
+            checks["read_side"] = {"ok": False, "error": str(error)[:200]}
+            waiting_for = "the read side to catch up with the identity feed"
+    if waiting_for:
+        return json_response({"status": "not ready", "waiting_for": waiting_for, "checks": checks}, 503,
+                             headers={"Retry-After": "1"})
+    return json_response({"status": "ready", "checks": checks})

@@ -1,0 +1,138 @@
+"""nameko's AMQP entrypoints, made to outlive the broker.
+
+nameko 2.14 kills the whole service container when anything escapes the code that runs after a handler: the RPC
+reply publish (`RpcConsumer.handle_result`, kombu gives up after 3 retries while the broker is away) and the ack of
+a message on a connection that was just reset (`QueueConsumer.ack_message` only ignores amqp's own ConnectionError,
+not the OSError of a reset socket). One broker restart then takes a service down for good (D3). The consumer loop
+itself reconnects on its own; these subclasses make the steps around it do the same:
+
+- a reply that cannot be published is retried with backoff for as long as its caller waits
+  (STRATUM_RPC_TIMEOUT), then dropped with a log line: the caller times out (503), and the request, which was never
+  acknowledged, is delivered again once the broker is back (commands are idempotent by their command_id);
+- an ack or requeue on a dead connection is logged and skipped: the broker has already taken the message back;
+- the event exchange is declared at start on a connection of its own, retried while the broker is away (nameko
+  takes one from kombu's process-wide pool unchecked, which after a broker restart may be dead or closed).
+
+Every entrypoint of a Stratum service must come from here (`rpc`, `event_handler`), and so must its
+`EventDispatcher` and its RPC callers' `ReplyListener`: a container whose @rpc methods mixed these with nameko's
+own would run two RPC consumers on one queue, each refusing the other's methods (tests/unit/test_amqp.py holds the
+code to that).
+"""
+import logging
+import time
+
+import eventlet
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from kombu import Connection
+from kombu.exceptions import OperationalError
+from nameko import events, messaging
+from nameko import rpc as nameko_rpc
+from nameko.constants import (AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER, LOGIN_METHOD_CONFIG_KEY,
+                              SERIALIZER_CONFIG_KEY)
+from nameko.rpc import Responder, get_rpc_exchange
+
+log = logging.getLogger(__name__)
+
+# What a lost or refused broker connection raises (kombu wraps socket errors as OperationalError after its retries).
+BROKER_ERRORS = (OSError, AmqpConnectionError, OperationalError)
+REPLY_RETRY_FIRST = 0.5  # seconds before the first retry of a reply; doubles up to REPLY_RETRY_MAX
+REPLY_RETRY_MAX = 5.0
+
+
+class QueueConsumer(messaging.QueueConsumer):
+    """One per container (shared by its RPC, event and reply consumers), whose acks never kill the container."""
+
+    def ack_message(self, message):
+        try:
+            super().ack_message(message)
+        except Exception as error:  # the broker requeued it with the dead connection; it will come again
+            log.warning("could not acknowledge a message on a lost connection (%s); the broker delivers it again",
+                        error)
+
+    def requeue_message(self, message):
+        try:
+            super().requeue_message(message)
+        except Exception as error:
+            log.warning("could not requeue a message on a lost connection (%s); the broker requeued it already",
+                        error)
+
+
+class RpcConsumer(nameko_rpc.RpcConsumer):
+    queue_consumer = QueueConsumer()
+
+    def handle_result(self, message, result, exc_info):
+        config = self.container.config
+        window = float(config.get("STRATUM_RPC_TIMEOUT", 30))  # how long a caller waits for this reply
+        deadline = time.monotonic() + window
+        delay = REPLY_RETRY_FIRST
+        target = message.delivery_info.get("routing_key")
+        while True:
+            responder = Responder(config[AMQP_URI_CONFIG_KEY], get_rpc_exchange(config),
+                                  config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER), message, ssl=config.get(AMQP_SSL_CONFIG_KEY),
+                                  login_method=config.get(LOGIN_METHOD_CONFIG_KEY))
+            try:
+                result, exc_info = responder.send_response(result, exc_info)
+                break
+            except BROKER_ERRORS as error:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.warning("dropped the reply to %s after %g s without a broker (%s): its caller has stopped "
+                                "waiting; the request is delivered again when the broker is back", target, window,
+                                error)
+                    break
+                log.warning("could not send the reply to %s (%s); retrying in %.1f s", target, error,
+                            min(delay, remaining))
+                eventlet.sleep(min(delay, remaining))
+                delay = min(delay * 2, REPLY_RETRY_MAX)
+            except Exception:  # never let one reply take the service down
+                log.exception("dropped the reply to %s", target)
+                break
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
+class EventDispatcher(events.EventDispatcher):
+    """nameko declares the event exchange at start on a connection from kombu's process-wide pool, which may be dead
+    (a broker restart since it was last used) or closed (kombu puts a connection it closed after an error back in
+    the pool, so every later start in the process fails). This one declares on a connection of its own, retried."""
+
+    SETUP_ATTEMPTS = 10
+
+    def setup(self):
+        config = self.container.config
+        self.exchange = events.get_event_exchange(self.container.service_name, config)
+        self.declare.append(self.exchange)
+        ssl, login_method = config.get(AMQP_SSL_CONFIG_KEY), config.get(LOGIN_METHOD_CONFIG_KEY)
+        for attempt in range(1, self.SETUP_ATTEMPTS + 1):
+            try:
+                with Connection(self.amqp_uri, ssl=ssl, login_method=login_method) as connection:
+                    connection.ensure_connection(max_retries=1)
+                    channel = connection.channel()
+                    for entity in self.declare:
+                        entity(channel).declare()
+                break
+            except BROKER_ERRORS as error:
+                if attempt == self.SETUP_ATTEMPTS:
+                    raise
+                log.warning("could not declare the %s event exchange (%s); retrying", self.container.service_name,
+                            error)
+                eventlet.sleep(min(0.5 * attempt, 3))
+        self.publisher = self.publisher_cls(self.amqp_uri, serializer=self.options.pop("serializer", self.serializer),
+                                            exchange=self.exchange, declare=self.declare, ssl=ssl,
+                                            login_method=login_method, **self.options)
+
+
+class Rpc(nameko_rpc.Rpc):
+    rpc_consumer = RpcConsumer()
+
+
+class EventHandler(events.EventHandler):
+    queue_consumer = QueueConsumer()
+
+
+class ReplyListener(nameko_rpc.ReplyListener):
+    queue_consumer = QueueConsumer()
+
+
+rpc = Rpc.decorator
+event_handler = EventHandler.decorator
