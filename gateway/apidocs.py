@@ -1,17 +1,41 @@
 """The API described from the catalogue: an OpenAPI 3.1 document (/openapi.json) and a readable page (/docs)."""
 import html
+import re
 from functools import lru_cache
 
 from werkzeug.wrappers import Response
 
+from gateway.files import VIEWS
 from gateway.tolerant import aliases
 from shared import catalogue
 from shared.topics import legacy_class_name as class_name  # schema names as release 0.1 named classes
 from shared.uploads import PROFILES as UPLOADS
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_ERROR_STATUSES = {"400": "Invalid input (the error names the field)", "401": "Not logged in",
-                   "404": "Not found (or another bureau's)", "405": "Verb not allowed here"}
+# Every error Stratum answers: which of them an operation documents follows from what it is (a read, a write, with a
+# body, an action; see _responses). Each is a JSON Error body, in components/responses.
+_ERROR_TEXT = {
+    "400": "Invalid input: the error names the field or query parameter",
+    "401": "Not logged in (no credentials, or the session or token has ended)",
+    "403": "Not allowed: the caller's role may not do this (the error says why)",
+    "404": "Not found (or another bureau's)",
+    "409": "Conflict with the resource's current state (or with writers changing it at the same moment): retry or "
+           "change the request",
+    "413": "The request body is larger than the deployment allows (STRATUM_MAX_BODY_KB)",
+    "422": "Idempotency-Key reused with a different request (another method, path or body)",
+    "501": "Documented but not built yet in this release",
+    "503": "A service or database cannot be reached right now: retry after Retry-After seconds",
+}
+_HEADERS = {
+    "Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0},
+                    "description": "Seconds to wait before retrying"},
+    "Stratum-Ignored-Fields": {"schema": {"type": "string"}, "description": (
+        "The fields of the request that the tolerant reader ignored (not in the reference), comma-separated (the "
+        "first 50, then `...`); characters a header cannot carry are percent-encoded (UTF-8)")},
+}
+_IGNORED = {"Stratum-Ignored-Fields": {"$ref": "#/components/headers/Stratum-Ignored-Fields"}}
+# The resources whose POST answers the generated secret once, in the body (an API token: `uuid` + `secret`).
+_SHOWS_SECRET = "secret"
 
 
 def _schema_of(field):
@@ -33,35 +57,77 @@ def _schema_of(field):
         schema["maximum"] = field.maximum
     if field.readonly:
         schema["readOnly"] = True
+    if field.writeonly:
+        schema["writeOnly"] = True
     if field.description:
         schema["description"] = field.description
     return schema
 
 
-def _object_schema(fields):
+def _object_schema(fields, request=True):
     schema = {"type": "object", "properties": {n: _schema_of(f) for n, f in fields.items() if not f.filter_only}}
     required = [n for n, f in fields.items() if f.required and not f.readonly and not f.filter_only]
-    if required:
+    if required and request:
         schema["required"] = required
     return schema
 
 
-def _responses(success):
-    responses = dict(success)
-    for status, text in _ERROR_STATUSES.items():
-        responses[status] = {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+def _responses(success, *, write=False, body=False, item=False, action=False):
+    """`success` and the errors the operation can answer: every operation can meet an outage (503) and needs a
+    session (401); reads of one resource and every write can miss it (404; a write also when what it points at is
+    gone); list queries and writes check their input (400); writes are checked against the caller's role (403),
+    can conflict with the resource's state or with concurrent writers (409) and carry an Idempotency-Key (422);
+    a body can be too large (413); an action can be documented but not built yet (501)."""
+    statuses = ["401", "503"]
+    if item or write:
+        statuses.append("404")
+    if write or not item:
+        statuses.append("400")
+    if write:
+        statuses += ["403", "409", "422"]
+    if body:
+        statuses.append("413")
+    if action:
+        statuses.append("501")
+    return dict(success, **_refs(*sorted(statuses)))
+
+
+def _refs(*statuses):
+    return {status: {"$ref": f"#/components/responses/Error{status}"} for status in statuses}
+
+
+def _error_responses():
+    """components/responses: one per error status, referenced by every operation that can answer it."""
+    responses = {}
+    for status, text in _ERROR_TEXT.items():
+        responses[f"Error{status}"] = {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+    responses["Error503"]["headers"] = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
     return responses
 
 
-def _created(spec=None):
-    headers = {"Location": {"schema": {"type": "string"}, "description": "URI of the new resource"}}
-    if spec is not None and spec.name in UPLOADS:
-        headers["X-Upload-Location"] = {"schema": {"type": "string"}, "description": (
+def _location(text):
+    return {"Location": {"required": True, "schema": {"type": "string", "format": "uri"}, "description": text}}
+
+
+def _created(spec, ref):
+    headers = dict(_location("URI of the new resource"), **_IGNORED)
+    if spec.name in UPLOADS:
+        headers["X-Upload-Location"] = {"required": True, "schema": {"type": "string", "format": "uri"},
+                                        "description": (
             "Signed link: PUT the file's raw bytes there (application/octet-stream); processing follows in the "
             "background and shows in the resource's status")}
-    if spec is not None and spec.name == "design-file":
-        headers["Model-Location"] = {"schema": {"type": "string"}, "description": "URI of the model it becomes"}
-    return {"201": {"description": "Created", "headers": headers}}
+    if spec.name == "design-file":
+        headers["Model-Location"] = {"schema": {"type": "string", "format": "uri"},
+                                     "description": "URI of the model it becomes"}
+    created = {"description": "Created", "headers": headers}
+    secret = spec.fields.get(_SHOWS_SECRET)
+    if secret is not None and secret.readonly:  # generated by the service, shown this once
+        created["description"] = "Created; the body holds the generated secret, which is never shown again"
+        shown = {"uri": {"type": "string", "format": "uri"}, "uuid": {"type": "string", "format": "uuid"},
+                 "secret": {"type": "string"}}
+        created["content"] = {"application/json": {"schema": {"allOf": [ref], "required": list(shown),
+                                                              "properties": shown}}}
+    return {"201": created}
 
 
 def _signed_query(*names):
@@ -73,6 +139,7 @@ def _file_paths():
     errors = {status: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
               for status, text in (("403", "Invalid or expired link"), ("404", "Not found"),
                                    ("409", "The resource already has its file"), ("413", "The file is too large"))}
+    errors["503"] = {"$ref": "#/components/responses/Error503"}
     return {
         "/upload/{resource}/{uuid}/": {"put": {
             "summary": "Upload a file's bytes (the X-Upload-Location of its POST)", "tags": ["files"],
@@ -88,7 +155,7 @@ def _file_paths():
             "parameters": [_uuid_parameter(), *_signed_query("resource", "field", "expires", "signature")],
             "responses": {"200": {"description": "The bytes, checked against their SHA-256", "content": {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-                **{k: v for k, v in errors.items() if k in ("403", "404")}}}},
+                **{k: v for k, v in errors.items() if k in ("403", "404", "503")}}}},
     }
 
 
@@ -110,23 +177,24 @@ def _paths_of(spec, ref):
     paths = {}
     collection, item = {}, {}
     if "LIST" in spec.verbs:
-        listing = {"type": "object", "properties": {"resources": {"type": "array", "items": ref},
-                                                     "total_count": {"type": "integer"}}}
+        listing = {"type": "object", "required": ["resources", "total_count"], "properties": {
+            "resources": {"type": "array", "items": ref}, "total_count": {"type": "integer", "minimum": 0}}}
         collection["get"] = {"summary": f"List {spec.name}", "parameters": _list_parameters(spec),
                              "responses": _responses({"200": {"description": "OK", "content": {
                                  "application/json": {"schema": listing}}}})}
     if "POST" in spec.verbs:
-        collection["post"] = {"summary": f"Create {spec.name}", "requestBody": {"content": {
-            "application/json": {"schema": ref}, "application/x-www-form-urlencoded": {"schema": ref}}},
-            "responses": _responses(_created(spec))}
+        collection["post"] = {"summary": f"Create {spec.name}", "requestBody": _body(ref),
+                              "responses": _responses(_created(spec, ref), write=True, body=True)}
     if "GET" in spec.verbs:
         item["get"] = {"summary": f"Get {spec.name}", "responses": _responses(
-            {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}})}
+            {"200": {"description": "OK", "content": {"application/json": {"schema": ref}}}}, item=True)}
     if "PUT" in spec.verbs:
-        item["put"] = {"summary": f"Update {spec.name} (partial)", "requestBody": {"content": {
-            "application/json": {"schema": ref}}}, "responses": _responses({"204": {"description": "Updated"}})}
+        item["put"] = {"summary": f"Update {spec.name} (partial)", "requestBody": _body(ref),
+                       "responses": _responses({"204": {"description": "Updated", "headers": dict(_IGNORED)}},
+                                               write=True, body=True, item=True)}
     if "DELETE" in spec.verbs:
-        item["delete"] = {"summary": f"Delete {spec.name}", "responses": _responses({"204": {"description": "Deleted"}})}
+        item["delete"] = {"summary": f"Delete {spec.name}", "responses": _responses(
+            {"204": {"description": "Deleted"}}, write=True, item=True)}
     for shape, operations in (("list", collection), ("item", item)):
         for verb, operation in operations.items():
             operation["tags"] = [spec.service]
@@ -136,20 +204,108 @@ def _paths_of(spec, ref):
     if item and spec.item_path:
         paths[spec.item_path] = dict(item, parameters=[_uuid_parameter()])
     for action in spec.actions:
-        operations = {verb.lower(): {"summary": f"{action.name} {spec.name}", "tags": [spec.service],
-                                     "operationId": f"{verb.lower()}-{spec.name}-{action.name}",
-                                     "responses": _responses({"202": {"description": "Accepted"},
-                                                              "204": {"description": "Done"}})}
+        operations = {verb.lower(): dict(_action_operation(spec, action, verb), summary=f"{action.name} {spec.name}",
+                                         tags=[spec.service], operationId=f"{verb.lower()}-{spec.name}-{action.name}")
                       for verb in action.verbs}
         paths[action.path] = dict(operations, parameters=[_uuid_parameter()])
     return paths
 
 
+def _body(schema):
+    """A request body: JSON, or form-encoded (clients of the reference send both)."""
+    return {"content": {media: {"schema": schema}
+                        for media in ("application/json", "application/x-www-form-urlencoded")}}
+
+
+# Per-uuid actions that are reads (gateway.files.VIEWS) and answer bytes rather than JSON.
+_BINARY_VIEWS = {("model", "binary"): "image/png"}
+
+
+def _action_operation(spec, action, verb):
+    """A per-uuid action: a GET the gateway answers as a view (a snapshot), or a command for the owning service
+    (answered 202 when it goes on in the background, 204 when done, 201 when it made a resource whose file follows),
+    which answers 501 while its rules are not built."""
+    if verb == "GET" and (spec.name, action.name) in VIEWS:
+        media = _BINARY_VIEWS.get((spec.name, action.name))
+        content = {media: {"schema": {"type": "string", "format": "binary"}}} if media else \
+            {"application/json": {"schema": _object_schema(action.fields, request=False)}}
+        return {"responses": _responses({"200": {"description": "OK", "content": content}}, item=True)}
+    done = {"headers": dict(_location("URI of the resource acted on (or of the one the action made)"), **_IGNORED)}
+    success = {"202": dict(done, description="Accepted: the action goes on in the background"),
+               "204": dict(done, description="Done")}
+    if spec.name in UPLOADS:
+        success.update(_created(spec, {"type": "object"}))
+    operation = {"responses": _responses(success, write=True, body=bool(action.fields), item=True, action=True)}
+    if action.fields and verb != "GET":
+        operation["requestBody"] = _body(_object_schema(action.fields))
+    return operation
+
+
+def _gateway_paths():
+    """The endpoints the gateway answers itself (the catalogue's `special` resources): the public /about/, the session
+    (log in, who am I, log out), the CSRF token, and the endpoints whose path carries another parameter than a uuid
+    (gateway.special), which answer what this deployment can: a 4xx naming the missing prerequisite, or 501."""
+    json_of = lambda schema: {"application/json": {"schema": schema}}  # noqa: E731
+    fields = lambda name: _object_schema(catalogue.resource(name).fields, request=False)  # noqa: E731
+    about = dict(fields("about"), required=list(catalogue.resource("about").fields))
+    session = {"type": "object", "required": ["uri", "user", "username", "name", "emails", "bureau"], "properties": {
+        "uri": {"type": "string", "format": "uri"}, "user": {"type": "string", "format": "uri"},
+        "username": {"type": ["string", "null"]}, "name": {"type": ["string", "null"]},
+        "emails": {"type": "array", "items": {"type": "string"}},
+        "bureau": {"type": ["string", "null"], "format": "uri"}}}
+    logged_in = {"allOf": [session], "required": ["session_key"], "properties": {"session_key": {
+        "type": "string", "description": "The session's key: the `session` cookie, or a Bearer token"}}}
+    credentials = {"type": "object", "required": ["username", "password"], "properties": {
+        "username": {"type": "string"}, "password": {"type": "string", "writeOnly": True}}}
+    error = lambda text, headers=None: dict(  # noqa: E731
+        {"description": text, "content": json_of(_ERROR)}, **({"headers": headers} if headers else {}))
+    retry = {"Retry-After": {"$ref": "#/components/headers/Retry-After"}}
+    paths = {
+        "/about/": {"get": {"summary": "The deployment: name, version, date", "operationId": "get-about",
+                            "tags": ["gateway"], "security": [], "responses": {
+                                "200": {"description": "OK", "content": json_of(about)},
+                                **_refs("503")}}},
+        "/csrf-token/": {"get": {"summary": "The session's CSRF token (for role changes)", "operationId": "get-csrf",
+                                 "tags": ["identity"], "responses": {
+                                     "200": {"description": "OK", "content": json_of(fields("csrf-token"))},
+                                     "403": error("Not logged in (the reference answers 403 here)"),
+                                     **_refs("503")}}},
+        "/sessions/": {
+            "post": {"summary": "Log in: a session (cookie `session`, or the session_key as a Bearer token)",
+                     "operationId": "post-sessions", "tags": ["identity"], "security": [],
+                     "requestBody": _body(credentials), "responses": {
+                         "201": {"description": "Logged in", "content": json_of(logged_in),
+                                 "headers": _location("URI of the session")},
+                         **_responses({}, body=True), "401": error("Wrong username or password"),
+                         "429": error("Too many failed logins (from this address, or for this account)", retry)}},
+            "get": {"summary": "The session's user and bureau", "operationId": "get-sessions", "tags": ["identity"],
+                    "responses": {"200": {"description": "OK", "content": json_of(session)}, **_refs("401", "503")}},
+            "delete": {"summary": "Log out", "operationId": "delete-sessions", "tags": ["identity"],
+                       "responses": {"204": {"description": "Logged out"}, **_refs("401", "503")}}},
+    }
+    for spec in catalogue.catalogue().values():
+        names = re.findall(r"\{(\w+)\}", spec.path)
+        if spec.special and names and "LIST" in spec.verbs:
+            listing = {"type": "object", "required": ["resources", "total_count"], "properties": {
+                "resources": {"type": "array", "items": _object_schema(spec.fields, request=False)},
+                "total_count": {"type": "integer", "minimum": 0}}}
+            paths[spec.path] = {"get": {
+                "summary": f"List {spec.name}", "operationId": f"get-list-{spec.name.replace('/', '-')}",
+                "tags": [spec.service], "description": spec.description,
+                "parameters": [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                               for name in names],
+                "responses": {"200": {"description": "OK", "content": json_of(listing)},
+                              **_refs("400", "401", "404", "501", "503")}}}
+    return paths
+
+
 @lru_cache(maxsize=4)
 def openapi_document(version, base_url):
-    schemas = {"Error": {"type": "object", "properties": {"errors": {"type": "array", "items": {
-        "type": "object", "properties": {"code": {"type": "string"}, "title": {"type": "string"},
-                                         "field": {"type": "string"}}}}}}}
+    schemas = {"Error": {"type": "object", "required": ["errors"], "properties": {"errors": {
+        "type": "array", "minItems": 1, "items": {
+            "type": "object", "required": ["code", "title"],
+            "properties": {"code": {"type": "string"}, "title": {"type": "string"},
+                           "field": {"type": "string", "description": "the field or parameter at fault"}}}}}}}
     paths = {}
     for spec in catalogue.catalogue().values():
         if spec.special:
@@ -158,14 +314,16 @@ def openapi_document(version, base_url):
         schemas[schema_name] = dict(_object_schema(spec.fields), description=spec.description or spec.name)
         paths.update(_paths_of(spec, {"$ref": f"#/components/schemas/{schema_name}"}))
     paths.update(_file_paths())
+    paths.update(_gateway_paths())
     return {
         "openapi": "3.1.0",
         "info": {"title": "Stratum MES API", "version": version, "description": _DESCRIPTION + _aliases_text()},
         "servers": [{"url": base_url}],
-        "security": [{"session": []}, {"bearer": []}],
-        "components": {"schemas": schemas, "securitySchemes": {
+        "security": [{"session": []}, {"bearer": []}, {"apiToken": []}],
+        "components": {"schemas": schemas, "responses": _error_responses(), "headers": _HEADERS, "securitySchemes": {
             "session": {"type": "apiKey", "in": "cookie", "name": "session"},
-            "bearer": {"type": "http", "scheme": "bearer"}}},
+            "bearer": {"type": "http", "scheme": "bearer", "description": "a session_key (POST /sessions/)"},
+            "apiToken": {"type": "http", "scheme": "basic", "description": "an API token: its uuid and secret"}}},
         "paths": paths,
     }
 

@@ -136,4 +136,6 @@ def csrf_token(config, caller):
 
 
 def csrf_valid(config, caller, token):
-    return isinstance(token, str) and hmac.compare_digest(token, csrf_token(config, caller))
+    # compared as bytes: compare_digest refuses str with non-ASCII characters (a client's token may hold any)
+    return isinstance(token, str) and hmac.compare_digest(token.encode("utf-8", "surrogatepass"),
+                                                          csrf_token(config, caller).encode())

@@ -4,6 +4,7 @@ the links rendered into resources, and the snapshot views of a model.
 Bytes never cross RabbitMQ: the gateway streams them into the shared blob store and tells the files service what
 landed (hash and size); downloads stream from the store after the hash check.
 """
+from urllib.parse import quote
 from uuid import UUID
 
 from werkzeug.wrappers import Response
@@ -123,8 +124,19 @@ def _send(gateway, blob):
     response.content_length = blob.size
     response.headers["ETag"] = f'"{blob.sha256}"'
     if blob.name:
-        response.headers["Content-Disposition"] = f'attachment; filename="{_safe_name(blob.name)}"'
+        response.headers["Content-Disposition"] = _disposition(blob.name)
     return response
+
+
+def _disposition(name):
+    """`attachment` with the file's name (RFC 6266): an ASCII `filename` for every client, and the name itself in
+    `filename*` (RFC 8187, UTF-8) when it is not ASCII. A header is Latin-1 at most, so a name such as 零件.stl
+    written into `filename` as it is would leave the answer unsendable."""
+    safe = _safe_name(name)
+    ascii_name = "".join(c if " " <= c <= "~" else "_" for c in safe)
+    if ascii_name == safe:
+        return f'attachment; filename="{safe}"'
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(safe, safe='')}"
 
 
 def _safe_name(name):

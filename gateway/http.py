@@ -6,13 +6,16 @@ import logging
 from kombu.exceptions import OperationalError as BrokerError
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
+from nameko.web.server import WebServer, WsgiApp
 from sqlalchemy.exc import DisconnectionError, InterfaceError
 from sqlalchemy.exc import OperationalError as DatabaseError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.wrappers import Response
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import MethodNotAllowed as NoSuchMethod
+from werkzeug.wrappers import Request, Response
 
 from gateway import cors
-from shared.errors import ServiceUnavailable, StratumError
+from shared.errors import MethodNotAllowed, NotFound, ServiceUnavailable, StratumError
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +28,40 @@ def json_response(body, status=200, headers=None):
                     mimetype="application/json" if body is not None else None)
 
 
+class _JsonWsgiApp(WsgiApp):
+    """nameko's WSGI app, but a request no handler is routed for (a path with a line break in it, which no route
+    matches; a method no handler takes) is answered with a JSON error like every other, not werkzeug's HTML page."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)  # as nameko's: nobody reads the body before a handler does
+        try:
+            provider, values = self.url_map.bind_to_environ(environ).match()
+        except HTTPException as exc:
+            return _unrouted(exc, request)(environ, start_response)
+        request.path_values = values
+        return provider.handle_request(request)(environ, start_response)
+
+
+def _unrouted(exc, request):
+    if isinstance(exc, NoSuchMethod):
+        allowed = sorted(exc.valid_methods or ())
+        return error_response(MethodNotAllowed(f"{request.method} is not allowed here; allowed: {', '.join(allowed)}.",
+                                               allow=allowed))
+    if exc.code == 404:
+        return error_response(NotFound(f"There is no resource at {request.path!r}."))
+    return exc  # a redirect (a path without its final slash), answered as werkzeug words it
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return _JsonWsgiApp(self)
+
+
 class JsonHttpEntrypoint(HttpRequestHandler):
     """Every failure becomes a JSON error body with its status; an outage is a 503 with Retry-After, anything else
     unexpected a logged 500. CORS preflights are answered here, before any handler authenticates."""
+
+    server = JsonWebServer()
 
     def handle_request(self, request):
         if "chunked" in request.headers.get("Transfer-Encoding", "").lower():

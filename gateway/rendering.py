@@ -1,10 +1,12 @@
-"""Stored documents → API representations: absolute URIs, only the catalogue's fields."""
+"""Stored documents → API representations: absolute URIs, only the catalogue's fields (never a write-only one)."""
 from shared.uris import absolute
 
 
 def render(spec, path, doc, base_url):
     body = {}
     for name, field in spec.fields.items():
+        if field.writeonly:
+            continue  # a password or a CSRF token is taken, never shown (its `null` would only claim it is unset)
         value = doc.get(name)
         if field.type == "uri":
             value = absolute(base_url, value)

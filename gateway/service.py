@@ -3,6 +3,7 @@ and answer reads from the read side. Writes answer only once the read side holds
 import hashlib
 import logging
 from datetime import datetime, timezone
+from urllib.parse import quote
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from nameko.dependency_providers import Config
@@ -340,8 +341,19 @@ class GatewayService:
 def _reporting(response, ignored):
     """Name the fields the tolerant reader ignored, so integrators see them (gateway.tolerant)."""
     if ignored:
-        response.headers[IGNORED_FIELDS] = ", ".join(ignored)
+        names = [_header_safe(name) for name in ignored[:MAX_IGNORED_NAMED]]
+        response.headers[IGNORED_FIELDS] = ", ".join(names + (["..."] if len(ignored) > MAX_IGNORED_NAMED else []))
     return response
+
+
+MAX_IGNORED_NAMED = 50  # a body may hold thousands of unknown keys; the header names the first ones (all are logged)
+_HEADER_SAFE = "!#$&'()*+-./:;<=>?@[]^_`{|}~"  # printable ASCII but for the list's separators, quotes and `%`
+
+
+def _header_safe(name):
+    """A field name as a header can carry it: a name sent with line breaks, control or non-ASCII characters would
+    make the whole answer unsendable (HTTP headers are Latin-1 without CR/LF), so those are percent-encoded (UTF-8)."""
+    return quote(name.encode("utf-8", "backslashreplace"), safe=_HEADER_SAFE)
 
 
 def _scope(caller):

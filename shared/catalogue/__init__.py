@@ -26,6 +26,7 @@ class Field:
     maximum: float | None = None
     filter_only: bool = False
     description: str = ""
+    writeonly: bool = False  # accepted on writes, never stored as sent nor shown (a password, a CSRF token)
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ def _field(name, spec):
         maximum=spec.get("maximum"),
         filter_only=bool(spec.get("filter_only")),
         description=spec.get("description", ""),
+        writeonly=bool(spec.get("writeonly")),
     )
 
 
