@@ -2,7 +2,8 @@
 
 Ready means a client can use Stratum now: the identity service answers, it has created the first administrator,
 and this gateway's read side holds the identity feed at least that far, so the bootstrap administrator can log in.
-Until then the answer is 503 with Retry-After and a JSON body saying what is not ready. The check catches the read
+Until then the answer is 503 with Retry-After and a JSON body saying what is not ready. The body also lists events the
+read side parked (it serves, but those resources are stale until they apply: the projector retries them). The check catches the read
 side up itself (as a write does), so it does not depend on the projector being up."""
 import logging
 
@@ -37,7 +38,19 @@ def readiness(gateway):
             log.warning("readiness: the read side could not catch up with identity: %s", error)
             checks["read_side"] = {"ok": False, "error": str(error)[:200]}
             waiting_for = "the read side to catch up with the identity feed"
+    checks["projection"] = _projection(gateway)
     if waiting_for:
         return json_response({"status": "not ready", "waiting_for": waiting_for, "checks": checks}, 503,
                              headers={"Retry-After": "1"})
     return json_response({"status": "ready", "checks": checks})
+
+
+def _projection(gateway):
+    """Events the read side parked (gateway.readstore.apply_feed): Stratum serves, but those resources are stale."""
+    try:
+        parked = gateway.read.store.parked()
+    except Exception as error:
+        return {"ok": False, "error": str(error)[:200]}
+    return {"ok": not parked, "parked_events": len(parked),
+            "parked": [{"application": row.application, "position": row.position, "resource": row.resource,
+                        "uuid": row.uuid, "error": row.error[:300]} for row in parked[:20]]}

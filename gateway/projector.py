@@ -14,6 +14,7 @@ from shared.service import NEWS_EVENT
 
 log = logging.getLogger(__name__)
 CATCH_UP_INTERVAL = 2  # seconds
+PARKED_RETRY_INTERVAL = 60  # seconds between attempts to apply parked events again (gateway.readstore)
 
 
 class ProjectorService:
@@ -31,6 +32,19 @@ class ProjectorService:
                 self._catch_up(application)
             except Exception:  # one unreachable service must not stop the others' projection
                 log.warning("catch-up of %s failed; will retry", application, exc_info=True)
+
+    @timer(interval=PARKED_RETRY_INTERVAL)
+    def retry_parked(self):
+        """Events the read side could not apply are tried again, so a fix (a new release, a repaired database)
+        heals the read side without a rebuild."""
+        for application in sorted({row.application for row in self.read.store.parked()}):
+            try:
+                still = self.read.store.retry_parked(application, self.services.fetcher(application))
+                if still:
+                    log.error("%s: events of %d resource(s) are still parked (see /health/ready)", application,
+                              len(still))
+            except Exception:
+                log.warning("retrying parked events of %s failed; will retry", application, exc_info=True)
 
     def _handle_news(self, application, payload):
         # Usually the gateway has already caught up on its own write: then there is nothing to pull, and no RPC.

@@ -7,6 +7,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from sqlalchemy import and_, create_engine, delete, event, exists, func, literal, or_, select, text, type_coerce, update
 from sqlalchemy.dialects import postgresql
@@ -17,7 +18,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway.projection import apply_event
-from gateway.tables import (READ_SCHEMA, audit_events, credentials, documents, idempotency_keys, metadata,
+from gateway.tables import (READ_SCHEMA, audit_events, credentials, documents, idempotency_keys, metadata, parked_events,
                             session_activity, tracking)
 from shared import uris
 from shared.access import OWNED_BY_USER
@@ -62,6 +63,17 @@ def reconnecting(method):
                 log.info("read database connection lost in %s (%s); retrying", method.__name__, error.orig)
                 time.sleep(0.2 * attempt)
     return run
+
+
+def _park(conn, item, reason):
+    insert_ = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+    conn.execute(insert_(parked_events).values(
+        application=item["application"], position=item["position"], uuid=item["uuid"], resource=item["resource"],
+        error=reason[:2000], parked_at=datetime.now(timezone.utc).isoformat()).on_conflict_do_nothing())
+
+
+def _reason(error):
+    return f"{type(error).__name__}: {getattr(error, 'orig', None) or error}"[:2000]
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,25 @@ class ReadStore:
 
     @reconnecting
     def apply_feed(self, application, events, last):
-        """Apply the events above our position and move the position to `last`, atomically. Returns the position."""
+        """Apply the events above our position and move the position to `last`, atomically. Returns the position.
+
+        An event this read database cannot take (written by an older release, say, with a value it refuses) must not
+        stop the world: the batch is applied again one event at a time, and what fails is parked with its reason
+        (parked_events, logged as an error), as is every later event of the same resource, whose document stays as
+        it was before the failure rather than go on from a change it never saw. Everything else is applied."""
+        try:
+            return self._apply_feed(application, events, last, one_by_one=False)
+        except DBAPIError as error:
+            if error.connection_invalidated or (not self.is_sqlite and isinstance(error, OperationalError)):
+                raise  # an outage, not a bad event: `reconnecting` tries again
+            failure = error
+        except (KeyError, TypeError, ValueError, AttributeError) as error:  # a projection that cannot read the event
+            failure = error
+        log.error("applying %s's feed up to %s failed (%s); applying it event by event", application, last,
+                  _reason(failure))
+        return self._apply_feed(application, events, last, one_by_one=True)
+
+    def _apply_feed(self, application, events, last, one_by_one):
         with self._write() as conn:
             if not self.is_sqlite:
                 # Views join documents of several feeds (a flat line item reads its order, model and materials).
@@ -135,15 +165,62 @@ class ReadStore:
                 insert_ = sqlite_insert if self.is_sqlite else pg_insert
                 conn.execute(insert_(tracking).values(application=application, position=0).on_conflict_do_nothing())
                 current = self._locked_position(conn, application)
+            held = set(conn.execute(select(parked_events.c.uuid)
+                                    .where(parked_events.c.application == application)).scalars())
             for item in events:
-                if item["position"] > current:
+                if item["position"] <= current:
+                    continue
+                if item["uuid"] in held:
+                    _park(conn, item, "held behind an earlier event of this resource that could not be applied")
+                elif not one_by_one:
                     apply_event(conn, item)
+                else:
+                    try:
+                        with conn.begin_nested():
+                            apply_event(conn, item)
+                    except (DBAPIError, KeyError, TypeError, ValueError, AttributeError) as error:
+                        log.error("parked %s event %s (%s %s): %s", application, item["position"], item["resource"],
+                                  item["uuid"], _reason(error))
+                        _park(conn, item, _reason(error))
+                        held.add(item["uuid"])
             new_position = max(current, last)
             if new_position != current:
                 conn.execute(update(tracking).where(tracking.c.application == application)
                              .values(position=new_position))
         self._tracked.add(application)
         return new_position
+
+    @reconnecting
+    def parked(self, application=None):
+        """The parked events (application, position, resource, uuid, error), oldest first."""
+        query = select(parked_events).order_by(parked_events.c.application, parked_events.c.position)
+        if application:
+            query = query.where(parked_events.c.application == application)
+        with self.engine.connect() as conn:
+            return conn.execute(query).all()
+
+    def retry_parked(self, application, fetch):
+        """Apply parked events again, in order (after a fix: a new projection, a repaired database). What applies
+        now leaves the park; a resource whose event still fails keeps its later events parked behind it."""
+        failing = set()
+        for row in self.parked(application):
+            if row.uuid in failing:
+                continue
+            batch = fetch(row.position, 1)
+            event = next((e for e in batch["events"] if e["position"] == row.position), None)
+            with self._write() as conn:
+                try:
+                    with conn.begin_nested():
+                        if event is not None:
+                            apply_event(conn, event)
+                        conn.execute(delete(parked_events).where(parked_events.c.application == application,
+                                                                 parked_events.c.position == row.position))
+                except (DBAPIError, KeyError, TypeError, ValueError, AttributeError) as error:
+                    failing.add(row.uuid)
+                    conn.execute(update(parked_events).where(parked_events.c.application == application,
+                                                             parked_events.c.position == row.position)
+                                 .values(error=_reason(error)))
+        return failing
 
     @staticmethod
     def _locked_position(conn, application):
@@ -154,7 +231,7 @@ class ReadStore:
     def reset(self):
         """Forget everything (a rebuild from zero follows)."""
         with self._write() as conn:
-            for table in (audit_events, credentials, session_activity, documents, tracking):
+            for table in (audit_events, credentials, session_activity, documents, tracking, parked_events):
                 conn.execute(delete(table))
         self._tracked.clear()
 

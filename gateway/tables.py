@@ -70,3 +70,17 @@ idempotency_keys = Table(
     Column("fingerprint", String(64), nullable=False),  # sha256 of method, path and body
     Column("created", String(40), nullable=False),
 )
+
+# Events the read side could not apply (an event an older release stored that this read database refuses, e.g. a NUL
+# in a string on PostgreSQL), with the reason; later events of the same resource wait here behind it. Everything else
+# keeps flowing; the projector retries them (gateway.readstore.ReadStore.retry_parked), and /health/ready counts them.
+parked_events = Table(
+    "parked_events", metadata,
+    Column("application", String(64), primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("uuid", String(36), nullable=False),
+    Column("resource", String(64), nullable=False),
+    Column("error", Text, nullable=False),
+    Column("parked_at", String(40), nullable=False),
+    Index("ix_parked_events_resource", "application", "uuid"),
+)
