@@ -75,10 +75,6 @@ class Resource(Aggregate):
         if plain:
             self.trigger_event(self.Updated, changes=plain, actor=actor)
 
-    def record(self, event_class, changes, actor):
-        """Record `changes` as the named fact `event_class`, exactly as given (internal steps and derived fields)."""
-        self.trigger_event(event_class, changes=changes, actor=actor)
-
     def delete(self, actor):
         self.trigger_event(self.Deleted, actor=actor)
 
