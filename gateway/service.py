@@ -207,12 +207,7 @@ class GatewayService:
             view = files.VIEWS[spec.name, name](self, name, path, doc, self._base(request), request)
             return view if isinstance(view, Response) else json_response(view)
         self._require_visible(spec, uuid, caller)
-        payload, ignored = {}, []
-        if action.fields:
-            payload, ignored = tolerant.read(action, read_payload(request, action, self._max_body()),
-                                             strict=tolerant.wants_strict(request, self.config))
-            payload = validate(action, payload, partial=True)
-            check_references(action, payload, _scope(caller), self.read.store)
+        payload, ignored = self._checked(request, action, caller) if action.fields else ({}, [])
         self._authorize(spec, "PUT", caller, payload, request)  # an action changes its resource: same role rules
         result = self._write(spec.service, "act", spec.name, uuid, name, payload, caller, request)
         if result.get("upload"):  # the action made a resource whose bytes follow (a document's replacement)
