@@ -65,9 +65,13 @@ def reconnecting(method):
     return run
 
 
+def _insert(conn):
+    """The dialect's INSERT, which has ON CONFLICT (SQLite's and PostgreSQL's spell it alike)."""
+    return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+
+
 def _park(conn, item, reason):
-    insert_ = sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
-    conn.execute(insert_(parked_events).values(
+    conn.execute(_insert(conn)(parked_events).values(
         application=item["application"], position=item["position"], uuid=item["uuid"], resource=item["resource"],
         error=reason[:2000], parked_at=datetime.now(timezone.utc).isoformat()).on_conflict_do_nothing())
 
@@ -162,8 +166,8 @@ class ReadStore:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK})
             current = None if application not in self._tracked else self._locked_position(conn, application)
             if current is None:  # first sight of this feed (or the read side was reset by another process)
-                insert_ = sqlite_insert if self.is_sqlite else pg_insert
-                conn.execute(insert_(tracking).values(application=application, position=0).on_conflict_do_nothing())
+                conn.execute(_insert(conn)(tracking).values(application=application, position=0)
+                             .on_conflict_do_nothing())
                 current = self._locked_position(conn, application)
             held = set(conn.execute(select(parked_events.c.uuid)
                                     .where(parked_events.c.application == application)).scalars())
@@ -282,17 +286,15 @@ class ReadStore:
     @reconnecting
     def touch_session(self, uuid, now):
         """Record activity (callers throttle this: it is a write)."""
-        insert_ = sqlite_insert if self.is_sqlite else pg_insert
-        statement = insert_(session_activity).values(uuid=uuid, last_seen=now)
         with self._write() as conn:
-            conn.execute(statement.on_conflict_do_update(index_elements=["uuid"], set_={"last_seen": now}))
+            conn.execute(_insert(conn)(session_activity).values(uuid=uuid, last_seen=now)
+                         .on_conflict_do_update(index_elements=["uuid"], set_={"last_seen": now}))
 
     @reconnecting
     def claim_idempotency_key(self, owner, key, fingerprint, now):
         """The fingerprint of the request `owner` first sent with `key` (this one's, when this is the first)."""
-        insert_ = sqlite_insert if self.is_sqlite else pg_insert
         with self._write() as conn:
-            conn.execute(insert_(idempotency_keys).values(owner=owner, key=key, fingerprint=fingerprint, created=now)
+            conn.execute(_insert(conn)(idempotency_keys).values(owner=owner, key=key, fingerprint=fingerprint, created=now)
                          .on_conflict_do_nothing())
             return conn.execute(select(idempotency_keys.c.fingerprint).where(
                 idempotency_keys.c.owner == owner, idempotency_keys.c.key == key)).scalar()
