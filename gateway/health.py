@@ -3,11 +3,12 @@
 Ready means a client can use Stratum now: the identity service answers, it has created the first administrator,
 and this gateway's read side holds the identity feed at least that far, so the bootstrap administrator can log in.
 Until then the answer is 503 with Retry-After and a JSON body saying what is not ready. The body also lists events the
-read side parked (it serves, but those resources are stale until they apply: the projector retries them). The check catches the read
+read side parked and counts the messages in the dead-letter queue (it serves, but those resources are stale until they apply: the projector retries them). The check catches the read
 side up itself (as a write does), so it does not depend on the projector being up."""
 import logging
 
 from gateway.http import json_response
+from shared.dead_letter import DEAD_LETTER_QUEUE, dead_letters
 from shared.errors import StratumError
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def readiness(gateway):
             checks["read_side"] = {"ok": False, "error": str(error)[:200]}
             waiting_for = "the read side to catch up with the identity feed"
     checks["projection"] = _projection(gateway)
+    checks["dead_letter_queue"] = _dead_letters(gateway)
     if waiting_for:
         return json_response({"status": "not ready", "waiting_for": waiting_for, "checks": checks}, 503,
                              headers={"Retry-After": "1"})
@@ -54,3 +56,13 @@ def _projection(gateway):
     return {"ok": not parked, "parked_events": len(parked),
             "parked": [{"application": row.application, "position": row.position, "resource": row.resource,
                         "uuid": row.uuid, "error": row.error[:300]} for row in parked[:20]]}
+
+
+def _dead_letters(gateway):
+    """Messages set aside because they stopped their service again and again (shared.dead_letter): Stratum serves,
+    but an operator should look at them (and can move them back with the broker's shovel or management UI)."""
+    try:
+        count = dead_letters(gateway.config)
+    except Exception as error:  # the broker away: the identity check above says so already
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"[:200]}
+    return {"ok": count == 0, "queue": DEAD_LETTER_QUEUE.name, "messages": count}

@@ -13,6 +13,7 @@ DEFAULTS = {
     "STRATUM_PORT": "8000",
     "STRATUM_BASE_URL": "",
     "STRATUM_RPC_TIMEOUT": "30",
+    "STRATUM_DELIVERY_LIMIT": "5",  # deliveries that end without an ack before a message is set aside (dead_letter)
     "STRATUM_ADMIN_EMAIL": "admin@stratum.local",
     "STRATUM_ADMIN_PASSWORD": "",
     "STRATUM_BUREAU_NAME": "Stratum Bureau",

@@ -19,6 +19,7 @@ own would run two RPC consumers on one queue, each refusing the other's methods 
 code to that).
 """
 import logging
+import sys
 import time
 
 import eventlet
@@ -30,6 +31,9 @@ from nameko import rpc as nameko_rpc
 from nameko.constants import (AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER, LOGIN_METHOD_CONFIG_KEY,
                               SERIALIZER_CONFIG_KEY)
 from nameko.rpc import Responder, get_rpc_exchange
+
+from shared import dead_letter
+from shared.errors import DeadLettered
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,17 @@ class QueueConsumer(messaging.QueueConsumer):
 
 class RpcConsumer(nameko_rpc.RpcConsumer):
     queue_consumer = QueueConsumer()
+
+    def handle_message(self, body, message):
+        verdict = _screen(self, message, self.queue.name)
+        if verdict == "handle":
+            super().handle_message(body, message)
+        elif verdict == "set aside":
+            try:
+                raise DeadLettered(f"The request stopped the {self.container.service_name} service each time it was "
+                                   "handled; it was set aside for an operator (dead-letter queue) and not carried out.")
+            except DeadLettered:
+                self.handle_result(message, None, sys.exc_info())  # the caller gets the error, not a hang
 
     def handle_result(self, message, result, exc_info):
         config = self.container.config
@@ -128,6 +143,24 @@ class Rpc(nameko_rpc.Rpc):
 
 class EventHandler(events.EventHandler):
     queue_consumer = QueueConsumer()
+
+    def handle_message(self, body, message):
+        verdict = _screen(self, message, self.queue.name)
+        if verdict == "handle":
+            super().handle_message(body, message)
+        elif verdict == "set aside":
+            self.queue_consumer.ack_message(message)
+
+
+def _screen(entrypoint, message, queue_name):
+    """shared.dead_letter's verdict on a delivery. If the
+    broker cannot take the copy, the delivery is handled after all, as it would have been without this."""
+    try:
+        return dead_letter.screen(entrypoint.container.config, message, queue_name,
+                                  entrypoint.queue_consumer.ack_message)
+    except BROKER_ERRORS as error:
+        log.warning("could not count a redelivered message of %s (%s); handling it", queue_name, error)
+        return "handle"
 
 
 class ReplyListener(nameko_rpc.ReplyListener):

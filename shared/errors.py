@@ -125,3 +125,10 @@ class StoredContentDamaged(StratumError):
     """A stored blob no longer matches the hash recorded at upload: refused rather than served."""
     status = 500
     code = "stored-content-damaged"
+
+
+@deserialize_to_instance
+class DeadLettered(StratumError):
+    """The request stopped the service that handled it again and again, and was set aside (shared.dead_letter)."""
+    status = 500
+    code = "request-set-aside"

@@ -81,6 +81,8 @@ def test_once_ready_the_bootstrap_administrator_logs_in_and_never_gets_401_befor
         assert any(status == 503 for status in probes)  # it did see a not-ready window
         body = requests.get(system.base_url + "/health/ready", timeout=10).json()
         assert body["status"] == "ready" and body["checks"]["identity"]["ok"] and body["checks"]["read_side"]["ok"]
+        assert body["checks"]["dead_letter_queue"]["queue"] == "stratum.dead-letter"
+        assert isinstance(body["checks"]["dead_letter_queue"]["messages"], int)
     finally:
         running = False
         starting.wait()
