@@ -21,6 +21,18 @@ from shared.errors import InvalidPayload, NotFound
 TYPED_UUIDS = (("related_table_name", "related_uuid"), ("related_table_name", "resource_uuid"),
                ("record_type", "record_uuid"), ("resource_name", "resource_uuid"))
 
+# Bare uuids whose kind is fixed by the field: (resource, field) → kind. capture-and-platform.md (users: the design
+# conversion expert is a user of the bureau).
+FIXED_UUIDS = {("users", "conversion_expert_uuid"): "users"}
+
+# Fields that hold a URI or a wildcard, and are strings in the catalogue: (resource, field) → the wildcard.
+# capture-and-platform.md D6 (a permission's holder is `*`, anyone, or a user or group URI).
+URI_OR_WILDCARD = {("permissions", "holder"): "*"}
+
+# Not checked, on purpose: `custom_field_values[].custom_field_id` (the reference's example is a field id string, not a
+# uuid: refusing it could break a working client) and `threads-webhook.resource` (a uuid of no stated kind). Neither is
+# ever resolved or joined on the read side, so another bureau's uuid there reveals nothing.
+
 # Resources whose map documents a 404 with their `not_found` text, not the 400, for related data that is missing or
 # not the caller's (files.md §2.8: "Some of the requested data cannot be found.").
 MISSING_IS_NOT_FOUND = frozenset({"zipfile-request"})
@@ -46,6 +58,14 @@ def check_references(spec, fields, scope, store):
         if field.type == "uri" or (field.type == "array" and field.items == "uri"):
             for path in _each(value):
                 _check(store, scope, name, path, field.ref)
+        if (owner, name) in URI_OR_WILDCARD and value != URI_OR_WILDCARD[(owner, name)]:
+            path = _path(value)
+            if path is None:
+                raise InvalidPayload(f"'{name}' must be {URI_OR_WILDCARD[(owner, name)]!r} or a resource URI.",
+                                     field=name)
+            _check(store, scope, name, path, None)
+        if (owner, name) in FIXED_UUIDS:
+            _check_uuids(store, scope, name, FIXED_UUIDS[(owner, name)], value)
         for member, kind in MEMBER_REFERENCES.get((owner, name), {}).items():
             for item in _each(value):
                 path = _path(item.get(member)) if isinstance(item, dict) else None
@@ -66,12 +86,20 @@ def check_related(spec, fields, scope, store, current=None):
         target = resource_for_table(kind) if isinstance(kind, str) else None
         if target is None or not related:
             continue
-        for value in _each(related):
-            named = _related_path(target, value)
-            if named is None or store.document(named, scope) is None:
-                if spec.name in MISSING_IS_NOT_FOUND:
-                    raise NotFound(spec.not_found)
-                raise InvalidPayload(f"'{uuid_field}' names no {kind} of yours: {value}", field=uuid_field)
+        try:
+            _check_uuids(store, scope, uuid_field, target, related, kind)
+        except InvalidPayload:
+            if spec.name in MISSING_IS_NOT_FOUND:
+                raise NotFound(spec.not_found) from None
+            raise
+
+
+def _check_uuids(store, scope, field, resource, value, label=None):
+    """Each uuid of `value` names a `resource` the caller can see."""
+    for item in _each(value):
+        named = _related_path(resource, item)
+        if named is None or store.document(named, scope) is None:
+            raise InvalidPayload(f"'{field}' names no {label or resource} of yours: {item}", field=field)
 
 
 def resource_for_table(table):

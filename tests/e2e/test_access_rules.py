@@ -235,3 +235,21 @@ def test_uris_inside_objects_and_without_a_kind_are_checked(admin, alpha, beta, 
                                                           "owner": beta.manager_user})
     assert library.status_code == 400 and library.json()["errors"][0]["field"] == "owner", library.text
     assert alpha.manager.post("/label-relationship/", json={"label": label, "target_uri": mine}).status_code == 201
+
+
+def test_a_user_uuid_and_a_permission_holder_must_be_the_callers(admin, alpha, beta):
+    theirs = uuid_of(beta.standard_user)
+    expert = alpha.manager.put(alpha.standard_user, json={"conversion_expert_uuid": theirs})
+    assert expert.status_code == 400, expert.text
+    assert expert.json()["errors"][0] == {"code": "invalid-payload", "field": "conversion_expert_uuid",
+                                          "title": f"'conversion_expert_uuid' names no users of yours: {theirs}"}
+    assert alpha.manager.get(alpha.standard_user).json().get("conversion_expert_uuid") != theirs
+    ours = alpha.manager.put(alpha.standard_user, json={"conversion_expert_uuid": uuid_of(alpha.manager_user)})
+    assert ours.status_code == 204, ours.text
+
+    holder = alpha.manager.post("/permissions/", json={"namespace": "run", "object": "*", "right": "read",
+                                                      "holder": beta.standard_user})
+    assert holder.status_code == 400 and holder.json()["errors"][0]["field"] == "holder", holder.text
+    anyone = alpha.manager.post("/permissions/", json={"namespace": "run", "object": "*", "right": "read",
+                                                      "holder": "*"})
+    assert anyone.status_code == 201, anyone.text

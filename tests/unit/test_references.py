@@ -1,7 +1,7 @@
 """The gateway's reference rules (gateway/references.py) against a read side of a few documents."""
 import pytest
 
-from gateway.references import MEMBER_REFERENCES, TYPED_UUIDS, check_references, check_related, resource_for_table
+from gateway.references import FIXED_UUIDS, MEMBER_REFERENCES, TYPED_UUIDS, URI_OR_WILDCARD, check_references, check_related, resource_for_table
 from services.orders.domain import RELATED_RESOURCES
 from shared import catalogue
 from shared.errors import InvalidPayload
@@ -102,3 +102,19 @@ def test_a_zip_of_another_bureaus_order_is_the_documented_404():
     with pytest.raises(NotFound) as missing:
         check_related(zipfile_request, {"related_table_name": "order", "related_uuid": THEIR_ORDER}, MINE, Store())
     assert missing.value.title == "Some of the requested data cannot be found."
+
+
+def test_fixed_kind_uuids_and_wildcard_uris_must_be_the_callers():
+    store = Store()
+    users = catalogue.resource("users")
+    check_references(users, {"conversion_expert_uuid": USER.split("/")[2]}, MINE, store)
+    assert refused(check_references, users, {"conversion_expert_uuid": THEIR_USER.split("/")[2]}, MINE, store) == (
+        "conversion_expert_uuid", f"'conversion_expert_uuid' names no users of yours: {THEIR_USER.split('/')[2]}")
+    permissions = catalogue.resource("permissions")
+    check_references(permissions, {"holder": "*"}, MINE, store)
+    check_references(permissions, {"holder": USER}, MINE, store)
+    assert refused(check_references, permissions, {"holder": THEIR_USER}, MINE, store)[0] == "holder"
+    assert refused(check_references, permissions, {"holder": "everyone"}, MINE, store) == (
+        "holder", "'holder' must be '*' or a resource URI.")
+    for (resource, field) in [*FIXED_UUIDS, *URI_OR_WILDCARD]:
+        assert field in catalogue.resource(resource).writable_fields(), (resource, field)
