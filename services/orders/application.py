@@ -57,5 +57,23 @@ class Orders(ResourceApplication):
         def command():
             item = self.load("line-item", line_item_id, INTERNAL)
             item.update({"estimates": estimates, "error": error}, None)
+            item.estimated(error)
             return self.outcome(item, unit)
         return self._execute({"command_id": command_id}, command)
+
+    def estimating(self, line_item_id, model_pending):
+        """orders.md §2.1 for a line item whose estimates cannot be computed now: its model is still being analysed
+        (→ calculating_estimates; the analysis brings the estimate job back), or it needs no model (its product says
+        no_model_upload: nothing to compute → pending). A line item still waiting for its model stays new."""
+        unit = Unit(self, INTERNAL)
+
+        def command():
+            item = self.load("line-item", line_item_id, INTERNAL)
+            if model_pending:
+                item.estimated(done=False)
+            else:
+                product = unit.get(item.fields["product"]) if item.fields.get("product") else None
+                if product is not None and product.fields.get("no_model_upload") and not item.fields.get("model"):
+                    item.estimated()
+            return self.outcome(item, unit)
+        return self._execute({}, command)
