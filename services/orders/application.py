@@ -29,7 +29,11 @@ class Orders(ResourceApplication):
             product_id = uuid5(clone.id, f"product:{item.fields.get('product')}")
             product_path = f"/product/{product_id}/"
             if not any(c.id == product_id for c in copies):
-                copies.append(unit.new("product", product_id, {"order": f"/order/{clone.id}/"}, clone.bureau))
+                # the product's own facts come along (no_model_upload decides whether its line items wait for a model)
+                source_product = unit.get(item.fields["product"]) if item.fields.get("product") else None
+                kept = {k: v for k, v in (source_product.fields if source_product is not None else {}).items()
+                        if k not in ("order", "design_file", "model")}
+                copies.append(unit.new("product", product_id, dict(kept, order=f"/order/{clone.id}/"), clone.bureau))
             copy = LineItem.clone_of(item, uuid5(clone.id, f"line-item:{item.id}"), product_path, None)
             copy.join(clone, None)
             clone.include(copy, None)
