@@ -68,8 +68,11 @@ class Orders(ResourceApplication):
     def estimating(self, line_item_id, model_pending):
         """orders.md §2.1 for a line item whose estimates cannot be computed now: its model is still being analysed
         (→ calculating_estimates; the analysis brings the estimate job back), or it needs no model (its product says
-        no_model_upload: nothing to compute → pending). A line item still waiting for its model stays new."""
+        no_model_upload: nothing to compute → pending). A line item still waiting for its model stays new. None when
+        there is nothing to move."""
         unit = Unit(self, INTERNAL)
+        if self.load("line-item", line_item_id, INTERNAL).fields.get("status") not in ("new", "calculating_estimates"):
+            return None  # nothing to move (a sweep or a repeated message): nothing recorded, not even a receipt
 
         def command():
             item = self.load("line-item", line_item_id, INTERNAL)

@@ -77,14 +77,18 @@ class OrdersService(ResourceService):
         try:
             item = self.app.read("line-item", uuid, INTERNAL)
             if not item.get("model"):
-                self._announce(self.app.estimating(uuid, model_pending=False))  # nothing to compute, or not yet
+                moved = self.app.estimating(uuid, model_pending=False)  # nothing to compute, or not yet
+                if moved:
+                    self._announce(moved)
                 return
             model = self.services.call("files", "get", "model", parse_uri(item["model"])[1], INTERNAL)
             estimates, error = None, None
             if model.get("status") in UNPRINTABLE_MODEL_STATUSES or model.get("virus_scan") == "quarantined":
                 error = NOT_PRINTABLE
             elif model.get("volume_mm") is None:  # not analysed yet: MODEL_ANALYZED brings us back
-                self._announce(self.app.estimating(uuid, model_pending=True))
+                moved = self.app.estimating(uuid, model_pending=True)
+                if moved:
+                    self._announce(moved)
                 return
             else:
                 base = (item.get("materials") or {}).get("base")
@@ -116,6 +120,5 @@ class OrdersService(ResourceService):
 
 def _still_waiting(aggregate):
     if isinstance(aggregate, LineItem):
-        return not aggregate.deleted and (out_of_date(aggregate.fields)
-                                          or aggregate.fields.get("status") == "calculating_estimates")
+        return not aggregate.deleted and out_of_date(aggregate.fields)
     return aggregate.fields.get("status") == "cloning" and bool(aggregate.fields.get("cloned_from"))

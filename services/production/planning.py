@@ -180,6 +180,16 @@ def reconcile(batch, plan, before_workflow, describe_model):
         _make_pieces(batch, plan, describe_model)
     elif plan.pieces and plan.workflow != workflow and status not in FINISHED:
         _replan(batch, plan)
+    if plan.pieces and status and status != "cancelled":
+        _follow_status(batch, plan, status)
+
+
+def _follow_status(batch, plan, status):
+    """A piece shows its line item's status (`line_item_status`, a join the map lists as read-only)."""
+    for entry in plan.pieces:
+        piece = batch.path(entry["piece"])
+        if isinstance(piece, Piece) and not piece.deleted and piece.fields.get("line_item_status") != status:
+            Resource.update(piece, {"line_item_status": status}, None)
 
 
 def _note_usage(batch, workflow_path, line_item, status):

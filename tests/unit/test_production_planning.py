@@ -75,7 +75,11 @@ def test_confirmed_line_item_gets_pieces_and_a_print_per_step(apps):
     assert sorted((p["copy"], p["process_step_position"]) for p in prints) == [
         (c, s) for c in (1, 2, 3) for s in (0, 1)]
     assert all(p["current_print"] for p in pieces)
+    assert {p["line_item_status"] for p in pieces} == {"confirmed"}
     assert production.read("workflow", uuid(flow), command_ctx())["usage_state"] == "active"
+    orders.update("line-item", uuid(item), {"status": "printing"}, command_ctx())
+    follow_all(orders, production)
+    assert {p["line_item_status"] for p in made(production, "piece", item)} == {"printing"}
 
 
 def test_repeated_and_stale_batches_change_nothing(apps):
