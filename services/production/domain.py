@@ -332,6 +332,17 @@ class ProcessStep(Workstation):
     def operation(self):
         return OPERATIONS.get(parse_uri(self.fields["workstation_type_uri"])[0])
 
+    def check_completion(self, given):
+        """For the run completing this step (item 3 of the production issue calls it): every input the step marks
+        `required` is given, no input it marks `hidden` is. `given`: {"notes": …, "success": …, "tracking_id": …,
+        "upload": …}, absent or empty meaning not given."""
+        for name in self.INPUTS:
+            rule, value = self.fields.get(name) or "optional", given.get(name)
+            if rule == "required" and (value is None or value == "" or value == []):  # `success: false` is an answer
+                raise InvalidPayload(f"This process step requires '{name}' before its run completes.", field=name)
+            if rule == "hidden" and value not in (None, "", []):
+                raise InvalidPayload(f"This process step does not take '{name}'.", field=name)
+
     def place(self, workflow_path, positions, actor):
         """Record this step's positions in one workflow ([] when the workflow no longer has it)."""
         pairs = [(w, p) for w, p in zip(self.fields.get("workflows") or [], self.fields.get("step_positions") or [])

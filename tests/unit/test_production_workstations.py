@@ -232,3 +232,12 @@ def test_replace_pinned_to_a_line_item_and_globally(production):
         payload.pop(field)
         assert error_of(lambda: production.act("workflow", uuid(flow), "replace", payload, command_ctx())).field \
             == field
+
+
+def test_a_step_says_what_its_run_must_be_given_to_complete(production):
+    made = step(production, printer_type(production))  # notes optional, success required, tracking_id hidden
+    loaded = production.load("process-step", uuid(made), command_ctx())
+    loaded.check_completion({"success": True})
+    loaded.check_completion({"success": False, "notes": "warped corner"})  # an answer, even a no
+    assert error_of(lambda: loaded.check_completion({"notes": "done"})).field == "success"
+    assert error_of(lambda: loaded.check_completion({"success": True, "tracking_id": "1Z"})).field == "tracking_id"
