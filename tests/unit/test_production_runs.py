@@ -189,3 +189,49 @@ def test_the_feed_names_each_step(floor):
     names = {n for e in floor.production.feed(1, 500)["events"] for n in e["names"]}
     assert {"RunCreated", "RunStarted", "RunCompleted", "RunStatusChanged", "PieceStatusChanged",
             "PrintStatusChanged", "RunActualsCreated", "RunActualsClosed"} <= names
+
+
+# -- F3 in orders: line items and orders follow their pieces through production's feed --------------------------------
+
+def follow_production(orders, production):
+    while True:
+        before = orders.position("production")
+        orders.apply_feed("production", production.feed(before + 1, 50))
+        if orders.position("production") == before:
+            return
+
+
+def test_line_items_and_their_order_follow_the_pieces(floor):
+    orders, production = floor.orders, floor.production
+
+    def statuses():
+        follow_production(orders, production)
+        item = orders.read("line-item", uuid(floor.item), command_ctx())
+        return item["status"], orders.read("order", uuid(item["order"]), command_ctx())["status"]
+
+    printing = floor.run(0, printer=floor.printer)
+    sanding = floor.run(1, post_processor=floor.sander)
+    assert statuses() == ("confirmed", "confirmed")
+    floor.move(printing, "in-progress")
+    assert statuses() == ("printing", "printing")
+    floor.move(printing, "complete")
+    assert statuses() == ("post-processing", "post-processing")
+    floor.move(sanding, "in-progress")
+    floor.move(sanding, "complete", success=True)
+    assert statuses() == ("complete", "complete")
+    again = orders.apply_feed("production", production.feed(1, 500))  # a repeated batch changes nothing
+    assert again == orders.position("production") and statuses() == ("complete", "complete")
+    names = [n for e in orders.feed(1, 1000)["events"] for n in e["names"] if n.startswith("LineItem")]
+    assert "LineItemCompleted" in names and "OrderCompleted" in [
+        n for e in orders.feed(1, 1000)["events"] for n in e["names"]]
+
+
+def test_a_line_item_walks_through_a_step_it_did_not_see(floor):
+    from services.orders.progress import line_item_status, steps_to
+    assert steps_to("confirmed", "post-processing") == ["printing", "post-processing"]
+    assert steps_to("printing", "complete") == ["complete"]
+    assert steps_to("shipping", "printing") == [] and steps_to("error", "complete") == []
+    assert line_item_status(["printing", "confirmed"]) == "printing"
+    assert line_item_status(["queued-for-shipping", "post-processing"]) == "post-processing"
+    assert line_item_status(["complete", "cancelled"]) == "complete"
+    assert line_item_status(["complete", "error"]) is None and line_item_status(["confirmed"]) is None
