@@ -309,7 +309,9 @@ def _check_prints(unit, prints, fields):
     if len(types) != 1:
         raise InvalidPayload(MIXED_TYPES, field="prints")
     type_path = types.pop()
-    operation = OPERATIONS.get(parse_uri(type_path)[0])
+    operation = OPERATIONS.get(_kind_of(type_path))
+    if operation is None:  # a print of no process step (none is made so; an internal writer may)
+        raise InvalidPayload(MIXED_TYPES, field="prints")
     if fields.get("operation") not in (None, operation):
         raise InvalidPayload(OPERATION_MISMATCH.format(operation), field="operation")
     pieces = [unit.get(p.fields.get("piece")) for p in prints]
@@ -351,6 +353,13 @@ def _check_prints(unit, prints, fields):
     fields["operation"] = operation
     fields["orders"] = sorted({p.fields["order"] for p in prints if p.fields.get("order")})
     return fields
+
+
+def _kind_of(path):
+    try:
+        return parse_uri(path)[0]
+    except (TypeError, ValueError):
+        return None
 
 
 def _workstation(unit, fields):
