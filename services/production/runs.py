@@ -41,6 +41,7 @@ NEW_RUN_STATUS = "A new run's status is set by the system; change it once the ru
 NO_WORKSTATION = "A run starts on its workstation: give it a printer (or post-processor) first."
 RUN_STARTED = "A run whose prints have started cannot be deleted."
 PRINTS_FIXED = "The prints of a run that has started cannot change."
+STARTED_STATION = "The workstation of a run that has started cannot change."
 MATERIAL_MISMATCH = "The prints' materials are not among the printer type's materials."
 WORKSTATION_MISMATCH = "{} must name a {} of your bureau matching the prints' process steps."
 OPERATION_MISMATCH = "operation must be the operation of the prints' process steps ({})."
@@ -65,6 +66,7 @@ LINE_ITEM_READY = {"printing": ("confirmed", "printing"),  # rule 1 as the refer
 WORKSTATION_FIELDS = {"printing": ("printer", "printer_type"), "post-processing": ("post_processor",
                                                                                   "post_processor_type"),
                       "shipping": ("shipping", "shipping")}
+STATION_FIELDS = ("printer", "printer_type", "post_processor", "post_processor_type", "shipping")
 INPUTS = ProcessStep.INPUTS  # given with status complete; never stored on the run
 PRINTER_IN_PROGRESS_MAX = 1  # a printer prints one build at a time
 
@@ -167,6 +169,11 @@ class Run(Resource):
             added = set(changes["prints"]) - set(self._prints_before)
             if added and self.fields.get("pieces_locked", True) and changes.get("pieces_locked", True):
                 raise InvalidPayload(PIECES_LOCKED, field="prints")
+        moved = {k for k in STATION_FIELDS if k in changes and changes[k] != self.fields.get(k)}
+        if moved:
+            if current not in WAITING:
+                raise InvalidPayload(STARTED_STATION, field=sorted(moved)[0])
+            self._fields_before = dict(self.fields)
         for key in ("operation", "orders"):
             if key in changes and changes[key] != self.fields.get(key):
                 raise InvalidPayload(f"'{key}' follows the run's prints.", field=key)
@@ -200,6 +207,8 @@ class Run(Resource):
             self._check_work_ready(unit, touched)
         if any("prints" in e.changes for e in updates) and not created:
             self._reassign(unit, touched, path)
+        if getattr(self, "_fields_before", None) is not None and not created:
+            self._reassign_station(unit, touched, path)
         moves = [e.changes["status"] for e in updates if "status" in e.changes]
         if moves:
             self._move(unit, touched, path, moves[-1])
@@ -220,6 +229,17 @@ class Run(Resource):
             each = unit.get(old)
             if isinstance(each, Print) and each.id not in kept:
                 _detach(touched, unit, each)
+
+    def _reassign_station(self, unit, touched, path):
+        """RunWorkstationAssigned: a waiting run moves to another workstation's queue (of the prints' type)."""
+        before, self._fields_before = self._fields_before, None
+        fields = _check_prints(unit, self._prints(unit), dict(self.fields))
+        derived = {k: fields.get(k) for k in (*STATION_FIELDS, "workstation_uri", "workstation_name", "location")
+                   if fields.get(k) != self.fields.get(k)}
+        if derived:
+            Resource.update(self, derived, None)
+        _leave_queue(touched, unit, before, path)
+        _join_queue(touched, unit, self.fields, path)
 
     def _move(self, unit, touched, path, status):
         """A status change carried to the prints, their pieces, the queue, the downstream runs and the actuals."""
@@ -362,21 +382,23 @@ def _kind_of(path):
         return None
 
 
-def _workstation(unit, fields):
+def _workstation(unit, fields, touched=None):
     exact = WORKSTATION_FIELDS.get(fields.get("operation"), ("",))[0]
     found = unit.get(fields[exact]) if exact in ("printer", "post_processor") and fields.get(exact) else None
+    if touched is not None and found is not None:
+        found = touched.aggregates.get(found.id, found)  # the copy this change already holds
     return found if isinstance(found, (Printer, PostProcessor)) and not found.deleted else None
 
 
 def _join_queue(touched, unit, fields, path):
-    station = _workstation(unit, fields)
+    station = _workstation(unit, fields, touched)
     if station is not None and path not in (station.fields.get("queue") or []):
         Resource.update(station, {"queue": [*(station.fields.get("queue") or []), path]}, None)
         touched.add(station)
 
 
 def _leave_queue(touched, unit, fields, path):
-    station = _workstation(unit, fields)
+    station = _workstation(unit, fields, touched)
     if station is None:
         return
     changes = {}
@@ -391,7 +413,7 @@ def _leave_queue(touched, unit, fields, path):
 
 def _track_in_progress(touched, unit, fields, path, status):
     """The workstation's `queue` holds its waiting runs, `in_progress` its running (and paused) ones."""
-    station = _workstation(unit, fields)
+    station = _workstation(unit, fields, touched)
     if station is None:
         return
     queue, running = list(station.fields.get("queue") or []), list(station.fields.get("in_progress") or [])

@@ -188,7 +188,7 @@ def test_the_feed_names_each_step(floor):
     floor.move(printing, "complete")
     names = {n for e in floor.production.feed(1, 500)["events"] for n in e["names"]}
     assert {"RunCreated", "RunStarted", "RunCompleted", "RunStatusChanged", "PieceStatusChanged",
-            "PrintStatusChanged", "RunActualsCreated", "RunActualsClosed"} <= names
+            "PrintStatusChanged", "PrintAssignedToRun", "PieceAdvancedToStep", "RunActualsCreated", "RunActualsClosed"} <= names
 
 
 # -- F3 in orders: line items and orders follow their pieces through production's feed --------------------------------
@@ -235,3 +235,20 @@ def test_a_line_item_walks_through_a_step_it_did_not_see(floor):
     assert line_item_status(["queued-for-shipping", "post-processing"]) == "post-processing"
     assert line_item_status(["complete", "cancelled"]) == "complete"
     assert line_item_status(["complete", "error"]) is None and line_item_status(["confirmed"]) is None
+
+
+def test_a_waiting_run_moves_to_another_workstation(floor):
+    printing = floor.run(0)  # type-level: no queue yet
+    second = create(floor.production, "printer", {"name": "Fuse #2", "printer_type": floor.printer_type,
+                                                  "location": "/location/44444444-4444-4444-4444-444444444444/"})
+    floor.production.update("run", uuid(printing), {"printer": floor.printer}, command_ctx())
+    assert floor.production.read("printer", uuid(floor.printer), command_ctx())["queue"] == [printing]
+    floor.production.update("run", uuid(printing), {"printer": second}, command_ctx())
+    assert floor.production.read("printer", uuid(floor.printer), command_ctx())["queue"] == []
+    assert floor.production.read("printer", uuid(second), command_ctx())["queue"] == [printing]
+    assert error_of(lambda: floor.production.update("run", uuid(printing), {"printer": floor.sander},
+                                                    command_ctx())).field == "printer"
+    floor.move(printing, "in-progress")
+    error = error_of(lambda: floor.production.update("run", uuid(printing), {"printer": floor.printer},
+                                                     command_ctx()))
+    assert error.title == runs.STARTED_STATION
