@@ -162,7 +162,7 @@ class Run(Resource):
             if wanted not in allowed:
                 raise Conflict(NOT_ALLOWED)
         if "prints" in changes:
-            changes["prints"] = [normalise(p) for p in changes["prints"] or []]
+            changes["prints"] = [_uri(p, "prints") for p in changes["prints"] or []]
             if current not in WAITING and changes["prints"] != self.fields.get("prints"):
                 raise InvalidPayload(PRINTS_FIXED, field="prints")
             self._prints_before = list(self.fields.get("prints") or [])
@@ -344,7 +344,7 @@ def _check_prints(unit, prints, fields):
     workstation_type = None
     for name in {exact, kind}:
         if fields.get(name):
-            fields[name] = normalise(fields[name])
+            fields[name] = _uri(fields[name], name)
     for name in set(sum(WORKSTATION_FIELDS.values(), ())) - {exact, kind}:
         if fields.get(name):
             raise InvalidPayload(MIXED_TYPES, field=name)
@@ -373,6 +373,13 @@ def _check_prints(unit, prints, fields):
     fields["operation"] = operation
     fields["orders"] = sorted({p.fields["order"] for p in prints if p.fields.get("order")})
     return fields
+
+
+def _uri(value, field):
+    try:
+        return normalise(value)
+    except (TypeError, ValueError):
+        raise InvalidPayload(f"{field} must be a URI.", field=field) from None
 
 
 def _kind_of(path):
