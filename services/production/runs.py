@@ -102,6 +102,7 @@ class Run(Resource):
     """production.md §2.1."""
 
     resource = "run"
+    private_fields = ("waiting_on",)  # the upstream prints not complete yet (see _downstream_ready)
 
     class StatusChanged(Resource.Updated):
         field = "status"
@@ -524,7 +525,11 @@ def _downstream_ready(touched, unit, each):
             break
         touched.add(run)
         prints = [touched.aggregates.get(p.id, p) for p in run._prints(unit)]
-        if all(_previous_complete_touched(unit, touched, p) for p in prints):
+        waiting = sum(not _previous_complete_touched(unit, touched, p) for p in prints)
+        # recorded even while some are still waiting: two upstream runs completing at once both write this run, so
+        # the second one's command is retried on the first's outcome and sees every upstream print complete
+        Resource.update(run, {"waiting_on": waiting}, None)
+        if waiting == 0:
             Resource.update(run, {"status": "queued-work-ready"}, None)
         break
 

@@ -252,3 +252,18 @@ def test_a_waiting_run_moves_to_another_workstation(floor):
     error = error_of(lambda: floor.production.update("run", uuid(printing), {"printer": floor.printer},
                                                      command_ctx()))
     assert error.title == runs.STARTED_STATION
+
+
+def test_a_downstream_run_waits_for_every_upstream_run(floor):
+    first, second = floor.prints(0)
+    one = floor.production.create("run", {"prints": [first["uri"]], "printer": floor.printer}, command_ctx())["uri"]
+    other = floor.production.create("run", {"prints": [second["uri"]]}, command_ctx())["uri"]
+    sanding = floor.run(1, post_processor=floor.sander)
+    floor.move(one, "in-progress")
+    floor.move(one, "complete")
+    assert floor.status(sanding) == "queued"  # one of its pieces is still to be printed
+    assert "waiting_on" not in floor.production.read("run", uuid(sanding), command_ctx())
+    floor.production.update("run", uuid(other), {"printer": floor.printer}, command_ctx())
+    floor.move(other, "in-progress")
+    floor.move(other, "complete")
+    assert floor.status(sanding) == "queued-work-ready"
