@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate
 
 from services.orders.domain import LineItem
 from services.orders.status import RANK, TRANSITIONS
+from shared.resource import Resource
 from shared.topics import name_aggregate
 from shared.uris import resource_path
 
@@ -128,7 +129,12 @@ def apply_event(batch, event):
 def _move_line_item(batch, line_item_path, progress):
     target = line_item_status(progress.pieces.values())
     item = batch.get(line_item_path)
-    if target is None or not isinstance(item, LineItem) or item.deleted:
+    if not isinstance(item, LineItem) or item.deleted:
+        return
+    done = sum(status == "complete" for status in progress.pieces.values())
+    if (item.fields.get("completed_quantity") or 0) != done:
+        Resource.update(item, {"completed_quantity": done}, None)  # orders.md §2.1: the pieces complete
+    if target is None:
         return
     moves = steps_to(item.fields.get("status"), target)
     if not moves:

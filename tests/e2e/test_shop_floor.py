@@ -166,6 +166,7 @@ def test_an_order_goes_through_the_shop_floor(admin, floor, tmp_path):
         if item == modelled:
             floor.becomes(order, "processing")  # one complete, one still shipping
     floor.becomes(order, "complete")
+    assert [admin.get(item).json()["completed_quantity"] for item in (modelled, blank)] == [2, 1]
 
     # finished runs stay: not deleted, not moved back
     assert error(admin.delete(printing), 400) == runs.RUN_STARTED

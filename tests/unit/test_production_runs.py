@@ -217,8 +217,10 @@ def test_line_items_and_their_order_follow_the_pieces(floor):
     floor.move(printing, "complete")
     assert statuses() == ("post-processing", "post-processing")
     floor.move(sanding, "in-progress")
+    assert orders.read("line-item", uuid(floor.item), command_ctx()).get("completed_quantity") in (None, 0)
     floor.move(sanding, "complete", success=True)
     assert statuses() == ("complete", "complete")
+    assert orders.read("line-item", uuid(floor.item), command_ctx())["completed_quantity"] == 2
     again = orders.apply_feed("production", production.feed(1, 500))  # a repeated batch changes nothing
     assert again == orders.position("production") and statuses() == ("complete", "complete")
     names = [n for e in orders.feed(1, 1000)["events"] for n in e["names"] if n.startswith("LineItem")]
