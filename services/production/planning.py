@@ -19,7 +19,6 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate
 
 from services.production.domain import FINISHED, PROCESSING, Piece, Print, Workflow
-from shared.follower import Batch  # noqa: F401 (planning's batches are the shared follower's)
 from shared.resource import Resource
 from shared.topics import name_aggregate
 from shared.uris import parse_uri, resource_path
