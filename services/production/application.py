@@ -1,5 +1,6 @@
-"""The production application: workstations, workflows, pieces and prints (services.production.domain), and the
-orders feed it follows to plan pieces and prints (services.production.planning)."""
+"""The production application: workstations, workflows, pieces and prints (services.production.domain), runs and
+their actuals (services.production.runs), and the orders feed it follows to plan pieces and prints
+(services.production.planning)."""
 from services.production.domain import (OPERATIONS, Piece, PostProcessor, PostProcessorType, Print, Printer,
                                         PrinterType, ProcessStep, Workflow)
 from services.production.planning import WorkflowUsage, apply_event
