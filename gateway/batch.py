@@ -128,7 +128,7 @@ class Batch:
     # -- audit --------------------------------------------------------------------------------------------------
 
     def audit(self, row, items):
-        """One audit_log row (without its id) and its items: (uuid, key) in the order of row['changes']."""
+        """One audit_log row (without its id) and its items' uuids, in the order of row['changes']."""
         self._audit.append((row, items))
 
     # -- write back ---------------------------------------------------------------------------------------------
@@ -142,8 +142,8 @@ class Batch:
             next_id = (conn.execute(select(func.max(audit_log.c.id))).scalar() or 0) + 1
             for offset, (row, items) in enumerate(self._audit):
                 logs.append(dict(row, id=next_id + offset))
-                keys += [{"uuid": uuid, "log_id": next_id + offset, "ordinal": ordinal, "key": key}
-                         for ordinal, (uuid, key) in enumerate(items)]
+                keys += [{"uuid": uuid, "log_id": next_id + offset, "ordinal": ordinal}
+                         for ordinal, uuid in enumerate(items)]
         if conn.dialect.name == "postgresql":
             _write_postgresql(conn, documents_rows, logs, keys)
         else:
@@ -166,8 +166,8 @@ _PG_WRITES = {
                   " ON CONFLICT (path) DO UPDATE SET resource = excluded.resource, bureau = excluded.bureau,"
                   " doc = excluded.doc, deleted = excluded.deleted"),
     "audit_log": ('id bigint, application varchar, position bigint, bureau varchar, reference varchar, "user" varchar,'
-                  " created varchar, changes jsonb", ""),
-    "audit_keys": ("uuid uuid, log_id bigint, ordinal smallint, key varchar", ""),
+                  " created varchar, changes json", ""),
+    "audit_keys": ("uuid uuid, log_id bigint, ordinal smallint", ""),
 }
 
 

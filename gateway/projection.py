@@ -142,7 +142,7 @@ def _audit(batch, event, reference, bureau, changes, about=None):
         {"application": event["application"], "position": event["position"], "bureau": bureau,
          "reference": reference, "user": event.get("user"), "created": event["timestamp"],
          "changes": [[key, previous, current] for key, previous, current in changes]},
-        [(audit_uuid(seed + key), key) for key, _, _ in changes])
+        [audit_uuid(seed + key) for key, _, _ in changes])
 
 
 _URL_NAMESPACE = NAMESPACE_URL.bytes

@@ -10,8 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import (and_, create_engine, delete, event, exists, func, inspect, literal, or_, select, text,
-                        type_coerce, update)
+from sqlalchemy import (and_, create_engine, delete, event, exists, func, inspect, literal, literal_column, or_, select,
+                        text, type_coerce, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
@@ -291,8 +291,10 @@ class ReadStore:
         """(items, total_count) of /event/: the audit log expanded into one item per changed field (audit_keys),
         filtered and sorted on either table's columns, in feed order (and field order within a change) otherwise."""
         conditions = [audit_keys.c.log_id == audit_log.c.id, _audit_visible(bureau)]
-        conditions += [_column_filter(_audit_column(f.field), _audit_values(f)) for f in query.filters]
-        order = [_audit_column(name).desc() if desc else _audit_column(name) for name, desc in query.sort]
+        dialect = self.engine.dialect.name
+        conditions += [_column_filter(_audit_column(f.field, dialect), _audit_values(f)) for f in query.filters]
+        order = [_audit_column(name, dialect).desc() if desc else _audit_column(name, dialect)
+                 for name, desc in query.sort]
         order += [audit_keys.c.log_id, audit_keys.c.ordinal]
         rows, total = self._page(_AUDIT_ITEM, audit_log, conditions, order, query)
         return [_audit_item(row) for row in rows], total
@@ -390,18 +392,23 @@ class ReadStore:
 # The audit log's filterable and sortable fields: its row's columns, the item's field (`key`) and `uri`
 # (/event/<uuid>/) as the item's uuid. The values before and after a change are JSON of any shape: no filter or
 # order is defined on them.
-_AUDIT_COLUMNS = {"bureau": audit_log.c.bureau, "created": audit_log.c.created, "key": audit_keys.c.key,
-                  "reference": audit_log.c.reference, "user": audit_log.c.user, "uri": audit_keys.c.uuid}
-_AUDIT_ITEM = (audit_keys.c.uuid, audit_keys.c.ordinal, audit_keys.c.key, audit_log.c.application,
+_AUDIT_COLUMNS = {"bureau": audit_log.c.bureau, "created": audit_log.c.created, "reference": audit_log.c.reference,
+                  "user": audit_log.c.user, "uri": audit_keys.c.uuid}
+# the item's field: the first entry of its change, changes[ordinal][0]
+_AUDIT_KEY = {"sqlite": literal_column("json_extract(audit_log.changes, '$[' || audit_keys.ordinal || '][0]')"),
+              "postgresql": literal_column("(audit_log.changes -> audit_keys.ordinal ->> 0)")}
+_AUDIT_ITEM = (audit_keys.c.uuid, audit_keys.c.ordinal, audit_log.c.application,
                audit_log.c.position, audit_log.c.bureau, audit_log.c.reference, audit_log.c.user,
                audit_log.c.created, audit_log.c.changes)
 _NO_UUID = "00000000-0000-0000-0000-000000000000"  # what a uri filter that names no uuid looks for: nothing
 
 
-def _audit_column(name):
+def _audit_column(name, dialect):
+    if name == "key":
+        return _AUDIT_KEY[dialect]
     if name not in _AUDIT_COLUMNS:
         raise InvalidPayload(f"Events cannot be filtered or sorted by '{name}'; use one of: "
-                             f"{', '.join(sorted(_AUDIT_COLUMNS))}.", field=name)
+                             f"{', '.join(sorted([*_AUDIT_COLUMNS, 'key']))}.", field=name)
     return _AUDIT_COLUMNS[name]
 
 
@@ -517,7 +524,7 @@ def _convert_legacy_audit(conn, page=20_000):
                 logs.append(group[1])
                 next_id += 1
             changes = group[1]["changes"]
-            keys.append({"uuid": row.uuid, "log_id": group[1]["id"], "ordinal": len(changes), "key": row.key})
+            keys.append({"uuid": row.uuid, "log_id": group[1]["id"], "ordinal": len(changes)})
             changes.append([row.key, row.previous_value, row.current_value])
         converted += len(rows)
         after = rows[-1].id

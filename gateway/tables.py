@@ -37,21 +37,21 @@ audit_log = Table(
     Column("reference", String(200), nullable=False),
     Column("user", String(200)),
     Column("created", String(40), nullable=False),
-    Column("changes", _json, nullable=False),
+    Column("changes", JSON, nullable=False),  # JSON text, not JSONB: read whole, never queried inside (and smaller)
     Index("ix_audit_log_reference", "reference"),
     Index("ix_audit_log_bureau", "bureau", "id"),
 )
 
 # The per-field key index of the audit log: each /event/ item's stable uuid (uuid5 of application, position, [about,]
-# key: gateway.projection._audit), its field and its place in its row's `changes`. What lets /event/ filter and sort
-# by uri and key, count per field, and GET one item by uuid, without storing any value twice.
+# key: gateway.projection._audit) and its place in its row's `changes` (whose entry names the field). What lets
+# /event/ filter and sort by uri and key, count per field, and GET one item by uuid, without storing any value (or
+# even the field's name) twice. The index on log_id alone is small: PostgreSQL's B-tree deduplicates its repeats.
 audit_keys = Table(
     "audit_keys", metadata,
     Column("uuid", Uuid(as_uuid=False), primary_key=True),
     Column("log_id", BigInteger, nullable=False),
     Column("ordinal", SmallInteger, nullable=False),
-    Column("key", String(200), nullable=False),
-    Index("ix_audit_keys_log", "log_id", "ordinal"),
+    Index("ix_audit_keys_log", "log_id"),
 )
 
 # The audit table of releases up to 0.1.x (one row per changed field, values included). Not created any more:

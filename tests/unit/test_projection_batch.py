@@ -71,3 +71,69 @@ def test_a_batch_applied_in_memory_equals_event_by_event(tmp_path, batch_size):
     finally:
         for store in stores.values():
             store.dispose()
+
+
+def _event_list(store, query_string):
+    from gateway import listing
+    from shared import catalogue
+
+    spec = catalogue.resource("event")
+    items, total = store.audit(spec, None, listing.parse(spec, query_string))
+    return [(item.reference, item.key, item.current_value) for item in items], total, items
+
+
+@pytest.fixture
+def applied(tmp_path):
+    store = ReadStore("sqlite:///" + str(tmp_path / "read.sqlite"))
+    store.create_tables()
+    feed = _feed()
+    store.apply_feed("orders", feed, feed[-1]["position"])
+    yield store, feed
+    store.dispose()
+
+
+def test_the_audit_log_is_listed_per_field_with_filters_sorts_and_counts(applied):
+    store, feed = applied
+    every = store.audit_items()
+    changed = sum(len([v for v in e["fields"].values() if v not in (None, [], {})]) if e["kind"] == "created"
+                  else len(e["fields"]) if e["kind"] == "updated" else 1 for e in feed)
+    assert len(every) == changed == _event_list(store, "")[1]
+    order = feed[1]["uuid"]
+    rows, total, _ = _event_list(store, f"filter[reference]=/order/{order}/&filter[key]=status,line_items")
+    assert [(key, value) for _, key, value in rows] == [("status", "new"), ("line_items", [f"/line-item/{feed[2]['uuid']}/"]),
+                                                        ("status", "confirmed")] and total == 3  # in feed order
+    rows, total, _ = _event_list(store, "filter[key]=status&sort=-key,created&page[limit]=3&page[offset]=2")
+    assert total == sum(1 for item in every if item["key"] == "status") and len(rows) == 3
+    keys = [key for _, key, _ in _event_list(store, "sort=key")[0]]
+    assert keys == sorted(keys)
+    # an item by its uri, or its uuid; and GET
+    wanted = every[5]
+    rows, total, items = _event_list(store, f"filter[uri]=/event/{wanted['uuid']}/,/event/{every[0]['uuid']}/")
+    assert total == 2 and [item.__dict__ for item in items] == [every[0], wanted]
+    assert store.audit_row(wanted["uuid"], None).__dict__ == wanted
+    assert store.audit_row("not-a-uuid", None) is None
+    assert _event_list(store, "filter[uri]=/event/00000000-0000-0000-0000-000000000001/")[1] == 0
+    uris = [item.uuid for item in _event_list(store, "sort=-uri")[2]]
+    assert uris == sorted(uris, reverse=True)
+
+
+def test_an_earlier_releases_audit_table_is_converted_with_the_same_uuids(applied, tmp_path):
+    """Up to 0.1.x the read side kept one audit_events row per field; migrate converts it (no rebuild needed)."""
+    from sqlalchemy import inspect
+
+    from gateway.tables import legacy_audit_events, legacy_metadata
+
+    store, _ = applied
+    expected = store.audit_items()
+    old = ReadStore("sqlite:///" + str(tmp_path / "old.sqlite"))
+    try:
+        legacy_metadata.create_all(old.engine)
+        with old.engine.begin() as conn:
+            conn.execute(legacy_audit_events.insert(), expected)
+        old.create_tables()  # what runtime.migrate does
+        assert old.audit_items() == expected
+        assert not inspect(old.engine).has_table("audit_events")
+        old.create_tables()  # and again: nothing left to convert, nothing doubled
+        assert old.audit_items() == expected
+    finally:
+        old.dispose()
