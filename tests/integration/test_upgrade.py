@@ -160,3 +160,33 @@ def _read_side(store):
 
 def _canonical(row):
     return json.dumps(row, sort_keys=True, default=str)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_read_database_of_an_earlier_release_is_migrated_with_every_event_uuid(request, tmp_path, backend):
+    """v0.1.0's read database kept the audit log as one audit_events row per field; the migrate step converts it
+    into this release's audit log: the same /event/ items (uuid, values and all), and the old table is gone."""
+    from sqlalchemy import inspect
+
+    from gateway.readstore import read_store_url
+    from gateway.tables import READ_SCHEMA, legacy_audit_events, legacy_metadata
+
+    expected = json.loads((FIXTURES / "v0.1.0-25a73e5" / "expected_read_side.json").read_text())["audit_events"]
+    config = build_config({"STRATUM_DATA_DIR": str(tmp_path / "data")})
+    if backend == "postgres":
+        config["STRATUM_POSTGRES_DSN"] = request.getfixturevalue("postgres_dsn")
+    store = ReadStore(read_store_url(config))
+    try:
+        if backend == "postgres":
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql(f'CREATE SCHEMA "{READ_SCHEMA}"')
+        legacy_metadata.create_all(store.engine)  # the table as 0.1.0 made it, rows in the order it wrote them
+        with store.engine.begin() as conn:
+            conn.execute(legacy_audit_events.insert(), expected)
+        store.create_tables()  # runtime.migrate
+        migrated = store.audit_items()
+        assert not inspect(store.engine).has_table("audit_events", schema=None if backend == "sqlite" else READ_SCHEMA)
+    finally:
+        store.dispose()
+    assert [row["uuid"] for row in migrated] == [row["uuid"] for row in expected]
+    assert migrated == expected
