@@ -66,7 +66,7 @@ def seed_orders(app, count, progress_every=5000):
     return time.perf_counter() - started
 
 
-# -- measurements -------------------------------------------------------------------------------------------------------
+# -- measurements ----------------------------------------------------------------------------------------------------
 
 def raw_read(dsn, app):
     """Every notification of one store, in batches, as a projector would page through them: (rows, seconds)."""
@@ -142,7 +142,7 @@ def row_counts(store):
                 for name, table in (("documents", documents), ("audit_log", audit_log), ("audit_keys", audit_keys))}
 
 
-# -- report -------------------------------------------------------------------------------------------------------------
+# -- report ----------------------------------------------------------------------------------------------------------
 
 def mb(size):
     return f"{size / 1e6:8.1f} MB"
@@ -157,8 +157,10 @@ def report_lines(report):
         f"seeded: {report['orders']} orders (+ product + line item each) in {report['seed_s']:.0f} s; "
         f"{raw['rows']} notifications, {pg['events']} public events",
         "",
-        f"(a) raw batched read   {raw['rows_per_s']:10.0f} notifications/s   ({raw['rows']} in {raw['elapsed_s']:.2f} s)",
-        f"(b) rebuild, PG        {pg['notifications_per_s']:10.0f} notifications/s   {pg['events_per_s']:8.0f} events/s   "
+        f"(a) raw batched read   {raw['rows_per_s']:10.0f} notifications/s   "
+        f"({raw['rows']} in {raw['elapsed_s']:.2f} s)",
+        f"(b) rebuild, PG        {pg['notifications_per_s']:10.0f} notifications/s   "
+        f"{pg['events_per_s']:8.0f} events/s   "
         f"({pg['elapsed_s']:.2f} s: feed {pg['feed_s']:.2f} s, apply {pg['apply_s']:.2f} s, {pg['batches']} batches)",
     ]
     if report.get("rebuild_sqlite"):
