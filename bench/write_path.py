@@ -343,11 +343,14 @@ def cpu_seconds(pid):
 def infrastructure_pids(postgres_dsn):
     """The other processes a write costs: this database's PostgreSQL backends and the RabbitMQ node. Both servers
     are shared with anything else running on the machine, so their figures are informative, not ours alone."""
-    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
-        dbname = conn.info.dbname
-        backends = [row[0] for row in conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))]
-    groups = {"postgresql (this database's backends)": backends}
+    groups = {}
+    try:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            dbname = conn.info.dbname
+            groups["postgresql (this database's backends)"] = [row[0] for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))]
+    except psycopg.Error as error:  # e.g. the server's connections all taken by others: ours still count
+        log(f"PostgreSQL's backends not counted: {error}")
     rabbit = [pid for pid in _pids_named("beam.smp") if b"rabbit" in _cmdline(pid)]
     if rabbit:
         groups["rabbitmq (the whole node)"] = rabbit

@@ -306,7 +306,7 @@ class GatewayService:
             "command_id": self._command_id(request, caller),
             CALLER_CATCHES_UP: True,  # the events come back with the result, and no doorbell rings for them
         }
-        result = self.services.call(service, method, *command_args, ctx)
+        result = self.services.command(service, method, *command_args, ctx)  # maybe with others' (shared.rpc)
         self._catch_up(result)
         return result
 

@@ -8,13 +8,15 @@ result carries; should it fail, the projector's timer pulls them.
 """
 import logging
 
+import eventlet
 from nameko.dependency_providers import Config
+from nameko.exceptions import serialize
 
 from shared.amqp import EventDispatcher
 from shared.application import CALLER_CATCHES_UP
 from shared.amqp import rpc as amqp_rpc
 from shared.errors import StratumError
-from shared.rpc import Services
+from shared.rpc import COMMANDS, Services
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,22 @@ class ResourceService:
     dispatch = EventDispatcher()
     services = Services()
     config = Config()
+
+    @rpc
+    def commands(self, commands):
+        """Several commands in one message (shared.rpc.CommandBatcher): run side by side, each exactly as if it had
+        come alone; the answers in their order, each {"result": …} or {"error": the error as RPC sends it}."""
+        def run(command):
+            if command["method"] not in COMMANDS:
+                return {"error": serialize(ValueError(f"{command['method']} is not a command"))}
+            try:
+                return {"result": getattr(self, command["method"])(*command["args"])}
+            except Exception as error:
+                if not isinstance(error, StratumError):
+                    log.exception("command %s failed", command["method"])
+                return {"error": serialize(error)}
+
+        return list(eventlet.GreenPool(len(commands) or 1).imap(run, commands))
 
     @rpc
     def create(self, resource, payload, ctx):
