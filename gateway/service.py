@@ -20,6 +20,7 @@ from gateway.references import check_references, check_related
 from gateway.rendering import render, render_audit
 from gateway.routing import match
 from shared import access, catalogue, uris
+from shared.application import CALLER_CATCHES_UP
 from shared.blobstore import Blobs
 from shared.errors import (Forbidden, IdempotencyKeyReused, InvalidPayload, MethodNotAllowed, NotFound,
                            Unauthorized)
@@ -303,8 +304,9 @@ class GatewayService:
             "platform_admin": caller.platform_admin,
             "role": self._role(caller),
             "command_id": self._command_id(request, caller),
+            CALLER_CATCHES_UP: True,  # the events come back with the result, and no doorbell rings for them
         }
-        result = self.services.call(service, method, *command_args, ctx)
+        result = self.services.command(service, method, *command_args, ctx)  # maybe with others' (shared.rpc)
         self._catch_up(result)
         return result
 
@@ -327,7 +329,8 @@ class GatewayService:
 
     def _catch_up(self, result):
         application = result["application"]
-        self.read.catch_up(application, self.services.fetcher(application), until=result["position"])
+        self.read.catch_up(application, self.services.fetcher(application), until=result["position"],
+                           news=result.pop("news", None))
 
     def _base(self, request):
         return (self.config.get("STRATUM_BASE_URL") or request.host_url).rstrip("/")

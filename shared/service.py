@@ -2,15 +2,21 @@
 
 After each commit the service rings the doorbell (`events_recorded`) on RabbitMQ. The doorbell may be lost or
 repeated; followers never depend on it, they pull the feed (`get_notifications`) on every ring and on a timer.
+A command whose caller applies its events to the read side itself (the gateway's read-your-writes, ctx
+CALLER_CATCHES_UP) rings none: the caller does what the ring would ask of the projector, with the events the
+result carries; should it fail, the projector's timer pulls them.
 """
 import logging
 
+import eventlet
 from nameko.dependency_providers import Config
+from nameko.exceptions import serialize
 
 from shared.amqp import EventDispatcher
+from shared.application import CALLER_CATCHES_UP
 from shared.amqp import rpc as amqp_rpc
 from shared.errors import StratumError
-from shared.rpc import Services
+from shared.rpc import COMMANDS, Services
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,22 @@ class ResourceService:
     config = Config()
 
     @rpc
+    def commands(self, commands):
+        """Several commands in one message (shared.rpc.CommandBatcher): run side by side, each exactly as if it had
+        come alone; the answers in their order, each {"result": …} or {"error": the error as RPC sends it}."""
+        def run(command):
+            if command["method"] not in COMMANDS:
+                return {"error": serialize(ValueError(f"{command['method']} is not a command"))}
+            try:
+                return {"result": getattr(self, command["method"])(*command["args"])}
+            except Exception as error:
+                if not isinstance(error, StratumError):
+                    log.exception("command %s failed", command["method"])
+                return {"error": serialize(error)}
+
+        return list(eventlet.GreenPool(len(commands) or 1).imap(run, commands))
+
+    @rpc
     def create(self, resource, payload, ctx):
         return self._command("create", resource, None, payload, ctx,
                              lambda c: self.app.create(resource, payload, c))
@@ -60,10 +82,14 @@ class ResourceService:
                              lambda c: self.app.act(resource, uuid, action, payload, c))
 
     def _command(self, verb, resource, uuid, payload, ctx, run):
+        # the caller's promise holds for this command only, never for one a rule sends on to another service
+        catches_up = bool(ctx.pop(CALLER_CATCHES_UP, False))
         aggregate_cls = self.app.aggregates.get(resource)
         if aggregate_cls is not None:
             ctx = aggregate_cls.gather(Peers(self.app, self.services, self.config), verb, uuid, payload, ctx)
-        result = self._announce(run(ctx))
+        result = run(dict(ctx, **{CALLER_CATCHES_UP: True}) if catches_up else ctx)
+        if not catches_up:
+            self._announce(result)
         for event_type, body in aggregate_cls.follow_ups(verb, result, payload) if aggregate_cls else ():
             try:
                 self.dispatch(event_type, body)
