@@ -2,11 +2,14 @@
 
 After each commit the service rings the doorbell (`events_recorded`) on RabbitMQ. The doorbell may be lost or
 repeated; followers never depend on it, they pull the feed (`get_notifications`) on every ring and on a timer.
-A command whose caller applies its events to the read side itself (the gateway's read-your-writes, ctx
-CALLER_CATCHES_UP) rings none: the caller does what the ring would ask of the projector, with the events the
-result carries; should it fail, the projector's timer pulls them.
+The gateway applies its own commands' events to the read side (ctx CALLER_CATCHES_UP: they come back with the
+result), so the projector usually finds nothing to pull; the ring still goes, because other followers (production
+follows orders, notifications follows everyone) must hear of the write at once, not at their next timer. Writes at
+the same moment share one ring (`Doorbell`): followers pull from their own position, so the highest position
+announces them all.
 """
 import logging
+import threading
 
 import eventlet
 from nameko.dependency_providers import Config
@@ -87,9 +90,7 @@ class ResourceService:
         aggregate_cls = self.app.aggregates.get(resource)
         if aggregate_cls is not None:
             ctx = aggregate_cls.gather(Peers(self.app, self.services, self.config), verb, uuid, payload, ctx)
-        result = run(dict(ctx, **{CALLER_CATCHES_UP: True}) if catches_up else ctx)
-        if not catches_up:
-            self._announce(result)
+        result = self._announce(run(dict(ctx, **{CALLER_CATCHES_UP: True}) if catches_up else ctx))
         for event_type, body in aggregate_cls.follow_ups(verb, result, payload) if aggregate_cls else ():
             try:
                 self.dispatch(event_type, body)
@@ -114,8 +115,40 @@ class ResourceService:
         return self.app.recorder.max_notification_id()
 
     def _announce(self, result):
-        try:
-            self.dispatch(NEWS_EVENT, {"application": result["application"], "position": result["position"]})
-        except Exception:  # the commit stands; followers' timers will pull what the lost doorbell announced
-            log.exception("could not publish %s for %s", NEWS_EVENT, result)
+        _doorbell(result["application"]).ring(lambda news: self.dispatch(NEWS_EVENT, news),
+                                              {"application": result["application"], "position": result["position"]})
         return result
+
+
+class Doorbell:
+    """One ring for the writes of a moment: while a ring is being published, later writes only raise the position the
+    next ring announces, and the ringing worker publishes that one too before it returns."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._ringing = False
+        self._next = None
+
+    def ring(self, publish, news):
+        with self._lock:
+            if self._ringing:
+                if self._next is None or news["position"] > self._next["position"]:
+                    self._next = news
+                return
+            self._ringing = True
+        while news is not None:
+            try:
+                publish(news)
+            except Exception:  # the commit stands; followers' timers will pull what the lost doorbell announced
+                log.exception("could not publish %s for %s", NEWS_EVENT, news)
+            with self._lock:
+                news, self._next = self._next, None
+                if news is None:
+                    self._ringing = False
+
+
+_doorbells = {}
+
+
+def _doorbell(application):
+    return _doorbells.setdefault(application, Doorbell())
