@@ -282,8 +282,8 @@ class ReadStore:
         if "created" not in {name for name, _ in query.sort}:
             order.append((keys.c[indexes.column_name("created")], False))
         order.append((keys.c.path, order[-1][1] if query.sort else False))
-        return self._page([documents.c.path, documents.c.doc], source, source if needs_document else keys,
-                          conditions, order, query, (spec.name, tuple(query.sort)))
+        return self._page((documents, documents.c.path, keys.c.path), source if needs_document else keys,
+                          source if needs_document else keys, conditions, order, query, (spec.name, tuple(query.sort)))
 
     def _documents_unindexed(self, spec, bureau, query):
         conditions = [documents.c.resource == spec.name, documents.c.deleted.is_(False),
@@ -291,7 +291,8 @@ class ReadStore:
         conditions += [self._doc_filter(spec, f) for f in query.filters]
         order = [(self._doc_order(spec, name), desc) for name, desc in query.sort]
         order += [(documents.c.doc["created"].as_string(), False), (documents.c.path, False)]
-        return self._page([documents.c.path, documents.c.doc], documents, documents, conditions, order, query,
+        return self._page((documents, documents.c.path, documents.c.path), documents, documents, conditions, order,
+                          query,
                           (spec.name, tuple(query.sort)))
 
     @reconnecting
@@ -300,7 +301,8 @@ class ReadStore:
         conditions += [_column_filter(_audit_column(f.field), _audit_values(f)) for f in query.filters]
         order = [(_audit_column(name), desc) for name, desc in query.sort]
         order += [(audit_events.c.id, order[-1][1] if order else False)]
-        return self._page([audit_events], audit_events, audit_events, conditions, order, query,
+        return self._page((audit_events, audit_events.c.id, audit_events.c.id), audit_events, audit_events,
+                          conditions, order, query,
                           ("event", tuple(query.sort)))
 
     @reconnecting
@@ -342,8 +344,11 @@ class ReadStore:
                 documents.c.doc["user"].as_string() == user)).all()
         return [row.doc.get("role") for row in rows]
 
-    def _page(self, columns, source, count_source, conditions, order, query, signature):
+    def _page(self, fetch, source, count_source, conditions, order, query, signature):
         """One page (by offset, or after a keyset cursor) and its total count.
+
+        `fetch` is (table, its key, the key in `source`): the page is chosen in `source` (the list keys) first and
+        only its rows are read from the table, so rows skipped by an offset never have their documents read.
 
         `order` is [(expression, descending)], ending in a unique key. The count never rides on the page query (a
         window count makes the database read and sort every matching row): it comes from the page itself when
@@ -355,32 +360,43 @@ class ReadStore:
         if query.after is not None:
             values = cursors.decode(query.after, signature, len(order))
             paged = and_(where, _after(order, values, nulls_high=not self.is_sqlite))
+        table, table_key, source_key = fetch
         ordering = [expression.desc() if descending else expression for expression, descending in order]
         keys = [expression.label(f"_key{i}") for i, (expression, _) in enumerate(order)]
+        chosen = (select(source_key.label("_id"), *keys).select_from(source).where(paged).order_by(*ordering)
+                  .limit(query.limit).offset(query.offset).subquery())
+        outer = [chosen.c[f"_key{i}"].desc() if descending else chosen.c[f"_key{i}"]
+                 for i, (_, descending) in enumerate(order)]
+        capped = _capped_count(count_source, where).scalar_subquery().label("_total")  # evaluated once (InitPlan)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*columns, *keys).select_from(source).where(paged).order_by(*ordering)
-                                .limit(query.limit).offset(query.offset)).all()
+            rows = conn.execute(select(table, *(chosen.c[f"_key{i}"] for i in range(len(order))), capped)
+                                .join(chosen, table_key == chosen.c._id).order_by(*outer)).all()
             full = len(rows) == query.limit
-            if query.after is None and (rows or not query.offset) and not full:
-                total, estimate = query.offset + len(rows), False  # the last page: it knows the total
+            if rows and not full and query.after is None:
+                total, counted = query.offset + len(rows), False  # the last page knows the total
+            elif rows:
+                total, counted = rows[0]._total, True
+            elif query.offset or query.after is not None:
+                total, counted = conn.execute(_capped_count(count_source, where)).scalar(), True
             else:
-                total, estimate = self._count(conn, count_source, where)
+                total, counted = 0, False
+            estimate = counted and total > COUNT_BOUND
+            if estimate:
+                total = self._estimate(conn, count_source, where)
         following = None
         if full:
             last = rows[-1]
             following = cursors.encode(signature, [_plain(getattr(last, f"_key{i}")) for i in range(len(order))])
         return Page(rows, total, estimate, following)
 
-    def _count(self, conn, source, where):
-        capped = select(literal(1).label("one")).select_from(source).where(where).limit(COUNT_BOUND + 1).subquery()
-        exact = conn.execute(select(func.count()).select_from(capped)).scalar()
-        if exact <= COUNT_BOUND:
-            return exact, False
+    def _estimate(self, conn, source, where):
+        """The number of rows matching `where` past COUNT_BOUND: the planner's estimate on PostgreSQL (never
+        below the bound + 1), the bound + 1 (a floor) on SQLite, which has no estimator."""
         if self.is_sqlite:
-            return exact, True
+            return COUNT_BOUND + 1
         plan = conn.execute(_Explain(select(literal(1)).select_from(source).where(where))).scalar()
         planned = plan[0]["Plan"]["Plan Rows"] if isinstance(plan, list) else COUNT_BOUND + 1
-        return max(int(planned), COUNT_BOUND + 1), True
+        return max(int(planned), COUNT_BOUND + 1)
 
     def _doc_value(self, spec, name):
         field = spec.fields[name]
@@ -457,6 +473,12 @@ class Page:
 
     def __iter__(self):  # rows, total = page
         return iter((self.rows, self.total))
+
+
+def _capped_count(source, where):
+    """count(*) of the rows matching `where`, reading at most COUNT_BOUND + 1 of them."""
+    capped = select(literal(1).label("one")).select_from(source).where(where).limit(COUNT_BOUND + 1).subquery()
+    return select(func.count()).select_from(capped)
 
 
 def _key_column(keys, field):
@@ -562,7 +584,9 @@ def _engine_options(url, pool_size, max_overflow):
         patch_psycopg()  # psycopg2 waits through the eventlet hub instead of blocking it (idempotent)
     if str(url).startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True,
+    # No pre-ping: it doubled the round trips of every LIST (a SELECT 1 per checkout). A connection the database
+    # ended is found by the statement that uses it, and `reconnecting` runs the operation again on a fresh one.
+    return {"pool_size": pool_size, "max_overflow": max_overflow,
             "execution_options": {"schema_translate_map": {None: READ_SCHEMA}}}
 
 
