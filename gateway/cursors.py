@@ -8,6 +8,9 @@ import base64
 import binascii
 import hashlib
 import json
+import math
+
+from sqlalchemy import Boolean, Float, Integer
 
 from shared.errors import InvalidPayload
 
@@ -41,3 +44,21 @@ def decode(cursor, signature, length):
         raise InvalidPayload(f"{FIELD} is not a cursor: pass the `meta.next` of the previous page unchanged.",
                              field=FIELD)
     return body["k"]
+
+
+def check_types(values, types):
+    """Each key value of the right kind for its column (a hand-made cursor must be a 400, never a database error)."""
+    for value, kind in zip(values, types):
+        if value is None:
+            continue
+        if isinstance(kind, Boolean):
+            fits = isinstance(value, bool)
+        elif isinstance(kind, Integer):
+            fits = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2 ** 63
+        elif isinstance(kind, Float):
+            fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        else:
+            fits = isinstance(value, str) and "\x00" not in value
+        if not fits:
+            raise InvalidPayload(f"{FIELD} is not a cursor: pass the `meta.next` of the previous page unchanged.",
+                                 field=FIELD)

@@ -11,9 +11,13 @@ its own table of list keys, generated from the catalogue:
 with one index per field on (bureau, f_<field>, path): a filter, a sort and a keyset page of one resource plan
 against that resource's few indexes only. A row exists for each live (not deleted) document of the resource.
 
-The rows are kept by triggers on `documents`, generated here as well (one per resource and operation), so every
-write to `documents` keeps them in the same transaction, whoever writes (the projector, the derived views of
-gateway.order_views, a rebuild), and nothing in the apply path knows about them. Values are typed as the LIST
+The rows are kept by triggers on `documents`, generated here as well, so every write to `documents` keeps them in
+the same transaction, whoever writes (the projector, the derived views of
+gateway.order_views, a rebuild), and nothing in the apply path knows about them. PostgreSQL: one row trigger,
+`list_keys_sync`, finds the resource by a binary search over the names and calls its `lk_<resource>_put` (240
+triggers each with its WHEN cost about 1 µs apiece per row); an update that changes nothing is skipped. SQLite:
+one trigger per resource and operation, with its WHEN. Measured on PostgreSQL: an order's document write costs
+~0.3 ms more (its 48 indexes), the price of every field being filterable and sortable. Values are typed as the LIST
 query types them (`gateway.readstore`): integer → BIGINT, number → DOUBLE PRECISION, boolean → BOOLEAN, anything
 else → the text of the JSON value (ISO datetimes sort as text). On PostgreSQL a value that is not of its field's
 type is stored as NULL (never an error that would stop the projector); on SQLite the columns keep json_extract's

@@ -359,6 +359,8 @@ class ReadStore:
         paged = where
         if query.after is not None:
             values = cursors.decode(query.after, signature, len(order))
+            if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
+                cursors.check_types(values, [expression.type for expression, _ in order])
             paged = and_(where, _after(order, values, nulls_high=not self.is_sqlite))
         table, table_key, source_key = fetch
         ordering = [expression.desc() if descending else expression for expression, descending in order]
