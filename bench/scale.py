@@ -275,7 +275,8 @@ def run(args):
             raw = RawSQL(dsn, None if not args.sqlite else str(Path(workdir) / "readside.sqlite"), bureau)
             try:
                 log(f"measuring: {args.repeats} interleaved rounds")
-                lists = measure_lists(session, base_url, raw, args.repeats, seeding.order_payload(args.orders // 2)["name"])
+                name = seeding.order_payload(args.orders // 2)["name"]
+                lists = measure_lists(session, base_url, raw, args.repeats, name)
             finally:
                 raw.close()
             died = wp.exited(processes)

@@ -1,6 +1,7 @@
 """The LIST query language of the API: `filter[field]=a,b` (any of), `filter[field]>x` / `<x` (ranges),
 `sort=field,-other`, `page[limit]`, `page[offset]`, and (an extension) `page[after]`: the keyset cursor a page gave
-as `meta.next`, for deep pages that cost what the first one does (gateway.cursors). Parsed from the raw query string because `filter[x]>5` has no `=`.
+as `meta.next`, for deep pages that cost what the first one does (gateway.cursors). Parsed from the raw query
+string because `filter[x]>5` has no `=`.
 """
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus

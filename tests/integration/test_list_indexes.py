@@ -20,7 +20,8 @@ def order_event(position, number, kind="created", fields=None):
     fields = fields if fields is not None else {
         "name": f"order-{number:04d}", "status": ["new", "cancelled", "confirmed"][number % 3],
         "priority": None if number % 5 == 0 else number % 11, "quote_required": number % 2 == 0}
-    return {"position": position, "application": "orders", "resource": "order", "uuid": f"{number:08d}-0000-4000-8000-000000000000",
+    return {"position": position, "application": "orders", "resource": "order",
+            "uuid": f"{number:08d}-0000-4000-8000-000000000000",
             "version": 1, "event": "orders/order/Created", "user": None, "timestamp": created, "kind": kind,
             "bureau": OTHER if number % 10 == 9 else BUREAU, "fields": fields, "names": ["OrderCreated"]}
 
