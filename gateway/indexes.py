@@ -33,7 +33,7 @@ import hashlib
 import re
 from functools import lru_cache
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Index, MetaData, String, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, Float, MetaData, String, Table, Text, text
 
 from gateway.tables import READ_SCHEMA
 from shared import catalogue
