@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PSYCOPG_IMPL := python
 
-.PHONY: install run migrate test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild catalogue clean
+.PHONY: install run migrate test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild bench-scale catalogue clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ bench-analysis: install
 
 bench-rebuild: install
 	$(PY) -m bench.rebuild $(BENCH_REBUILD_ARGS)
+
+# LISTs at 100,000 orders against raw SQL, and a rebuild from zero (ARGS="--orders 1000000" or ARGS=--sqlite)
+bench-scale: install
+	$(PY) -m bench.scale $(ARGS)
 
 clean:
 	rm -rf var .pytest_cache

@@ -9,6 +9,7 @@ import time
 import uuid as uuidlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from datetime import datetime, timezone
 
 from sqlalchemy import (and_, create_engine, delete, event, exists, func, inspect, literal, literal_column, or_, select,
@@ -16,8 +17,11 @@ from sqlalchemy import (and_, create_engine, delete, event, exists, func, inspec
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from gateway import cursors, indexes
 from gateway.batch import Batch, dialect_insert, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
@@ -128,6 +132,7 @@ class ReadStore:
                 converted = _convert_legacy_audit(conn)
                 log.warning("read side: converted %d rows of the per-field audit table of an earlier release into "
                             "the audit log (same /event/ uuids) and dropped it", converted)
+            indexes.create(conn)  # every resource's list keys and the audit log's indexes (gateway.indexes)
 
     def dispose(self):
         self.engine.dispose()
@@ -293,26 +298,57 @@ class ReadStore:
 
     @reconnecting
     def documents(self, spec, bureau, query):
-        """(documents, total_count) of `spec` visible to `bureau` under the LIST `query`."""
+        """The Page of `spec`'s documents visible to `bureau` under the LIST `query`: filtered and ordered on the
+        resource's list keys (gateway.indexes), whose indexes serve every filter and sort."""
+        keys = indexes.keys_table(spec.name)
+        if keys is None:  # not a listable catalogue resource (a special one): its documents, unindexed
+            return self._documents_unindexed(spec, bureau, query)
+        source = keys.join(documents, documents.c.path == keys.c.path)
+        conditions, needs_document = [_keys_visible(keys, bureau, spec.name)], False
+        for flt in query.filters:
+            column = _key_column(keys, flt.field)
+            if column is None:  # an array or object: the document's value
+                needs_document = True
+                conditions.append(self._doc_filter(spec, flt))
+            else:
+                conditions.append(_column_filter(column, flt))
+        order = []
+        for name, descending in query.sort:
+            column = _key_column(keys, name)
+            if column is None:
+                needs_document = True
+            order.append((column if column is not None else documents.c.doc[name].as_string(), descending))
+        if "created" not in {name for name, _ in query.sort}:
+            order.append((keys.c[indexes.column_name("created")], False))
+        order.append((keys.c.path, order[-1][1] if query.sort else False))
+        return self._page((documents, documents.c.path, keys.c.path), source if needs_document else keys,
+                          source if needs_document else keys, conditions, order, query, (spec.name, tuple(query.sort)))
+
+    def _documents_unindexed(self, spec, bureau, query):
         conditions = [documents.c.resource == spec.name, documents.c.deleted.is_(False),
                       _documents_visible(bureau, spec.name)]
         conditions += [self._doc_filter(spec, f) for f in query.filters]
-        order = [self._doc_order(spec, name, desc) for name, desc in query.sort]
-        order += [documents.c.doc["created"].as_string(), documents.c.path]
-        return self._page([documents.c.path, documents.c.doc], documents, conditions, order, query)
+        order = [(self._doc_order(spec, name), desc) for name, desc in query.sort]
+        order += [(documents.c.doc["created"].as_string(), False), (documents.c.path, False)]
+        return self._page((documents, documents.c.path, documents.c.path), documents, documents, conditions, order,
+                          query,
+                          (spec.name, tuple(query.sort)))
 
     @reconnecting
     def audit(self, spec, bureau, query):
-        """(items, total_count) of /event/: the audit log expanded into one item per changed field (audit_keys),
+        """The Page of /event/ items: the audit log expanded into one item per changed field (audit_keys),
         filtered and sorted on either table's columns, in feed order (and field order within a change) otherwise."""
-        conditions = [audit_keys.c.log_id == audit_log.c.id, _audit_visible(bureau)]
         dialect = self.engine.dialect.name
+        source = audit_keys.join(audit_log, audit_keys.c.log_id == audit_log.c.id)
+        conditions = [_audit_visible(bureau)]
         conditions += [_column_filter(_audit_column(f.field, dialect), _audit_values(f)) for f in query.filters]
-        order = [_audit_column(name, dialect).desc() if desc else _audit_column(name, dialect)
-                 for name, desc in query.sort]
-        order += [audit_keys.c.log_id, audit_keys.c.ordinal]
-        rows, total = self._page(_AUDIT_ITEM, audit_log, conditions, order, query)
-        return [_audit_item(row) for row in rows], total
+        order = [(_audit_column(name, dialect), desc) for name, desc in query.sort]
+        ties = order[-1][1] if order else False
+        order += [(audit_keys.c.log_id, ties), (audit_keys.c.ordinal, ties)]
+        page = self._page((source, audit_keys.c.uuid, audit_keys.c.uuid), source, source, conditions, order, query,
+                          ("event", tuple(query.sort)))
+        page.rows = [_audit_item(row) for row in page.rows]
+        return page
 
     @reconnecting
     def audit_row(self, uuid, bureau):
@@ -363,17 +399,61 @@ class ReadStore:
                 documents.c.doc["user"].as_string() == user)).all()
         return [row.doc.get("role") for row in rows]
 
-    def _page(self, columns, table, conditions, order, query):
-        """One page and the total count, in one statement (the count rides along as a window over the filter);
-        only a page past the end needs a second statement to learn the total."""
+    def _page(self, fetch, source, count_source, conditions, order, query, signature):
+        """One page (by offset, or after a keyset cursor) and its total count.
+
+        `fetch` is (table, its key, the key in `source`): the page is chosen in `source` (the list keys) first and
+        only its rows are read from the table, so rows skipped by an offset never have their documents read.
+
+        `order` is [(expression, descending)], ending in a unique key. The count never rides on the page query (a
+        window count makes the database read and sort every matching row): it comes from the page itself when
+        the page is the last one, else from a count over the list keys capped at COUNT_BOUND + 1 rows; past the
+        bound the total is an estimate (PostgreSQL: the planner's; SQLite: the bound + 1, a floor) and the page
+        says so (`total_count_is_estimate`)."""
         where = and_(*conditions)
+        paged = where
+        if query.after is not None:
+            values = cursors.decode(query.after, signature, len(order))
+            if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
+                cursors.check_types(values, [expression.type for expression, _ in order])
+            paged = and_(where, _after(order, values, nulls_high=not self.is_sqlite))
+        table, table_key, source_key = fetch
+        ordering = [expression.desc() if descending else expression for expression, descending in order]
+        keys = [expression.label(f"_key{i}") for i, (expression, _) in enumerate(order)]
+        chosen = (select(source_key.label("_id"), *keys).select_from(source).where(paged).order_by(*ordering)
+                  .limit(query.limit).offset(query.offset).subquery())
+        outer = [chosen.c[f"_key{i}"].desc() if descending else chosen.c[f"_key{i}"]
+                 for i, (_, descending) in enumerate(order)]
+        capped = _capped_count(count_source, where).scalar_subquery().label("_total")  # evaluated once (InitPlan)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*columns, func.count().over().label("_total")).where(where).order_by(*order)
-                                .limit(query.limit).offset(query.offset)).all()
-            if rows:
-                return rows, rows[0]._total
-            total = conn.execute(select(func.count()).select_from(table).where(where)).scalar() if query.offset else 0
-        return rows, total
+            rows = conn.execute(select(table, *(chosen.c[f"_key{i}"] for i in range(len(order))), capped)
+                                .join(chosen, table_key == chosen.c._id).order_by(*outer)).all()
+            full = len(rows) == query.limit
+            if rows and not full and query.after is None:
+                total, counted = query.offset + len(rows), False  # the last page knows the total
+            elif rows:
+                total, counted = rows[0]._total, True
+            elif query.offset or query.after is not None:
+                total, counted = conn.execute(_capped_count(count_source, where)).scalar(), True
+            else:
+                total, counted = 0, False
+            estimate = counted and total > COUNT_BOUND
+            if estimate:
+                total = self._estimate(conn, count_source, where)
+        following = None
+        if full:
+            last = rows[-1]
+            following = cursors.encode(signature, [_plain(getattr(last, f"_key{i}")) for i in range(len(order))])
+        return Page(rows, total, estimate, following)
+
+    def _estimate(self, conn, source, where):
+        """The number of rows matching `where` past COUNT_BOUND: the planner's estimate on PostgreSQL (never
+        below the bound + 1), the bound + 1 (a floor) on SQLite, which has no estimator."""
+        if self.is_sqlite:
+            return COUNT_BOUND + 1
+        plan = conn.execute(_Explain(select(literal(1)).select_from(source).where(where))).scalar()
+        planned = plan[0]["Plan"]["Plan Rows"] if isinstance(plan, list) else COUNT_BOUND + 1
+        return max(int(planned), COUNT_BOUND + 1)
 
     def _doc_value(self, spec, name):
         field = spec.fields[name]
@@ -387,9 +467,8 @@ class ReadStore:
             return element.as_boolean()
         return element.as_string()
 
-    def _doc_order(self, spec, name, descending):
-        value = self._doc_value(spec, name) if spec.fields[name].type != "array" else documents.c.doc[name].as_string()
-        return value.desc() if descending else value
+    def _doc_order(self, spec, name):
+        return self._doc_value(spec, name) if spec.fields[name].type != "array" else documents.c.doc[name].as_string()
 
     def _doc_filter(self, spec, flt):
         if spec.fields[flt.field].type == "array":
@@ -462,6 +541,81 @@ def _audit_item(row):
     return AuditItem(uuid=str(row.uuid), application=row.application, position=row.position, bureau=row.bureau,
                      reference=row.reference, key=key, previous_value=previous, current_value=current,
                      user=row.user, created=row.created)
+
+
+class _Explain(Executable, ClauseElement):
+    """EXPLAIN (FORMAT JSON) of a statement, executed like the statement (binds, schema translation)."""
+    inherit_cache = False
+
+    def __init__(self, statement):
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element, compiler, **kw):
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+COUNT_BOUND = 10_000  # rows a LIST counts exactly; past it total_count is an estimate, flagged as one
+
+
+@dataclass
+class Page:
+    """One LIST page: its rows, the total count (exact unless `estimate`), and the cursor of the next page (the
+    `page[after]` value; None on the last page)."""
+    rows: list
+    total: int
+    estimate: bool = False
+    next: str | None = None
+
+    def __iter__(self):  # rows, total = page
+        return iter((self.rows, self.total))
+
+
+def _capped_count(source, where):
+    """count(*) of the rows matching `where`, reading at most COUNT_BOUND + 1 of them."""
+    capped = select(literal(1).label("one")).select_from(source).where(where).limit(COUNT_BOUND + 1).subquery()
+    return select(func.count()).select_from(capped)
+
+
+def _key_column(keys, field):
+    return keys.c.get(indexes.column_name(field))
+
+
+def _keys_visible(keys, scope, resource):
+    """The list keys `scope` may read: as _documents_visible, on the list keys' own columns."""
+    clause = _bureau_clause(keys.c.bureau, scope)
+    if isinstance(scope, Scope) and resource in OWNED_BY_USER:
+        clause = and_(clause, keys.c[indexes.column_name(OWNED_BY_USER[resource])] == uris.uuid_of(scope.user))
+    return clause
+
+
+def _after(order, values, nulls_high):
+    """Rows after the one whose order keys are `values`, in `order` ([(expression, descending)]). NULL sorts
+    above every value on PostgreSQL (last ascending, first descending), below every value on SQLite."""
+    alternatives = []
+    for i, ((expression, descending), value) in enumerate(zip(order, values)):
+        equal_before = [expression_.is_(None) if v is None else expression_ == literal(v, expression_.type)
+                        for (expression_, _), v in zip(order[:i], values[:i])]
+        nulls_last = nulls_high != descending  # NULLs come after every value in this direction
+        if value is None:
+            beyond = literal(False) if nulls_last else expression.is_not(None)
+        else:
+            bound = literal(value, expression.type)  # a bound value (a Python bool cannot be compared to directly)
+            beyond = expression < bound if descending else expression > bound
+            if nulls_last:
+                beyond = or_(beyond, expression.is_(None))
+        alternatives.append(and_(*equal_before, beyond))
+    clause = or_(*alternatives)
+    expression, descending = order[0]
+    if values[0] is not None and not (nulls_high != descending):  # a plain range on the first key, for the index
+        bound = literal(values[0], expression.type)
+        clause = and_(expression <= bound if descending else expression >= bound, clause)
+    return clause
+
+
+def _plain(value):
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def _bureau_clause(column, bureau):
@@ -582,7 +736,9 @@ def _engine_options(url, pool_size, max_overflow):
         patch_psycopg()  # psycopg2 waits through the eventlet hub instead of blocking it (idempotent)
     if str(url).startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True,
+    # No pre-ping: it doubled the round trips of every LIST (a SELECT 1 per checkout). A connection the database
+    # ended is found by the statement that uses it, and `reconnecting` runs the operation again on a fresh one.
+    return {"pool_size": pool_size, "max_overflow": max_overflow,
             "execution_options": {"schema_translate_map": {None: READ_SCHEMA}}}
 
 

@@ -253,16 +253,19 @@ class GatewayService:
     def _list(self, request, spec, caller):
         query = listing.parse(spec, request.query_string.decode())
         base = self._base(request)
+        if spec.name == "access-info-for-resource":
+            return json_response({"resources": [self._access_info(query, caller, base)], "total_count": 1,
+                                  "meta": {"total_count_is_estimate": False, "next": None}})
         if spec.name == "event":
-            rows, total = self.read.store.audit(spec, _scope(caller), query)
-            resources = [render_audit(row, base) for row in rows]
-        elif spec.name == "access-info-for-resource":
-            resources = [self._access_info(query, caller, base)]
-            total = 1
+            page = self.read.store.audit(spec, _scope(caller), query)
+            resources = [render_audit(row, base) for row in page.rows]
         else:
-            rows, total = self.read.store.documents(spec, _scope(caller), query)
-            resources = [self._render(spec, row.path, row.doc, base) for row in rows]
-        return json_response({"resources": resources, "total_count": total})
+            page = self.read.store.documents(spec, _scope(caller), query)
+            resources = [self._render(spec, row.path, row.doc, base) for row in page.rows]
+        # meta (an extension): whether total_count is an estimate (past readstore.COUNT_BOUND matching rows), and
+        # the page[after] cursor of the next page (None when this page is not full)
+        return json_response({"resources": resources, "total_count": page.total,
+                              "meta": {"total_count_is_estimate": page.estimate, "next": page.next}})
 
     def _get(self, request, spec, uuid, caller):
         base = self._base(request)
