@@ -48,7 +48,7 @@ class Outbound(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self
 
-    def bind(self, app):
+    def over(self, app):
         """The subscriber and deliverer over this container's store (made on first use: the store is ready then)."""
         if self.subscriber is None:
             config = self.config
@@ -93,10 +93,10 @@ class NotificationsService(ResourceService):
         return Facts(self.services.call, self.outbound.base_url)
 
     def _follow(self, source, until=None):
-        self.outbound.bind(self.app).subscriber.catch_up(source, self.services.fetcher(source), self._facts(), until)
+        self.outbound.over(self.app).subscriber.catch_up(source, self.services.fetcher(source), self._facts(), until)
 
     def _deliver(self):
-        self.outbound.bind(self.app).deliverer.deliver_due(self._facts())
+        self.outbound.over(self.app).deliverer.deliver_due(self._facts())
 
     @timer(interval=CATCH_UP_INTERVAL)
     def catch_up_all(self):
