@@ -33,7 +33,9 @@ ORDER_TRIGGERS = (
     OrderTrigger("OrderStatusChanged", "nautilus.order_shipped", "notification_order_shipped", status="shipping"),
     OrderTrigger("OrderCompleted", "nautilus.order_complete", "notification_order_completed"),
 )
-MODEL_FAILED = ("ModelProcessingFailed", "ModelUploadRefused")
+# a model's upload or processing failed: whichever step found it (ModelProcessingFailed, ModelUploadRefused, a
+# quarantining ModelVirusScanned) moves its status to one of these
+MODEL_FAILED_STATUSES = ("error", "inoperable", "irreparable", "file-too-large")
 # order events that are bookkeeping, not news for a webhook receiver
 QUIET_ORDER_EVENTS = frozenset({"OrderLineItemsChanged", "OrderEstimatesRecomputed"})
 
@@ -103,7 +105,8 @@ def intents_for(event, facts):
                 "payload": webhook_payload(event, path, facts)}))
     elif application == "orders" and resource == "comment":
         intents += mention_intents(event, path, facts)
-    elif application == "files" and resource == "model" and names & set(MODEL_FAILED):
+    elif application == "files" and resource == "model" and event["kind"] == "updated" \
+            and (event.get("fields") or {}).get("status") in MODEL_FAILED_STATUSES:
         model = dict(facts.get("files", "model", event["uuid"]), **(event.get("fields") or {}))
         owner = model.get("user_uri") or event.get("user")
         emails = unique_emails([facts.email_of(owner)]) if owner else []

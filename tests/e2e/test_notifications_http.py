@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from services.notifications import webhooks
+from tests.e2e.test_files_http import new_model, put_file, settled
 from tests.kit.plugin import eventually, free_port, login
 from tests.kit.tenants import make_tenant
 
@@ -198,6 +199,40 @@ def test_an_unreachable_smtp_server_is_retried_then_the_failure_recorded(tenant,
         smtp.start()
     assert [a["outcome"] for a in record["attempts"]] == ["failed", "failed", "failed"]
     assert "Connection refused" in record["error"] or "ConnectionRefused" in record["error"]
+
+
+def test_a_mentioned_user_is_mailed_once(tenant, smtp):
+    mentioned = email_of(tenant.manager, tenant.standard_user)
+    order = create_order(tenant.manager)
+    text = f"please check the walls, {tag()}"
+    response = tenant.manager.post("/comment/", json={
+        "related_table_name": "order", "related_uuid": order.rstrip("/").rsplit("/", 1)[1], "text": text,
+        "mentioned_users": [{"uri": tenant.standard_user}]})
+    assert response.status_code == 201, response.text
+    comment = response.headers["Location"]
+    [message] = eventually(lambda: [m for m in smtp.messages(to=mentioned,
+                                                             template="nautilus.user_mentioned_in_comment")
+                                    if text.encode() in m.as_bytes()])
+    assert message["X-RcptTo"].strip() == mentioned
+    # an edit that lists the same user again does not mail them again
+    assert tenant.manager.put(comment, json={"text": text + " (edited)",
+                                             "mentioned_users": [{"uri": tenant.standard_user}]}).status_code == 204
+    time.sleep(3)
+    assert len([m for m in smtp.messages(to=mentioned, template="nautilus.user_mentioned_in_comment")
+                if text.encode() in m.as_bytes()]) == 1
+
+
+def test_a_failed_model_upload_mails_its_owner(tenant, smtp, tmp_path):
+    owner = email_of(tenant.manager, tenant.standard_user)
+    name = f"broken-{tag()}.stl"
+    uri, upload = new_model(tenant.standard, name=name)
+    path = tmp_path / name
+    path.write_bytes(b"this is not a mesh at all, just words")
+    assert put_file(upload, path).status_code == 204
+    assert settled(tenant.standard, uri)["status"] == "error"
+    [message] = eventually(lambda: [m for m in smtp.messages(to=owner, template="nautilus.model_upload_failed")
+                                    if name in m["Subject"]])
+    assert message["X-RcptTo"].strip() == owner
 
 
 # -- webhooks -------------------------------------------------------------------------------------------------------

@@ -151,6 +151,13 @@ def test_a_failed_model_tells_its_owner():
     assert intent.fields["template"] == "nautilus.model_upload_failed"
     assert intent.fields["emails"] == ["owner@example.com"] and intent.bureau == BUREAU
     assert intent.fields["context"]["reason"] == "not a mesh"
+    # whichever step found it: a quarantine by the scan fails the upload as well; a processed model is no news
+    [quarantined] = intents_for(event(["ModelUpdated", "ModelVirusScanned"],
+                                      {"virus_scan": "quarantined", "status": "error"}, application="files",
+                                      resource="model", uuid_=model, position=8), facts)
+    assert quarantined.fields["template"] == "nautilus.model_upload_failed"
+    assert intents_for(event(["ModelUpdated", "ModelAnalyzed"], {"status": "processed"}, application="files",
+                             resource="model", uuid_=model), facts) == []
 
 
 def test_a_new_user_is_welcomed_and_a_locked_one_told():
