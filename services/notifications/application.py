@@ -6,6 +6,8 @@ events asks for, saved in one transaction with the new feed position. A batch al
 late doorbell, a second replica) records nothing: events at or below the position are skipped, ids are derived from
 the events (a notification that exists is not made again), and two writers of one position conflict in the store.
 """
+import logging
+
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
@@ -15,6 +17,10 @@ from shared.application import ResourceApplication
 from shared.registry import resource_classes
 
 KINDS = {"email": Notification, "webhook": WebhookDelivery}
+log = logging.getLogger(__name__)
+# An event the triggers cannot read (a shape no rule expected) would stop every notification after it if retried
+# forever; it is logged and makes none. Anything else (a service that does not answer) stops the batch, retried.
+UNREADABLE = (KeyError, TypeError, ValueError, AttributeError)
 
 
 class PositionMoved(Exception):
@@ -44,7 +50,13 @@ class Notifications(ResourceApplication):
         for event in events:
             if event["position"] <= position.position:
                 continue
-            for intent in intents_for(event, facts):
+            try:
+                intents = intents_for(event, facts)
+            except UNREADABLE:
+                log.exception("notifications: the triggers could not read %s event %s at position %s; it makes no "
+                              "notification", application, event.get("names"), event.get("position"))
+                continue
+            for intent in intents:
                 if intent.id in made or self._exists(intent.id):
                     continue
                 made[intent.id] = KINDS[intent.kind].create(intent.id, intent.fields, intent.bureau, None)
@@ -54,6 +66,21 @@ class Notifications(ResourceApplication):
         except IntegrityError:
             raise PositionMoved(application) from None
         return position.position
+
+    def begin_at(self, application, position):
+        """Where the subscriber starts in a feed it has never read: set once (by the migrate step), never moved
+        back. Returns the position it will read after."""
+        try:
+            return self.repository.get(FeedPosition.id_for(application)).position
+        except AggregateNotFoundError:
+            pass
+        start = FeedPosition.start(application)
+        start.advance(position)
+        try:
+            self.save(start)
+        except IntegrityError:  # another migrate got there first
+            return self.feed_position(application)
+        return start.position
 
     def _exists(self, aggregate_id):
         try:

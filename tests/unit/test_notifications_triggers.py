@@ -217,3 +217,32 @@ def test_a_failing_lookup_records_nothing_and_keeps_the_position(notifications):
         notifications.record_batch("orders", [event(["OrderCreated"], ORDER, kind="created", position=1)], 1,
                                    Broken())
     assert notifications.feed_position("orders") == 0 and _stored(notifications) == []
+
+
+def test_a_feed_is_begun_once_where_the_migrate_step_found_its_end(notifications):
+    assert notifications.begin_at("orders", 0) == 0  # a new deployment: from the start
+    assert notifications.begin_at("orders", 40) == 0  # a later migrate does not skip what is not read yet
+    assert notifications.begin_at("files", 12) == 12  # a deployment with history: from its end
+    facts = FakeFacts(settings={"notification_order_created": 1})
+    old = event(["OrderCreated"], ORDER, kind="created", position=12)
+    assert notifications.record_batch("files", [dict(old, application="files")], 12, facts) == 12
+    assert _stored(notifications) == []
+
+
+def test_an_unreadable_event_is_passed_over_but_an_outage_stops_the_batch(notifications):
+    from shared.errors import ServiceUnavailable
+
+    class Odd(FakeFacts):
+        def settings(self, bureau):
+            return {"notification_order_created": "all of them"}  # no rule expects this shape
+
+    batch = [event(["OrderCreated"], ORDER, kind="created", position=1)]
+    assert notifications.record_batch("orders", batch, 1, Odd()) == 1  # logged, no notification, the feed moves on
+
+    class Down(FakeFacts):
+        def settings(self, bureau):
+            raise ServiceUnavailable("The identity service is not running.")
+
+    with pytest.raises(ServiceUnavailable):
+        notifications.record_batch("orders", [event(["OrderCreated"], ORDER, kind="created", position=2)], 2, Down())
+    assert notifications.feed_position("orders") == 1
