@@ -17,7 +17,7 @@ the event's notification was recorded, before AttemptStarted, after Delivered) s
 """
 import logging
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
@@ -46,6 +46,7 @@ class Deliverer:
         self.now = now
         self.position = 0  # how far this process has read its own store's log for queued deliveries
         self.pending = set()
+        self.not_before = {}  # delivery id → when it is due (known from its record: no load before then)
         self.lock = threading.Lock()
         self._queued_topics = {Notification.Created.TOPIC, WebhookDelivery.Created.TOPIC}
 
@@ -71,7 +72,10 @@ class Deliverer:
         try:
             self._read_new()
             attempted = 0
+            now = self.now()
             for delivery_id in sorted(self.pending, key=str):
+                if delivery_id in self.not_before and now < self.not_before[delivery_id]:
+                    continue
                 attempted += self.attempt(delivery_id, facts)
             return attempted
         finally:
@@ -85,14 +89,16 @@ class Deliverer:
             return 0
         now = self.now()
         if delivery.finished:
-            self.pending.discard(delivery_id)
+            self._forget(delivery_id)
             return 0
         if not delivery.due(now, self.lease):
+            self.not_before[delivery_id] = delivery.due_at(self.lease)
             return 0
         delivery.start_attempt(now)
         try:
             self.app.save(delivery)
-        except IntegrityError:  # another worker started it first
+        except IntegrityError:  # another worker started it first: look again once its lease is over
+            self.not_before[delivery_id] = now + timedelta(seconds=self.lease)
             return 0
         send = self.send[type(delivery)]
         try:
@@ -107,5 +113,11 @@ class Deliverer:
             delivery.delivered(self.now(), **extra)
         self.app.save(delivery)
         if delivery.finished:
-            self.pending.discard(delivery_id)
+            self._forget(delivery_id)
+        else:
+            self.not_before[delivery_id] = delivery.due_at(self.lease)
         return 1
+
+    def _forget(self, delivery_id):
+        self.pending.discard(delivery_id)
+        self.not_before.pop(delivery_id, None)

@@ -54,17 +54,21 @@ class Delivery(Resource):
     def finished(self):
         return self.deleted or self.status in FINISHED
 
-    def due(self, now, lease_seconds):
-        """Whether an attempt should start now: queued, retrying past its backoff, or `sending` for longer than the
-        lease (the process making that attempt died between recording it and recording its outcome)."""
+    def due_at(self, lease_seconds):
+        """When the next attempt may start (None: never again): a queued one at once, a retrying one after its
+        backoff, one left `sending` after the lease (the process making that attempt died between recording it and
+        recording its outcome)."""
         if self.finished:
-            return False
+            return None
         if self.status == RETRYING:
-            return now >= datetime.fromisoformat(self.fields["_next_attempt"])
+            return datetime.fromisoformat(self.fields["_next_attempt"])
         if self.status == SENDING:
-            started = datetime.fromisoformat(self.fields["_attempt_started"])
-            return now >= started + timedelta(seconds=lease_seconds)
-        return True
+            return datetime.fromisoformat(self.fields["_attempt_started"]) + timedelta(seconds=lease_seconds)
+        return datetime.min.replace(tzinfo=timezone.utc)
+
+    def due(self, now, lease_seconds):
+        due_at = self.due_at(lease_seconds)
+        return due_at is not None and now >= due_at
 
     def start_attempt(self, now):
         number = len(self.fields.get("attempts") or []) + 1
