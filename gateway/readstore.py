@@ -331,6 +331,18 @@ class ReadStore:
         return [_audit_item(row).__dict__ for row in rows]
 
     @reconnecting
+    def audit_after(self, scope, after, limit):
+        """The audit rows `scope` may read with an id above `after`, oldest first (the live event stream,
+        gateway.stream); `after=None`: none, only the last id (where a new stream starts)."""
+        with self.engine.connect() as conn:
+            if after is None:
+                last = conn.execute(select(func.max(audit_events.c.id))).scalar()
+                return [], last or 0
+            rows = conn.execute(select(audit_events).where(audit_events.c.id > after, _audit_visible(scope))
+                                .order_by(audit_events.c.id).limit(limit)).all()
+            return rows, rows[-1].id if rows else after
+
+    @reconnecting
     def credential(self, uuid):
         with self.engine.connect() as conn:
             return conn.execute(
