@@ -332,15 +332,26 @@ class ReadStore:
 
     @reconnecting
     def audit_after(self, scope, after, limit):
-        """The audit rows `scope` may read with an id above `after`, oldest first (the live event stream,
-        gateway.stream); `after=None`: none, only the last id (where a new stream starts)."""
+        """The /event/ items `scope` may read of the changes (audit_log rows) with an id above `after`, oldest first,
+        at most `limit` changes, and the id reached (the live event stream, gateway.stream). Each item carries its
+        change's id as `id` and whether it is the change's last item (`closes`); `after=None`: none, only the last
+        id (where a new stream starts)."""
         with self.engine.connect() as conn:
             if after is None:
-                last = conn.execute(select(func.max(audit_events.c.id))).scalar()
+                last = conn.execute(select(func.max(audit_log.c.id))).scalar()
                 return [], last or 0
-            rows = conn.execute(select(audit_events).where(audit_events.c.id > after, _audit_visible(scope))
-                                .order_by(audit_events.c.id).limit(limit)).all()
-            return rows, rows[-1].id if rows else after
+            changes = (select(audit_log.c.id).where(audit_log.c.id > after, _audit_visible(scope))
+                       .order_by(audit_log.c.id).limit(limit))
+            rows = conn.execute(select(*_AUDIT_ITEM, audit_keys.c.log_id)
+                                .where(audit_keys.c.log_id == audit_log.c.id, audit_log.c.id.in_(changes))
+                                .order_by(audit_keys.c.log_id, audit_keys.c.ordinal)).all()
+        items = []
+        for index, row in enumerate(rows):
+            item = _audit_item(row)
+            item.id = row.log_id
+            item.closes = index + 1 == len(rows) or rows[index + 1].log_id != row.log_id
+            items.append(item)
+        return items, rows[-1].log_id if rows else after
 
     @reconnecting
     def credential(self, uuid):

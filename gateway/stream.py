@@ -11,7 +11,8 @@ them.
 - `?max_seconds=N` ends the stream after N seconds (scripts, tests); otherwise it lasts until the client leaves.
   Idle streams carry a heartbeat (an empty line; an SSE comment) every few seconds.
 
-Rows are read from the read store by id, which only grows; each stream polls it (every 0.5 s), so a stream costs a
+An `id` is a change's (one event's changes to one resource: several items share it); resuming after it continues
+with the next change. Rows are read from the read store by id, which only grows; each stream polls it (every 0.5 s), so a stream costs a
 cheap indexed query per poll and no RabbitMQ consumer.
 """
 import json
@@ -51,7 +52,10 @@ def stream_response(request, store, caller, base_url, poll=POLL_SECONDS, heartbe
     def line(row):
         body = dict(render_audit(row, base_url), id=row.id)
         data = json.dumps(body, separators=(",", ":"))
-        return f"id: {row.id}\nevent: event\ndata: {data}\n\n" if sse else data + "\n"
+        if not sse:
+            return data + "\n"
+        # the id of the change rides on its last item only: a client that reconnects resumes after whole changes
+        return (f"id: {row.id}\n" if row.closes else "") + f"event: event\ndata: {data}\n\n"
 
     def generate():
         position = after
