@@ -96,11 +96,13 @@ class Capture(ResourceApplication):
 
         return self._execute({"command_id": command_id}, command)
 
-    def ingest(self, uuid, sha256, parsed_blob, outcome, command_id):
+    def ingest(self, uuid, sha256, parsed_blob, outcome, command_id, runs=None):
         """A capture parsed (F6 steps 3-4), in one transaction: the capture completes with its parsed content; its
         modeler takes the reported state, error and current build, and its watermark; each job the machine listed is
         created or updated as a build of that modeler. Run once per command_id; a job already known is updated
-        (unchanged: nothing is recorded), so the same history uploaded twice creates nothing."""
+        (unchanged: nothing is recorded), so the same history uploaded twice creates nothing. `runs` (job key → run
+        path) links builds to the runs their names are the uuids of; a link is never undone."""
+        runs = runs or {}
         unit = Unit(self, INTERNAL)
 
         def command():
@@ -113,7 +115,7 @@ class Capture(ResourceApplication):
                 modeler_path = uris.resource_path("modeler", modeler.id)
                 paths = {}
                 for job in outcome.jobs:
-                    build = self._build(modeler_path, job, capture.bureau)
+                    build = self._build(modeler_path, job, capture.bureau, runs.get(job.key))
                     if build is not None:
                         builds.append(build)
                         paths[job.key] = uris.resource_path("build", build.id)
@@ -126,16 +128,18 @@ class Capture(ResourceApplication):
 
         return self._execute({"command_id": command_id}, command)
 
-    def _build(self, modeler_path, job, bureau):
+    def _build(self, modeler_path, job, bureau, run=None):
         build_id = Build.id_for(modeler_path, job.key)
         fields = job.build_fields()
         try:
             build = self.repository.get(build_id)
         except AggregateNotFoundError:
-            return Build.create(build_id, dict(fields, modeler=modeler_path, run=None, carbon_footprint_estimate=None),
+            return Build.create(build_id, dict(fields, modeler=modeler_path, run=run, carbon_footprint_estimate=None),
                                 bureau, None)
         if not isinstance(build, Build) or build.deleted:
             return None  # someone deleted this job's build: a later report does not bring it back
         # a job's figures only grow more complete: what this report does not know keeps its earlier value
         build.update({k: v for k, v in fields.items() if v is not None and v != []}, None)
+        if run and not build.fields.get("run"):
+            build.update({"run": run}, None)  # BuildLinkedToRun
         return build

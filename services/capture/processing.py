@@ -8,6 +8,7 @@ truncated file, a parser bug), the capture ends `failed` with the reason: the se
 import io
 import json
 import logging
+from uuid import UUID
 
 from services.capture import parsers
 from shared.blobstore import Blob, CorruptBlob
@@ -17,10 +18,11 @@ CAPTURE_RECEIVED = "capture_received"
 
 
 class Pipeline:
-    def __init__(self, app, blobs, announce):
+    def __init__(self, app, blobs, announce, find_run=None):
         self.app = app
         self.blobs = blobs
         self.announce = announce
+        self.find_run = find_run or (lambda run_uuid, bureau: None)  # (uuid, bureau) → the run's path, or None
 
     def process(self, uuid, sha256):
         capture = self.app.get_capture(uuid)
@@ -42,7 +44,28 @@ class Pipeline:
             return
         blob = self.blobs.receive(io.BytesIO(document).read, float("inf"), "application/json",
                                   f"capture-{uuid}-parsed.json")
-        self.announce(self.app.ingest(uuid, sha256, blob.as_dict(), outcome, f"parse:{uuid}:{sha256}"))
+        runs = self._runs(outcome, capture.bureau)
+        self.announce(self.app.ingest(uuid, sha256, blob.as_dict(), outcome, f"parse:{uuid}:{sha256}", runs))
+
+    def _runs(self, outcome, bureau):
+        """A4: a build whose name is the uuid of a run of the capture's bureau is that run's (build.run); asked of
+        production here, before the transaction. Not found (or production not answering) links nothing: the next
+        report of the same job links it."""
+        runs = {}
+        for job in outcome.jobs:
+            try:
+                run_uuid = str(UUID(job.name.strip()))
+            except (AttributeError, ValueError):
+                continue
+            try:
+                path = self.find_run(run_uuid, bureau)
+            except Exception:
+                log.warning("could not ask for run %s; build %s stays unlinked for now", run_uuid, job.key,
+                            exc_info=True)
+                continue
+            if path:
+                runs[job.key] = path
+        return runs
 
     def _read(self, content):
         blob = Blob.from_dict(content)

@@ -49,9 +49,17 @@ class CaptureService(ResourceService):
     @event_handler("capture", CAPTURE_RECEIVED)
     def parse_capture(self, payload):
         try:
-            Pipeline(self.app, self.blobs, self._announce).process(payload["uuid"], payload["sha256"])
+            Pipeline(self.app, self.blobs, self._announce, self._find_run).process(payload["uuid"], payload["sha256"])
         except Exception:  # nameko would ack and drop it anyway; the sweep restarts it
             log.exception("parsing %s failed", payload)
+
+    def _find_run(self, run_uuid, bureau):
+        """The path of run `run_uuid` when the bureau has it (production answers; NotFound otherwise)."""
+        try:
+            self.services.call("production", "get", "run", run_uuid, {"bureau": bureau}, timeout=10)
+        except NotFound:
+            return None
+        return f"/run/{run_uuid}/"
 
     @sweep_timer(interval=30)
     def resume_stuck_captures(self):

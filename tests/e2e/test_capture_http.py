@@ -164,3 +164,27 @@ def test_captures_name_their_modeler_and_another_bureaus_is_not_found(admin):
     refused = other.post("/capture/", json={"modeler": mine, "capture_type_name": "bambu.modeler.status"})
     assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "modeler"
     assert other.put(mine, json={"name": "stolen"}).status_code == 404
+
+
+def test_a_build_named_after_a_run_is_linked_to_it(system, admin):
+    """A4: build.run is set by the platform when the build's name is a run's uuid. The job is the cited fixture's,
+    renamed to the run's uuid, the way a job sent from Stratum is named. (Moving the run is production's, later.)"""
+    from shared import catalogue, uris
+    from tests.kit.payloads import PayloadFactory
+
+    session = admin.get("/sessions/").json()
+    ctx = {"user": uris.normalise(session["user"]), "bureau": uris.normalise(session["bureau"])}
+
+    def create_internally(spec, payload):
+        with system.rpc() as rpc:
+            result = getattr(rpc, spec.service).create(spec.name, payload, dict(ctx, command_id=str(uuid.uuid4())))
+        return admin.base_url + result["uri"]
+
+    run = PayloadFactory(admin, session["bureau"], session["user"], create_internally).create(catalogue.resource("run"))
+    run_uuid = uris.uuid_of(uris.normalise(run))
+    cluster = json.loads(ULTIMAKER.read_bytes())
+    cluster["data"][0]["print_jobs"][0]["name"] = run_uuid
+    modeler = new_modeler(admin, "Ultimaker S5", ip_address="10.183.1.166")
+    assert upload_capture(admin, modeler, "ultimaker.modeler.log", json.dumps(cluster).encode())["status"] == "complete"
+    [build] = eventually(lambda: builds_of(admin, modeler))
+    assert build["name"] == run_uuid and build["run"] == run

@@ -276,3 +276,56 @@ def test_older_status_reports_do_not_overwrite_newer_ones(app):
     aggregate.report("printing", None, None, "2026-01-02T00:00:00+00:00", None)
     aggregate.report("idle", None, None, "2026-01-01T00:00:00+00:00", None)
     assert aggregate.fields["status"] == "printing"
+
+
+def test_a_build_named_after_a_run_is_linked_to_it_once(app, blobs):
+    """A4: the platform sets build.run when the build's name is the uuid of a run of the bureau (production is
+    asked; here a stand-in answers). The job is the cited fixture's, renamed the way a job sent from Stratum is."""
+    import json
+    run_uuid = str(uuid4())
+    asked = []
+
+    def find_run(uuid, bureau):
+        asked.append((uuid, bureau))
+        return f"/run/{uuid}/" if uuid == run_uuid and bureau == BUREAU else None
+
+    uri = new_modeler(app, type=ULTIMAKER_S5, ip_address="10.183.1.166")
+    cluster = json.loads(ULTIMAKER.read_bytes())
+    cluster["data"][0]["print_jobs"][0]["name"] = run_uuid
+    data = json.dumps(cluster).encode()
+    created = new_capture(app, uri, "ultimaker.modeler.log")
+    uuid = uuid_of(created["uri"])
+    blob = blobs.receive(io.BytesIO(data).read, float("inf"))
+    app.receive(uuid, blob.as_dict(), f"upload:{uuid}")
+    Pipeline(app, blobs, lambda r: r, find_run).process(uuid, blob.sha256)
+    assert asked == [(run_uuid, BUREAU)]
+    [build] = [e for e in app.feed(1, 500)["events"] if e["resource"] == "build"]
+    assert build["fields"]["run"] == f"/run/{run_uuid}/" and build["fields"]["name"] == run_uuid
+
+
+def test_an_unknown_or_unanswered_run_links_nothing(app, blobs):
+    import json
+
+    def down(uuid, bureau):
+        raise RuntimeError("production is not answering")
+
+    uri = new_modeler(app, type=ULTIMAKER_S5, ip_address="10.183.1.166")
+    cluster = json.loads(ULTIMAKER.read_bytes())
+    cluster["data"][0]["print_jobs"][0]["name"] = str(uuid4())
+    created = new_capture(app, uri, "ultimaker.modeler.log")
+    uuid = uuid_of(created["uri"])
+    blob = blobs.receive(io.BytesIO(json.dumps(cluster).encode()).read, float("inf"))
+    app.receive(uuid, blob.as_dict(), f"upload:{uuid}")
+    Pipeline(app, blobs, lambda r: r, down).process(uuid, blob.sha256)
+    assert app.read("capture", uuid, command_ctx())["status"] == "complete"
+    [build] = [e for e in app.feed(1, 500)["events"] if e["resource"] == "build"]
+    assert build["fields"]["run"] is None
+    # the next report of the same job, with production answering, links it (once: BuildLinkedToRun)
+    run = f"/run/{cluster['data'][0]['print_jobs'][0]['name']}/"
+    again = new_capture(app, uri, "ultimaker.modeler.log")
+    again_uuid = uuid_of(again["uri"])
+    app.receive(again_uuid, blob.as_dict(), f"upload:{again_uuid}")
+    Pipeline(app, blobs, lambda r: r, lambda uuid, bureau: f"/run/{uuid}/").process(again_uuid, blob.sha256)
+    linked = [e for e in app.feed(1, 500)["events"] if e["resource"] == "build"][1:]
+    assert [e["names"] for e in linked] == [["BuildUpdated", "BuildLinkedToRun"]]
+    assert linked[0]["fields"] == {"run": run}
