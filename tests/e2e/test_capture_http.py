@@ -178,7 +178,9 @@ def test_a_build_named_after_a_run_is_linked_to_it(system, admin):
     def create_internally(spec, payload):
         with system.rpc() as rpc:
             result = getattr(rpc, spec.service).create(spec.name, payload, dict(ctx, command_id=str(uuid.uuid4())))
-        return admin.base_url + result["uri"]
+        location = admin.base_url + result["uri"]
+        eventually(lambda: admin.get(location).status_code == 200 or "GET" not in spec.verbs)
+        return location
 
     run = PayloadFactory(admin, session["bureau"], session["user"], create_internally).create(catalogue.resource("run"))
     run_uuid = uris.uuid_of(uris.normalise(run))
