@@ -52,12 +52,12 @@ class Capture(ResourceApplication):
         return self.load("capture", uuid, INTERNAL)
 
     def modeler_of(self, capture):
-        """The capture's modeler, even if it was deleted since (its captures still parse); None if it is gone."""
+        """The capture's modeler; None once it is deleted (its captures still parse, but tell nobody)."""
         try:
             modeler = self.repository.get(UUID(uris.parse_uri(capture.fields["modeler"])[1]))
         except (AggregateNotFoundError, KeyError, TypeError, ValueError):
             return None
-        return modeler if isinstance(modeler, Modeler) else None
+        return modeler if isinstance(modeler, Modeler) and not modeler.deleted else None
 
     def receive(self, uuid, blob, command_id):
         """The raw file landed (F6 step 2): the capture starts parsing and its modeler's latest_upload moves."""

@@ -329,3 +329,16 @@ def test_an_unknown_or_unanswered_run_links_nothing(app, blobs):
     linked = [e for e in app.feed(1, 500)["events"] if e["resource"] == "build"][1:]
     assert [e["names"] for e in linked] == [["BuildUpdated", "BuildLinkedToRun"]]
     assert linked[0]["fields"] == {"run": run}
+
+
+def test_a_capture_of_a_deleted_modeler_still_parses_but_changes_no_modeler(app, blobs):
+    uri = new_modeler(app, type=ULTIMAKER_S5, ip_address="10.183.1.166")
+    created = new_capture(app, uri, "ultimaker.modeler.log")
+    uuid = uuid_of(created["uri"])
+    app.delete("modeler", uuid_of(uri), command_ctx())
+    blob = blobs.receive(io.BytesIO(ULTIMAKER.read_bytes()).read, float("inf"))
+    position = app.recorder.max_notification_id()
+    app.receive(uuid, blob.as_dict(), f"upload:{uuid}")
+    Pipeline(app, blobs, lambda r: r).process(uuid, blob.sha256)
+    assert app.read("capture", uuid, command_ctx())["status"] == "complete"
+    assert {e["resource"] for e in app.feed(position + 1, 500)["events"]} == {"capture"}
