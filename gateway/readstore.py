@@ -23,7 +23,7 @@ from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
                             legacy_audit_events, metadata, parked_events, session_activity, tracking)
 from shared import uris
-from shared.access import OWNED_BY_USER
+from shared.access import OWNED_BY_USER, PLATFORM_RESOURCES
 from shared.errors import InvalidPayload, ServiceUnavailable
 from shared.settings import postgres_params, read_side_pool
 
@@ -502,6 +502,8 @@ def _owned(resource, field, scope):
 def _documents_visible(scope, resource=None):
     """The documents `scope` may read: its bureau's, less other users' own (for one resource, when it is known)."""
     clause = _bureau_clause(documents.c.bureau, scope)
+    if scope is not None:  # platform reference data (shared.access.PLATFORM_RESOURCES) is every bureau's to read
+        clause = or_(clause, and_(documents.c.bureau.is_(None), documents.c.resource.in_(sorted(PLATFORM_RESOURCES))))
     if not isinstance(scope, Scope):
         return clause
     for owned, field in OWNED_BY_USER.items():
