@@ -252,6 +252,9 @@ class MaterialLotAction(Resource):
                 for container in containers:
                     Resource.update(container, {"quantity": quantity, "full_quantity": quantity}, unit.actor)
         lot.recount(work)
+        po = work.find(lot.fields.get("material_purchase_order"))
+        if po is not None:  # Q9: what the PO has delivered follows its received lots
+            po.record_lot(lot, unit.actor)
         fields = dict(fields, material_lot=path(lot), user=unit.actor)
         return fields, work.changed(), {}
 
