@@ -10,8 +10,8 @@ OTHER_BUREAU = "/bureau/22222222-2222-2222-2222-222222222222/"
 
 
 class Kit:
-    def __init__(self, bureau=BUREAU):
-        self.app = Materials(env=IN_MEMORY)
+    def __init__(self, bureau=BUREAU, **env):
+        self.app = Materials(env={**IN_MEMORY, **env})
         self.bureau = bureau
 
     def ctx(self, **extra):
