@@ -29,6 +29,7 @@ NEEDS_QUANTITY = ("split_batch", "machine_load", "machine_top_off", "machine_unl
 QUALITY_RANK = {"new": 0, "sieved": 1, "unknown": 2, "unsieved": 3, "done": 4}  # §6.2: blend → worst of inputs
 DOCKABLE = ("dose", "overflow", "build", "cyclone")
 BATCH_DETAILS = ("notes", "custom_status", "external_build_id")
+NUMERIC_DETAILS = ("usage_cycles_limit", "cost")
 LOT_DETAILS = ("expiration_date", "usage_cycles_limit", "notes", "delivery_id", "cost", "estimated_delivery_date")
 
 
@@ -608,6 +609,13 @@ class Ledger:
         if unknown or not changes:
             raise InvalidPayload(f"{self.kind} changes {', '.join(allowed)}"
                                  + (f"; not {', '.join(unknown)}." if unknown else "."), field="metadata")
+        for name, value in changes.items():
+            number = name in NUMERIC_DETAILS
+            wrong = value is not None and (isinstance(value, bool) or not isinstance(
+                value, (int, float) if number else str))
+            if wrong or (name == "usage_cycles_limit" and value is not None and not isinstance(value, int)):
+                raise InvalidPayload(f"'metadata.{name}' must be {'a number' if number else 'text'} or null.",
+                                     field="metadata")
         return changes
 
     def dock_dose_module(self):

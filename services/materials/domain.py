@@ -208,7 +208,10 @@ class MaterialLot(Resource):
         expiry = self.fields.get("expiration_date")
         if not expiry:
             return False
-        moment = datetime.fromisoformat(str(expiry).replace("Z", "+00:00"))
+        try:
+            moment = datetime.fromisoformat(str(expiry).replace("Z", "+00:00"))
+        except ValueError:  # not a date the catalogue would have let in: nothing to go by
+            return False
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         return moment <= (at or datetime.now(timezone.utc))
