@@ -114,13 +114,17 @@ def filterable_field(spec, payload):
 
 
 def _initial_batch(factory):
-    """A batch made the way batches are (materials.md F2): a new lot's containers, create_initial_batch."""
+    """A batch made the way batches are (materials.md F2): a new lot's containers, create_initial_batch (once per
+    factory: later payloads act on the same batch)."""
+    if "material-batch:initial" in factory.created:
+        return factory.created["material-batch:initial"]
     lot = factory.create(catalogue.resource("material-lot"))
     containers = factory.api.get(lot).json()["containers_available_for_initial_batches"]
     response = factory.api.post("/material-batch-action/", json={"action_type": "create_initial_batch",
                                                                 "metadata": {"containers": containers}})
     if response.status_code != 201:
         raise Unreachable(f"creating a material batch failed: {response.text}")
+    factory.created["material-batch:initial"] = response.headers["Location"]
     return response.headers["Location"]
 
 
