@@ -268,7 +268,8 @@ class Ledger:
     def merge_lots(self, batch, others):
         lots, materials = batch.fields.get("material_lots") or [], batch.fields.get("materials") or []
         for other in others:
-            lots, materials = batch.add_lots(other.fields.get("material_lots") or [], other.fields.get("materials") or [])
+            lots, materials = batch.add_lots(other.fields.get("material_lots") or [],
+                                             other.fields.get("materials") or [])
             batch.set({"material_lots": lots, "materials": materials}, self.actor)
         return lots, materials
 
@@ -296,7 +297,8 @@ class Ledger:
         material = self.work.find(lot.fields["material"])
         location, sub_location = self.place(lot.fields.get("location"), lot.fields.get("sub_location"))
         total = sum(float(c.fields.get("quantity") or 0) for c in containers)
-        batch = self.new_batch_like(None, bureau=lot.bureau, units=lot.fields["units"], _material=lot.fields["material"],
+        batch = self.new_batch_like(None, bureau=lot.bureau, units=lot.fields["units"],
+                                    _material=lot.fields["material"],
                                     _density=lot.fields.get("_density"), material_lots=[path(lot)],
                                     materials=[{"units": lot.fields["units"], "cost": lot.fields.get("cost"),
                                                 "type": material.fields.get("type") if material else None}],
@@ -622,7 +624,8 @@ class Ledger:
         batch = self.source
         container = self._module()
         if container.fields.get("is_docked"):
-            raise InvalidPayload(f"The module {path(container)} is docked at {container.fields.get('workstation_uri')}.",
+            raise InvalidPayload(f"The module {path(container)} is docked at "
+                                 f"{container.fields.get('workstation_uri')}.",
                                  field="metadata")
         workstation = self.meta.get("workstation")
         try:

@@ -8,10 +8,12 @@ action (services.materials.actions); a batch has no commands of its own.
 from datetime import datetime, timezone
 from uuid import NAMESPACE_URL, uuid5
 
+from eventsourcing.application import AggregateNotFoundError
+
 from services.materials.units import EPSILON, convert, rounded
 from services.materials.work import Work, path
 from shared.errors import InvalidPayload
-from shared.resource import Resource
+from shared.resource import Resource, UniqueKey
 
 STATUS_NOT_ALLOWED = "Provided status transformation is not allowed."
 MAX_CONTAINERS_PER_REQUEST = 500
@@ -73,7 +75,12 @@ class MaterialPurchaseOrder(Resource):
     def consequences(self, unit):
         """A new PO number is claimed in the bureau like the first one."""
         renamed = [e for e in self.pending_events if isinstance(e, Resource.Updated) and "external_id" in e.changes]
-        return [self._claim(unit, self.id, renamed[-1].changes["external_id"])] if renamed else []
+        if not renamed:
+            return []
+        key = f"{unit.bureau}:{str(renamed[-1].changes['external_id']).strip().lower()}"
+        if _holder(unit, key) == str(self.id):  # its own number, spelled otherwise
+            return []
+        return [self._claim(unit, self.id, renamed[-1].changes["external_id"])]
 
     def record_lot(self, lot, actor):
         """Q9: delivered_quantity = Σ full_quantity of the PO's received lots (in the PO's units)."""
@@ -84,6 +91,14 @@ class MaterialPurchaseOrder(Resource):
             lots[path(lot)] = convert(lot.fields.get("full_quantity") or 0, lot.fields["units"],
                                       self.fields.get("units") or lot.fields["units"], lot.fields.get("_density"))
         Resource.update(self, {"_lots": lots, "delivered_quantity": rounded(sum(lots.values()))}, actor)
+
+
+def _holder(unit, key):
+    """The purchase order holding a PO number in a bureau, or None."""
+    try:
+        return unit.app.repository.get(UniqueKey.id_for("material-po", key)).value["po_id"]
+    except AggregateNotFoundError:
+        return None
 
 
 # -- lots (§3.4, §3.5, §6.4) -----------------------------------------------------------------------------------------

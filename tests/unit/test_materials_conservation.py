@@ -22,8 +22,10 @@ from tests.unit.materials_kit import Kit
 
 PRINTER = "/printer/44444444-4444-4444-4444-444444444444/"
 PRINTERS = {PRINTER: {"printer_type": "/printer-type/55555555-5555-5555-5555-555555555555/"}}
-KINDS = ["receive", "initial", "initial", "split", "load", "load", "unload_chamber", "top_off", "add_container", "split", "blend", "load", "top_off", "unload_chamber",
-         "unload_hopper", "sieve", "test", "edit", "scrap", "containerize", "relocate", "details"]
+# every kind of step, the ones that need a loaded or a second batch more often
+KINDS = ["receive", "initial", "initial", "add_container", "split", "split", "blend", "load", "load", "load", "top_off",
+         "top_off", "unload_chamber", "unload_chamber", "unload_hopper", "sieve", "test", "edit", "scrap", "containerize",
+         "relocate", "details"]
 STEP = st.tuples(st.sampled_from(KINDS), st.integers(0, 50), st.integers(0, 50),
                  st.floats(0.05, 1.2, allow_nan=False))
 SEQUENCE = st.lists(STEP, min_size=20, max_size=40)

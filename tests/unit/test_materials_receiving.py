@@ -154,3 +154,17 @@ def test_another_bureaus_lot_does_not_exist(kit):
         kit.create("material-lot-action", {"action_type": "add_containers", "material_lot": lot_path,
                                            "metadata": {"number_of_containers": 1, "size_of_container": 1.0}})
     assert error(excinfo) == "The requested material_lot cannot be found."
+
+
+def test_a_purchase_order_renamed_keeps_its_number_unique(kit):
+    material = kit.material()
+    first = kit.create("material-purchase-order", {"external_id": "PO-A", "material": material,
+                                                   "planned_full_quantity": 1.0})
+    kit.create("material-purchase-order", {"external_id": "PO-B", "material": material, "planned_full_quantity": 1.0})
+    uuid = first.strip("/").split("/")[1]
+    kit.app.update("material-purchase-order", uuid, {"external_id": "po-a"}, kit.ctx())  # its own number
+    with pytest.raises(InvalidPayload) as excinfo:
+        kit.app.update("material-purchase-order", uuid, {"external_id": "PO-B"}, kit.ctx())
+    assert "already exists" in excinfo.value.title
+    kit.app.update("material-purchase-order", uuid, {"external_id": "PO-C"}, kit.ctx())
+    assert kit.get(first)["external_id"] == "PO-C"
