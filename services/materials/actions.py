@@ -727,6 +727,12 @@ def normalise_or_400(value, field):
 
 
 # -- genealogy (§3.12, §5) ------------------------------------------------------------------------------------------
+#
+# Edges are facts written by actions: batch → batch (MaterialBatchLinking: split, blend, top-off), lot containers →
+# batch (root edges with no source batch: create_initial_batch, add_container) and batch → printer type. Runs plug in
+# the same way once production records them: a machine_load names its run (`metadata.run`, checked as a run URI) and
+# the batch's loads and unloads are its ledger, so a batch → run edge is one more edge kind keyed by the loading
+# action (and pieces hang under the run in production's data), added to the trees as `runs` under a batch's node.
 
 def refresh_genealogy(work, links, known_actions):
     """New edges change the trees of every batch above the edge's source (children) and below its destination
