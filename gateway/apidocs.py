@@ -297,6 +297,27 @@ def _gateway_paths():
             "delete": {"summary": "Log out", "operationId": "delete-sessions", "tags": ["identity"],
                        "responses": {"204": {"description": "Logged out"}, **_refs("401", "503")}}},
     }
+    audit_row = dict(fields("event"), properties=dict(fields("event")["properties"], id={
+        "type": "integer", "description": "The row's position in the stream (resume after it with Last-Event-ID)"}))
+    position = {"type": "integer", "minimum": 0}
+    paths["/event-stream/"] = {"get": {
+        "summary": "The bureau's events, live (Stratum extension)", "operationId": "get-event-stream",
+        "tags": ["gateway"],
+        "description": "The rows of /event/ of the caller's bureau as they are recorded, as newline-delimited JSON "
+                       "(one row per line; empty lines are heartbeats) or, with `Accept: text/event-stream` or "
+                       "`format=sse`, as Server-Sent Events (`id:` = the row's id). Resumable: `Last-Event-ID` or "
+                       "`after` starts after that id (0: from the start); without either, from now on. The stream "
+                       "lasts until the client leaves, or `max_seconds`.",
+        "parameters": [
+            {"name": "after", "in": "query", "schema": position, "description": "start after this row id"},
+            {"name": "max_seconds", "in": "query", "schema": position, "description": "end the stream after this"},
+            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["ndjson", "sse"]}},
+            {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
+             "description": "the last row id received (what EventSource sends when it reconnects)"}],
+        "responses": {"200": {"description": "The stream", "content": {
+            "application/x-ndjson": {"schema": audit_row},
+            "text/event-stream": {"schema": {"type": "string"}}}},
+            **_refs("400", "401", "503")}}}
     for spec in catalogue.catalogue().values():
         names = re.findall(r"\{(\w+)\}", spec.path)
         if spec.special and names and "LIST" in spec.verbs:

@@ -27,7 +27,7 @@ from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
                             legacy_audit_events, metadata, parked_events, session_activity, tracking)
 from shared import uris
-from shared.access import OWNED_BY_USER
+from shared.access import OWNED_BY_USER, PLATFORM_RESOURCES
 from shared.errors import InvalidPayload, ServiceUnavailable
 from shared.settings import postgres_params, read_side_pool
 
@@ -367,6 +367,29 @@ class ReadStore:
         return [_audit_item(row).__dict__ for row in rows]
 
     @reconnecting
+    def audit_after(self, scope, after, limit):
+        """The /event/ items `scope` may read of the changes (audit_log rows) with an id above `after`, oldest first,
+        at most `limit` changes, and the id reached (the live event stream, gateway.stream). Each item carries its
+        change's id as `id` and whether it is the change's last item (`closes`); `after=None`: none, only the last
+        id (where a new stream starts)."""
+        with self.engine.connect() as conn:
+            if after is None:
+                last = conn.execute(select(func.max(audit_log.c.id))).scalar()
+                return [], last or 0
+            changes = (select(audit_log.c.id).where(audit_log.c.id > after, _audit_visible(scope))
+                       .order_by(audit_log.c.id).limit(limit))
+            rows = conn.execute(select(*_AUDIT_ITEM, audit_keys.c.log_id)
+                                .where(audit_keys.c.log_id == audit_log.c.id, audit_log.c.id.in_(changes))
+                                .order_by(audit_keys.c.log_id, audit_keys.c.ordinal)).all()
+        items = []
+        for index, row in enumerate(rows):
+            item = _audit_item(row)
+            item.id = row.log_id
+            item.closes = index + 1 == len(rows) or rows[index + 1].log_id != row.log_id
+            items.append(item)
+        return items, rows[-1].log_id if rows else after
+
+    @reconnecting
     def credential(self, uuid):
         with self.engine.connect() as conn:
             return conn.execute(
@@ -633,6 +656,8 @@ def _owned(resource, field, scope):
 def _documents_visible(scope, resource=None):
     """The documents `scope` may read: its bureau's, less other users' own (for one resource, when it is known)."""
     clause = _bureau_clause(documents.c.bureau, scope)
+    if scope is not None:  # platform reference data (shared.access.PLATFORM_RESOURCES) is every bureau's to read
+        clause = or_(clause, and_(documents.c.bureau.is_(None), documents.c.resource.in_(sorted(PLATFORM_RESOURCES))))
     if not isinstance(scope, Scope):
         return clause
     for owned, field in OWNED_BY_USER.items():

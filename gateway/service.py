@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
-from gateway import apidocs, files, health, listing, special, task_views, tolerant
+from gateway import apidocs, files, health, listing, special, stream, task_views, tolerant
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
 from gateway.bodies import read_payload
 from gateway.http import ANY_METHOD, http, json_response
@@ -61,6 +61,12 @@ class GatewayService:
     @http("GET", "/docs")
     def docs(self, request):
         return apidocs.docs_page()
+
+    @http("GET", "/event-stream/")
+    def event_stream(self, request):
+        """The caller's bureau's events, live (NDJSON or Server-Sent Events), resumable: gateway/stream.py."""
+        caller = authenticate(request, self.read.store, self.config)
+        return stream.stream_response(request, self.read.store, caller, self._base(request))
 
     # -- file bytes (signed links; no session needed) ------------------------------------------------------------
 
