@@ -608,6 +608,8 @@ def _key_column(keys, field):
 def _keys_visible(keys, scope, resource):
     """The list keys `scope` may read: as _documents_visible, on the list keys' own columns."""
     clause = _bureau_clause(keys.c.bureau, scope)
+    if scope is not None and resource in PLATFORM_RESOURCES:  # platform reference data: every bureau's to read
+        clause = or_(clause, keys.c.bureau.is_(None))
     if isinstance(scope, Scope) and resource in OWNED_BY_USER:
         clause = and_(clause, keys.c[indexes.column_name(OWNED_BY_USER[resource])] == uris.uuid_of(scope.user))
     return clause
