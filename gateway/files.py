@@ -14,7 +14,7 @@ from shared import uris
 from shared.blobstore import Blob, CorruptBlob, TooLarge
 from shared.errors import Conflict, NotFound, PayloadTooLarge, StoredContentDamaged
 
-BLOB_FIELDS = {"_content": "content", "_snapshot": "snapshot_content"}
+BLOB_FIELDS = {"_content": "content", "_snapshot": "snapshot_content", "_snapshot_svg": "snapshot_svg_content"}
 UPLOAD_FIELDS = ("upload-location", "upload_location")
 SNAPSHOT_SETTINGS = ("width", "height", "color", "samples", "slice_height", "x", "y", "z", "u", "v", "w")
 
