@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from scipy.signal import fftconvolve
+from scipy import fft
 from shapely import affinity
 from shapely.geometry import Point, Polygon, box
 from shapely.strtree import STRtree
@@ -138,38 +138,63 @@ def score(parts, placements):
 
 # -- the raster engine ----------------------------------------------------------------------------------------------
 
+def cover(shape, x0, y0, cell, nx, ny):
+    """Mask (ny × nx) of the cells [x0 + j·cell, …] × [y0 + i·cell, …] whose interior meets the shape's interior: a
+    cell whose centre is inside certainly does; cells within half a diagonal of it are tested exactly (area of the
+    intersection). Two shapes whose interiors overlap mark a common cell, so disjoint masks ⇒ disjoint shapes."""
+    xs = x0 + (np.arange(nx) + 0.5) * cell
+    ys = y0 + (np.arange(ny) + 0.5) * cell
+    cx, cy = np.meshgrid(xs, ys)
+    marked = shapely.contains_xy(shape, cx, cy)
+    near = shapely.contains_xy(shape.buffer(cell * 0.7072, **MITRE), cx, cy) & ~marked
+    if near.any():
+        i, j = np.nonzero(near)
+        cells = shapely.box(x0 + j * cell, y0 + i * cell, x0 + (j + 1) * cell, y0 + (i + 1) * cell)
+        marked[i, j] = shapely.area(shapely.intersection(cells, shape)) > 1e-7 * cell * cell
+    return marked
+
+
 class Raster:
     """A conservative grid over a container: a cell is free only if it lies wholly inside the container and no
-    placed shape touches it; a footprint's mask marks every cell it touches. Disjoint masks ⇒ disjoint shapes."""
+    placed shape's interior meets it; a footprint's mask marks every cell its interior meets. Disjoint masks ⇒
+    disjoint shapes; a footprint whose size is a whole number of cells fills exactly that many (tight fits fit)."""
 
     def __init__(self, container, cells=GRID_CELLS):
         self.container = container
         minx, miny, maxx, maxy = container.bounds
         self.cell = max(maxx - minx, maxy - miny) / cells
         self.origin = (minx, miny)
-        self.nx = max(1, int(math.ceil((maxx - minx) / self.cell)))
-        self.ny = max(1, int(math.ceil((maxy - miny) / self.cell)))
+        self.nx = max(1, int(math.ceil((maxx - minx) / self.cell - 1e-9)))
+        self.ny = max(1, int(math.ceil((maxy - miny) / self.cell - 1e-9)))
         xs = minx + (np.arange(self.nx) + 0.5) * self.cell
         ys = miny + (np.arange(self.ny) + 0.5) * self.cell
         self.cx, self.cy = np.meshgrid(xs, ys)
-        inner = container.buffer(-self.cell * 0.72, **MITRE)
-        self.blocked = ~shapely.contains_xy(inner, self.cx, self.cy) if not inner.is_empty \
-            else np.ones_like(self.cx, dtype=bool)
+        # free: cells wholly inside; centres deep inside are, those near the edge are tested exactly
+        deep = container.buffer(-self.cell * 0.7072, quad_segs=16)
+        free = shapely.contains_xy(deep, self.cx, self.cy) if not deep.is_empty else np.zeros_like(self.cx, bool)
+        edge = shapely.contains_xy(container, self.cx, self.cy) & ~free
+        if edge.any():
+            i, j = np.nonzero(edge)
+            cells = shapely.box(minx + j * self.cell, miny + i * self.cell, minx + (j + 1) * self.cell,
+                                miny + (i + 1) * self.cell)
+            free[i, j] = shapely.covers(container, cells)
+        self.blocked = ~free
         self._masks = {}
 
     def touched(self, shape):
-        """Cells of the container grid that a placed shape touches (centre within half a diagonal)."""
+        """Cells of the container grid that a placed shape's interior meets."""
         out = np.zeros((self.ny, self.nx), dtype=bool)
-        grown = shape.buffer(self.cell * 0.72, **MITRE)
-        minx, miny, maxx, maxy = grown.bounds
+        minx, miny, maxx, maxy = shape.bounds
         j0, j1 = self._span(minx, maxx, self.origin[0], self.nx)
         i0, i1 = self._span(miny, maxy, self.origin[1], self.ny)
         if j0 < j1 and i0 < i1:
-            out[i0:i1, j0:j1] = shapely.contains_xy(grown, self.cx[i0:i1, j0:j1], self.cy[i0:i1, j0:j1])
+            out[i0:i1, j0:j1] = cover(shape, self.origin[0] + j0 * self.cell, self.origin[1] + i0 * self.cell,
+                                      self.cell, j1 - j0, i1 - i0)
         return out
 
     def _span(self, low, high, origin, n):
-        return max(0, int(math.floor((low - origin) / self.cell))), min(n, int(math.ceil((high - origin) / self.cell)) + 1)
+        return max(0, int(math.floor((low - origin) / self.cell)) - 1), \
+            min(n, int(math.ceil((high - origin) / self.cell)) + 1)
 
     def mask(self, key, shape, rotation):
         """(mask, (bx, by)) of a rotated footprint, anchored at its bounds' lower-left corner."""
@@ -177,20 +202,40 @@ class Raster:
         if cached is None:
             turned = placed_shape(shape, rotation, 0, 0)
             bx, by, maxx, maxy = turned.bounds
-            w = int(math.ceil((maxx - bx) / self.cell)) + 1
-            h = int(math.ceil((maxy - by) / self.cell)) + 1
-            xs = bx + (np.arange(w) + 0.5) * self.cell
-            ys = by + (np.arange(h) + 0.5) * self.cell
-            gx, gy = np.meshgrid(xs, ys)
-            m = shapely.contains_xy(turned.buffer(self.cell * 0.72, **MITRE), gx, gy)
-            cached = self._masks[(key, rotation)] = (m, (bx, by))
+            w = max(1, int(math.ceil((maxx - bx) / self.cell - 1e-9)))
+            h = max(1, int(math.ceil((maxy - by) / self.cell - 1e-9)))
+            cached = self._masks[(key, rotation)] = (cover(turned, bx, by, self.cell, w, h), (bx, by))
         return cached
 
-    def best_offset(self, occupied, m):
-        """The left-most, then lowest, free offset (u, v) for mask m, or None."""
-        if m.shape[0] > self.ny or m.shape[1] > self.nx:
+    def prepare(self, masks):
+        """Fix the FFT size for these masks: one transform of the occupied grid then serves every mask."""
+        mh = max([m.shape[0] for m, _ in masks] + [1])
+        mw = max([m.shape[1] for m, _ in masks] + [1])
+        self.fft_shape = (fft.next_fast_len(self.ny + mh - 1, real=True), fft.next_fast_len(self.nx + mw - 1, real=True))
+        self._spectra = {}
+
+    def spectrum(self, occupied):
+        return fft.rfft2(occupied.astype(np.float32), s=self.fft_shape, workers=-1)
+
+    def best_offset(self, occupied, m, spectrum=None):
+        """The left-most, then lowest, free offset (u, v) for mask m, or None. `spectrum`: the occupied grid's
+        transform (Raster.spectrum), when several masks are tried against the same grid."""
+        mh, mw = m.shape
+        if mh > self.ny or mw > self.nx:
             return None
-        clash = fftconvolve(occupied.astype(np.float32), m[::-1, ::-1].astype(np.float32), mode="valid")
+        shape = getattr(self, "fft_shape", None)
+        if shape is None or shape[0] < self.ny + mh - 1 or shape[1] < self.nx + mw - 1:
+            self.prepare([(m, None)])
+            spectrum = None
+        if spectrum is None:
+            spectrum = self.spectrum(occupied)
+        key = (id(m), self.fft_shape)
+        flipped = self._spectra.get(key)
+        if flipped is None:
+            flipped = self._spectra[key] = (fft.rfft2(m[::-1, ::-1].astype(np.float32), s=self.fft_shape,
+                                                      workers=-1), m)
+        full = fft.irfft2(spectrum * flipped[0], s=self.fft_shape, workers=-1)
+        clash = full[mh - 1:self.ny, mw - 1:self.nx]
         free = clash < 0.5
         if not free.any():
             return None
@@ -207,15 +252,20 @@ def raster_fill(raster, parts, order, rotations, deadline=None):
     """One bottom-left fill of the copies in `order` ([(part, copy)]): (placements, unfitted)."""
     occupied = raster.blocked.copy()
     placements, unfitted = [], []
+    if getattr(raster, "fft_shape", None) is None:
+        raster.prepare([raster.mask(i, parts[i].shape, r) for i in {pc[0] for pc in order} for r in rotations])
+    spectrum = None
     for part_index, copy in order:
         if deadline is not None and time.monotonic() > deadline:
             unfitted.append((part_index, copy))
             continue
         part = parts[part_index]
         best = None
+        if spectrum is None:
+            spectrum = raster.spectrum(occupied)
         for rotation in rotations:
             m, anchor = raster.mask(part_index, part.shape, rotation)
-            found = raster.best_offset(occupied, m)
+            found = raster.best_offset(occupied, m, spectrum)
             if found is not None and (best is None or found < best[0]):
                 best = (found, rotation, anchor)
         if best is None:
@@ -225,6 +275,7 @@ def raster_fill(raster, parts, order, rotations, deadline=None):
         x, y = raster.position(u, v, anchor)
         placements.append(Placement(part_index, copy, x, y, rotation))
         occupied |= raster.touched(placed_shape(part.shape, rotation, x, y))
+        spectrum = None
     return placements, unfitted
 
 
@@ -327,7 +378,7 @@ def sparrow_plate(plate, parts, rotations, deadline, rng, workers=None, report=N
             return Result(best, [], "sparrow", {"sparrow_rounds": rounds})
     counts = counted(best)
     batch = {i: max(1, (part.copies - counts[i]) // 2) for i, part in enumerate(parts)}
-    while time.monotonic() < deadline - 1:
+    while deadline - time.monotonic() >= 1.5:  # a 1 s round of sparrow takes a little more than 1 s
         room = plate.polygon.area - sum(parts[i].shape.area * n for i, n in enumerate(counts))
         kinds = sorted((i for i, part in enumerate(parts) if counts[i] < part.copies and batch[i] > 0
                         and part.shape.area <= room), key=lambda i: parts[i].shape.area)
