@@ -93,3 +93,8 @@ def test_a_failed_job_says_why(production):
     step(production, uuid, "fail", {"reason": "Failed to create layout: no models"}, "done")
     layout = production.load("layout", uuid, {"platform_admin": True})
     assert (layout.fields["status"], layout.fields["error"]) == ("error", "Failed to create layout: no models")
+
+
+def test_a_layout_needs_at_least_one_copy(production):
+    with pytest.raises(InvalidPayload, match="'models' must name 1 to 2000 copies"):
+        production.create("layout", payload(models=[]), ctx())

@@ -14,6 +14,7 @@ from shared.uris import parse_uri, resource_path
 
 LAYOUT_REQUESTED = "layout_requested"
 WAITING = ("queued", "processing")
+MAX_COPIES = 2000
 
 
 def _bad_model(uri):
@@ -41,6 +42,10 @@ class Layout(Resource):
     def prepare(cls, payload, ctx):
         """The documented 400s come before the generic validation (which would word them differently)."""
         if isinstance(payload, dict):
+            models = payload.get("models")
+            if isinstance(models, list) and not 1 <= len(models) <= MAX_COPIES:
+                raise InvalidPayload(f"'models' must name 1 to {MAX_COPIES} copies (one entry per copy).",
+                                     field="models")
             if "min_packing_distance" in payload:
                 plates.spacing(payload["min_packing_distance"])
             if "build" in payload:
