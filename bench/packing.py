@@ -80,7 +80,8 @@ def run_raster(instance, seconds):
     started = time.monotonic()
     strip = box(0, 0, 2.2 * total / width, width)
     raster = Raster(strip, cells=int(1200 * max(1.0, strip.bounds[2] / width) ** 0.5))
-    order = sorted(((i, c) for i, p in enumerate(parts) for c in range(p.copies)), key=lambda pc: -parts[pc[0]].shape.area)
+    order = sorted(((i, c) for i, p in enumerate(parts) for c in range(p.copies)),
+                   key=lambda pc: -parts[pc[0]].shape.area)
     placements, unfitted = raster_fill(raster, parts, order, [float(r) for r in instance["allowed_rotations"]],
                                        deadline=started + seconds)
     elapsed = time.monotonic() - started

@@ -211,7 +211,8 @@ class Raster:
         """Fix the FFT size for these masks: one transform of the occupied grid then serves every mask."""
         mh = max([m.shape[0] for m, _ in masks] + [1])
         mw = max([m.shape[1] for m, _ in masks] + [1])
-        self.fft_shape = (fft.next_fast_len(self.ny + mh - 1, real=True), fft.next_fast_len(self.nx + mw - 1, real=True))
+        self.fft_shape = (fft.next_fast_len(self.ny + mh - 1, real=True),
+                          fft.next_fast_len(self.nx + mw - 1, real=True))
         self._spectra = {}
 
     def spectrum(self, occupied):
@@ -431,7 +432,8 @@ def fits_alone(plate, part, rotations, raster=None):
 
 def pack(plate, parts, rotations=(0, 90, 180, 270), time_limit=20.0, seed=0, workers=None, report=None):
     """Place as many copies (by area) as fit: the raster engine first (fast, any plate; it stops as soon as
-    every copy is placed), then, when copies are left over on a rectangular plate, sparrow for the rest of the time. Every answer is checked exactly (`verify`)."""
+    every copy is placed), then, when copies are left over on a rectangular plate, sparrow for the rest of the time.
+    Every answer is checked exactly (`verify`)."""
     start = time.monotonic()
     deadline = start + max(float(time_limit), 0.5)
     rng = random.Random(seed)
