@@ -19,6 +19,7 @@ import eventlet.semaphore
 
 from services.files import callbacks
 from shared.application import Unit
+from shared.blobstore import Blob
 from shared.uris import parse_uri, uuid_of
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,6 @@ class LayoutJob:
         with tempfile.TemporaryDirectory(prefix="layout-") as work, contextlib.ExitStack() as stack:
             models = []
             for model_path, found in meshes.items():
-                from shared.blobstore import Blob
-
                 path = stack.enter_context(self.blobs.plaintext_path(Blob.from_dict(found["blob"])))
                 models.append({"key": model_path, "path": path, "unit": found.get("unit"),
                                "name": found.get("name") or ""})
@@ -128,27 +127,30 @@ class LayoutJob:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
         command = [sys.executable, "-m", "services.production.packing.worker", job_path]
-        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
-        killer = eventlet.spawn_after(timeout, _kill, child)
         last, progress_count, reply = 0.0, 0, None
-        try:
-            for raw in child.stdout:
-                try:
-                    message = json.loads(raw)
-                except ValueError:
-                    continue
-                if "progress" in message:
-                    now = time.monotonic()
-                    if now - last >= PROGRESS_SECONDS:
-                        last = now
-                        progress_count += 1
-                        self._step(uuid, "progressed", {"progress": message["progress"]}, f"p{progress_count}")
-                elif "ok" in message:
-                    reply = message
-            stderr = child.stderr.read().decode("utf-8", "replace")
-            code = child.wait()
-        finally:
-            killer.cancel()
+        # stderr to a file, not a pipe: a chatty child must never block on a full pipe nobody reads
+        with tempfile.TemporaryFile() as errors:
+            child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=env, cwd=ROOT)
+            killer = eventlet.spawn_after(timeout, _kill, child)
+            try:
+                for raw in child.stdout:
+                    try:
+                        message = json.loads(raw)
+                    except ValueError:
+                        continue
+                    if "progress" in message:
+                        now = time.monotonic()
+                        if now - last >= PROGRESS_SECONDS:
+                            last = now
+                            progress_count += 1
+                            self._step(uuid, "progressed", {"progress": message["progress"]}, f"p{progress_count}")
+                    elif "ok" in message:
+                        reply = message
+                code = child.wait()
+            finally:
+                killer.cancel()
+            errors.seek(0)
+            stderr = errors.read()[-2000:].decode("utf-8", "replace")
         if reply is not None:
             return reply
         if code < 0:
