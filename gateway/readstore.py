@@ -1,25 +1,27 @@
 """The read database behind every GET and LIST: SQLite under STRATUM_DATA_DIR by default, PostgreSQL (schema
 `gateway`) when a DSN is configured. Writes happen only through `apply_feed`, one transaction per batch."""
 import functools
+import gc
 import logging
 import os
 import threading
 import time
+import uuid as uuidlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, create_engine, delete, event, exists, func, literal, or_, select, text, type_coerce, update
+from sqlalchemy import (and_, create_engine, delete, event, exists, func, inspect, literal, literal_column, or_, select,
+                        text, type_coerce, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway.projection import apply_event
-from gateway.tables import (READ_SCHEMA, audit_events, credentials, documents, idempotency_keys, metadata, parked_events,
-                            session_activity, tracking)
+from gateway.batch import Batch, dialect_insert, reference_sql
+from gateway.projection import apply_event, prefetch
+from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
+                            legacy_audit_events, metadata, parked_events, session_activity, tracking)
 from shared import uris
 from shared.access import OWNED_BY_USER
 from shared.errors import InvalidPayload, ServiceUnavailable
@@ -65,9 +67,7 @@ def reconnecting(method):
     return run
 
 
-def _insert(conn):
-    """The dialect's INSERT, which has ON CONFLICT (SQLite's and PostgreSQL's spell it alike)."""
-    return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+_insert = dialect_insert
 
 
 def _park(conn, item, reason):
@@ -78,6 +78,20 @@ def _park(conn, item, reason):
 
 def _reason(error):
     return f"{type(error).__name__}: {getattr(error, 'orig', None) or error}"[:2000]
+
+
+@contextmanager
+def _collector_paused():
+    """A batch allocates a great many short-lived objects (documents, rows, JSON) and next to no cycles; Python's
+    cycle collector would walk every live object of the process over and over meanwhile (about a tenth of a
+    rebuild's time, measured). It runs again when the batch is written."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -100,10 +114,20 @@ class ReadStore:
         self._tracked = set()  # applications whose tracking row is known to exist (saves a statement per write)
 
     def create_tables(self):
+        """Create what is missing (the migrate step runs this on every deployment): the tables, the indexes the
+        projector's reference look-ups use, and the audit log converted from an earlier release's audit table."""
         if not self.is_sqlite:
             with self.engine.begin() as conn:
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{READ_SCHEMA}"'))
         metadata.create_all(self.engine)
+        with self._write() as conn:
+            self._take_turn(conn)
+            for statement in reference_indexes(conn.dialect.name, None if self.is_sqlite else READ_SCHEMA):
+                conn.exec_driver_sql(statement)
+            if inspect(conn).has_table(legacy_audit_events.name, schema=None if self.is_sqlite else READ_SCHEMA):
+                converted = _convert_legacy_audit(conn)
+                log.warning("read side: converted %d rows of the per-field audit table of an earlier release into "
+                            "the audit log (same /event/ uuids) and dropped it", converted)
 
     def dispose(self):
         self.engine.dispose()
@@ -158,12 +182,8 @@ class ReadStore:
         return self._apply_feed(application, events, last, one_by_one=True)
 
     def _apply_feed(self, application, events, last, one_by_one):
-        with self._write() as conn:
-            if not self.is_sqlite:
-                # Views join documents of several feeds (a flat line item reads its order, model and materials).
-                # Two feeds applied at once under READ COMMITTED would each miss the other's uncommitted change
-                # and leave such a view stale, so appliers take turns, as SQLite's single writer does anyway.
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK})
+        with _collector_paused(), self._write() as conn:
+            self._take_turn(conn)
             current = None if application not in self._tracked else self._locked_position(conn, application)
             if current is None:  # first sight of this feed (or the read side was reset by another process)
                 conn.execute(_insert(conn)(tracking).values(application=application, position=0)
@@ -171,22 +191,31 @@ class ReadStore:
                 current = self._locked_position(conn, application)
             held = set(conn.execute(select(parked_events.c.uuid)
                                     .where(parked_events.c.application == application)).scalars())
-            for item in events:
-                if item["position"] <= current:
-                    continue
+            fresh = [item for item in events if item["position"] > current]
+            if not one_by_one:
+                # the whole batch in memory: its documents read in a few statements, written back in a few
+                batch = Batch(conn)
+                prefetch(batch, [item for item in fresh if item["uuid"] not in held])
+                for item in fresh:
+                    if item["uuid"] in held:
+                        _park(conn, item, "held behind an earlier event of this resource that could not be applied")
+                    else:
+                        apply_event(batch, item)
+                batch.flush()
+            for item in fresh if one_by_one else ():
                 if item["uuid"] in held:
                     _park(conn, item, "held behind an earlier event of this resource that could not be applied")
-                elif not one_by_one:
-                    apply_event(conn, item)
-                else:
-                    try:
-                        with conn.begin_nested():
-                            apply_event(conn, item)
-                    except (DBAPIError, KeyError, TypeError, ValueError, AttributeError) as error:
-                        log.error("parked %s event %s (%s %s): %s", application, item["position"], item["resource"],
-                                  item["uuid"], _reason(error))
-                        _park(conn, item, _reason(error))
-                        held.add(item["uuid"])
+                    continue
+                try:
+                    with conn.begin_nested():
+                        batch = Batch(conn)
+                        apply_event(batch, item)
+                        batch.flush()  # inside the savepoint: a refusal by the database parks this event only
+                except (DBAPIError, KeyError, TypeError, ValueError, AttributeError) as error:
+                    log.error("parked %s event %s (%s %s): %s", application, item["position"], item["resource"],
+                              item["uuid"], _reason(error))
+                    _park(conn, item, _reason(error))
+                    held.add(item["uuid"])
             new_position = max(current, last)
             if new_position != current:
                 conn.execute(update(tracking).where(tracking.c.application == application)
@@ -213,10 +242,13 @@ class ReadStore:
             batch = fetch(row.position, 1)
             event = next((e for e in batch["events"] if e["position"] == row.position), None)
             with self._write() as conn:
+                self._take_turn(conn)
                 try:
                     with conn.begin_nested():
                         if event is not None:
-                            apply_event(conn, event)
+                            batch = Batch(conn)
+                            apply_event(batch, event)
+                            batch.flush()
                         conn.execute(delete(parked_events).where(parked_events.c.application == application,
                                                                  parked_events.c.position == row.position))
                 except (DBAPIError, KeyError, TypeError, ValueError, AttributeError) as error:
@@ -225,6 +257,14 @@ class ReadStore:
                                                              parked_events.c.position == row.position)
                                  .values(error=_reason(error)))
         return failing
+
+    def _take_turn(self, conn):
+        """Views join documents of several feeds (a flat line item reads its order, model and materials). Two feeds
+        applied at once under READ COMMITTED would each miss the other's uncommitted change and leave such a view
+        stale, and the audit log's ids are given by the applier, so appliers take turns, as SQLite's single writer
+        does anyway."""
+        if not self.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK})
 
     @staticmethod
     def _locked_position(conn, application):
@@ -235,7 +275,7 @@ class ReadStore:
     def reset(self):
         """Forget everything (a rebuild from zero follows)."""
         with self._write() as conn:
-            for table in (audit_events, credentials, session_activity, documents, tracking, parked_events):
+            for table in (audit_log, audit_keys, credentials, session_activity, documents, tracking, parked_events):
                 conn.execute(delete(table))
         self._tracked.clear()
 
@@ -263,17 +303,32 @@ class ReadStore:
 
     @reconnecting
     def audit(self, spec, bureau, query):
-        conditions = [_audit_visible(bureau)]
-        conditions += [_column_filter(_audit_column(f.field), _audit_values(f)) for f in query.filters]
-        order = [_audit_column(name).desc() if desc else _audit_column(name) for name, desc in query.sort]
-        order += [audit_events.c.id]
-        return self._page([audit_events], audit_events, conditions, order, query)
+        """(items, total_count) of /event/: the audit log expanded into one item per changed field (audit_keys),
+        filtered and sorted on either table's columns, in feed order (and field order within a change) otherwise."""
+        conditions = [audit_keys.c.log_id == audit_log.c.id, _audit_visible(bureau)]
+        dialect = self.engine.dialect.name
+        conditions += [_column_filter(_audit_column(f.field, dialect), _audit_values(f)) for f in query.filters]
+        order = [_audit_column(name, dialect).desc() if desc else _audit_column(name, dialect)
+                 for name, desc in query.sort]
+        order += [audit_keys.c.log_id, audit_keys.c.ordinal]
+        rows, total = self._page(_AUDIT_ITEM, audit_log, conditions, order, query)
+        return [_audit_item(row) for row in rows], total
 
     @reconnecting
     def audit_row(self, uuid, bureau):
         with self.engine.connect() as conn:
-            return conn.execute(select(audit_events).where(
-                audit_events.c.uuid == uuid, _audit_visible(bureau))).first()
+            row = conn.execute(select(*_AUDIT_ITEM).where(
+                audit_keys.c.uuid == _uuid_or_none(uuid), audit_keys.c.log_id == audit_log.c.id,
+                _audit_visible(bureau))).first()
+        return None if row is None else _audit_item(row)
+
+    def audit_items(self):
+        """Every /event/ item as a dict of the columns the per-field audit table of earlier releases held (for
+        comparing read sides: a rebuild with the live one, this release's with an earlier one's)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*_AUDIT_ITEM).where(audit_keys.c.log_id == audit_log.c.id)
+                                .order_by(audit_keys.c.log_id, audit_keys.c.ordinal)).all()
+        return [_audit_item(row).__dict__ for row in rows]
 
     @reconnecting
     def credential(self, uuid):
@@ -349,24 +404,64 @@ class ReadStore:
         return type_coerce(documents.c.doc, JSONB)[name].has_any(postgresql.array([str(v) for v in values]))
 
 
-# The audit log's filterable and sortable fields: its columns, and `uri` (/event/<uuid>/) as the row's uuid. The
-# values before and after a change are JSON of any shape: no filter or order is defined on them.
-_AUDIT_COLUMNS = {"bureau": "bureau", "created": "created", "key": "key", "reference": "reference", "user": "user",
-                  "uri": "uuid"}
+# The audit log's filterable and sortable fields: its row's columns, the item's field (`key`) and `uri`
+# (/event/<uuid>/) as the item's uuid. The values before and after a change are JSON of any shape: no filter or
+# order is defined on them.
+_AUDIT_COLUMNS = {"bureau": audit_log.c.bureau, "created": audit_log.c.created, "reference": audit_log.c.reference,
+                  "user": audit_log.c.user, "uri": audit_keys.c.uuid}
+# the item's field: the first entry of its change, changes[ordinal][0]
+_AUDIT_KEY = {"sqlite": literal_column("json_extract(audit_log.changes, '$[' || audit_keys.ordinal || '][0]')"),
+              "postgresql": literal_column("(audit_log.changes -> audit_keys.ordinal ->> 0)")}
+_AUDIT_ITEM = (audit_keys.c.uuid, audit_keys.c.ordinal, audit_log.c.application,
+               audit_log.c.position, audit_log.c.bureau, audit_log.c.reference, audit_log.c.user,
+               audit_log.c.created, audit_log.c.changes)
+_NO_UUID = "00000000-0000-0000-0000-000000000000"  # what a uri filter that names no uuid looks for: nothing
 
 
-def _audit_column(name):
+def _audit_column(name, dialect):
+    if name == "key":
+        return _AUDIT_KEY[dialect]
     if name not in _AUDIT_COLUMNS:
         raise InvalidPayload(f"Events cannot be filtered or sorted by '{name}'; use one of: "
-                             f"{', '.join(sorted(_AUDIT_COLUMNS))}.", field=name)
-    return audit_events.c[_AUDIT_COLUMNS[name]]
+                             f"{', '.join(sorted([*_AUDIT_COLUMNS, 'key']))}.", field=name)
+    return _AUDIT_COLUMNS[name]
+
+
+def _uuid_or_none(value):
+    try:
+        return str(uuidlib.UUID(str(value)))
+    except ValueError:
+        return _NO_UUID
 
 
 def _audit_values(flt):
     if flt.field != "uri":
         return flt
-    return type(flt)(flt.field, flt.op, [uris.uuid_of(v) if isinstance(v, str) and v.startswith("/") else v
-                                         for v in flt.values])
+    return type(flt)(flt.field, flt.op, [
+        v if v is None or flt.op in ("<", ">") else
+        _uuid_or_none(uris.uuid_of(v) if isinstance(v, str) and v.startswith("/") else v) for v in flt.values])
+
+
+@dataclass
+class AuditItem:
+    """One /event/ item: one field's change, out of its audit_log row."""
+    uuid: str
+    application: str
+    position: int
+    bureau: str
+    reference: str
+    key: str
+    previous_value: object
+    current_value: object
+    user: str
+    created: str
+
+
+def _audit_item(row):
+    key, previous, current = row.changes[row.ordinal]
+    return AuditItem(uuid=str(row.uuid), application=row.application, position=row.position, bureau=row.bureau,
+                     reference=row.reference, key=key, previous_value=previous, current_value=current,
+                     user=row.user, created=row.created)
 
 
 def _bureau_clause(column, bureau):
@@ -394,13 +489,13 @@ def _documents_visible(scope, resource=None):
 
 def _audit_visible(scope):
     """The audit rows `scope` may read: its bureau's, less those about another user's own resources."""
-    clause = _bureau_clause(audit_events.c.bureau, scope)
+    clause = _bureau_clause(audit_log.c.bureau, scope)
     if not isinstance(scope, Scope):
         return clause
     for owned, field in OWNED_BY_USER.items():
-        mine = exists(select(literal(1)).where(documents.c.path == audit_events.c.reference,
+        mine = exists(select(literal(1)).where(documents.c.path == audit_log.c.reference,
                                                _owned(owned, field, scope)))
-        clause = and_(clause, or_(~audit_events.c.reference.startswith(f"/{owned}/", autoescape=True), mine))
+        clause = and_(clause, or_(~audit_log.c.reference.startswith(f"/{owned}/", autoescape=True), mine))
     return clause
 
 
@@ -414,6 +509,61 @@ def _column_filter(column, flt):
     if len(present) < len(flt.values):
         clauses.append(column.is_(None))
     return or_(*clauses)
+
+
+def _convert_legacy_audit(conn, page=20_000):
+    """Earlier releases stored one audit_events row per changed field (uuid, values and all). Rows that one event
+    wrote about one resource are consecutive there; each run becomes one audit_log row, its fields audit_keys rows
+    with the uuids they had, so links to /event/<uuid>/ stay valid. The old table is then dropped."""
+    old = legacy_audit_events
+    next_id = (conn.execute(select(func.max(audit_log.c.id))).scalar() or 0) + 1
+    converted, after, group, logs, keys = 0, 0, None, [], []
+
+    def write():
+        if logs:
+            conn.execute(audit_log.insert(), logs)
+            conn.execute(audit_keys.insert(), keys)
+        logs.clear()
+        keys.clear()
+
+    while True:
+        rows = conn.execute(select(old).where(old.c.id > after).order_by(old.c.id).limit(page)).all()
+        if not rows:
+            break
+        for row in rows:
+            identity = (row.application, row.position, row.reference, row.bureau, row.user, row.created)
+            if group is None or group[0] != identity:
+                group = (identity, {"id": next_id, "application": row.application, "position": row.position,
+                                    "bureau": row.bureau, "reference": row.reference, "user": row.user,
+                                    "created": row.created, "changes": []})
+                logs.append(group[1])
+                next_id += 1
+            changes = group[1]["changes"]
+            keys.append({"uuid": row.uuid, "log_id": group[1]["id"], "ordinal": len(changes)})
+            changes.append([row.key, row.previous_value, row.current_value])
+        converted += len(rows)
+        after = rows[-1].id
+        if len(logs) > 1000:
+            write()
+    write()
+    old.drop(conn)
+    return converted
+
+
+# The look-ups of the read-side views (gateway.viewstore.pointing_at: the line items of an order, of a model, …),
+# one partial index each, over the documents of one resource only. gateway.batch asks them with the same expression.
+REFERENCES = (("line-item", "order"), ("line-item", "model"), ("line-item", "materials.base"),
+              ("line-item", "materials.support"), ("line-item", "workflow"), ("order", "order_owner"),
+              ("order", "user"), ("prep-workflow-record", "line_item"),
+              ("prep-task-record", "prep_workflow_record"), ("comment", "related_uuid"))
+
+
+def reference_indexes(dialect, schema):
+    table = f'"{schema}".documents' if schema else "documents"
+    for resource, field in REFERENCES:
+        name = "ix_ref_" + f"{resource}_{field}".replace("-", "_").replace(".", "_")
+        yield (f"CREATE INDEX IF NOT EXISTS {name} ON {table} (({reference_sql(dialect, field)})) "
+               f"WHERE resource = '{resource}'")
 
 
 _APPLY_LOCK = 0x57A7_0001  # the read side's advisory lock key ("STratum" 1)

@@ -1,7 +1,9 @@
 """Migrate step: create every service's event-store tables and the read side's tables before anything serves.
 
 Run once per deployment (and again safely: everything is CREATE IF NOT EXISTS). Doing it here, not at first boot,
-avoids PostgreSQL's DDL race when several processes start together.
+avoids PostgreSQL's DDL race when several processes start together. A read database of an earlier release is
+brought up to date here too (gateway.readstore.ReadStore.create_tables: 0.1.x's per-field audit table becomes the
+audit log, with the same /event/ uuids).
     python -m runtime.migrate
 """
 import logging

@@ -151,6 +151,16 @@ class EventHandler(events.EventHandler):
         elif verdict == "set aside":
             self.queue_consumer.ack_message(message)
 
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return
+        try:
+            dead_letter.failed(self.container.config, message, self.queue.name, repr(exc_info[1]),
+                               self.queue_consumer.ack_message)
+        except BROKER_ERRORS as error:  # the broker away: the message was given back with the connection
+            log.warning("could not count a failed event of %s (%s)", self.queue.name, error)
+
 
 def _screen(entrypoint, message, queue_name):
     """shared.dead_letter's verdict on a delivery. If the

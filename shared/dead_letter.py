@@ -16,6 +16,10 @@ on the hottest path (every command is an RPC message) to guard a rare failure, t
 re-declared under a new name (a queue's type cannot change), and a replica set of one node buys nothing here. This
 costs one extra publish for a redelivered message only, and works on any broker.
 
+An event whose handler raises is acknowledged by nameko and gone (reliability.md N2). Here it is tried again the same
+way, counted, and set aside at the limit with the error as its reason (`failed`). An RPC whose method raises is not
+a failing message: the error is its answer.
+
 A message in flight beside the one that kills the process is given back too and counted like it: its caller has
 already timed out (503), and a client that retries sends a new message. That is the price of not knowing which one
 did it; the limit (STRATUM_DELIVERY_LIMIT, default 5) keeps it far from a message that only met a broker restart.
@@ -58,19 +62,28 @@ def screen(config, message, queue_name, acknowledge):
                 pass
         return "handle"
     with _counting:
-        verdict = _count(config, message, queue_name)
+        count = failed_deliveries(message)
+        verdict = _count(config, message, queue_name, count,
+                         f"delivered {count} times to {queue_name} and never acknowledged: its consumer stopped while "
+                         "handling it each time")
         if verdict == "counted":
             acknowledge(message)
         return verdict
 
 
-def _count(config, message, queue_name):
-    count = failed_deliveries(message)
+def failed(config, message, queue_name, error, acknowledge):
+    """An event handler raised: the event is tried again (published again with its count) until the limit, then set
+    aside with the error as its reason. Either way this delivery is acknowledged."""
+    with _counting:
+        count = failed_deliveries(message) + 1
+        _count(config, message, queue_name, count, f"its handler failed {count} times; last: {error}"[:1000])
+        acknowledge(message)
+
+
+def _count(config, message, queue_name, count, reason):
     exchange = message.delivery_info.get("exchange") or ""
     routing_key = message.delivery_info.get("routing_key") or queue_name
     if count >= delivery_limit(config):
-        reason = (f"delivered {count} times to {queue_name} and never acknowledged: its consumer stopped while "
-                  "handling it each time")
         _publish(config, message, DEAD_LETTER_EXCHANGE.name, "", {
             DELIVERIES_HEADER: count, "x-stratum-reason": reason, "x-stratum-queue": queue_name,
             "x-stratum-exchange": exchange, "x-stratum-routing-key": routing_key})
@@ -83,8 +96,8 @@ def _count(config, message, queue_name):
         _publish(config, message, exchange, routing_key, {DELIVERIES_HEADER: count})
     else:
         _publish(config, message, "", queue_name, {DELIVERIES_HEADER: count})
-    log.warning("a message of %s came back unacknowledged (%d of %d deliveries): published again with its count",
-                queue_name, count, delivery_limit(config))
+    log.warning("a message of %s will be tried again (%d of %d deliveries): %s", queue_name, count,
+                delivery_limit(config), reason)
     return "counted"
 
 

@@ -29,7 +29,11 @@ class Orders(ResourceApplication):
             product_id = uuid5(clone.id, f"product:{item.fields.get('product')}")
             product_path = f"/product/{product_id}/"
             if not any(c.id == product_id for c in copies):
-                copies.append(unit.new("product", product_id, {"order": f"/order/{clone.id}/"}, clone.bureau))
+                # the product's own facts come along (no_model_upload decides whether its line items wait for a model)
+                source_product = unit.get(item.fields["product"]) if item.fields.get("product") else None
+                kept = {k: v for k, v in (source_product.fields if source_product is not None else {}).items()
+                        if k not in ("order", "design_file", "model")}
+                copies.append(unit.new("product", product_id, dict(kept, order=f"/order/{clone.id}/"), clone.bureau))
             copy = LineItem.clone_of(item, uuid5(clone.id, f"line-item:{item.id}"), product_path, None)
             copy.join(clone, None)
             clone.include(copy, None)
@@ -57,5 +61,26 @@ class Orders(ResourceApplication):
         def command():
             item = self.load("line-item", line_item_id, INTERNAL)
             item.update({"estimates": estimates, "error": error}, None)
+            item.estimated(error)
             return self.outcome(item, unit)
         return self._execute({"command_id": command_id}, command)
+
+    def estimating(self, line_item_id, model_pending):
+        """orders.md §2.1 for a line item whose estimates cannot be computed now: its model is still being analysed
+        (→ calculating_estimates; the analysis brings the estimate job back), or it needs no model (its product says
+        no_model_upload: nothing to compute → pending). A line item still waiting for its model stays new. None when
+        there is nothing to move."""
+        unit = Unit(self, INTERNAL)
+        if self.load("line-item", line_item_id, INTERNAL).fields.get("status") not in ("new", "calculating_estimates"):
+            return None  # nothing to move (a sweep or a repeated message): nothing recorded, not even a receipt
+
+        def command():
+            item = self.load("line-item", line_item_id, INTERNAL)
+            if model_pending:
+                item.estimated(done=False)
+            else:
+                product = unit.get(item.fields["product"]) if item.fields.get("product") else None
+                if product is not None and product.fields.get("no_model_upload") and not item.fields.get("model"):
+                    item.estimated()
+            return self.outcome(item, unit)
+        return self._execute({}, command)

@@ -38,6 +38,24 @@ def check_no_prints_in_runs(prints, message):
 
 ORDER_IN_PRODUCTION = "An order with prints associated with a run cannot be deleted"
 LINE_ITEM_IN_PRODUCTION = "An line-item with prints that are associated with a run cannot be deleted"
+ADDITIVE_NEEDS_PRINTER_TYPE = ("Workflow related to the line_item, with type additive_manufacturing, must have an "
+                               "associated printer_type")
+
+
+def workflow_facts(peers, workflows, ctx):
+    """Production's facts about the workflows a confirmation needs (type, printer-type step), by path."""
+    facts = {}
+    for path in workflows:
+        if path and path not in facts:
+            try:
+                facts[path] = peers.call("production", "workflow_facts", path, ctx)
+            except NotFound:
+                facts[path] = None
+    return facts
+
+
+def _confirms(payload):
+    return isinstance(payload, dict) and payload.get("status") == "confirmed"
 
 
 def _prints_of(peers, line_item_path, ctx):
@@ -166,6 +184,10 @@ class Order(Resource):
 
     @classmethod
     def gather(cls, peers, verb, uuid, payload, ctx):
+        if verb == "update" and _confirms(payload):
+            order = peers.app.read("order", uuid, ctx)
+            items = [peers.app.read("line-item", parse_uri(p)[1], ctx) for p in order.get("line_items") or []]
+            return dict(ctx, workflows=workflow_facts(peers, [i.get("workflow") for i in items], ctx))
         if verb != "delete":
             return ctx
         order = peers.app.read("order", uuid, ctx)
@@ -222,6 +244,7 @@ class Order(Resource):
         self.cascade_manual_status(items, actor)
         for item in items:
             item.check_model(unit)
+            item.check_workflow(unit)
         self.derive_status(items, actor)
         return [*items, *products, *self._template_claim(unit)]
 
@@ -308,6 +331,20 @@ class LineItem(Resource):
             check_line_item_transition(self.fields.get("status"), changes["status"])
         super().update(canonical_materials(changes), actor)
 
+    def estimated(self, error=None, done=True):
+        """orders.md §2.1: the system's own moves as estimates are computed: new → calculating_estimates (work on
+        them has started) → pending (`done`: computed, or nothing to compute), or → error when the estimate cannot
+        be made (the model is not printable). Only before confirmation: later estimates change no status."""
+        status = self.fields.get("status")
+        if status not in ("new", "calculating_estimates"):
+            return
+        if status == "new":
+            self.update({"status": "calculating_estimates"}, None)
+        if error:
+            self.update({"status": "error"}, None)
+        elif done:
+            self.update({"status": "pending"}, None)
+
     @property
     def confirming(self):
         """Whether the change being made now moves this line item to confirmed."""
@@ -335,12 +372,22 @@ class LineItem(Resource):
         """orders.md §2.3: a line item joins its product's order (current flow) or the order listing it (older
         flow), and every change recomputes the order's status, in the same transaction."""
         self.check_model(unit)
+        self.check_workflow(unit)
         order = self.order(unit)
         if order is None:
             return []
         order.include(self, unit.actor)
         order.derive_status(order.line_items(unit, self), unit.actor)
         return [order]
+
+    def check_workflow(self, unit):
+        """orders.md §2.1 (pending → confirmed guards): an additive workflow must have a printer-type step. The
+        workflow's facts come from production (ctx['workflows'], gathered by the orders service)."""
+        if not self.confirming or not self.fields.get("workflow"):
+            return
+        facts = (unit.ctx.get("workflows") or {}).get(self.fields["workflow"])
+        if facts and facts.get("type") == "additive_manufacturing" and not facts.get("has_printer_type"):
+            raise InvalidPayload(ADDITIVE_NEEDS_PRINTER_TYPE, field="workflow")
 
     def check_model(self, unit):
         """The model rule, with the product's no_model_upload, and the model's state as the files service reported it
@@ -359,6 +406,13 @@ class LineItem(Resource):
         """Deleting needs the line item's prints (production); naming a model needs its state (files)."""
         if verb == "delete":
             return dict(ctx, prints=_prints_of(peers, f"/line-item/{uuid}/", ctx))
+        if verb == "update" and _confirms(payload):
+            workflow = payload.get("workflow") or peers.app.read("line-item", uuid, ctx).get("workflow")
+            try:
+                workflow = normalise(workflow) if workflow else None
+            except ValueError:
+                workflow = None  # not a URI: validation answers that
+            ctx = dict(ctx, workflows=workflow_facts(peers, [workflow], ctx))
         model = payload.get("model") if isinstance(payload, dict) else None
         if not model:
             return ctx
@@ -375,7 +429,8 @@ class LineItem(Resource):
     @classmethod
     def follow_ups(cls, verb, result, payload):
         """orders.md §3: estimates follow the inputs they are made from."""
-        if verb in ("create", "update") and any(key in payload for key in ESTIMATE_INPUTS):
+        if verb in ("create", "act") or verb == "update" and (
+                any(key in payload for key in ESTIMATE_INPUTS) or payload.get("status") == "calculating_estimates"):
             return [(ESTIMATE_REQUESTED, {"line_item": result["uri"]})]
         return []
 

@@ -77,13 +77,19 @@ class OrdersService(ResourceService):
         try:
             item = self.app.read("line-item", uuid, INTERNAL)
             if not item.get("model"):
+                moved = self.app.estimating(uuid, model_pending=False)  # nothing to compute, or not yet
+                if moved:
+                    self._announce(moved)
                 return
             model = self.services.call("files", "get", "model", parse_uri(item["model"])[1], INTERNAL)
             estimates, error = None, None
             if model.get("status") in UNPRINTABLE_MODEL_STATUSES or model.get("virus_scan") == "quarantined":
                 error = NOT_PRINTABLE
-            elif model.get("volume_mm") is None:
-                return  # not analysed yet: MODEL_ANALYZED brings us back
+            elif model.get("volume_mm") is None:  # not analysed yet: MODEL_ANALYZED brings us back
+                moved = self.app.estimating(uuid, model_pending=True)
+                if moved:
+                    self._announce(moved)
+                return
             else:
                 base = (item.get("materials") or {}).get("base")
                 material = dict(self.services.call("materials", "get", "material", parse_uri(base)[1], INTERNAL),
@@ -92,7 +98,8 @@ class OrdersService(ResourceService):
                 estimates = dict(estimate(model, item.get("quantity") or 1, material, None, order.get("currency")),
                                  model=item["model"])
             digest = hashlib.sha256(json.dumps([estimates, error], sort_keys=True).encode()).hexdigest()[:16]
-            result = self.app.record_estimates(uuid, estimates, error, f"estimate:{uuid}:{digest}")
+            # once per input and status: a line item sent back to calculating_estimates is estimated (and moved) again
+            result = self.app.record_estimates(uuid, estimates, error, f"estimate:{uuid}:{digest}:{item.get('status')}")
         except StratumError as error:  # a deleted line item, a missing material: nothing to estimate
             log.warning("no estimate for %s: %s", line_item_path, error.title)
             return
@@ -107,6 +114,8 @@ class OrdersService(ResourceService):
             position = self.app.fail_clone(payload["clone"], f"Cloning failed: {error}")
         if position:
             self._announce({"application": self.app.name, "position": position})
+            for line_item in self.app.read("order", payload["clone"], INTERNAL).get("line_items") or []:
+                self.dispatch(ESTIMATE_REQUESTED, {"line_item": line_item})  # copies start new, like any line item
 
 
 def _still_waiting(aggregate):

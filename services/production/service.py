@@ -1,9 +1,89 @@
+"""The production service: its resources' commands (shared.service), and the follower of the orders feed that plans
+pieces and prints (services.production.planning)."""
+import logging
+import threading
+
+from nameko.timer import timer
+
 from services.production.application import Production
 from services.production.packing.service import LayoutJobs
+from shared.amqp import event_handler
+from shared.errors import StratumError
 from shared.eventstore import EventStore
-from shared.service import ResourceService
+from shared.service import NEWS_EVENT, ResourceService, rpc
+from shared.uris import parse_uri
+
+log = logging.getLogger(__name__)
+INTERNAL = {"platform_admin": True}
+FOLLOWED = "orders"
+BATCH_SIZE = 200
+CATCH_UP_INTERVAL = 2  # seconds: a lost doorbell costs this much latency, never a piece
+WORKFLOW_REPLACED = "workflow_replaced"  # published by production after a /workflow/{uuid}/replace/ committed
+
+_locks = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(key):
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
 
 
 class ProductionService(LayoutJobs, ResourceService):  # LayoutJobs: /layout/'s background job
     name = "production"
     app = EventStore(Production)
+
+    @rpc
+    def workflow_facts(self, workflow_path, ctx):
+        return self.app.workflow_facts(workflow_path, ctx)
+
+    # -- following the orders feed (F1) ---------------------------------------------------------------------------
+
+    @event_handler(FOLLOWED, NEWS_EVENT)
+    def on_orders_news(self, payload):
+        if self.app.position(FOLLOWED) >= int(payload.get("position") or 0):
+            return
+        self._follow()
+
+    @timer(interval=CATCH_UP_INTERVAL)
+    def catch_up(self):
+        self._follow()
+
+    def _follow(self):
+        """Pull the orders feed from our own position until it is exhausted; one follower per process at a time."""
+        with _lock(id(self.app)):
+            try:
+                while True:
+                    position = self.app.position(FOLLOWED)
+                    feed = self.services.call(FOLLOWED, "get_notifications", position + 1, BATCH_SIZE)
+                    if feed["last"] is None:
+                        return
+                    reached = self.app.apply_feed(FOLLOWED, feed, self._model_name)
+                    if reached > position:
+                        self._announce({"application": self.app.name, "position": self.app.latest_position()})
+                    if feed["complete"]:
+                        return
+            except Exception:  # the orders service may be away: the timer pulls again
+                log.warning("following the orders feed failed; will retry", exc_info=True)
+
+    def _model_name(self, model_path):
+        try:
+            return self.services.call("files", "get", "model", parse_uri(model_path)[1], INTERNAL).get("name")
+        except StratumError:
+            return None
+
+    # -- F6: line items follow a replaced workflow --------------------------------------------------------------------
+
+    def _command(self, verb, resource, uuid, payload, ctx, run):
+        result = super()._command(verb, resource, uuid, payload, ctx, run)
+        if verb == "act" and result.get("replaced") and result.get("repoint"):
+            self._repoint(result, ctx)
+        return result
+
+    def _repoint(self, result, ctx):
+        """The line items a replacement moves to the new workflow (their owner, the orders service, records it; the
+        feed brings the change back here, and planning re-plans their unstarted prints)."""
+        for line_item in result["repoint"]:
+            command = dict(ctx, internal=True, command_id=f"replace:{result['uri']}:{line_item}")
+            self.services.call("orders", "update", "line-item", parse_uri(line_item)[1],
+                               {"workflow": result["uri"]}, command)

@@ -1,5 +1,6 @@
-"""Line-item status moves through HTTP (orders.md §2.1): every allowed move, a sample of refused ones, each
-checked in the event log; and the order's own status accepts only the manual values of §2.3."""
+"""Line-item status moves through HTTP (orders.md §2.1): the system's own moves (new → calculating_estimates →
+pending as estimates are computed), every client move after them, a sample of refused ones, each checked in the
+event log; and the order's own status accepts only the manual values of §2.3."""
 import uuid
 
 import pytest
@@ -10,18 +11,43 @@ from tests.unit.test_order_status import AGGREGATION_TABLE
 
 pytestmark = pytest.mark.e2e
 
-HAPPY_PATH = ["calculating_estimates", "pending", "in-preparation", "pending", "confirmed", "printing",
-              "post-processing", "shipping", "complete"]
+SYSTEM_MOVES = ["new", "calculating_estimates", "pending"]  # made by the estimate job, nobody asks for them
+HAPPY_PATH = ["in-preparation", "pending", "confirmed", "printing", "post-processing", "shipping", "complete"]
 
 
-def make_line_item(api):
+def status_of(api, uri):
+    return api.get(uri).json()["status"]
+
+
+def settled(api, line_item, status="pending"):
+    """Wait for the system's moves to bring a new line item to `status`."""
+    eventually(lambda: status_of(api, line_item) == status, timeout=30)
+    return line_item
+
+
+def make_line_item(api, settle=True):
     order = api.post("/order/", json={"name": "status walk"}).headers["Location"]
     product = api.post("/product/", json={"order": order, "no_model_upload": True})
     assert product.status_code == 201, product.text
     line_item = api.post("/line-item/", json={"product": product.headers["Location"], "quantity": 2,
                                               "type": "product"})
     assert line_item.status_code == 201, line_item.text
-    return order, line_item.headers["Location"]
+    return order, settled(api, line_item.headers["Location"]) if settle else line_item.headers["Location"]
+
+
+def waiting_for_model(api, order=None):
+    """A line item whose model is still to come (its product does not say no_model_upload): it stays new."""
+    order = order or api.post("/order/", json={"name": "model to come"}).headers["Location"]
+    product = api.post("/product/", json={"order": order}).headers["Location"]
+    return order, api.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+
+
+def waiting_for_analysis(api, order):
+    """A line item whose model is not analysed yet (no bytes uploaded): calculating_estimates until it is."""
+    model = api.post("/model/", json={"name": "pending.stl", "type": "stl"}).headers["Location"]
+    product = api.post("/product/", json={"order": order}).headers["Location"]
+    item = api.post("/line-item/", json={"product": product, "model": model, "quantity": 1}).headers["Location"]
+    return settled(api, item, "calculating_estimates")
 
 
 def flat_views(api, order, line_item):
@@ -34,7 +60,7 @@ def flat_views(api, order, line_item):
 
 def test_every_move_of_the_happy_path_and_the_event_log(admin):
     order, line_item = make_line_item(admin)
-    assert admin.get(line_item).json()["status"] == "new"
+    assert admin.get(line_item).json()["status"] == "pending"  # by itself: nothing to estimate without a model
     for status in HAPPY_PATH:
         response = admin.put(line_item, json={"status": status})
         assert response.status_code == 204, (status, response.text)
@@ -43,17 +69,26 @@ def test_every_move_of_the_happy_path_and_the_event_log(admin):
         assert flat_item["status"] == status and flat_order["status"] == admin.get(order).json()["status"]
         assert flat_order["prints_quantity"] == 2 and flat_item["prints_quantity"] == 2
     rows = admin.get(f"/event/?filter[reference]={line_item}&filter[key]=status").json()["resources"]
-    assert [r["current_value"] for r in rows] == ["new", *HAPPY_PATH]
-    assert [r["previous_value"] for r in rows[1:]] == ["new", *HAPPY_PATH[:-1]]
+    assert [r["current_value"] for r in rows] == [*SYSTEM_MOVES, *HAPPY_PATH]
+    assert [r["previous_value"] for r in rows[1:]] == [*SYSTEM_MOVES, *HAPPY_PATH][:-1]
+
+
+def test_a_line_item_waiting_for_its_model_stays_new_and_cannot_be_confirmed(admin):
+    order, line_item = waiting_for_model(admin)
+    analysing = waiting_for_analysis(admin, order)
+    for item, status in ((line_item, "new"), (analysing, "calculating_estimates")):
+        response = admin.put(item, json={"status": "confirmed"})
+        assert response.status_code == 400 and response.json()["errors"][0]["title"] == NOT_ALLOWED
+        assert status_of(admin, item) == status
 
 
 @pytest.mark.parametrize("path, refused", [
-    ([], "confirmed"),
     ([], "complete"),
-    (["calculating_estimates", "pending"], "printing"),
-    (["calculating_estimates", "pending", "confirmed"], "pending"),
+    ([], "new"),
+    ([], "printing"),
+    (["confirmed"], "pending"),
     (["cancelled"], "new"),
-    (["calculating_estimates", "error"], "new"),
+    (["error"], "new"),
 ])
 def test_refused_moves_are_400_and_change_nothing(admin, path, refused):
     _, line_item = make_line_item(admin)
@@ -70,7 +105,7 @@ def test_refused_moves_are_400_and_change_nothing(admin, path, refused):
 
 
 def test_cancel_and_error_from_any_working_state(admin):
-    for path in ([], ["calculating_estimates", "pending", "confirmed", "printing"]):
+    for path in ([], ["confirmed", "printing"]):
         _, line_item = make_line_item(admin)
         for status in path + ["error", "pending" if not path else "printing", "cancelled"]:
             assert admin.put(line_item, json={"status": status}).status_code == 204, status
@@ -90,7 +125,7 @@ def test_order_status_follows_its_line_items(admin):
     first, second = (admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
                      for _ in range(2))
     body = admin.get(order).json()
-    assert body["line_items"] == [first, second] and body["status"] == "new"
+    assert body["line_items"] == [first, second]
     assert admin.get(first).json()["order"] == order
 
     def move(item, *statuses):
@@ -100,13 +135,9 @@ def test_order_status_follows_its_line_items(admin):
     def status():
         return admin.get(order).json()["status"]
 
-    move(first, "calculating_estimates")
-    assert status() == "new"  # the least advanced line item decides before production
-    move(second, "calculating_estimates")
-    assert status() == "calculating_estimates"  # all alike
-    move(second, "pending")
-    move(first, "pending")
-    assert status() == "pending"
+    settled(admin, first)
+    settled(admin, second)
+    assert status() == "pending"  # all alike, by the system's moves
     move(first, "confirmed")
     assert status() == "pending"
     move(second, "confirmed")
@@ -116,14 +147,15 @@ def test_order_status_follows_its_line_items(admin):
     move(second, "printing", "complete")
     move(first, "error")
     assert status() == "complete"  # complete plus errors only
-    history = admin.get(f"/event/?filter[reference]={order}&filter[key]=status").json()["resources"]
-    assert [r["current_value"] for r in history] == [
-        "new", "calculating_estimates", "pending", "confirmed", "processing", "printing", "processing", "complete"]
+    history = [r["current_value"] for r in
+               admin.get(f"/event/?filter[reference]={order}&filter[key]=status").json()["resources"]]
+    assert history[0] == "new" and history[-6:] == [
+        "pending", "confirmed", "processing", "printing", "processing", "complete"]
 
 
 def test_manual_cancel_cascades_and_deleted_line_items_leave_the_order(admin):
     order = admin.post("/order/", json={"name": "cascade"}).headers["Location"]
-    product = admin.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
+    product = admin.post("/product/", json={"order": order}).headers["Location"]  # models to come: they stay new
     first, second = (admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
                      for _ in range(2))
     assert admin.delete(second).status_code == 204
@@ -191,9 +223,8 @@ def test_flat_order_follows_the_order(admin):
     assert flat["customer_id"] == order_uuid[:8] and flat["confirmed_date"] is None
 
     product = admin.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
-    item = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
-    for status in ("calculating_estimates", "pending", "confirmed"):
-        admin.put(item, json={"status": status})
+    item = settled(admin, admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"])
+    assert admin.put(item, json={"status": "confirmed"}).status_code == 204
     flat = admin.get(flat_uri).json()
     assert flat["status"] == "confirmed" and flat["confirmed_date"] and flat["line_items_quantity"] == 1
     listed = admin.get(f"/flat-order/?filter[uuid]={order_uuid}").json()
@@ -218,9 +249,8 @@ def test_clone_copies_an_order_in_the_background(admin):
     source = admin.post("/order/", json={"name": "original", "template_name": f"tpl {uuid.uuid4().hex[:6]}",
                                          "customer_name": "Ada", "priority": 80}).headers["Location"]
     product = admin.post("/product/", json={"order": source, "no_model_upload": True}).headers["Location"]
-    items = [admin.post("/line-item/", json={"product": product, "quantity": q}).headers["Location"]
+    items = [settled(admin, admin.post("/line-item/", json={"product": product, "quantity": q}).headers["Location"])
              for q in (2, 5)]
-    admin.put(items[0], json={"status": "calculating_estimates"})
 
     response = admin.post(source + "clone/")
     assert response.status_code == 202, response.text
@@ -232,17 +262,23 @@ def test_clone_copies_an_order_in_the_background(admin):
         return body if body["status"] != "cloning" else None
 
     body = eventually(finished)
-    assert (body["name"], body["customer_name"], body["priority"], body["status"]) == ("original", "Ada", 80, "new")
+    assert (body["name"], body["customer_name"], body["priority"]) == ("original", "Ada", 80)
     assert body["template_name"] is None and body["is_template"] is False  # a copy of a template is a real order
     assert len(body["line_items"]) == 2 and not set(body["line_items"]) & set(items)
     copies = [admin.get(i).json() for i in body["line_items"]]
     assert sorted(c["quantity"] for c in copies) == [2, 5]
-    assert all(c["status"] == "new" and c["order"] == clone for c in copies)
+    assert all(c["order"] == clone for c in copies)
     assert admin.get(source).json()["line_items"] == items  # the source is untouched
+    for copy in body["line_items"]:  # copies start new and are estimated like any new line item
+        rows = admin.get(f"/event/?filter[reference]={copy}&filter[key]=status").json()["resources"]
+        assert rows[0]["current_value"] == "new"
+        settled(admin, copy)
+    eventually(lambda: status_of(admin, clone) == "pending", timeout=30)
     history = admin.get(f"/event/?filter[reference]={clone}&filter[key]=status").json()["resources"]
-    assert [r["current_value"] for r in history] == ["cloning", "new"]
+    assert [r["current_value"] for r in history][:2] == ["cloning", "new"]
     flat_order, _ = flat_views(admin, clone, copies[0]["uri"])
-    assert (flat_order["status"], flat_order["line_items_quantity"], flat_order["prints_quantity"]) == ("new", 2, 7)
+    assert (flat_order["status"], flat_order["line_items_quantity"], flat_order["prints_quantity"]) == (
+        "pending", 2, 7)
     flat_items = [flat_views(admin, clone, c["uri"])[1] for c in copies]
     assert {f["order"] for f in flat_items} == {clone.rstrip("/").rsplit("/", 1)[1]}
 
@@ -311,7 +347,9 @@ def test_older_client_flow_line_items_first_then_the_order(admin):
     assert order.status_code == 201, order.text
     location = order.headers["Location"]
     body = admin.get(location).json()
-    assert body["line_items"] == items and body["currency"] == "USD" and body["status"] == "new"
+    assert body["line_items"] == items and body["currency"] == "USD"
+    # the model has no bytes yet: its line items wait for its analysis, and so does the order
+    eventually(lambda: admin.get(location).json()["status"] == "calculating_estimates", timeout=30)
     for item in items:
         line_item = admin.get(item).json()
         assert line_item["order"] == location and line_item["product"]
@@ -324,16 +362,14 @@ def test_older_client_flow_line_items_first_then_the_order(admin):
     assert admin.post("/line-item/", json={"order": location, "quantity": 1}).status_code == 400  # needs a product
 
 
-# How a line item reaches each status from `new` along the allowed moves (orders.md §2.1).
+# How a line item reaches each status from `pending` (where the system's moves bring it) along the allowed moves
+# (orders.md §2.1); `new` and `calculating_estimates` are line items still waiting for their model or its analysis.
 _PATH_TO = {
-    "new": [], "calculating_estimates": ["calculating_estimates"],
-    "pending": ["calculating_estimates", "pending"],
-    "in-preparation": ["calculating_estimates", "pending", "in-preparation"],
-    "confirmed": ["calculating_estimates", "pending", "confirmed"],
-    "printing": ["calculating_estimates", "pending", "confirmed", "printing"],
-    "post-processing": ["calculating_estimates", "pending", "confirmed", "printing", "post-processing"],
-    "shipping": ["calculating_estimates", "pending", "confirmed", "printing", "shipping"],
-    "complete": ["calculating_estimates", "pending", "confirmed", "printing", "complete"],
+    "pending": [], "in-preparation": ["in-preparation"], "confirmed": ["confirmed"],
+    "printing": ["confirmed", "printing"],
+    "post-processing": ["confirmed", "printing", "post-processing"],
+    "shipping": ["confirmed", "printing", "shipping"],
+    "complete": ["confirmed", "printing", "complete"],
     "error": ["error"], "cancelled": ["cancelled"],
 }
 
@@ -345,9 +381,15 @@ def test_the_order_status_table_over_http(admin, statuses, expected):
     order = admin.post("/order/", json={"name": "table"}).headers["Location"]
     product = admin.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
     for target in statuses:
-        item = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+        if target == "new":
+            waiting_for_model(admin, order)
+            continue
+        if target == "calculating_estimates":
+            waiting_for_analysis(admin, order)
+            continue
+        item = settled(admin, admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"])
         for status in _PATH_TO[target]:
             assert admin.put(item, json={"status": status}).status_code == 204, (target, status)
-    assert admin.get(order).json()["status"] == expected
+    eventually(lambda: admin.get(order).json()["status"] == expected, timeout=30)
     flat = admin.get("/flat-order/" + order.rstrip("/").rsplit("/", 1)[1] + "/").json()
     assert flat["status"] == expected and flat["line_items_quantity"] == len(statuses)

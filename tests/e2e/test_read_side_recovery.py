@@ -10,7 +10,7 @@ from nameko.testing.services import entrypoint_waiter
 from sqlalchemy import select
 
 from gateway.readstore import ReadStore, read_store_url
-from gateway.tables import audit_events, credentials, documents
+from gateway.tables import credentials, documents
 from shared import uris
 from shared.service import NEWS_EVENT
 from tests.kit.meshes import box_stl
@@ -27,12 +27,12 @@ def store(config):
 
 
 def snapshot(store):
-    """Everything the read side holds, without storage artefacts (the audit table's autoincrement id)."""
+    """Everything the read side holds, without storage artefacts (the audit log's ids, given in apply order): the
+    audit log as its /event/ items, every column of each (uuid, position, values, …)."""
+    audit = sorted(tuple(repr(v) for v in item.values()) for item in store.audit_items())
     with store.engine.connect() as conn:
         docs = sorted((r.path, r.resource, r.bureau, repr(r.doc), r.deleted)
                       for r in conn.execute(select(documents)))
-        audit = sorted(tuple(repr(v) for k, v in r._mapping.items() if k != "id")
-                       for r in conn.execute(select(audit_events)))
         sessions = sorted(tuple(r) for r in conn.execute(select(credentials)))
     return docs, audit, sessions
 

@@ -125,3 +125,22 @@ def test_an_event_that_kills_its_handler_is_set_aside_and_later_events_are_handl
     assert headers[DELIVERIES_HEADER] == LIMIT
     assert headers["x-stratum-queue"].startswith(f"evt-{SOURCE}-word--poisoned.")
     assert body == "poison"
+
+
+def test_an_event_whose_handler_keeps_raising_is_tried_again_then_set_aside_with_the_error(config, service):
+    from nameko.standalone.events import event_dispatcher
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    dispatch = event_dispatcher(config)
+    before = dead_letters(config)
+    dispatch(SOURCE, "word", "unreadable")
+    assert service.keep_alive(until=lambda: dead_letters(config) > before, timeout=30)
+    assert service.deaths == 0  # a handler that raises never stopped the service
+    dispatch(SOURCE, "word", "next")
+    with ClusterRpcProxy(config, timeout=30) as rpc:
+        assert service.keep_alive(until=lambda: "next" in rpc.poisoned.words_heard(), timeout=20)
+    [(headers, body)] = set_aside(config, "unreadable")
+    assert headers[DELIVERIES_HEADER] == LIMIT
+    assert headers["x-stratum-reason"] == (f"its handler failed {LIMIT} times; last: "
+                                           "ValueError(\"cannot read 'unreadable'\")")
+    assert body == "unreadable"

@@ -5,6 +5,7 @@ first (recursively, once per kind): through the API where the reference allows P
 makes it, by its owning service (`create_internally`; e.g. prints, which production creates). A reference that
 cannot be satisfied either way raises Unreachable with the reason, never a silent skip.
 """
+import itertools
 from datetime import datetime, timezone
 
 from shared import catalogue
@@ -13,6 +14,16 @@ from shared.uris import uuid_of
 
 class Unreachable(Exception):
     pass
+
+
+# Values the catalogue's types cannot say but the resource's rules need (production.md §4.1: a build volume is
+# {x, y, z} in mm; §5.3: a step names a workstation type; §4.4: a post-processor that is no service has a name and
+# a location).
+OBJECT_VALUES = {("printer-type", "build_volume"): {"x": 250.0, "y": 250.0, "z": 300.0}}
+REFERENCE_KINDS = {("process-step", "workstation_type_uri"): "printer-type"}
+ALSO_NEEDED = {"post-processor": ("name", "location")}
+# Names unique in a bureau (printer types, workflows, …): every payload gets its own.
+_names = itertools.count(1)
 
 
 class PayloadFactory:
@@ -24,7 +35,8 @@ class PayloadFactory:
 
     def minimal(self, spec):
         payload = {name: self.value_for(field, spec.name)
-                   for name, field in spec.writable_fields().items() if field.required}
+                   for name, field in spec.writable_fields().items()
+                   if field.required or name in ALSO_NEEDED.get(spec.name, ())}
         # A single `related_uuid` names a resource of `related_table_name` that must exist (a zipfile request's order).
         if isinstance(payload.get("related_uuid"), str) and payload.get("related_table_name"):
             target = self.reference(payload["related_table_name"].replace("_", "-"), spec.name)
@@ -40,6 +52,12 @@ class PayloadFactory:
             return self.api.get("/csrf-token/").json()["token"]
         if field.choices:
             return next(c for c in field.choices if c is not None)
+        if (owner, field.name) in OBJECT_VALUES:
+            return dict(OBJECT_VALUES[owner, field.name])
+        if (owner, field.name) in REFERENCE_KINDS:
+            return self.reference(REFERENCE_KINDS[owner, field.name], owner)
+        if field.name == "name" and field.type == "string":
+            return f"conformance {next(_names)}"
         if field.type == "uri":
             return self.reference(field.ref, owner)
         if field.type == "array":

@@ -1,5 +1,5 @@
 """A nameko service built from Stratum's own entrypoints (shared.amqp) whose handlers end the process outright when
-given the word "poison", as a native crash or the kernel's OOM killer would: no exception, no acknowledgement.
+given the word "poison", as a native crash or the kernel's OOM killer would: no exception, no acknowledgement; its event handler raises on "unreadable".
 tests/integration/test_dead_letter.py runs it in a child process and restarts it like `make run`'s supervisor.
 
     python -m tests.kit.poisoned AMQP_URI DELIVERY_LIMIT
@@ -33,6 +33,8 @@ class PoisonedService:
     def on_word(self, word):
         if word == "poison":
             os._exit(CRASH_EXIT_CODE)
+        if word == "unreadable":
+            raise ValueError(f"cannot read {word!r}")
         PoisonedService.handled.append(word)
 
     @rpc

@@ -40,9 +40,9 @@ def test_a_layout_is_queued_with_its_plate_and_options(production):
 
 
 def test_the_plate_can_come_from_a_printer_type(production):
+    maker = production.create("manufacturer", {"name": "EOS"}, command_ctx())["uri"]
     made = production.create("printer-type", {"name": "SLS", "build_plate_shape": "rectangular",
-                                              "build_volume": {"x": 340, "y": 340, "z": 600}, "manufacturer":
-                                              "/manufacturer/33333333-3333-3333-3333-333333333333/",
+                                              "build_volume": {"x": 340, "y": 340, "z": 600}, "manufacturer": maker,
                                               "materials": []}, command_ctx())
     result = production.create("layout", payload(build={"printer_type": made["uri"]}), ctx())
     layout = production.load("layout", result["uri"].split("/")[2], {"platform_admin": True})
