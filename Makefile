@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PSYCOPG_IMPL := python
 
-.PHONY: install run migrate test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild catalogue clean
+.PHONY: install run migrate test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild bench-packing catalogue clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ bench-analysis: install
 
 bench-rebuild: install
 	$(PY) -m bench.rebuild $(BENCH_REBUILD_ARGS)
+
+bench-packing: install
+	$(PY) -m bench.packing
 
 clean:
 	rm -rf var .pytest_cache
