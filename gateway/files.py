@@ -15,9 +15,9 @@ from shared.blobstore import Blob, CorruptBlob, TooLarge
 from shared.errors import Conflict, NotFound, PayloadTooLarge, StoredContentDamaged
 
 # (stored blob key, the field whose signed link serves it): a capture (capture-and-platform.md A4) serves its raw
-# file as content_download and its parsed content as content_parsed_download
-BLOB_FIELDS = (("_content", "content"), ("_snapshot", "snapshot_content"), ("_content", "content_download"),
-               ("_parsed", "content_parsed_download"))
+# file as content_download and its parsed content as content_parsed_download; a layout its picture as PNG and SVG
+BLOB_FIELDS = (("_content", "content"), ("_snapshot", "snapshot_content"), ("_snapshot_svg", "snapshot_svg_content"),
+               ("_content", "content_download"), ("_parsed", "content_parsed_download"))
 UPLOAD_FIELDS = ("upload-location", "upload_location", "content_upload")
 SNAPSHOT_SETTINGS = ("width", "height", "color", "samples", "slice_height", "x", "y", "z", "u", "v", "w")
 

@@ -5,6 +5,7 @@ from eventsourcing.persistence import IntegrityError, Tracking
 
 from services.production.domain import (OPERATIONS, Piece, PostProcessor, PostProcessorType, Print, Printer,
                                         PrinterType, ProcessStep, Workflow)
+from services.production.packing.layout import Layout
 from services.production.planning import Batch, WorkflowUsage, apply_event
 from shared.application import ResourceApplication
 from shared.errors import NotFound
@@ -17,7 +18,8 @@ INTERNAL = {"platform_admin": True}
 class Production(ResourceApplication):
     name = "production"
     aggregates = resource_classes("production", [PrinterType, Printer, PostProcessorType, PostProcessor,
-                                                 ProcessStep, Workflow, Piece, Print])
+                                                 ProcessStep, Workflow, Piece, Print,
+                                                 Layout])  # Layout: /layout/ (services/production/packing)
     indexed_references = (
         ("print", "line_item"),  # a line item's prints: orders' delete rule asks for them
         ("piece", "line_item"),

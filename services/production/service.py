@@ -6,6 +6,7 @@ import threading
 from nameko.timer import timer
 
 from services.production.application import Production
+from services.production.packing.service import LayoutJobs
 from shared.amqp import event_handler
 from shared.errors import StratumError
 from shared.eventstore import EventStore
@@ -28,7 +29,7 @@ def _lock(key):
         return _locks.setdefault(key, threading.Lock())
 
 
-class ProductionService(ResourceService):
+class ProductionService(LayoutJobs, ResourceService):  # LayoutJobs: /layout/'s background job
     name = "production"
     app = EventStore(Production)
 

@@ -43,6 +43,10 @@ class PayloadFactory:
         if isinstance(payload.get("related_uuid"), str) and payload.get("related_table_name"):
             target = self.reference(payload["related_table_name"].replace("_", "-"), spec.name)
             payload["related_uuid"] = uuid_of(target)
+        # A layout packs models on a plate: `build` must name the plate and `models` models or prints (§4.13)
+        if spec.name == "layout":
+            payload["build"] = {"type": "rectangle", "x": 100.0, "y": 100.0, "time_limit_s": 1}
+            payload["models"] = [self.reference("model", spec.name)]
         return payload
 
     def value_for(self, field, owner):
