@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PSYCOPG_IMPL := python
 
-.PHONY: install run migrate test test-unit test-integration test-e2e test-faults bench bench-analysis catalogue clean
+.PHONY: install run migrate test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild bench-scale bench-packing catalogue clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,16 @@ bench: install
 
 bench-analysis: install
 	$(PY) -m bench.analysis
+
+bench-rebuild: install
+	$(PY) -m bench.rebuild $(BENCH_REBUILD_ARGS)
+
+# LISTs at 100,000 orders against raw SQL, and a rebuild from zero (ARGS="--orders 1000000" or ARGS=--sqlite)
+bench-scale: install
+	$(PY) -m bench.scale $(ARGS)
+
+bench-packing: install
+	$(PY) -m bench.packing
 
 clean:
 	rm -rf var .pytest_cache

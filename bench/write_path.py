@@ -5,7 +5,9 @@
 One run builds a throwaway PostgreSQL database and RabbitMQ vhost, migrates, starts every process of
 runtime.topology (the services, the projector, the gateway) as subprocesses, as `make run` does, and measures:
 
-(a) throughput: concurrent clients POST /order/; orders/s and latency p50/p99;
+(a) throughput: concurrent clients POST /order/; orders/s and latency p50/p99; and the server CPU each Stratum
+    process spent per order meanwhile (utime + stime from /proc/<pid>/stat before and after), with PostgreSQL's
+    backends for this database and the RabbitMQ node beside them for information (those servers are shared);
 (b) write→visible lag: POST an order, then poll the listing until it shows; p50/p99. The gateway answers a write
     only once its read side holds it, so this is normally the POST latency plus one GET (visible at the first poll);
 (c) the ceiling: one connection to the same PostgreSQL server looping BEGIN; LOCK TABLE … IN EXCLUSIVE MODE;
@@ -59,6 +61,8 @@ VISIBLE_TIMEOUT = 10  # seconds a lag sample may poll before it counts as never 
 SETTLE_TIMEOUT = 60  # seconds to wait for the projector's doorbell backlog to drain between (a) and (b)
 DOORBELL_QUEUE_MARK = "events_recorded"  # in the name of every projector doorbell queue
 POLL_INTERVAL = 0.002
+CPU_GOAL_MS = 4.0  # issue 12 goal 3: server CPU per POST /order/, all Stratum processes together
+THROUGHPUT_GOAL = 0.25  # …and (a)/(c) at 16 clients
 STATE_BYTES = 200  # a stored order event's state is about this size
 
 
@@ -271,8 +275,9 @@ def post_order(session, base_url, name):
     return time.perf_counter() - started, error
 
 
-def measure_throughput(base_url, login_session, total, clients):
-    """`clients` threads, each with its own session, POST `total` orders between them as fast as answered."""
+def measure_throughput(base_url, login_session, total, clients, on_start=lambda: None):
+    """`clients` threads, each with its own session, POST `total` orders between them as fast as answered.
+    `on_start` runs once every client is connected and warmed up, just before the first counted POST."""
     tickets = iter(range(total))
     tickets_lock = threading.Lock()
     latencies, errors = [], {}
@@ -297,7 +302,7 @@ def measure_throughput(base_url, login_session, total, clients):
                         if sum(errors.values()) >= max_errors:
                             give_up.set()
 
-    ready = threading.Barrier(clients + 1)
+    ready = threading.Barrier(clients + 1, action=on_start)
     with ThreadPoolExecutor(max_workers=clients) as pool:
         futures = [pool.submit(client, n) for n in range(clients)]
         try:
@@ -320,6 +325,108 @@ def measure_throughput(base_url, login_session, total, clients):
         "orders_per_s": len(latencies) / elapsed if elapsed else None,
         "latency": latency_summary(latencies),
     }
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds the process has used so far (/proc/<pid>/stat utime + stime); None once gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()  # after "pid (comm)": state is fields[0]
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def infrastructure_pids(postgres_dsn):
+    """The other processes a write costs: this database's PostgreSQL backends and the RabbitMQ node. Both servers
+    are shared with anything else running on the machine, so their figures are informative, not ours alone."""
+    groups = {}
+    try:
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            dbname = conn.info.dbname
+            groups["postgresql (this database's backends)"] = [row[0] for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))]
+    except psycopg.Error as error:  # e.g. the server's connections all taken by others: ours still count
+        log(f"PostgreSQL's backends not counted: {error}")
+    rabbit = [pid for pid in _pids_named("beam.smp") if b"rabbit" in _cmdline(pid)]
+    if rabbit:
+        groups["rabbitmq (the whole node)"] = rabbit
+    return groups
+
+
+def _pids_named(comm):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as handle:
+                    if handle.read().strip() == comm:
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read()
+    except OSError:
+        return b""
+
+
+class CpuMeter:
+    """CPU used by each Stratum process (and, for information, PostgreSQL's backends and RabbitMQ) between
+    `start()` and `stop()`, from the processes' own counters."""
+
+    def __init__(self, processes, postgres_dsn):
+        self.processes = processes
+        self.postgres_dsn = postgres_dsn
+        self.before = self.after = None
+
+    def _snapshot(self):
+        ours = {name: cpu_seconds(p.pid) for name, p in self.processes.items()}
+        infra = {}
+        for group, pids in infrastructure_pids(self.postgres_dsn).items():
+            infra[group] = {pid: cpu_seconds(pid) for pid in pids}
+        return {"ours": ours, "infra": infra, "at": time.perf_counter()}
+
+    def start(self):
+        self.before = self._snapshot()
+
+    def stop(self):
+        self.after = self._snapshot()
+
+    def report(self, orders):
+        """{process: {"cpu_s", "ms_per_order"}}, the total, and the infrastructure's figures."""
+        before, after = self.before, self.after
+        per_order = (lambda seconds: seconds * 1000 / orders) if orders else (lambda seconds: None)
+        ours = {}
+        for name, end in after["ours"].items():
+            start = before["ours"].get(name)
+            if start is None or end is None:
+                continue
+            ours[name] = {"cpu_s": end - start, "ms_per_order": per_order(end - start)}
+        total = sum(v["cpu_s"] for v in ours.values())
+        infra = {}
+        for group, ends in after["infra"].items():
+            starts = before["infra"].get(group, {})
+            # a backend opened during the run counts from 0; one closed during it is missed (pools keep theirs)
+            used = sum(end - (starts.get(pid) or 0.0) for pid, end in ends.items() if end is not None)
+            infra[group] = {"cpu_s": used, "ms_per_order": per_order(used)}
+        wall = after["at"] - before["at"]
+        return {
+            "orders": orders,
+            "wall_s": wall,
+            "processes": ours,
+            "total_cpu_s": total,
+            "total_ms_per_order": per_order(total),
+            "infrastructure": infra,
+            "cores_busy": (total + sum(v["cpu_s"] for v in infra.values())) / wall if wall else None,
+        }
 
 
 def vhost_of(amqp_uri):
@@ -481,6 +588,7 @@ def report_lines(report):
     ]
     if a["errors"] or a["gave_up"]:
         lines.append(f"{indent}errors: {json.dumps(a['errors'])}{'  (gave up early)' if a['gave_up'] else ''}")
+    lines += cpu_lines(a["cpu"], report["machine"]["nproc"], indent)
     after = a["after"]
     if after["doorbell_backlog"] is not None:
         drained = "not drained" if after["drained_in_s"] is None else f"drained {after['drained_in_s']:.1f} s later"
@@ -499,11 +607,41 @@ def report_lines(report):
         f"INSERT; COMMIT) on 1 connection in {c['elapsed_s']:.2f} s",
         "",
         f"(a)/(c)             {report['throughput_vs_ceiling']:.3f}   the HTTP write path runs at "
-        f"{report['throughput_vs_ceiling']:.1%} of the single-writer commit ceiling",
+        f"{report['throughput_vs_ceiling']:.1%} of the single-writer commit ceiling "
+        f"(goal {report['throughput_goal_vs_ceiling']})",
+        f"CPU/order           {_ms(a['cpu']['total_ms_per_order'])} in Stratum's processes "
+        f"(goal {report['cpu_goal_ms_per_order']:.1f} ms: {_ratio(a['cpu']['total_ms_per_order'], report['cpu_goal_ms_per_order'])} "
+        f"of it)",
     ]
     if report["exited_during_run"]:
         lines.append(f"WARNING: process(es) exited during the run: {report['exited_during_run']}")
     return lines
+
+
+def _ms(value):
+    return "n/a" if value is None else f"{value:.2f} ms"
+
+
+def _ratio(value, goal):
+    return "n/a" if value is None else f"{value / goal:.2f}×"
+
+
+def cpu_lines(cpu, nproc, indent):
+    """Per process: CPU ms per order in (a), largest first; then the total, and what it allows on this machine."""
+    lines = [f"{indent}server CPU per order during (a), from /proc/<pid>/stat (utime + stime):"]
+    for name, figures in sorted(cpu["processes"].items(), key=lambda item: -item[1]["cpu_s"]):
+        lines.append(f"{indent}  {name:<14} {_ms(figures['ms_per_order']):>10}")
+    lines.append(f"{indent}  {'total':<14} {_ms(cpu['total_ms_per_order']):>10}   "
+                 f"(at most {_orders_per_s(cpu['total_ms_per_order'], nproc)} orders/s on {nproc} cores)")
+    for group, figures in cpu["infrastructure"].items():
+        lines.append(f"{indent}  + {group}: {_ms(figures['ms_per_order'])}")
+    if cpu["cores_busy"] is not None:
+        lines.append(f"{indent}  cores busy on average: {cpu['cores_busy']:.2f} of {nproc}")
+    return lines
+
+
+def _orders_per_s(ms_per_order, nproc):
+    return "n/a" if not ms_per_order else f"{nproc * 1000 / ms_per_order:.0f}"
 
 
 def write_json(report):
@@ -540,7 +678,10 @@ def run(args):
             wait_for_gateway(base_url, processes)
             with login(base_url, processes) as session:
                 log(f"up at {base_url}; (a) throughput: {args.requests} orders from {args.clients} clients")
-                throughput = measure_throughput(base_url, session, args.requests, args.clients)
+                meter = CpuMeter(processes, dsn)
+                throughput = measure_throughput(base_url, session, args.requests, args.clients, meter.start)
+                meter.stop()
+                throughput["cpu"] = meter.report(throughput["succeeded"])
                 throughput["after"] = settle(vhost_of(amqp_uri))
                 log(f"(b) write→visible lag: {args.lag_samples} samples")
                 lag = measure_lag(base_url, session, args.lag_samples)
@@ -559,6 +700,8 @@ def run(args):
         "settings": {"requests": args.requests, "clients": args.clients, "lag_samples": args.lag_samples},
         "exited_during_run": died,
         "throughput_vs_ceiling": (throughput["orders_per_s"] or 0) / ceiling["rows_per_s"],
+        "cpu_goal_ms_per_order": CPU_GOAL_MS,
+        "throughput_goal_vs_ceiling": THROUGHPUT_GOAL,
     }
 
 

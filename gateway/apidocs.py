@@ -163,9 +163,22 @@ def _uuid_parameter():
     return {"name": "uuid", "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
 
 
+# The LIST envelope's extension: how exact total_count is, and where the next page starts.
+LIST_META = {
+    "type": "object",
+    "description": "Extension. total_count is exact up to 10,000 matching rows; past that it is an estimate "
+                   "(PostgreSQL: the planner's; SQLite: 10,001, a floor) and total_count_is_estimate is true. "
+                   "next is the page[after] cursor of the next page (null when this page is not full).",
+    "properties": {"total_count_is_estimate": {"type": "boolean"}, "next": {"type": ["string", "null"]}},
+}
+
+
 def _list_parameters(spec):
     params = [{"name": "page[limit]", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
               {"name": "page[offset]", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+              {"name": "page[after]", "in": "query", "schema": {"type": "string"},
+               "description": "Extension: the keyset cursor `meta.next` of the previous page (same sort); never "
+                              "with page[offset]. A deep page by cursor costs what the first page costs."},
               {"name": "sort", "in": "query", "schema": {"type": "string"}, "description": "field or -field"}]
     params += [{"name": f"filter[{name}]", "in": "query", "required": name in spec.required_filters,
                 "schema": {"type": "string"}, "description": "comma-separated values (any of)"}
@@ -178,7 +191,8 @@ def _paths_of(spec, ref):
     collection, item = {}, {}
     if "LIST" in spec.verbs:
         listing = {"type": "object", "required": ["resources", "total_count"], "properties": {
-            "resources": {"type": "array", "items": ref}, "total_count": {"type": "integer", "minimum": 0}}}
+            "resources": {"type": "array", "items": ref}, "total_count": {"type": "integer", "minimum": 0},
+            "meta": LIST_META}}
         collection["get"] = {"summary": f"List {spec.name}", "parameters": _list_parameters(spec),
                              "responses": _responses({"200": {"description": "OK", "content": {
                                  "application/json": {"schema": listing}}}})}
@@ -283,6 +297,27 @@ def _gateway_paths():
             "delete": {"summary": "Log out", "operationId": "delete-sessions", "tags": ["identity"],
                        "responses": {"204": {"description": "Logged out"}, **_refs("401", "503")}}},
     }
+    audit_row = dict(fields("event"), properties=dict(fields("event")["properties"], id={
+        "type": "integer", "description": "The row's position in the stream (resume after it with Last-Event-ID)"}))
+    position = {"type": "integer", "minimum": 0}
+    paths["/event-stream/"] = {"get": {
+        "summary": "The bureau's events, live (Stratum extension)", "operationId": "get-event-stream",
+        "tags": ["gateway"],
+        "description": "The rows of /event/ of the caller's bureau as they are recorded, as newline-delimited JSON "
+                       "(one row per line; empty lines are heartbeats) or, with `Accept: text/event-stream` or "
+                       "`format=sse`, as Server-Sent Events (`id:` = the row's id). Resumable: `Last-Event-ID` or "
+                       "`after` starts after that id (0: from the start); without either, from now on. The stream "
+                       "lasts until the client leaves, or `max_seconds`.",
+        "parameters": [
+            {"name": "after", "in": "query", "schema": position, "description": "start after this row id"},
+            {"name": "max_seconds", "in": "query", "schema": position, "description": "end the stream after this"},
+            {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["ndjson", "sse"]}},
+            {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"},
+             "description": "the last row id received (what EventSource sends when it reconnects)"}],
+        "responses": {"200": {"description": "The stream", "content": {
+            "application/x-ndjson": {"schema": audit_row},
+            "text/event-stream": {"schema": {"type": "string"}}}},
+            **_refs("400", "401", "503")}}}
     for spec in catalogue.catalogue().values():
         names = re.findall(r"\{(\w+)\}", spec.path)
         if spec.special and names and "LIST" in spec.verbs:
@@ -358,7 +393,10 @@ def _docs_html():
            "</style></head><body><h1>Stratum MES API</h1>",
            "<p>Log in with <code>POST /sessions/</code>; URIs are absolute; POST → 201 + Location, PUT is partial → "
            "204, DELETE → 204. LIST takes <code>filter[field]=a,b</code>, <code>filter[field]&gt;x</code>, "
-           "<code>sort=-field</code>, <code>page[limit]</code>, <code>page[offset]</code>. Machine-readable: "
+           "<code>sort=-field</code>, <code>page[limit]</code>, <code>page[offset]</code>, and (an extension) "
+           "<code>page[after]</code>, the keyset cursor a page gives as <code>meta.next</code>. "
+           "<code>total_count</code> is exact up to 10,000 rows, past that an estimate flagged by "
+           "<code>meta.total_count_is_estimate</code>. Machine-readable: "
            "<a href='/openapi.json'>/openapi.json</a>.</p><h2>Contents</h2>"]
     for service, items in sorted(by_service.items()):
         links = ", ".join(f"<a href='#{esc(s.name)}'>{esc(s.path)}</a>" for s in items)

@@ -10,12 +10,15 @@ from uuid import UUID
 from werkzeug.wrappers import Response
 
 from gateway import links
-from shared import uris
+from shared import catalogue, uris
 from shared.blobstore import Blob, CorruptBlob, TooLarge
 from shared.errors import Conflict, NotFound, PayloadTooLarge, StoredContentDamaged
 
-BLOB_FIELDS = {"_content": "content", "_snapshot": "snapshot_content"}
-UPLOAD_FIELDS = ("upload-location", "upload_location")
+# (stored blob key, the field whose signed link serves it): a capture (capture-and-platform.md A4) serves its raw
+# file as content_download and its parsed content as content_parsed_download; a layout its picture as PNG and SVG
+BLOB_FIELDS = (("_content", "content"), ("_snapshot", "snapshot_content"), ("_snapshot_svg", "snapshot_svg_content"),
+               ("_content", "content_download"), ("_parsed", "content_parsed_download"))
+UPLOAD_FIELDS = ("upload-location", "upload_location", "content_upload")
 SNAPSHOT_SETTINGS = ("width", "height", "color", "samples", "slice_height", "x", "y", "z", "u", "v", "w")
 
 
@@ -28,7 +31,7 @@ class Links:
 
     def decorate(self, spec, path, doc, body):
         resource, uuid = uris.parse_uri(path)
-        for blob_key, field in BLOB_FIELDS.items():
+        for blob_key, field in BLOB_FIELDS:
             if field in spec.fields and doc.get(blob_key):
                 body[field] = links.content_link(self.config, self.base, resource, uuid, field)
         for field in UPLOAD_FIELDS:
@@ -42,7 +45,8 @@ class Links:
 
 
 def receive_upload(gateway, request, resource, uuid):
-    """PUT <X-Upload-Location>: stream the body into the blob store, then hand its hash to the files service."""
+    """PUT <X-Upload-Location>: stream the body into the blob store, then hand its hash to the resource's owning
+    service (files, or capture for a capture's raw file)."""
     uuid = _uuid(uuid)
     links.check(gateway.config, "upload", resource, uuid, "", request.args)
     path = uris.resource_path(resource, uuid)
@@ -54,6 +58,7 @@ def receive_upload(gateway, request, resource, uuid):
     limit = int(float(gateway.config["STRATUM_MAX_UPLOAD_MB"]) * 1024 * 1024)
     declared = request.content_length
     ctx = {"user": None, "bureau": None, "platform_admin": True}
+    owner = _owner(resource)
     try:
         if declared is not None and declared > limit:
             raise TooLarge(limit, declared)
@@ -61,12 +66,17 @@ def receive_upload(gateway, request, resource, uuid):
                                      doc.get("name") or "")
     except TooLarge as refused:
         _drain(request.stream, 4 * limit)  # let the client finish sending, so it can read the answer
-        result = gateway.services.call("files", "upload_refused", resource, uuid, str(refused), refused.received, ctx)
+        result = gateway.services.call(owner, "upload_refused", resource, uuid, str(refused), refused.received, ctx)
         gateway._catch_up(result)
         raise PayloadTooLarge(str(refused)) from None
-    result = gateway.services.call("files", "upload_received", resource, uuid, blob.as_dict(), ctx)
+    result = gateway.services.call(owner, "upload_received", resource, uuid, blob.as_dict(), ctx)
     gateway._catch_up(result)
     return Response(status=204)
+
+
+def _owner(resource):
+    spec = catalogue.catalogue().get(resource)
+    return spec.service if spec is not None and spec.service == "capture" else "files"
 
 
 def _drain(stream, most):
@@ -81,7 +91,7 @@ def download(gateway, request, uuid):
     resource, field = request.args.get("resource", ""), request.args.get("field", "")
     links.check(gateway.config, "content", resource, uuid, field, request.args)
     doc = gateway.read.store.document(uris.resource_path(resource, uuid), None)
-    blob_key = next((k for k, f in BLOB_FIELDS.items() if f == field), None)
+    blob_key = next((k for k, f in BLOB_FIELDS if f == field), None)
     if doc is None or blob_key is None or not doc.get(blob_key):
         raise NotFound("The requested content cannot be found.")
     return _send(gateway, Blob.from_dict(doc[blob_key]))
@@ -111,8 +121,17 @@ def document_snapshot_view(gateway, action, path, doc, base, request):
             "width": 640, "height": 480, "created": doc.get("created")}
 
 
+def parsed_capture_view(gateway, action, path, doc, base, request):
+    """GET /capture/{uuid}/parsed/ (capture-and-platform.md A4, the hidden "parsed content of a capture"): the
+    parsed content itself, as content_parsed_download serves it; 404 saying why while there is none."""
+    if not doc.get("_parsed"):
+        reason = f" ({doc['error']})" if doc.get("error") else ""
+        raise NotFound(f"The capture has no parsed content (status: {doc.get('status')}){reason}.")
+    return _send(gateway, Blob.from_dict(doc["_parsed"]))
+
+
 VIEWS = {("model", "snapshot"): snapshot_view, ("model", "binary"): snapshot_view,
-         ("document", "snapshot"): document_snapshot_view}
+         ("document", "snapshot"): document_snapshot_view, ("capture", "parsed"): parsed_capture_view}
 
 
 def _send(gateway, blob):

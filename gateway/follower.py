@@ -3,6 +3,10 @@
 The store applies a batch and records the new position in one transaction, skipping anything at or below the
 position it already holds, so a repeated, reordered or late batch changes nothing. RabbitMQ only says "there is
 news"; the follower always pulls from its own position, so a lost message costs latency, never data.
+
+A writer (the gateway, for read-your-writes) may hand over its command's own events ("news": a slice of the feed,
+`first`..`last`), saving the pull. Slices wait on a board until the lock is free; whoever holds it applies every
+slice that continues the store's position without a gap, in one transaction, and pulls only what is still missing.
 """
 import threading
 
@@ -14,20 +18,31 @@ class Follower:
         self.store = store
         self.batch_size = batch_size
         self._locks = {}
+        self._boards = {}  # application → {first: news slice} handed over and not yet applied
         self._locks_guard = threading.Lock()
 
     def _lock(self, application):
         with self._locks_guard:
             return self._locks.setdefault(application, threading.Lock())
 
-    def catch_up(self, application, fetch, until=None):
+    def catch_up(self, application, fetch, until=None, news=None):
         """Pull and apply `application`'s feed until it is exhausted (or `until` is reached); return the position.
 
         One catch-up per application at a time in this process: concurrent callers queue on the lock and usually
         find their position already reached when they get it.
+
+        `news`: a slice of the feed the caller already holds (`first`..`last`, every notification between them
+        included). Slices that continue the store's position are applied as they are, without a pull: positions
+        only grow, so a chain that starts at or before the store's next event when it is read still does when it
+        is applied.
         """
+        if news:
+            with self._locks_guard:
+                self._boards.setdefault(application, {})[news["first"]] = news
         with self._lock(application):
             position = self.store.position(application)
+            if until is None or position < until:
+                position = self._apply_news(application, position)
             while until is None or position < until:
                 feed = fetch(position + 1, self.batch_size)
                 if feed["last"] is None:
@@ -35,4 +50,28 @@ class Follower:
                 position = self.store.apply_feed(application, feed["events"], feed["last"])
                 if feed["complete"]:
                     break
+            self._drop_news(application, position)
             return position
+
+    def _apply_news(self, application, position):
+        """Apply, in one transaction, the slices on the board that continue `position` without a gap."""
+        with self._locks_guard:
+            board = self._boards.get(application) or {}
+            slices = sorted(board.values(), key=lambda s: s["first"])
+        events, last = [], position
+        for piece in slices:
+            if piece["last"] <= last:
+                continue
+            if piece["first"] > last + 1:
+                break  # a gap: notifications nobody handed over (another writer's, a rolled-back id): pulled
+            events += [e for e in piece["events"] if e["position"] > last]
+            last = piece["last"]
+        if last == position:
+            return position
+        return self.store.apply_feed(application, events, last)
+
+    def _drop_news(self, application, position):
+        with self._locks_guard:
+            board = self._boards.get(application) or {}
+            for first in [f for f, piece in board.items() if piece["last"] <= position]:
+                del board[first]

@@ -1,5 +1,7 @@
 """The LIST query language of the API: `filter[field]=a,b` (any of), `filter[field]>x` / `<x` (ranges),
-`sort=field,-other`, `page[limit]`, `page[offset]`. Parsed from the raw query string because `filter[x]>5` has no `=`.
+`sort=field,-other`, `page[limit]`, `page[offset]`, and (an extension) `page[after]`: the keyset cursor a page gave
+as `meta.next`, for deep pages that cost what the first one does (gateway.cursors). Parsed from the raw query
+string because `filter[x]>5` has no `=`.
 """
 from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
@@ -27,6 +29,7 @@ class ListQuery:
     sort: list = field(default_factory=list)  # [(field, descending)]
     limit: int = DEFAULT_LIMIT
     offset: int = 0
+    after: str | None = None  # a keyset cursor (page[after]); never together with an offset
     flags: dict = field(default_factory=dict)
 
 
@@ -50,8 +53,15 @@ def parse(resource, query_string):
             query.limit = _int_param(key, value, 1, MAX_LIMIT)
         elif key == "page[offset]":
             query.offset = _int_param(key, value, 0, MAX_OFFSET)
+        elif key == "page[after]":
+            if not value:
+                raise InvalidPayload("page[after] must be the `meta.next` cursor of a previous page.", field=key)
+            query.after = value
         else:
             query.flags[key] = value
+    if query.after is not None and query.offset:
+        raise InvalidPayload("page[after] and page[offset] cannot be used together: a cursor already says where "
+                             "the page starts.", field="page[after]")
     filtered = {f.field for f in query.filters}
     for name in resource.required_filters:
         if name not in filtered:

@@ -2,9 +2,6 @@
 rebuilt from zero by replaying the feeds and agrees with the live one whatever order the feeds arrive in."""
 from uuid import NAMESPACE_URL, uuid5
 
-from sqlalchemy import select
-
-from gateway.tables import documents
 from gateway.viewstore import delete_view, document, merge_view, pointing_at, upsert_view
 from shared.uris import resource_path, uuid_of
 
@@ -16,13 +13,13 @@ def _assignment_path(related_path, assignee):
     return resource_path("assignment", uuid5(NAMESPACE_URL, f"stratum:assignment:{related_path}:{assignee}"))
 
 
-def _order_assignments(conn, event, path, bureau, before, after):
+def _order_assignments(batch, event, path, bureau, before, after):
     """Created when the order names an owner, deleted when the owner changes or the order goes, made inactive when
     the order is done; its status copy follows the order's."""
     old_owner = (before or {}).get("order_owner")
     new_owner = (after or {}).get("order_owner")
     if old_owner and old_owner != new_owner:
-        delete_view(conn, _assignment_path(path, old_owner))
+        delete_view(batch, _assignment_path(path, old_owner))
     if not new_owner:
         return
     target = _assignment_path(path, new_owner)
@@ -31,7 +28,7 @@ def _order_assignments(conn, event, path, bureau, before, after):
            "is_active": status not in _DONE["order"], "name": after.get("name"), "related_object_status": status,
            "related_table_name": "order", "related_uri": path, "related_uuid": event["uuid"],
            "updated": event["timestamp"]}
-    upsert_view(conn, target, "assignment", bureau, doc, event["timestamp"])
+    upsert_view(batch, target, "assignment", bureau, doc, event["timestamp"])
 
 
 # orders.md §1.7: the flat order, for exports. The order's own fields, its owner's name and e-mail, shipping from
@@ -41,15 +38,15 @@ _FLAT_ORDER_COPIED = ("name", "status", "created", "customer_email", "customer_i
                       "quote_approved")
 
 
-def _flat_order(conn, event, path, bureau, before, after):
+def _flat_order(batch, event, path, bureau, before, after):
     target = resource_path("flat-order", event["uuid"])
     if after is None:
-        delete_view(conn, target)
+        delete_view(batch, target)
         return
     flat = {key: after.get(key) for key in _FLAT_ORDER_COPIED}
-    dates = document(conn, target)
-    owner = document(conn, after.get("order_owner"))
-    creator = document(conn, after.get("user"))
+    dates = document(batch, target)
+    owner = document(batch, after.get("order_owner"))
+    creator = document(batch, after.get("user"))
     shipping = after.get("shipping") or {}
     flat.update(uuid=event["uuid"], owner_name=owner.get("name"), owner_email=owner.get("email"),
                 created_by=creator.get("name") or creator.get("username"),
@@ -58,11 +55,11 @@ def _flat_order(conn, event, path, bureau, before, after):
     for status, key in (("confirmed", "confirmed_date"), ("complete", "completed_date")):
         if after.get("status") == status and not dates.get(key):
             flat[key] = event["timestamp"]  # the first time only
-    flat.update(_order_totals(conn, after))
-    upsert_view(conn, target, "flat-order", bureau, flat, event["timestamp"])
+    flat.update(_order_totals(batch, after))
+    upsert_view(batch, target, "flat-order", bureau, flat, event["timestamp"])
 
 
-def _order_totals(conn, order):
+def _order_totals(batch, order):
     """The flat order's sums over its line items (orders.md §1.7): prints, model volume (mm³), material use (cm³)
     and material cost from each line item's estimates; None where no line item has the figure yet."""
     totals = {"prints_quantity": 0, "order_volume": None, "total_order_material_usage": None, "material_cost": None}
@@ -72,10 +69,10 @@ def _order_totals(conn, order):
             totals[key] = (totals[key] or 0) + value
 
     for path in order.get("line_items") or []:
-        item = document(conn, path)
+        item = document(batch, path)
         quantity = item.get("quantity") or 0
         totals["prints_quantity"] += quantity
-        volume = document(conn, item.get("model")).get("volume_mm")
+        volume = document(batch, item.get("model")).get("volume_mm")
         add("order_volume", volume * quantity if volume is not None else None)
         estimates = item.get("estimates") or {}
         add("total_order_material_usage", (estimates.get("materials") or {}).get("base"))
@@ -83,27 +80,27 @@ def _order_totals(conn, order):
     return totals
 
 
-def _refresh_flat_order_totals(conn, order_path):
-    order = document(conn, order_path)
+def _refresh_flat_order_totals(batch, order_path):
+    order = document(batch, order_path)
     if order:
-        merge_view(conn, resource_path("flat-order", uuid_of(order_path)),
-                   _order_totals(conn, order))
+        merge_view(batch, resource_path("flat-order", uuid_of(order_path)),
+                   _order_totals(batch, order))
 
 
-def _comment_action_assignments(conn, event, path, bureau, before, after):
+def _comment_action_assignments(batch, event, path, bureau, before, after):
     """A comment action's assignee has an assignment until the action is complete."""
     assignee = (after or before or {}).get("assignee_user")
     if not assignee:
         return
     target = _assignment_path(path, assignee)
     if after is None:
-        delete_view(conn, target)
+        delete_view(batch, target)
         return
     doc = {"assignee_user": assignee, "assignee_edit_group": None, "created_by": after.get("created_by"),
            "is_active": after.get("status") != "complete", "name": after.get("related_table_name"),
            "related_object_status": after.get("status"), "related_table_name": "comment_action",
            "related_uri": path, "related_uuid": event["uuid"], "updated": event["timestamp"]}
-    upsert_view(conn, target, "assignment", bureau, doc, event["timestamp"])
+    upsert_view(batch, target, "assignment", bureau, doc, event["timestamp"])
 
 
 # orders.md §1.8, files.md §6: the flat line item joins the line item with its order, model, materials and workflow.
@@ -117,14 +114,14 @@ _FLAT_LINE_ITEM_FROM_ORDER = {"customer_email": "customer_email", "customer_name
                               "order_customer_id": "customer_id", "order_date": "created"}
 
 
-def refresh_flat_line_item(conn, path, bureau, at):
+def refresh_flat_line_item(batch, path, bureau, at):
     target = resource_path("flat-line-item", uuid_of(path))
-    row = conn.execute(select(documents.c.doc, documents.c.deleted).where(documents.c.path == path)).first()
+    row = batch.entry(path)
     if row is None or row.deleted:
-        delete_view(conn, target)
+        delete_view(batch, target)
         return
     item = row.doc
-    order, model = document(conn, item.get("order")), document(conn, item.get("model"))
+    order, model = document(batch, item.get("order")), document(batch, item.get("model"))
     materials = item.get("materials") or {}
     quantity = item.get("quantity") or 0
     size = model.get("size") or {}
@@ -133,53 +130,53 @@ def refresh_flat_line_item(conn, path, bureau, at):
     flat.update(
         uuid=uuid_of(path), prints_quantity=quantity,
         order=uuid_of(item.get("order")),
-        order_created_by=document(conn, order.get("user")).get("name"),
+        order_created_by=document(batch, order.get("user")).get("name"),
         model_render=model.get("snapshot"),
         model_name=model.get("name"), model_updated=model.get("updated"),
         model_surface_area=model.get("surface_area_mm"),
         model_volume=model["volume_mm"] * quantity if model.get("volume_mm") is not None else None,
         print_bounding_box=size["x"] * size["y"] * size["z"] if all(size.get(k) for k in "xyz") else None,
-        base_material_name=document(conn, materials.get("base")).get("name"),
-        support_material_name=document(conn, materials.get("support")).get("name"),
-        workflow_name=document(conn, item.get("workflow")).get("name"),
+        base_material_name=document(batch, materials.get("base")).get("name"),
+        support_material_name=document(batch, materials.get("support")).get("name"),
+        workflow_name=document(batch, item.get("workflow")).get("name"),
         year=(order.get("created") or "")[:4] or None, month=(order.get("created") or "")[5:7] or None,
     )
-    upsert_view(conn, target, "flat-line-item", bureau, flat, at)
+    upsert_view(batch, target, "flat-line-item", bureau, flat, at)
 
 
-def _line_item_changed(conn, event, path, bureau, before, after):
-    refresh_flat_line_item(conn, path, bureau, event["timestamp"])
+def _line_item_changed(batch, event, path, bureau, before, after):
+    refresh_flat_line_item(batch, path, bureau, event["timestamp"])
     for order_path in {(before or {}).get("order"), (after or {}).get("order")} - {None}:
-        _refresh_flat_order_totals(conn, order_path)
+        _refresh_flat_order_totals(batch, order_path)
 
 
 def _refresh_line_items_naming(*fields):
     """A change of a document the flat line item reads (its order, model, materials, workflow) reaches the flat line
     items that point at it, whichever feed brought it first."""
-    def refresh(conn, event, path, bureau, before, after):
+    def refresh(batch, event, path, bureau, before, after):
         for field in fields:
-            for row in pointing_at(conn, "line-item", field, path):
-                refresh_flat_line_item(conn, row.path, row.bureau, event["timestamp"])
+            for row in pointing_at(batch, "line-item", field, path):
+                refresh_flat_line_item(batch, row.path, row.bureau, event["timestamp"])
                 if field == "model":  # a model's volume reaches the orders that print it
-                    order_path = document(conn, row.path).get("order")
+                    order_path = document(batch, row.path).get("order")
                     if order_path:
-                        _refresh_flat_order_totals(conn, order_path)
+                        _refresh_flat_order_totals(batch, order_path)
     return refresh
 
 
-def _user_renamed(conn, event, path, bureau, before, after):
+def _user_renamed(batch, event, path, bureau, before, after):
     """A user's new name or e-mail reaches the flat orders they own or created, and the flat line items of the
     orders they created (order_created_by)."""
     if after is None or not {"name", "email", "username"} & set(event["fields"]):
         return
-    for row in pointing_at(conn, "order", "order_owner", path):
-        merge_view(conn, resource_path("flat-order", uuid_of(row.path)),
+    for row in pointing_at(batch, "order", "order_owner", path):
+        merge_view(batch, resource_path("flat-order", uuid_of(row.path)),
                    {"owner_name": after.get("name"), "owner_email": after.get("email")})
-    for row in pointing_at(conn, "order", "user", path):
-        merge_view(conn, resource_path("flat-order", uuid_of(row.path)),
+    for row in pointing_at(batch, "order", "user", path):
+        merge_view(batch, resource_path("flat-order", uuid_of(row.path)),
                    {"created_by": after.get("name") or after.get("username")})
-        for item in pointing_at(conn, "line-item", "order", row.path):
-            refresh_flat_line_item(conn, item.path, item.bureau, event["timestamp"])
+        for item in pointing_at(batch, "line-item", "order", row.path):
+            refresh_flat_line_item(batch, item.path, item.bureau, event["timestamp"])
 
 
 VIEWS = {"order": (_order_assignments, _flat_order, _refresh_line_items_naming("order")),
@@ -190,4 +187,13 @@ VIEWS = {"order": (_order_assignments, _flat_order, _refresh_line_items_naming("
          "material": (_refresh_line_items_naming("materials.base", "materials.support"),),
          "workflow": (_refresh_line_items_naming("workflow"),)}
 
-
+# For gateway.projection.prefetch: the views a resource's event refreshes (by the resource's own path), and the
+# documents pointing at it that they look up, so a batch reads both for all its events at once.
+DERIVED_PATHS = {"order": (lambda path: [resource_path("flat-order", uuid_of(path))],),
+                 "line-item": (lambda path: [resource_path("flat-line-item", uuid_of(path))],)}
+POINTED = {"order": (lambda path, doc: [("line-item", "order", path)],),
+           "model": (lambda path, doc: [("line-item", "model", path)],),
+           "material": (lambda path, doc: [("line-item", "materials.base", path),
+                                           ("line-item", "materials.support", path)],),
+           "workflow": (lambda path, doc: [("line-item", "workflow", path)],),
+           "users": (lambda path, doc: [("order", "order_owner", path), ("order", "user", path)],)}

@@ -1,27 +1,33 @@
 """The read database behind every GET and LIST: SQLite under STRATUM_DATA_DIR by default, PostgreSQL (schema
 `gateway`) when a DSN is configured. Writes happen only through `apply_feed`, one transaction per batch."""
 import functools
+import gc
 import logging
 import os
 import threading
 import time
+import uuid as uuidlib
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from datetime import datetime, timezone
 
-from sqlalchemy import and_, create_engine, delete, event, exists, func, literal, or_, select, text, type_coerce, update
+from sqlalchemy import (and_, create_engine, delete, event, exists, func, inspect, literal, literal_column, or_, select,
+                        text, type_coerce, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway.projection import apply_event
-from gateway.tables import (READ_SCHEMA, audit_events, credentials, documents, idempotency_keys, metadata, parked_events,
-                            session_activity, tracking)
+from gateway import cursors, indexes
+from gateway.batch import Batch, dialect_insert, reference_sql
+from gateway.projection import apply_event, prefetch
+from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
+                            legacy_audit_events, metadata, parked_events, session_activity, tracking)
 from shared import uris
-from shared.access import OWNED_BY_USER
+from shared.access import OWNED_BY_USER, PLATFORM_RESOURCES
 from shared.errors import InvalidPayload, ServiceUnavailable
 from shared.settings import postgres_params, read_side_pool
 
@@ -65,9 +71,7 @@ def reconnecting(method):
     return run
 
 
-def _insert(conn):
-    """The dialect's INSERT, which has ON CONFLICT (SQLite's and PostgreSQL's spell it alike)."""
-    return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
+_insert = dialect_insert
 
 
 def _park(conn, item, reason):
@@ -78,6 +82,20 @@ def _park(conn, item, reason):
 
 def _reason(error):
     return f"{type(error).__name__}: {getattr(error, 'orig', None) or error}"[:2000]
+
+
+@contextmanager
+def _collector_paused():
+    """A batch allocates a great many short-lived objects (documents, rows, JSON) and next to no cycles; Python's
+    cycle collector would walk every live object of the process over and over meanwhile (about a tenth of a
+    rebuild's time, measured). It runs again when the batch is written."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -100,10 +118,21 @@ class ReadStore:
         self._tracked = set()  # applications whose tracking row is known to exist (saves a statement per write)
 
     def create_tables(self):
+        """Create what is missing (the migrate step runs this on every deployment): the tables, the indexes the
+        projector's reference look-ups use, and the audit log converted from an earlier release's audit table."""
         if not self.is_sqlite:
             with self.engine.begin() as conn:
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{READ_SCHEMA}"'))
         metadata.create_all(self.engine)
+        with self._write() as conn:
+            self._take_turn(conn)
+            for statement in reference_indexes(conn.dialect.name, None if self.is_sqlite else READ_SCHEMA):
+                conn.exec_driver_sql(statement)
+            if inspect(conn).has_table(legacy_audit_events.name, schema=None if self.is_sqlite else READ_SCHEMA):
+                converted = _convert_legacy_audit(conn)
+                log.warning("read side: converted %d rows of the per-field audit table of an earlier release into "
+                            "the audit log (same /event/ uuids) and dropped it", converted)
+            indexes.create(conn)  # every resource's list keys and the audit log's indexes (gateway.indexes)
 
     def dispose(self):
         self.engine.dispose()
@@ -158,12 +187,8 @@ class ReadStore:
         return self._apply_feed(application, events, last, one_by_one=True)
 
     def _apply_feed(self, application, events, last, one_by_one):
-        with self._write() as conn:
-            if not self.is_sqlite:
-                # Views join documents of several feeds (a flat line item reads its order, model and materials).
-                # Two feeds applied at once under READ COMMITTED would each miss the other's uncommitted change
-                # and leave such a view stale, so appliers take turns, as SQLite's single writer does anyway.
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK})
+        with _collector_paused(), self._write() as conn:
+            self._take_turn(conn)
             current = None if application not in self._tracked else self._locked_position(conn, application)
             if current is None:  # first sight of this feed (or the read side was reset by another process)
                 conn.execute(_insert(conn)(tracking).values(application=application, position=0)
@@ -171,22 +196,31 @@ class ReadStore:
                 current = self._locked_position(conn, application)
             held = set(conn.execute(select(parked_events.c.uuid)
                                     .where(parked_events.c.application == application)).scalars())
-            for item in events:
-                if item["position"] <= current:
-                    continue
+            fresh = [item for item in events if item["position"] > current]
+            if not one_by_one:
+                # the whole batch in memory: its documents read in a few statements, written back in a few
+                batch = Batch(conn)
+                prefetch(batch, [item for item in fresh if item["uuid"] not in held])
+                for item in fresh:
+                    if item["uuid"] in held:
+                        _park(conn, item, "held behind an earlier event of this resource that could not be applied")
+                    else:
+                        apply_event(batch, item)
+                batch.flush()
+            for item in fresh if one_by_one else ():
                 if item["uuid"] in held:
                     _park(conn, item, "held behind an earlier event of this resource that could not be applied")
-                elif not one_by_one:
-                    apply_event(conn, item)
-                else:
-                    try:
-                        with conn.begin_nested():
-                            apply_event(conn, item)
-                    except (DBAPIError, KeyError, TypeError, ValueError, AttributeError) as error:
-                        log.error("parked %s event %s (%s %s): %s", application, item["position"], item["resource"],
-                                  item["uuid"], _reason(error))
-                        _park(conn, item, _reason(error))
-                        held.add(item["uuid"])
+                    continue
+                try:
+                    with conn.begin_nested():
+                        batch = Batch(conn)
+                        apply_event(batch, item)
+                        batch.flush()  # inside the savepoint: a refusal by the database parks this event only
+                except (DBAPIError, KeyError, TypeError, ValueError, AttributeError) as error:
+                    log.error("parked %s event %s (%s %s): %s", application, item["position"], item["resource"],
+                              item["uuid"], _reason(error))
+                    _park(conn, item, _reason(error))
+                    held.add(item["uuid"])
             new_position = max(current, last)
             if new_position != current:
                 conn.execute(update(tracking).where(tracking.c.application == application)
@@ -213,10 +247,13 @@ class ReadStore:
             batch = fetch(row.position, 1)
             event = next((e for e in batch["events"] if e["position"] == row.position), None)
             with self._write() as conn:
+                self._take_turn(conn)
                 try:
                     with conn.begin_nested():
                         if event is not None:
-                            apply_event(conn, event)
+                            batch = Batch(conn)
+                            apply_event(batch, event)
+                            batch.flush()
                         conn.execute(delete(parked_events).where(parked_events.c.application == application,
                                                                  parked_events.c.position == row.position))
                 except (DBAPIError, KeyError, TypeError, ValueError, AttributeError) as error:
@@ -225,6 +262,14 @@ class ReadStore:
                                                              parked_events.c.position == row.position)
                                  .values(error=_reason(error)))
         return failing
+
+    def _take_turn(self, conn):
+        """Views join documents of several feeds (a flat line item reads its order, model and materials). Two feeds
+        applied at once under READ COMMITTED would each miss the other's uncommitted change and leave such a view
+        stale, and the audit log's ids are given by the applier, so appliers take turns, as SQLite's single writer
+        does anyway."""
+        if not self.is_sqlite:
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _APPLY_LOCK})
 
     @staticmethod
     def _locked_position(conn, application):
@@ -235,7 +280,7 @@ class ReadStore:
     def reset(self):
         """Forget everything (a rebuild from zero follows)."""
         with self._write() as conn:
-            for table in (audit_events, credentials, session_activity, documents, tracking, parked_events):
+            for table in (audit_log, audit_keys, credentials, session_activity, documents, tracking, parked_events):
                 conn.execute(delete(table))
         self._tracked.clear()
 
@@ -253,27 +298,96 @@ class ReadStore:
 
     @reconnecting
     def documents(self, spec, bureau, query):
-        """(documents, total_count) of `spec` visible to `bureau` under the LIST `query`."""
+        """The Page of `spec`'s documents visible to `bureau` under the LIST `query`: filtered and ordered on the
+        resource's list keys (gateway.indexes), whose indexes serve every filter and sort."""
+        keys = indexes.keys_table(spec.name)
+        if keys is None:  # not a listable catalogue resource (a special one): its documents, unindexed
+            return self._documents_unindexed(spec, bureau, query)
+        source = keys.join(documents, documents.c.path == keys.c.path)
+        conditions, needs_document = [_keys_visible(keys, bureau, spec.name)], False
+        for flt in query.filters:
+            column = _key_column(keys, flt.field)
+            if column is None:  # an array or object: the document's value
+                needs_document = True
+                conditions.append(self._doc_filter(spec, flt))
+            else:
+                conditions.append(_column_filter(column, flt))
+        order = []
+        for name, descending in query.sort:
+            column = _key_column(keys, name)
+            if column is None:
+                needs_document = True
+            order.append((column if column is not None else documents.c.doc[name].as_string(), descending))
+        if "created" not in {name for name, _ in query.sort}:
+            order.append((keys.c[indexes.column_name("created")], False))
+        order.append((keys.c.path, order[-1][1] if query.sort else False))
+        return self._page((documents, documents.c.path, keys.c.path), source if needs_document else keys,
+                          source if needs_document else keys, conditions, order, query, (spec.name, tuple(query.sort)))
+
+    def _documents_unindexed(self, spec, bureau, query):
         conditions = [documents.c.resource == spec.name, documents.c.deleted.is_(False),
                       _documents_visible(bureau, spec.name)]
         conditions += [self._doc_filter(spec, f) for f in query.filters]
-        order = [self._doc_order(spec, name, desc) for name, desc in query.sort]
-        order += [documents.c.doc["created"].as_string(), documents.c.path]
-        return self._page([documents.c.path, documents.c.doc], documents, conditions, order, query)
+        order = [(self._doc_order(spec, name), desc) for name, desc in query.sort]
+        order += [(documents.c.doc["created"].as_string(), False), (documents.c.path, False)]
+        return self._page((documents, documents.c.path, documents.c.path), documents, documents, conditions, order,
+                          query,
+                          (spec.name, tuple(query.sort)))
 
     @reconnecting
     def audit(self, spec, bureau, query):
+        """The Page of /event/ items: the audit log expanded into one item per changed field (audit_keys),
+        filtered and sorted on either table's columns, in feed order (and field order within a change) otherwise."""
+        dialect = self.engine.dialect.name
+        source = audit_keys.join(audit_log, audit_keys.c.log_id == audit_log.c.id)
         conditions = [_audit_visible(bureau)]
-        conditions += [_column_filter(_audit_column(f.field), _audit_values(f)) for f in query.filters]
-        order = [_audit_column(name).desc() if desc else _audit_column(name) for name, desc in query.sort]
-        order += [audit_events.c.id]
-        return self._page([audit_events], audit_events, conditions, order, query)
+        conditions += [_column_filter(_audit_column(f.field, dialect), _audit_values(f)) for f in query.filters]
+        order = [(_audit_column(name, dialect), desc) for name, desc in query.sort]
+        ties = order[-1][1] if order else False
+        order += [(audit_keys.c.log_id, ties), (audit_keys.c.ordinal, ties)]
+        page = self._page((source, audit_keys.c.uuid, audit_keys.c.uuid), source, source, conditions, order, query,
+                          ("event", tuple(query.sort)))
+        page.rows = [_audit_item(row) for row in page.rows]
+        return page
 
     @reconnecting
     def audit_row(self, uuid, bureau):
         with self.engine.connect() as conn:
-            return conn.execute(select(audit_events).where(
-                audit_events.c.uuid == uuid, _audit_visible(bureau))).first()
+            row = conn.execute(select(*_AUDIT_ITEM).where(
+                audit_keys.c.uuid == _uuid_or_none(uuid), audit_keys.c.log_id == audit_log.c.id,
+                _audit_visible(bureau))).first()
+        return None if row is None else _audit_item(row)
+
+    def audit_items(self):
+        """Every /event/ item as a dict of the columns the per-field audit table of earlier releases held (for
+        comparing read sides: a rebuild with the live one, this release's with an earlier one's)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*_AUDIT_ITEM).where(audit_keys.c.log_id == audit_log.c.id)
+                                .order_by(audit_keys.c.log_id, audit_keys.c.ordinal)).all()
+        return [_audit_item(row).__dict__ for row in rows]
+
+    @reconnecting
+    def audit_after(self, scope, after, limit):
+        """The /event/ items `scope` may read of the changes (audit_log rows) with an id above `after`, oldest first,
+        at most `limit` changes, and the id reached (the live event stream, gateway.stream). Each item carries its
+        change's id as `id` and whether it is the change's last item (`closes`); `after=None`: none, only the last
+        id (where a new stream starts)."""
+        with self.engine.connect() as conn:
+            if after is None:
+                last = conn.execute(select(func.max(audit_log.c.id))).scalar()
+                return [], last or 0
+            changes = (select(audit_log.c.id).where(audit_log.c.id > after, _audit_visible(scope))
+                       .order_by(audit_log.c.id).limit(limit))
+            rows = conn.execute(select(*_AUDIT_ITEM, audit_keys.c.log_id)
+                                .where(audit_keys.c.log_id == audit_log.c.id, audit_log.c.id.in_(changes))
+                                .order_by(audit_keys.c.log_id, audit_keys.c.ordinal)).all()
+        items = []
+        for index, row in enumerate(rows):
+            item = _audit_item(row)
+            item.id = row.log_id
+            item.closes = index + 1 == len(rows) or rows[index + 1].log_id != row.log_id
+            items.append(item)
+        return items, rows[-1].log_id if rows else after
 
     @reconnecting
     def credential(self, uuid):
@@ -308,17 +422,61 @@ class ReadStore:
                 documents.c.doc["user"].as_string() == user)).all()
         return [row.doc.get("role") for row in rows]
 
-    def _page(self, columns, table, conditions, order, query):
-        """One page and the total count, in one statement (the count rides along as a window over the filter);
-        only a page past the end needs a second statement to learn the total."""
+    def _page(self, fetch, source, count_source, conditions, order, query, signature):
+        """One page (by offset, or after a keyset cursor) and its total count.
+
+        `fetch` is (table, its key, the key in `source`): the page is chosen in `source` (the list keys) first and
+        only its rows are read from the table, so rows skipped by an offset never have their documents read.
+
+        `order` is [(expression, descending)], ending in a unique key. The count never rides on the page query (a
+        window count makes the database read and sort every matching row): it comes from the page itself when
+        the page is the last one, else from a count over the list keys capped at COUNT_BOUND + 1 rows; past the
+        bound the total is an estimate (PostgreSQL: the planner's; SQLite: the bound + 1, a floor) and the page
+        says so (`total_count_is_estimate`)."""
         where = and_(*conditions)
+        paged = where
+        if query.after is not None:
+            values = cursors.decode(query.after, signature, len(order))
+            if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
+                cursors.check_types(values, [expression.type for expression, _ in order])
+            paged = and_(where, _after(order, values, nulls_high=not self.is_sqlite))
+        table, table_key, source_key = fetch
+        ordering = [expression.desc() if descending else expression for expression, descending in order]
+        keys = [expression.label(f"_key{i}") for i, (expression, _) in enumerate(order)]
+        chosen = (select(source_key.label("_id"), *keys).select_from(source).where(paged).order_by(*ordering)
+                  .limit(query.limit).offset(query.offset).subquery())
+        outer = [chosen.c[f"_key{i}"].desc() if descending else chosen.c[f"_key{i}"]
+                 for i, (_, descending) in enumerate(order)]
+        capped = _capped_count(count_source, where).scalar_subquery().label("_total")  # evaluated once (InitPlan)
         with self.engine.connect() as conn:
-            rows = conn.execute(select(*columns, func.count().over().label("_total")).where(where).order_by(*order)
-                                .limit(query.limit).offset(query.offset)).all()
-            if rows:
-                return rows, rows[0]._total
-            total = conn.execute(select(func.count()).select_from(table).where(where)).scalar() if query.offset else 0
-        return rows, total
+            rows = conn.execute(select(table, *(chosen.c[f"_key{i}"] for i in range(len(order))), capped)
+                                .join(chosen, table_key == chosen.c._id).order_by(*outer)).all()
+            full = len(rows) == query.limit
+            if rows and not full and query.after is None:
+                total, counted = query.offset + len(rows), False  # the last page knows the total
+            elif rows:
+                total, counted = rows[0]._total, True
+            elif query.offset or query.after is not None:
+                total, counted = conn.execute(_capped_count(count_source, where)).scalar(), True
+            else:
+                total, counted = 0, False
+            estimate = counted and total > COUNT_BOUND
+            if estimate:
+                total = self._estimate(conn, count_source, where)
+        following = None
+        if full:
+            last = rows[-1]
+            following = cursors.encode(signature, [_plain(getattr(last, f"_key{i}")) for i in range(len(order))])
+        return Page(rows, total, estimate, following)
+
+    def _estimate(self, conn, source, where):
+        """The number of rows matching `where` past COUNT_BOUND: the planner's estimate on PostgreSQL (never
+        below the bound + 1), the bound + 1 (a floor) on SQLite, which has no estimator."""
+        if self.is_sqlite:
+            return COUNT_BOUND + 1
+        plan = conn.execute(_Explain(select(literal(1)).select_from(source).where(where))).scalar()
+        planned = plan[0]["Plan"]["Plan Rows"] if isinstance(plan, list) else COUNT_BOUND + 1
+        return max(int(planned), COUNT_BOUND + 1)
 
     def _doc_value(self, spec, name):
         field = spec.fields[name]
@@ -332,9 +490,8 @@ class ReadStore:
             return element.as_boolean()
         return element.as_string()
 
-    def _doc_order(self, spec, name, descending):
-        value = self._doc_value(spec, name) if spec.fields[name].type != "array" else documents.c.doc[name].as_string()
-        return value.desc() if descending else value
+    def _doc_order(self, spec, name):
+        return self._doc_value(spec, name) if spec.fields[name].type != "array" else documents.c.doc[name].as_string()
 
     def _doc_filter(self, spec, flt):
         if spec.fields[flt.field].type == "array":
@@ -349,24 +506,141 @@ class ReadStore:
         return type_coerce(documents.c.doc, JSONB)[name].has_any(postgresql.array([str(v) for v in values]))
 
 
-# The audit log's filterable and sortable fields: its columns, and `uri` (/event/<uuid>/) as the row's uuid. The
-# values before and after a change are JSON of any shape: no filter or order is defined on them.
-_AUDIT_COLUMNS = {"bureau": "bureau", "created": "created", "key": "key", "reference": "reference", "user": "user",
-                  "uri": "uuid"}
+# The audit log's filterable and sortable fields: its row's columns, the item's field (`key`) and `uri`
+# (/event/<uuid>/) as the item's uuid. The values before and after a change are JSON of any shape: no filter or
+# order is defined on them.
+_AUDIT_COLUMNS = {"bureau": audit_log.c.bureau, "created": audit_log.c.created, "reference": audit_log.c.reference,
+                  "user": audit_log.c.user, "uri": audit_keys.c.uuid}
+# the item's field: the first entry of its change, changes[ordinal][0]
+_AUDIT_KEY = {"sqlite": literal_column("json_extract(audit_log.changes, '$[' || audit_keys.ordinal || '][0]')"),
+              "postgresql": literal_column("(audit_log.changes -> audit_keys.ordinal ->> 0)")}
+_AUDIT_ITEM = (audit_keys.c.uuid, audit_keys.c.ordinal, audit_log.c.application,
+               audit_log.c.position, audit_log.c.bureau, audit_log.c.reference, audit_log.c.user,
+               audit_log.c.created, audit_log.c.changes)
+_NO_UUID = "00000000-0000-0000-0000-000000000000"  # what a uri filter that names no uuid looks for: nothing
 
 
-def _audit_column(name):
+def _audit_column(name, dialect):
+    if name == "key":
+        return _AUDIT_KEY[dialect]
     if name not in _AUDIT_COLUMNS:
         raise InvalidPayload(f"Events cannot be filtered or sorted by '{name}'; use one of: "
-                             f"{', '.join(sorted(_AUDIT_COLUMNS))}.", field=name)
-    return audit_events.c[_AUDIT_COLUMNS[name]]
+                             f"{', '.join(sorted([*_AUDIT_COLUMNS, 'key']))}.", field=name)
+    return _AUDIT_COLUMNS[name]
+
+
+def _uuid_or_none(value):
+    try:
+        return str(uuidlib.UUID(str(value)))
+    except ValueError:
+        return _NO_UUID
 
 
 def _audit_values(flt):
     if flt.field != "uri":
         return flt
-    return type(flt)(flt.field, flt.op, [uris.uuid_of(v) if isinstance(v, str) and v.startswith("/") else v
-                                         for v in flt.values])
+    return type(flt)(flt.field, flt.op, [
+        v if v is None or flt.op in ("<", ">") else
+        _uuid_or_none(uris.uuid_of(v) if isinstance(v, str) and v.startswith("/") else v) for v in flt.values])
+
+
+@dataclass
+class AuditItem:
+    """One /event/ item: one field's change, out of its audit_log row."""
+    uuid: str
+    application: str
+    position: int
+    bureau: str
+    reference: str
+    key: str
+    previous_value: object
+    current_value: object
+    user: str
+    created: str
+
+
+def _audit_item(row):
+    key, previous, current = row.changes[row.ordinal]
+    return AuditItem(uuid=str(row.uuid), application=row.application, position=row.position, bureau=row.bureau,
+                     reference=row.reference, key=key, previous_value=previous, current_value=current,
+                     user=row.user, created=row.created)
+
+
+class _Explain(Executable, ClauseElement):
+    """EXPLAIN (FORMAT JSON) of a statement, executed like the statement (binds, schema translation)."""
+    inherit_cache = False
+
+    def __init__(self, statement):
+        self.statement = statement
+
+
+@compiles(_Explain, "postgresql")
+def _compile_explain(element, compiler, **kw):
+    return "EXPLAIN (FORMAT JSON) " + compiler.process(element.statement, **kw)
+
+
+COUNT_BOUND = 10_000  # rows a LIST counts exactly; past it total_count is an estimate, flagged as one
+
+
+@dataclass
+class Page:
+    """One LIST page: its rows, the total count (exact unless `estimate`), and the cursor of the next page (the
+    `page[after]` value; None on the last page)."""
+    rows: list
+    total: int
+    estimate: bool = False
+    next: str | None = None
+
+    def __iter__(self):  # rows, total = page
+        return iter((self.rows, self.total))
+
+
+def _capped_count(source, where):
+    """count(*) of the rows matching `where`, reading at most COUNT_BOUND + 1 of them."""
+    capped = select(literal(1).label("one")).select_from(source).where(where).limit(COUNT_BOUND + 1).subquery()
+    return select(func.count()).select_from(capped)
+
+
+def _key_column(keys, field):
+    return keys.c.get(indexes.column_name(field))
+
+
+def _keys_visible(keys, scope, resource):
+    """The list keys `scope` may read: as _documents_visible, on the list keys' own columns."""
+    clause = _bureau_clause(keys.c.bureau, scope)
+    if scope is not None and resource in PLATFORM_RESOURCES:  # platform reference data: every bureau's to read
+        clause = or_(clause, keys.c.bureau.is_(None))
+    if isinstance(scope, Scope) and resource in OWNED_BY_USER:
+        clause = and_(clause, keys.c[indexes.column_name(OWNED_BY_USER[resource])] == uris.uuid_of(scope.user))
+    return clause
+
+
+def _after(order, values, nulls_high):
+    """Rows after the one whose order keys are `values`, in `order` ([(expression, descending)]). NULL sorts
+    above every value on PostgreSQL (last ascending, first descending), below every value on SQLite."""
+    alternatives = []
+    for i, ((expression, descending), value) in enumerate(zip(order, values)):
+        equal_before = [expression_.is_(None) if v is None else expression_ == literal(v, expression_.type)
+                        for (expression_, _), v in zip(order[:i], values[:i])]
+        nulls_last = nulls_high != descending  # NULLs come after every value in this direction
+        if value is None:
+            beyond = literal(False) if nulls_last else expression.is_not(None)
+        else:
+            bound = literal(value, expression.type)  # a bound value (a Python bool cannot be compared to directly)
+            beyond = expression < bound if descending else expression > bound
+            if nulls_last:
+                beyond = or_(beyond, expression.is_(None))
+        alternatives.append(and_(*equal_before, beyond))
+    clause = or_(*alternatives)
+    expression, descending = order[0]
+    if values[0] is not None and not (nulls_high != descending):  # a plain range on the first key, for the index
+        bound = literal(values[0], expression.type)
+        clause = and_(expression <= bound if descending else expression >= bound, clause)
+    return clause
+
+
+def _plain(value):
+    return float(value) if isinstance(value, Decimal) else value
 
 
 def _bureau_clause(column, bureau):
@@ -384,6 +658,8 @@ def _owned(resource, field, scope):
 def _documents_visible(scope, resource=None):
     """The documents `scope` may read: its bureau's, less other users' own (for one resource, when it is known)."""
     clause = _bureau_clause(documents.c.bureau, scope)
+    if scope is not None:  # platform reference data (shared.access.PLATFORM_RESOURCES) is every bureau's to read
+        clause = or_(clause, and_(documents.c.bureau.is_(None), documents.c.resource.in_(sorted(PLATFORM_RESOURCES))))
     if not isinstance(scope, Scope):
         return clause
     for owned, field in OWNED_BY_USER.items():
@@ -394,13 +670,13 @@ def _documents_visible(scope, resource=None):
 
 def _audit_visible(scope):
     """The audit rows `scope` may read: its bureau's, less those about another user's own resources."""
-    clause = _bureau_clause(audit_events.c.bureau, scope)
+    clause = _bureau_clause(audit_log.c.bureau, scope)
     if not isinstance(scope, Scope):
         return clause
     for owned, field in OWNED_BY_USER.items():
-        mine = exists(select(literal(1)).where(documents.c.path == audit_events.c.reference,
+        mine = exists(select(literal(1)).where(documents.c.path == audit_log.c.reference,
                                                _owned(owned, field, scope)))
-        clause = and_(clause, or_(~audit_events.c.reference.startswith(f"/{owned}/", autoescape=True), mine))
+        clause = and_(clause, or_(~audit_log.c.reference.startswith(f"/{owned}/", autoescape=True), mine))
     return clause
 
 
@@ -414,6 +690,61 @@ def _column_filter(column, flt):
     if len(present) < len(flt.values):
         clauses.append(column.is_(None))
     return or_(*clauses)
+
+
+def _convert_legacy_audit(conn, page=20_000):
+    """Earlier releases stored one audit_events row per changed field (uuid, values and all). Rows that one event
+    wrote about one resource are consecutive there; each run becomes one audit_log row, its fields audit_keys rows
+    with the uuids they had, so links to /event/<uuid>/ stay valid. The old table is then dropped."""
+    old = legacy_audit_events
+    next_id = (conn.execute(select(func.max(audit_log.c.id))).scalar() or 0) + 1
+    converted, after, group, logs, keys = 0, 0, None, [], []
+
+    def write():
+        if logs:
+            conn.execute(audit_log.insert(), logs)
+            conn.execute(audit_keys.insert(), keys)
+        logs.clear()
+        keys.clear()
+
+    while True:
+        rows = conn.execute(select(old).where(old.c.id > after).order_by(old.c.id).limit(page)).all()
+        if not rows:
+            break
+        for row in rows:
+            identity = (row.application, row.position, row.reference, row.bureau, row.user, row.created)
+            if group is None or group[0] != identity:
+                group = (identity, {"id": next_id, "application": row.application, "position": row.position,
+                                    "bureau": row.bureau, "reference": row.reference, "user": row.user,
+                                    "created": row.created, "changes": []})
+                logs.append(group[1])
+                next_id += 1
+            changes = group[1]["changes"]
+            keys.append({"uuid": row.uuid, "log_id": group[1]["id"], "ordinal": len(changes)})
+            changes.append([row.key, row.previous_value, row.current_value])
+        converted += len(rows)
+        after = rows[-1].id
+        if len(logs) > 1000:
+            write()
+    write()
+    old.drop(conn)
+    return converted
+
+
+# The look-ups of the read-side views (gateway.viewstore.pointing_at: the line items of an order, of a model, …),
+# one partial index each, over the documents of one resource only. gateway.batch asks them with the same expression.
+REFERENCES = (("line-item", "order"), ("line-item", "model"), ("line-item", "materials.base"),
+              ("line-item", "materials.support"), ("line-item", "workflow"), ("order", "order_owner"),
+              ("order", "user"), ("prep-workflow-record", "line_item"),
+              ("prep-task-record", "prep_workflow_record"), ("comment", "related_uuid"))
+
+
+def reference_indexes(dialect, schema):
+    table = f'"{schema}".documents' if schema else "documents"
+    for resource, field in REFERENCES:
+        name = "ix_ref_" + f"{resource}_{field}".replace("-", "_").replace(".", "_")
+        yield (f"CREATE INDEX IF NOT EXISTS {name} ON {table} (({reference_sql(dialect, field)})) "
+               f"WHERE resource = '{resource}'")
 
 
 _APPLY_LOCK = 0x57A7_0001  # the read side's advisory lock key ("STratum" 1)
@@ -432,7 +763,9 @@ def _engine_options(url, pool_size, max_overflow):
         patch_psycopg()  # psycopg2 waits through the eventlet hub instead of blocking it (idempotent)
     if str(url).startswith("sqlite"):
         return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True,
+    # No pre-ping: it doubled the round trips of every LIST (a SELECT 1 per checkout). A connection the database
+    # ended is found by the statement that uses it, and `reconnecting` runs the operation again on a fresh one.
+    return {"pool_size": pool_size, "max_overflow": max_overflow,
             "execution_options": {"schema_translate_map": {None: READ_SCHEMA}}}
 
 

@@ -37,6 +37,10 @@ URI_OR_WILDCARD = {("permissions", "holder"): "*"}
 # not the caller's (files.md §2.8: "Some of the requested data cannot be found.").
 MISSING_IS_NOT_FOUND = frozenset({"zipfile-request"})
 
+# URI fields whose map documents the target's 404 for a target that is missing or not the caller's (materials.md §3.9:
+# a batch action on an unknown batch is a 404).
+REFERENCE_NOT_FOUND = frozenset({("material-batch-action", "source_batch")})
+
 # URIs inside object fields: (resource, field) → {member: kind, or None when the URI names its kind}; for a field
 # holding an array, each object in it. orders.md §0 (line item materials), §1.11–1.12 (comment mentions and action
 # assignee), production.md (workflow specimens `{uri, quantity}`).
@@ -57,7 +61,12 @@ def check_references(spec, fields, scope, store):
             continue
         if field.type == "uri" or (field.type == "array" and field.items == "uri"):
             for path in _each(value):
-                _check(store, scope, name, path, field.ref)
+                try:
+                    _check(store, scope, name, path, field.ref)
+                except InvalidPayload:
+                    if (owner, name) in REFERENCE_NOT_FOUND and field.ref:
+                        raise NotFound(catalogue.resource(field.ref).not_found) from None
+                    raise
         if (owner, name) in URI_OR_WILDCARD and value != URI_OR_WILDCARD[(owner, name)]:
             path = _path(value)
             if path is None:

@@ -1,6 +1,9 @@
 """Stored documents → API representations: absolute URIs, only the catalogue's fields (never a write-only one)."""
 from shared.uris import absolute
 
+# URIs stored inside the items of an array of objects: {resource: {field: key}} (a layout's positions name models)
+NESTED_URIS = {"layout": {"positions": "model", "unfitted": "model"}}
+
 
 def render(spec, path, doc, base_url):
     body = {}
@@ -12,6 +15,10 @@ def render(spec, path, doc, base_url):
             value = absolute(base_url, value)
         elif field.type == "array" and field.items == "uri":
             value = [absolute(base_url, item) for item in value or []]
+        elif name in NESTED_URIS.get(spec.name, {}) and isinstance(value, list):
+            key = NESTED_URIS[spec.name][name]
+            value = [dict(item, **{key: absolute(base_url, item.get(key))}) if isinstance(item, dict) else item
+                     for item in value]
         body[name] = value
     body["uri"] = absolute(base_url, path)
     return body

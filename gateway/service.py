@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
-from gateway import apidocs, files, health, listing, special, task_views, tolerant
+from gateway import apidocs, files, health, listing, special, stream, task_views, tolerant
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
 from gateway.bodies import read_payload
 from gateway.http import ANY_METHOD, http, json_response
@@ -20,6 +20,7 @@ from gateway.references import check_references, check_related
 from gateway.rendering import render, render_audit
 from gateway.routing import match
 from shared import access, catalogue, uris
+from shared.application import CALLER_CATCHES_UP
 from shared.blobstore import Blobs
 from shared.errors import (Forbidden, IdempotencyKeyReused, InvalidPayload, MethodNotAllowed, NotFound,
                            Unauthorized)
@@ -60,6 +61,12 @@ class GatewayService:
     @http("GET", "/docs")
     def docs(self, request):
         return apidocs.docs_page()
+
+    @http("GET", "/event-stream/")
+    def event_stream(self, request):
+        """The caller's bureau's events, live (NDJSON or Server-Sent Events), resumable: gateway/stream.py."""
+        caller = authenticate(request, self.read.store, self.config)
+        return stream.stream_response(request, self.read.store, caller, self._base(request))
 
     # -- file bytes (signed links; no session needed) ------------------------------------------------------------
 
@@ -252,16 +259,19 @@ class GatewayService:
     def _list(self, request, spec, caller):
         query = listing.parse(spec, request.query_string.decode())
         base = self._base(request)
+        if spec.name == "access-info-for-resource":
+            return json_response({"resources": [self._access_info(query, caller, base)], "total_count": 1,
+                                  "meta": {"total_count_is_estimate": False, "next": None}})
         if spec.name == "event":
-            rows, total = self.read.store.audit(spec, _scope(caller), query)
-            resources = [render_audit(row, base) for row in rows]
-        elif spec.name == "access-info-for-resource":
-            resources = [self._access_info(query, caller, base)]
-            total = 1
+            page = self.read.store.audit(spec, _scope(caller), query)
+            resources = [render_audit(row, base) for row in page.rows]
         else:
-            rows, total = self.read.store.documents(spec, _scope(caller), query)
-            resources = [self._render(spec, row.path, row.doc, base) for row in rows]
-        return json_response({"resources": resources, "total_count": total})
+            page = self.read.store.documents(spec, _scope(caller), query)
+            resources = [self._render(spec, row.path, row.doc, base) for row in page.rows]
+        # meta (an extension): whether total_count is an estimate (past readstore.COUNT_BOUND matching rows), and
+        # the page[after] cursor of the next page (None when this page is not full)
+        return json_response({"resources": resources, "total_count": page.total,
+                              "meta": {"total_count_is_estimate": page.estimate, "next": page.next}})
 
     def _get(self, request, spec, uuid, caller):
         base = self._base(request)
@@ -303,8 +313,9 @@ class GatewayService:
             "platform_admin": caller.platform_admin,
             "role": self._role(caller),
             "command_id": self._command_id(request, caller),
+            CALLER_CATCHES_UP: True,  # the events come back with the result, and no doorbell rings for them
         }
-        result = self.services.call(service, method, *command_args, ctx)
+        result = self.services.command(service, method, *command_args, ctx)  # maybe with others' (shared.rpc)
         self._catch_up(result)
         return result
 
@@ -327,7 +338,8 @@ class GatewayService:
 
     def _catch_up(self, result):
         application = result["application"]
-        self.read.catch_up(application, self.services.fetcher(application), until=result["position"])
+        self.read.catch_up(application, self.services.fetcher(application), until=result["position"],
+                           news=result.pop("news", None))
 
     def _base(self, request):
         return (self.config.get("STRATUM_BASE_URL") or request.host_url).rstrip("/")

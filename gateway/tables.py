@@ -1,5 +1,6 @@
 """The read database: current documents, the audit log, session credentials, and each feed's position."""
-from sqlalchemy import JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, SmallInteger, String, Table, Text,
+                        Uuid)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -24,8 +25,40 @@ documents = Table(
     Index("ix_documents_resource_bureau", "resource", "bureau"),
 )
 
-audit_events = Table(
-    "audit_events", metadata,
+# The audit log: one row per change of one resource by one event (its API fields' changes together, as
+# [[key, previous, current], …] in `changes`), expanded on read into the per-field items of /event/ (see
+# gateway.readstore.ReadStore.audit). `id` is given by the applier (it holds the write lock), in feed order.
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("application", String(64), nullable=False),
+    Column("position", BigInteger, nullable=False),
+    Column("bureau", String(200)),
+    Column("reference", String(200), nullable=False),
+    Column("user", String(200)),
+    Column("created", String(40), nullable=False),
+    Column("changes", JSON, nullable=False),  # JSON text, not JSONB: read whole, never queried inside (and smaller)
+    Index("ix_audit_log_reference", "reference"),
+    Index("ix_audit_log_bureau", "bureau", "id"),
+)
+
+# The per-field key index of the audit log: each /event/ item's stable uuid (uuid5 of application, position, [about,]
+# key: gateway.projection._audit) and its place in its row's `changes` (whose entry names the field). What lets
+# /event/ filter and sort by uri and key, count per field, and GET one item by uuid, without storing any value (or
+# even the field's name) twice. The index on log_id alone is small: PostgreSQL's B-tree deduplicates its repeats.
+audit_keys = Table(
+    "audit_keys", metadata,
+    Column("uuid", Uuid(as_uuid=False), primary_key=True),
+    Column("log_id", BigInteger, nullable=False),
+    Column("ordinal", SmallInteger, nullable=False),
+    Index("ix_audit_keys_log", "log_id"),
+)
+
+# The audit table of releases up to 0.1.x (one row per changed field, values included). Not created any more:
+# ReadStore.create_tables converts one it finds into audit_log/audit_keys (same uuids) and drops it.
+legacy_metadata = MetaData()
+legacy_audit_events = Table(
+    "audit_events", legacy_metadata,
     Column("id", _id, primary_key=True, autoincrement=True),
     Column("uuid", String(36), nullable=False, unique=True),
     Column("application", String(64), nullable=False),
@@ -37,8 +70,6 @@ audit_events = Table(
     Column("current_value", _json),
     Column("user", String(200)),
     Column("created", String(40), nullable=False),
-    Index("ix_audit_reference", "reference"),
-    Index("ix_audit_bureau", "bureau", "id"),
 )
 
 # Sessions and API tokens: what the gateway checks a request's credentials against (hashes only).

@@ -15,25 +15,25 @@ VIEW = "flat-summary-line-item-tasks"
 FINISHED = ("complete", "skipped", "cancelled")
 
 
-def refresh(conn, line_item_path, at):
+def refresh(batch, line_item_path, at):
     target = resource_path(VIEW, uuid_of(line_item_path))
-    item = document(conn, line_item_path)
-    records = sorted(((p, b, document(conn, p)) for p, b in pointing_at(conn, "prep-workflow-record", "line_item",
+    item = document(batch, line_item_path)
+    records = sorted(((p, b, document(batch, p)) for p, b in pointing_at(batch, "prep-workflow-record", "line_item",
                                                                          line_item_path)),
                      key=lambda row: (row[2].get("created") or "", row[0]))
     if not item or not records:
-        delete_view(conn, target)
+        delete_view(batch, target)
         return
     record_path, bureau, record = records[-1]  # the newest record is the line item's current preparation
-    workflow = document(conn, record.get("prep_workflow"))
-    tasks = sorted(((p, document(conn, p)) for p, _ in pointing_at(conn, "prep-task-record", "prep_workflow_record",
+    workflow = document(batch, record.get("prep_workflow"))
+    tasks = sorted(((p, document(batch, p)) for p, _ in pointing_at(batch, "prep-task-record", "prep_workflow_record",
                                                                     record_path)),
                    key=lambda pair: (pair[1].get("position") or 0, pair[0]))
     current_index = next((i for i, (_, t) in enumerate(tasks) if t.get("status") not in FINISHED), len(tasks) - 1)
     current_path, current = tasks[current_index] if tasks else (None, {})
     prior = tasks[current_index - 1][1] if current_index > 0 else {}
     first = tasks[0][1] if tasks else {}
-    order = document(conn, item.get("order"))
+    order = document(batch, item.get("order"))
     row = {
         "line_item_uuid": uuid_of(line_item_path), "line_item_name": item.get("name"),
         "order_uuid": uuid_of(item.get("order")), "order_name": order.get("name"),
@@ -46,21 +46,21 @@ def refresh(conn, line_item_path, at):
         else None,
         "current_task_uuid": uuid_of(current.get("prep_task")), "current_task_name": current.get("name"),
         "current_task_shortname": current.get("shortname"), "current_task_position": current.get("position"),
-        "current_task_user_group_name": document(conn, current.get("edit_group")).get("name"),
+        "current_task_user_group_name": document(batch, current.get("edit_group")).get("name"),
         "current_task_record_uuid": uuid_of(current_path), "current_task_record_status": current.get("status"),
-        "current_task_record_comments": _comments(conn, current_path),
+        "current_task_record_comments": _comments(batch, current_path),
         "prior_task_record_completion_date": prior.get("end_time"),
         "_times": {"queued": current.get("start_dwell_time"), "in_progress": current.get("start_in_progress_time"),
                    "end": current.get("end_time")},
     }
-    upsert_view(conn, target, VIEW, bureau, row, at)
+    upsert_view(batch, target, VIEW, bureau, row, at)
 
 
-def _comments(conn, task_record_path):
+def _comments(batch, task_record_path):
     """Comment texts on the task record, oldest first (orders.md §1.11: comments carry related_table_name/uuid)."""
     if not task_record_path:
         return []
-    found = [document(conn, p) for p, _ in pointing_at(conn, "comment", "related_uuid", uuid_of(task_record_path))]
+    found = [document(batch, p) for p, _ in pointing_at(batch, "comment", "related_uuid", uuid_of(task_record_path))]
     found = [c for c in found if c.get("related_table_name") == "prep_task_record"]
     return [c.get("text") for c in sorted(found, key=lambda c: c.get("created") or "")]
 
@@ -87,34 +87,40 @@ def _parse(value):
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _line_item_changed(conn, event, path, bureau, before, after):
-    refresh(conn, path, event["timestamp"])
+def _line_item_changed(batch, event, path, bureau, before, after):
+    refresh(batch, path, event["timestamp"])
 
 
-def _record_changed(conn, event, path, bureau, before, after):
+def _record_changed(batch, event, path, bureau, before, after):
     for line_item in {(before or {}).get("line_item"), (after or {}).get("line_item")} - {None}:
-        refresh(conn, line_item, event["timestamp"])
+        refresh(batch, line_item, event["timestamp"])
 
 
-def _task_record_changed(conn, event, path, bureau, before, after):
+def _task_record_changed(batch, event, path, bureau, before, after):
     for record_path in {(before or {}).get("prep_workflow_record"), (after or {}).get("prep_workflow_record")} - {None}:
-        line_item = document(conn, record_path).get("line_item")
+        line_item = document(batch, record_path).get("line_item")
         if line_item:
-            refresh(conn, line_item, event["timestamp"])
+            refresh(batch, line_item, event["timestamp"])
 
 
-def _comment_changed(conn, event, path, bureau, before, after):
+def _comment_changed(batch, event, path, bureau, before, after):
     doc = after or before or {}
     if doc.get("related_table_name") == "prep_task_record":
-        _task_record_changed(conn, event, None, bureau, None,
-                             document(conn, resource_path("prep-task-record", doc.get("related_uuid"))))
+        _task_record_changed(batch, event, None, bureau, None,
+                             document(batch, resource_path("prep-task-record", doc.get("related_uuid"))))
 
 
-def _order_changed(conn, event, path, bureau, before, after):
+def _order_changed(batch, event, path, bureau, before, after):
     for line_item in (after or before or {}).get("line_items") or []:
-        refresh(conn, line_item, event["timestamp"])
+        refresh(batch, line_item, event["timestamp"])
 
 
 VIEWS = {"line-item": (_line_item_changed,), "order": (_order_changed,),
          "prep-workflow-record": (_record_changed,), "prep-task-record": (_task_record_changed,),
          "comment": (_comment_changed,)}
+
+# For gateway.projection.prefetch (see order_views.POINTED).
+DERIVED_PATHS = {"line-item": (lambda path: [resource_path(VIEW, uuid_of(path))],)}
+POINTED = {"line-item": (lambda path, doc: [("prep-workflow-record", "line_item", path)],),
+           "order": (lambda path, doc: [("prep-workflow-record", "line_item", item)
+                                        for item in doc.get("line_items") or [] if isinstance(item, str)],)}

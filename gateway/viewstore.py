@@ -1,42 +1,35 @@
-"""Helpers for read-side views derived from documents: read a document, write a derived one."""
-from sqlalchemy import insert, select, update
+"""Helpers for read-side views derived from documents: read a document, write a derived one. `batch` is the
+gateway.batch.Batch being applied: reads see its changes, writes reach the database when it is flushed."""
+from gateway.batch import Entry
 
-from gateway.tables import documents
 
-
-def upsert_view(conn, path, resource, bureau, doc, at):
+def upsert_view(batch, path, resource, bureau, doc, at):
     """Create or refresh (and revive) one derived document."""
-    existing = conn.execute(select(documents.c.doc).where(documents.c.path == path)).first()
+    existing = batch.entry(path)
     if existing is None:
-        conn.execute(insert(documents).values(path=path, resource=resource, bureau=bureau, deleted=False,
-                                              doc=dict(doc, created=at)))
+        batch.put(path, Entry(resource, bureau, dict(doc, created=at), False))
     else:
-        conn.execute(update(documents).where(documents.c.path == path)
-                     .values(doc=dict(existing.doc, **doc), deleted=False))
+        batch.put(path, Entry(existing.resource, existing.bureau, dict(existing.doc, **doc), False))
 
 
-def merge_view(conn, path, changes):
+def merge_view(batch, path, changes):
     """Change some fields of an existing derived document (nothing when it does not exist)."""
-    existing = conn.execute(select(documents.c.doc).where(documents.c.path == path)).first()
+    existing = batch.entry(path)
     if existing is not None:
-        conn.execute(update(documents).where(documents.c.path == path).values(doc=dict(existing.doc, **changes)))
+        batch.put(path, Entry(existing.resource, existing.bureau, dict(existing.doc, **changes), existing.deleted))
 
 
-def delete_view(conn, path):
-    conn.execute(update(documents).where(documents.c.path == path).values(deleted=True))
+def delete_view(batch, path):
+    existing = batch.entry(path)
+    if existing is not None:
+        batch.put(path, Entry(existing.resource, existing.bureau, existing.doc, True))
 
 
-def document(conn, path):
+def document(batch, path):
     """The current document at `path` ({} when there is none)."""
-    if not path:
-        return {}
-    row = conn.execute(select(documents.c.doc).where(documents.c.path == path)).first()
-    return row.doc if row else {}
+    return batch.document(path)
 
 
-def pointing_at(conn, resource, field, path):
+def pointing_at(batch, resource, field, path):
     """(path, bureau) of the live `resource` documents whose `field` is `path` (`a.b`: key b of object field a)."""
-    element = documents.c.doc[tuple(field.split("."))] if "." in field else documents.c.doc[field]
-    return conn.execute(select(documents.c.path, documents.c.bureau).where(
-        documents.c.resource == resource, documents.c.deleted.is_(False),
-        element.as_string() == path)).all()
+    return batch.pointing_at(resource, field, path)

@@ -39,7 +39,16 @@ DEFAULTS = {
     "STRATUM_ZIPFILE_HOURS": "24",
     "STRATUM_SWEEP_SECONDS": "660",  # background work still waiting this long after it was asked for is re-started
     "STRATUM_SWEEP_INTERVAL": "30",  # how often each service looks for such work
-    "STRATUM_CALLBACKS_ALLOW_PRIVATE": "",  # 1: model callbacks may call internal addresses (on-premise, tests)
+    # model callbacks and order webhooks may call internal addresses: 1 = all (on-premise), or a list of networks
+    "STRATUM_CALLBACKS_ALLOW_PRIVATE": "",
+    # notifications (README "Notifications"): mail through this SMTP server (smtp://[user:pass@]host:port[?starttls=1]
+    # or smtps://…); empty: mails are written to <STRATUM_DATA_DIR>/outbox
+    "STRATUM_SMTP_URL": "",
+    "STRATUM_MAIL_FROM": "notifications@stratum.local",
+    "STRATUM_DELIVERY_MAX_ATTEMPTS": "5",  # a mail or webhook is given up (status failed) after this many tries…
+    "STRATUM_DELIVERY_BACKOFF_SECONDS": "30",  # …waiting this × 2^(n-1) seconds after the n-th failed one
+    "STRATUM_DELIVERY_LEASE_SECONDS": "120",  # an attempt interrupted by a crash is made again after this long
+    "STRATUM_WEBHOOK_SECRET": "",  # HMAC key of X-Stratum-Signature (default: derived from the secret key)
 }
 
 

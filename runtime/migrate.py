@@ -1,7 +1,9 @@
 """Migrate step: create every service's event-store tables and the read side's tables before anything serves.
 
 Run once per deployment (and again safely: everything is CREATE IF NOT EXISTS). Doing it here, not at first boot,
-avoids PostgreSQL's DDL race when several processes start together.
+avoids PostgreSQL's DDL race when several processes start together. A read database of an earlier release is
+brought up to date here too (gateway.readstore.ReadStore.create_tables: 0.1.x's per-field audit table becomes the
+audit log, with the same /event/ uuids).
     python -m runtime.migrate
 """
 import logging
@@ -13,6 +15,7 @@ from gateway.readstore import read_store
 from runtime.config import build_config
 from runtime.topology import APPLICATIONS, load
 from shared.eventstore import create_tables
+from shared.settings import event_store_env
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,30 @@ def migrate(config):
         store.create_tables()
     finally:
         store.dispose()
+    start_notification_feeds(config)
+
+
+def start_notification_feeds(config):
+    """The notifications subscriber reads each feed it follows from where it stood when it was first deployed: from
+    the start on a new deployment, from the end on one that already has history (its triggers announce news; a
+    first deployment must not mail years of past orders). Set once; later runs leave the positions alone."""
+    from services.notifications.subscriber import SOURCES
+
+    def app(name):
+        env = dict(event_store_env(config, name), POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="0")
+        return load(APPLICATIONS[name])(env=env)
+
+    notifications = app("notifications")
+    try:
+        for source in SOURCES:
+            feed = app(source)
+            try:
+                end = feed.recorder.max_notification_id() or 0
+            finally:
+                feed.close()
+            notifications.begin_at(source, end)
+    finally:
+        notifications.close()
 
 
 if __name__ == "__main__":

@@ -20,6 +20,10 @@ PLATFORM_ONLY_CREATE = frozenset({"bureau"})
 # bureau's managers included, they do not exist (404). Platform administrators see all. Resource → the document field
 # holding the owner's uuid; the read side applies it wherever it scopes documents (gateway/readstore.py).
 OWNED_BY_USER = {"api_tokens": "user_uuid"}
+# Platform reference data (capture-and-platform.md A1, A2): the machine catalogue every bureau reads. The capture
+# service writes these documents with no bureau (services/capture/machines.py); the read side shows a document of
+# these resources that has no bureau to every caller. A copy some service stored *with* a bureau stays that bureau's.
+PLATFORM_RESOURCES = frozenset({"modeler-type", "capture-type"})
 # Events after which none of a user's current sessions and API tokens may be used any more (capture-and-platform.md
 # C4: `archived` is a soft delete; a new password replaces one that may have leaked). The read side ends them when it
 # applies such an event, in feed order: the session that made the change ends too (a thief's session looks just like

@@ -2,6 +2,7 @@
 idempotent per command_id, with optimistic-concurrency retries, and the public event feed the read side follows."""
 import logging
 import random
+import threading
 import time
 from uuid import UUID, uuid4
 
@@ -18,6 +19,10 @@ log = logging.getLogger(__name__)
 
 MAX_CONFLICT_RETRIES = 12
 MAX_FEED_BATCH = 500
+# A command's ctx carries this (true) when its caller makes the command's events visible on the read side itself
+# (the gateway, for read-your-writes): the result then carries those events as the feed would give them ("news"),
+# and the service rings no doorbell for them (shared.service).
+CALLER_CATCHES_UP = "caller_catches_up"
 
 
 class Unit:
@@ -209,12 +214,17 @@ class ResourceApplication(Application):
         returns the first result and records nothing.
         """
         command_id = ctx.get("command_id") or str(uuid4())
+        alone = False
         for attempt in range(MAX_CONFLICT_RETRIES):
             aggregates, result = command()
             # a generated secret is shown once: it is never stored, not even in the receipt
             receipt = UniqueKey.claim("command", command_id, {k: v for k, v in result.items() if k != "secret"})
             try:
-                recordings = self.save(*aggregates, receipt)
+                recordings = self.save(*aggregates, receipt) if alone else self._group_commit.save(
+                    [*aggregates, receipt])
+            except SharedConflict:
+                alone = True  # a write in our group conflicted, maybe not ours: run again, saved on our own
+                continue
             except IntegrityError:
                 previous = self._receipt(command_id)
                 if previous is not None:
@@ -224,8 +234,18 @@ class ResourceApplication(Application):
                 time.sleep(random.uniform(0, 0.005 * 2 ** min(attempt, 5)))
                 continue
             position = max(r.notification.id for r in recordings)
-            return dict(result, position=position, application=self.name)
+            result = dict(result, position=position, application=self.name)
+            if ctx.get(CALLER_CATCHES_UP):
+                result["news"] = self.news(recordings)
+            return result
         raise Conflict("The resource was changed by someone else too often; please try again.")
+
+    @property
+    def _group_commit(self):
+        group = self.__dict__.get("_stratum_group_commit")
+        if group is None:
+            group = self.__dict__.setdefault("_stratum_group_commit", GroupCommit(self))
+        return group
 
     def _receipt(self, command_id):
         try:
@@ -244,6 +264,14 @@ class ResourceApplication(Application):
         events = [e for e in (self._public(n) for n in notifications) if e is not None]
         last = notifications[-1].id if notifications else None
         return {"application": self.name, "events": events, "last": last, "complete": len(notifications) < limit}
+
+    def news(self, recordings):
+        """What `feed` gives for the notifications one transaction recorded: `first`..`last`, every notification in
+        between included (a transaction's notifications are consecutive: the store's table lock serialises them)."""
+        notifications = sorted((r.notification for r in recordings), key=lambda n: n.id)
+        events = [e for e in (self._public(n) for n in notifications) if e is not None]
+        return {"application": self.name, "events": events, "first": notifications[0].id,
+                "last": notifications[-1].id}
 
     def _public(self, notification):
         event = self.mapper.to_domain_event(notification)
@@ -274,6 +302,71 @@ class ResourceApplication(Application):
         changes = event.fields if isinstance(event, Resource.Created) else getattr(event, "changes", {})
         public["names"] = aggregate_cls.event_names(type(event), changes)
         return public
+
+
+class SharedConflict(Exception):
+    """A group's transaction was refused for a conflict (IntegrityError) that may be any member's."""
+
+
+class GroupCommit:
+    """Commands of one process that are ready to save at the same time are saved in one transaction.
+
+    The store serialises every recording transaction anyway (eventsourcing takes the events table's lock in each),
+    so a command that finds another's transaction running waits for it; meanwhile others queue up behind it, and the
+    next one to get the turn saves everything queued, in one transaction, in the order the commands got ready.
+    Each command gets back its own recordings: its events are consecutive in the log, its position is its own.
+    A group holds each aggregate once (a second command on an aggregate waits for the next group, where a stale
+    copy conflicts as it would alone). When the group's transaction is refused for a conflict, nobody knows whose
+    write conflicted: every member runs its command again and saves it on its own (SharedConflict); any other
+    failure is every member's."""
+
+    MAX_GROUP = 64
+
+    def __init__(self, app):
+        self.app = app
+        self.turn = threading.Lock()  # green under eventlet: one group's transaction at a time
+        self.guard = threading.Lock()
+        self.queue = []
+
+    def save(self, objs):
+        entry = {"objs": objs, "done": False, "recordings": None, "error": None}
+        with self.guard:
+            self.queue.append(entry)
+        while not entry["done"]:
+            with self.turn:
+                if not entry["done"]:
+                    self._save_group()
+        if entry["error"] is not None:
+            raise entry["error"]
+        return entry["recordings"]
+
+    def _save_group(self):
+        with self.guard:
+            group, held, later = [], set(), []
+            for entry in self.queue:
+                ids = {obj.id for obj in entry["objs"]}
+                if ids & held or len(group) >= self.MAX_GROUP:
+                    later.append(entry)
+                else:
+                    group.append(entry)
+                    held |= ids
+            self.queue = later
+        try:
+            recordings = self.app.save(*[obj for entry in group for obj in entry["objs"]])
+        except IntegrityError as error:
+            for entry in group:
+                entry["error"] = error if len(group) == 1 else SharedConflict()
+        except Exception as error:
+            for entry in group:
+                entry["error"] = error
+        else:
+            owner = {obj.id: entry for entry in group for obj in entry["objs"]}
+            for entry in group:
+                entry["recordings"] = []
+            for recording in recordings:
+                owner[recording.domain_event.originator_id]["recordings"].append(recording)
+        for entry in group:
+            entry["done"] = True
 
 
 def _internal(ctx):

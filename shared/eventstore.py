@@ -11,6 +11,7 @@ from eventlet.event import Event  # noqa: E402
 from nameko.extensions import DependencyProvider  # noqa: E402
 
 from shared.settings import event_store_env  # noqa: E402
+from shared.sweep import create_checkpoint_table  # noqa: E402
 
 
 class EventStore(DependencyProvider):
@@ -68,7 +69,11 @@ def create_store(env, application_cls):
     if env["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
         _create_schema(env)
     # one connection is all DDL needs (the services' pools open later, with their own sizes)
-    application_cls(env=dict(env, CREATE_TABLE="y", POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="0")).close()
+    app = application_cls(env=dict(env, CREATE_TABLE="y", POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="0"))
+    try:
+        create_checkpoint_table(app)  # where its sweepers keep their place (shared.sweep)
+    finally:
+        app.close()
 
 
 def _create_schema(env):

@@ -2,15 +2,24 @@
 
 After each commit the service rings the doorbell (`events_recorded`) on RabbitMQ. The doorbell may be lost or
 repeated; followers never depend on it, they pull the feed (`get_notifications`) on every ring and on a timer.
+The gateway applies its own commands' events to the read side (ctx CALLER_CATCHES_UP: they come back with the
+result), so the projector usually finds nothing to pull; the ring still goes, because other followers (production
+follows orders, notifications follows everyone) must hear of the write at once, not at their next timer. Writes at
+the same moment share one ring (`Doorbell`): followers pull from their own position, so the highest position
+announces them all.
 """
 import logging
+import threading
 
+import eventlet
 from nameko.dependency_providers import Config
+from nameko.exceptions import serialize
 
 from shared.amqp import EventDispatcher
+from shared.application import CALLER_CATCHES_UP
 from shared.amqp import rpc as amqp_rpc
 from shared.errors import StratumError
-from shared.rpc import Services
+from shared.rpc import COMMANDS, Services
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,22 @@ class ResourceService:
     config = Config()
 
     @rpc
+    def commands(self, commands):
+        """Several commands in one message (shared.rpc.CommandBatcher): run side by side, each exactly as if it had
+        come alone; the answers in their order, each {"result": …} or {"error": the error as RPC sends it}."""
+        def run(command):
+            if command["method"] not in COMMANDS:
+                return {"error": serialize(ValueError(f"{command['method']} is not a command"))}
+            try:
+                return {"result": getattr(self, command["method"])(*command["args"])}
+            except Exception as error:
+                if not isinstance(error, StratumError):
+                    log.exception("command %s failed", command["method"])
+                return {"error": serialize(error)}
+
+        return list(eventlet.GreenPool(len(commands) or 1).imap(run, commands))
+
+    @rpc
     def create(self, resource, payload, ctx):
         return self._command("create", resource, None, payload, ctx,
                              lambda c: self.app.create(resource, payload, c))
@@ -60,10 +85,12 @@ class ResourceService:
                              lambda c: self.app.act(resource, uuid, action, payload, c))
 
     def _command(self, verb, resource, uuid, payload, ctx, run):
+        # the caller's promise holds for this command only, never for one a rule sends on to another service
+        catches_up = bool(ctx.pop(CALLER_CATCHES_UP, False))
         aggregate_cls = self.app.aggregates.get(resource)
         if aggregate_cls is not None:
             ctx = aggregate_cls.gather(Peers(self.app, self.services, self.config), verb, uuid, payload, ctx)
-        result = self._announce(run(ctx))
+        result = self._announce(run(dict(ctx, **{CALLER_CATCHES_UP: True}) if catches_up else ctx))
         for event_type, body in aggregate_cls.follow_ups(verb, result, payload) if aggregate_cls else ():
             try:
                 self.dispatch(event_type, body)
@@ -88,8 +115,40 @@ class ResourceService:
         return self.app.recorder.max_notification_id()
 
     def _announce(self, result):
-        try:
-            self.dispatch(NEWS_EVENT, {"application": result["application"], "position": result["position"]})
-        except Exception:  # the commit stands; followers' timers will pull what the lost doorbell announced
-            log.exception("could not publish %s for %s", NEWS_EVENT, result)
+        _doorbell(result["application"]).ring(lambda news: self.dispatch(NEWS_EVENT, news),
+                                              {"application": result["application"], "position": result["position"]})
         return result
+
+
+class Doorbell:
+    """One ring for the writes of a moment: while a ring is being published, later writes only raise the position the
+    next ring announces, and the ringing worker publishes that one too before it returns."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._ringing = False
+        self._next = None
+
+    def ring(self, publish, news):
+        with self._lock:
+            if self._ringing:
+                if self._next is None or news["position"] > self._next["position"]:
+                    self._next = news
+                return
+            self._ringing = True
+        while news is not None:
+            try:
+                publish(news)
+            except Exception:  # the commit stands; followers' timers will pull what the lost doorbell announced
+                log.exception("could not publish %s for %s", NEWS_EVENT, news)
+            with self._lock:
+                news, self._next = self._next, None
+                if news is None:
+                    self._ringing = False
+
+
+_doorbells = {}
+
+
+def _doorbell(application):
+    return _doorbells.setdefault(application, Doorbell())

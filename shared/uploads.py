@@ -34,4 +34,6 @@ PROFILES = {
                                 "error"),
     "document": UploadProfile("upload_location"),
     "file": UploadProfile("upload-location", received_stamp="uploaded"),
+    # capture-and-platform.md A4: a capture's raw file, parsed by the capture service (services/capture)
+    "capture": UploadProfile("content_upload", "status", "new", "processing", "complete", "failed", "failed", "error"),
 }

@@ -1,8 +1,75 @@
+"""The capture service: resource commands, the upload RPCs the gateway calls when a capture's raw file lands, and the
+background parsing of captures (from a durable queue, after the upload has committed; a sweep restarts lost jobs)."""
+import logging
+
 from services.capture.application import Capture
+from services.capture.domain import Capture as CaptureRecord
+from services.capture.processing import CAPTURE_RECEIVED, Pipeline
+from shared.amqp import event_handler
+from shared.blobstore import Blobs
+from shared.errors import NotFound
 from shared.eventstore import EventStore
-from shared.service import ResourceService
+from shared.service import ResourceService, rpc
+from shared.sweep import sweep_timer, sweeper_for
+
+log = logging.getLogger(__name__)
+
+
+class CaptureStore(EventStore):
+    """The capture event store, which on every start writes the platform's machine catalogue (new or changed
+    entries only; services.capture.machines)."""
+
+    def start(self):
+        try:
+            self.app.seed_platform()
+        except Exception:  # the service still serves; the next start tries again
+            log.exception("could not write the machine catalogue")
 
 
 class CaptureService(ResourceService):
     name = "capture"
-    app = EventStore(Capture)
+    app = CaptureStore(Capture)
+    blobs = Blobs()
+
+    @rpc
+    def upload_received(self, resource, uuid, blob, ctx):
+        """The gateway stored a capture's raw file: record it, then queue its parsing."""
+        self._only_captures(resource)
+        result = self._announce(self.app.receive(uuid, blob, f"upload:capture:{uuid}:{blob['sha256']}"))
+        # published on every call, retries included: a crash between the commit and this publish is healed by the
+        # client's retried PUT (or the sweep); parsing the same bytes twice records nothing new
+        self.dispatch(CAPTURE_RECEIVED, {"uuid": uuid, "sha256": blob["sha256"]})
+        return result
+
+    @rpc
+    def upload_refused(self, resource, uuid, reason, size, ctx):
+        self._only_captures(resource)
+        return self._announce(self.app.refuse_upload(uuid, reason, size, f"refused:capture:{uuid}"))
+
+    @event_handler("capture", CAPTURE_RECEIVED)
+    def parse_capture(self, payload):
+        try:
+            Pipeline(self.app, self.blobs, self._announce, self._find_run).process(payload["uuid"], payload["sha256"])
+        except Exception:  # nameko would ack and drop it anyway; the sweep restarts it
+            log.exception("parsing %s failed", payload)
+
+    def _find_run(self, run_uuid, bureau):
+        """The path of run `run_uuid` when the bureau has it (production answers; NotFound otherwise)."""
+        try:
+            self.services.call("production", "get", "run", run_uuid, {"bureau": bureau}, timeout=10)
+        except NotFound:
+            return None
+        return f"/run/{run_uuid}/"
+
+    @sweep_timer(interval=30)
+    def resume_stuck_captures(self):
+        """Captures whose parsing message was lost (see shared.sweep) are queued again."""
+        grace = int(self.config["STRATUM_SWEEP_SECONDS"])
+        sweeper = sweeper_for(self.app, "captures", ((CaptureRecord, CaptureRecord.ContentReceived),), grace)
+        sweeper.sweep(lambda c: isinstance(c, CaptureRecord) and c.awaits_parsing(),
+                      lambda c: self.dispatch(CAPTURE_RECEIVED, {"uuid": str(c.id), "sha256": c.content["sha256"]}))
+
+    @staticmethod
+    def _only_captures(resource):
+        if resource != "capture":
+            raise NotFound(f"The capture service receives no uploads for '{resource}'.")

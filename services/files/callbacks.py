@@ -6,15 +6,14 @@ The server makes a request to an address a client chose, which is the classic se
 otherwise internal address (STRATUM_CALLBACKS_ALLOW_PRIVATE=1 lifts that for on-premise setups and tests). Delivery
 is best effort with a few retries; the model's status stays the source of truth.
 """
-import ipaddress
 import logging
-import socket
 import time
 from urllib.parse import urlparse
 
 import requests
 
 from shared.errors import InvalidPayload
+from shared.outbound import internal_address
 
 log = logging.getLogger(__name__)
 METHODS = ("GET", "POST", "PUT")
@@ -39,15 +38,7 @@ def check_callback(callback):
 
 
 def _internal_address(host):
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except socket.gaierror:
-        return None
-    for address in addresses:
-        ip = ipaddress.ip_address(address.split("%")[0])
-        if not ip.is_global:
-            return address
-    return None
+    return internal_address(host)  # the one guard (shared.outbound), also used by order webhooks
 
 
 def deliver(callback, body, allow_private=False, sleep=time.sleep):

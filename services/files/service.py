@@ -51,6 +51,15 @@ class FilesService(ResourceService):
         return self._announce(self.app.advance(resource, uuid, "refuse_upload", {"reason": reason, "size": size},
                                                command_id))
 
+    @rpc
+    def model_mesh(self, uuid, ctx):
+        """Where a model's mesh is, for production's packing (/layout/): its blob, the unit its analysis settled on,
+        its status and name. Bytes never cross RabbitMQ: the caller reads the blob from the shared store."""
+        model = self.app.load("model", uuid, ctx)
+        unit = (model.fields.get("analyses") or {}).get("unit") or model.fields.get("file_unit")
+        return {"blob": model.content, "unit": unit, "status": model.fields.get("status"),
+                "name": model.fields.get("name")}
+
     @event_handler("files", UPLOAD_RECEIVED)
     def process_upload(self, payload):
         self._run("processing", payload, lambda p: p.process(payload["resource"], payload["uuid"], payload["sha256"]))

@@ -23,6 +23,8 @@ _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))  # verify against it when
 class Identity(ResourceApplication):
     name = "identity"
     aggregates = resource_classes("identity", [Bureau, User, Session, ApiToken, Role])
+    # the notifications service finds a bureau's settings row by its bureau
+    indexed_references = (("bureau-settings", "bureau"),)
 
     # -- bootstrap and login ------------------------------------------------------------------------------------
 
@@ -46,9 +48,12 @@ class Identity(ResourceApplication):
         role = Role.create(
             uuid5(NAMESPACE_URL, f"stratum:bootstrap-role:{email}"),
             {"bureau": bureau_path, "user": user_path, "role": "manager", "username": email}, bureau_path, None)
-        aggregates = [bureau, user, role, *Bureau.members_group(Unit(self, {}), bureau_fields, bureau_id),
+        settings = self.aggregates["bureau-settings"].create(Bureau.settings_id(bureau_id),
+                                                             Bureau.initial_settings(bureau_id), bureau_path, None)
+        aggregates = [bureau, user, role, settings, *Bureau.members_group(Unit(self, {}), bureau_fields, bureau_id),
                       *(UniqueKey.claim("login", name, {"user_id": str(user_id)}) for name in login_names(user.fields)),
                       UniqueKey.claim("bureau-name", login_key(bureau_name), {"bureau_id": str(bureau_id)})]
+        aggregates += self._index_entries(aggregates)
         try:
             self.save(*aggregates)
         except IntegrityError:

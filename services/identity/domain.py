@@ -54,7 +54,20 @@ class Bureau(Resource):
         """A bureau's name is unique; its members' group is made with it."""
         claim = unit.claim_unique("bureau-name", login_key(fields["name"]), {"bureau_id": str(new_id)},
                                   "The requested bureau name already exists.", "name")
-        return dict(fields, user=unit.actor), [claim, *cls.members_group(unit, fields, new_id)], {}
+        return dict(fields, user=unit.actor), [claim, *cls.members_group(unit, fields, new_id),
+                                               unit.new("bureau-settings", cls.settings_id(new_id),
+                                                        cls.initial_settings(new_id),
+                                                        resource_path("bureau", new_id))], {}
+
+    @staticmethod
+    def settings_id(bureau_id):
+        return uuid5(NAMESPACE_URL, f"stratum:bureau-settings:{bureau_id}")
+
+    @staticmethod
+    def initial_settings(bureau_id):
+        """capture-and-platform.md D2: one settings row per bureau, made with it (the resource has no POST). The map
+        gives no defaults: every notification bitmask starts at 0 (nobody) until a manager sets it."""
+        return {"bureau": resource_path("bureau", bureau_id), "notification_custom_emails": []}
 
     @staticmethod
     def members_group(unit, fields, bureau_id):

@@ -3,6 +3,7 @@ their actuals (services.production.runs), and the orders feed it follows to plan
 (services.production.planning)."""
 from services.production.domain import (OPERATIONS, Piece, PostProcessor, PostProcessorType, Print, Printer,
                                         PrinterType, ProcessStep, Workflow)
+from services.production.packing.layout import Layout
 from services.production.planning import WorkflowUsage, apply_event
 from services.production.runs import Run, RunActuals
 from shared.application import ResourceApplication
@@ -17,7 +18,8 @@ INTERNAL = {"platform_admin": True}
 class Production(FeedFollower, ResourceApplication):
     name = "production"
     aggregates = resource_classes("production", [PrinterType, Printer, PostProcessorType, PostProcessor,
-                                                 ProcessStep, Workflow, Piece, Print, Run, RunActuals])
+                                                 ProcessStep, Workflow, Piece, Print, Run, RunActuals,
+                                                 Layout])  # Layout: /layout/ (services/production/packing)
     indexed_references = (
         ("print", "line_item"),  # a line item's prints: orders' delete rule asks for them
         ("piece", "line_item"),

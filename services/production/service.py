@@ -5,6 +5,7 @@ import logging
 from nameko.timer import timer
 
 from services.production.application import Production
+from services.production.packing.service import LayoutJobs
 from shared.amqp import event_handler
 from shared.errors import StratumError
 from shared.eventstore import EventStore
@@ -18,7 +19,7 @@ FOLLOWED = "orders"
 WORKFLOW_REPLACED = "workflow_replaced"  # published by production after a /workflow/{uuid}/replace/ committed
 
 
-class ProductionService(ResourceService):
+class ProductionService(LayoutJobs, ResourceService):  # LayoutJobs: /layout/'s background job
     name = "production"
     app = EventStore(Production)
 

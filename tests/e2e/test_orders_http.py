@@ -97,6 +97,40 @@ def test_list_filters_sort_and_pages(admin):
     assert admin.get("/order/?page[limit]=zero").status_code == 400
 
 
+def test_a_list_pages_by_cursor_as_it_pages_by_offset(admin):
+    tag = unique("keyset")
+    for number in range(7):
+        create_order(admin, name=f"{tag}-{number}", priority=number % 3 * 10)
+    names = ",".join(f"{tag}-{n}" for n in range(7))
+    for sort in ("-priority", "name", "-created"):
+        url = f"/order/?filter[name]={names}&sort={sort}"
+        whole = [o["name"] for o in admin.get(url).json()["resources"]]
+        by_offset = [o["name"] for offset in range(0, 7, 3)
+                     for o in admin.get(f"{url}&page[limit]=3&page[offset]={offset}").json()["resources"]]
+        by_cursor, after = [], ""
+        while True:
+            body = admin.get(f"{url}&page[limit]=3{after}").json()
+            assert body["total_count"] == 7 and body["meta"]["total_count_is_estimate"] is False
+            by_cursor += [o["name"] for o in body["resources"]]
+            if body["meta"]["next"] is None:
+                break
+            after = f"&page[after]={body['meta']['next']}"
+        assert len(whole) == 7 and by_offset == whole and by_cursor == whole
+
+
+@pytest.mark.parametrize("query, problem", [
+    ("page[after]=not-a-cursor", "is not a cursor"),
+    ("page[after]=", "must be the `meta.next`"),
+    ("page[after]=eyJzIjoiMCIsImsiOltdfQ&page[offset]=3", "cannot be used together"),
+    ("page[after]=eyJzIjoiMCIsImsiOltdfQ", "another list or sort"),
+])
+def test_a_bad_cursor_is_a_400_naming_it(admin, query, problem):
+    response = admin.get(f"/order/?{query}")
+    assert response.status_code == 400, response.text
+    error = response.json()["errors"][0]
+    assert error["field"] == "page[after]" and problem in error["title"]
+
+
 @pytest.mark.parametrize("payload, field", [
     ({"name": "x", "status": "bogus"}, "status"),
     ({"name": "x", "order_type": "industrial"}, "order_type"),

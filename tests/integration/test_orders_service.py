@@ -111,3 +111,30 @@ def test_feed_pages_and_reports_its_last_notification(orders_rpc):
     rest = orders_rpc.get_notifications(page["last"] + 1, 500)
     assert rest["complete"] is True
     assert all(e["position"] > page["last"] for e in rest["events"])
+
+
+def test_commands_in_one_message_each_answer_as_if_sent_alone(orders_rpc):
+    from nameko.exceptions import deserialize
+
+    from shared.application import CALLER_CATCHES_UP
+
+    target = orders_rpc.create("order", {"name": "target"}, ctx())["uri"].split("/")[2]
+    repeated = ctx()
+    first = orders_rpc.create("order", {"name": "repeated"}, repeated)
+    answers = orders_rpc.commands([
+        {"method": "create", "args": ["order", {"name": f"batched-{i}"}, dict(ctx(), **{CALLER_CATCHES_UP: True})]}
+        for i in range(4)
+    ] + [
+        {"method": "update", "args": ["order", target, {"priority": 3}, ctx()]},
+        {"method": "update", "args": ["order", str(uuid.uuid4()), {"priority": 3}, ctx()]},
+        {"method": "create", "args": ["order", {"name": "repeated"}, repeated]},
+        {"method": "get", "args": ["order", target, ctx()]},
+    ])
+    created = [a["result"] for a in answers[:4]]
+    assert len({c["uri"] for c in created}) == 4 and len({c["position"] for c in created}) == 4
+    assert all(c["news"]["last"] == c["position"] for c in created)
+    assert answers[4]["result"]["uri"] == f"/order/{target}/"
+    assert isinstance(deserialize(answers[5]["error"]), NotFound)
+    assert answers[6]["result"]["uri"] == first["uri"]  # idempotent inside a message too
+    assert "error" in answers[7]  # reads are not commands
+    assert [e["fields"]["priority"] for e in feed_for(orders_rpc, target) if e["kind"] == "updated"] == [3]

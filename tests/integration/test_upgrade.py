@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from gateway.readside import FOLLOWED_SERVICES
 from gateway.readstore import ReadStore
-from gateway.tables import audit_events, credentials, documents
+from gateway.tables import credentials, documents
 from services.files.application import Files
 from services.identity.application import Identity
 from services.materials.application import Materials
@@ -130,9 +130,16 @@ def test_a_read_side_rebuilt_from_an_earlier_release_equals_the_one_it_built(ope
         rebuilt = _read_side(store)
     finally:
         store.dispose()
-    for table in ("documents", "audit_events", "credentials"):
+    for table in ("documents", "credentials"):
         want = sorted(_canonical(row) for row in expected[table])
         assert sorted(_canonical(row) for row in rebuilt[table]) == want, table
+    # Every /event/ item, by uuid, all its columns equal. Compared as values, not as JSON text: the earlier release
+    # kept each value in a JSON column of its own, where SQLite's numeric affinity turned a float like 1.0 into the
+    # integer 1; inside a change's list it stays 1.0 (as PostgreSQL kept it anyway). 1 == 1.0, but not as text.
+    want = {row["uuid"]: row for row in expected["audit_events"]}
+    got = {row["uuid"]: row for row in rebuilt["audit_events"]}
+    assert len(got) == len(rebuilt["audit_events"]) and got.keys() == want.keys()
+    assert [uuid for uuid in want if got[uuid] != want[uuid]] == []
 
 
 def _facts(event):
@@ -144,11 +151,42 @@ def _read_side(store):
     with store.engine.connect() as conn:
         return {
             "documents": [dict(r._mapping) for r in conn.execute(select(documents))],
-            "audit_events": [{k: v for k, v in r._mapping.items() if k != "id"}
-                             for r in conn.execute(select(audit_events))],
+            # the audit log as /event/ shows it: one item per changed field, with the columns (uuid included) of
+            # the per-field table the earlier release kept (this one stores a change once: gateway.tables.audit_log)
+            "audit_events": store.audit_items(),
             "credentials": [dict(r._mapping) for r in conn.execute(select(credentials))],
         }
 
 
 def _canonical(row):
     return json.dumps(row, sort_keys=True, default=str)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_read_database_of_an_earlier_release_is_migrated_with_every_event_uuid(request, tmp_path, backend):
+    """v0.1.0's read database kept the audit log as one audit_events row per field; the migrate step converts it
+    into this release's audit log: the same /event/ items (uuid, values and all), and the old table is gone."""
+    from sqlalchemy import inspect
+
+    from gateway.readstore import read_store_url
+    from gateway.tables import READ_SCHEMA, legacy_audit_events, legacy_metadata
+
+    expected = json.loads((FIXTURES / "v0.1.0-25a73e5" / "expected_read_side.json").read_text())["audit_events"]
+    config = build_config({"STRATUM_DATA_DIR": str(tmp_path / "data")})
+    if backend == "postgres":
+        config["STRATUM_POSTGRES_DSN"] = request.getfixturevalue("postgres_dsn")
+    store = ReadStore(read_store_url(config))
+    try:
+        if backend == "postgres":
+            with store.engine.begin() as conn:
+                conn.exec_driver_sql(f'CREATE SCHEMA "{READ_SCHEMA}"')
+        legacy_metadata.create_all(store.engine)  # the table as 0.1.0 made it, rows in the order it wrote them
+        with store.engine.begin() as conn:
+            conn.execute(legacy_audit_events.insert(), expected)
+        store.create_tables()  # runtime.migrate
+        migrated = store.audit_items()
+        assert not inspect(store.engine).has_table("audit_events", schema=None if backend == "sqlite" else READ_SCHEMA)
+    finally:
+        store.dispose()
+    assert [row["uuid"] for row in migrated] == [row["uuid"] for row in expected]
+    assert migrated == expected

@@ -95,3 +95,31 @@ def reference_figures(path, scale_to_mm):
         "extents": tuple(float(e) for e in points.max(axis=0) - points.min(axis=0)),
         "facets": len(triangles),
     }
+
+
+def l_bracket(arm=40.0, width=10.0, height=10.0):
+    """An L-bracket (no L-bracket STL is in ../shared/data/stl, so the tests make one): two arms `arm` long and
+    `width` wide meeting at the origin corner, extruded `height`, watertight (three rectangles per cap, no
+    T-junctions). Its footprint is the L: (0,0) (arm,0) (arm,width) (width,width) (width,arm) (0,arm)."""
+    a, w = float(arm), float(width)
+    outline = [(0, 0), (w, 0), (a, 0), (a, w), (w, w), (w, a), (0, a), (0, w)]
+    index = {p: i for i, p in enumerate(outline)}
+    rectangles = [((0, 0), (w, 0), (w, w), (0, w)), ((w, 0), (a, 0), (a, w), (w, w)),
+                  ((0, w), (w, w), (w, a), (0, a))]
+    n = len(outline)
+    vertices = [(x, y, 0.0) for x, y in outline] + [(x, y, float(height)) for x, y in outline]
+    faces = []
+    for p0, p1, p2, p3 in rectangles:
+        i0, i1, i2, i3 = (index[p] for p in (p0, p1, p2, p3))
+        faces += [(i0, i2, i1), (i0, i3, i2)]  # bottom, facing down
+        faces += [(i0 + n, i1 + n, i2 + n), (i0 + n, i2 + n, i3 + n)]  # top, facing up
+    for i in range(n):
+        j = (i + 1) % n
+        faces += [(i, j, j + n), (i, j + n, i + n)]
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=True)
+    trimesh.repair.fix_normals(mesh)
+    return mesh
+
+
+def l_bracket_stl(path, arm=40.0, width=10.0, height=10.0):
+    return mesh_stl(path, l_bracket(arm, width, height))

@@ -39,10 +39,16 @@ class PayloadFactory:
         payload = {name: self.value_for(field, spec.name)
                    for name, field in spec.writable_fields().items()
                    if field.required or name in ALSO_NEEDED.get(spec.name, ())}
+        if spec.name in REALISTIC:  # resources whose required fields alone do not describe a possible request
+            payload = REALISTIC[spec.name](self, payload)
         # A single `related_uuid` names a resource of `related_table_name` that must exist (a zipfile request's order).
         if isinstance(payload.get("related_uuid"), str) and payload.get("related_table_name"):
             target = self.reference(payload["related_table_name"].replace("_", "-"), spec.name)
             payload["related_uuid"] = uuid_of(target)
+        # A layout packs models on a plate: `build` must name the plate and `models` models or prints (§4.13)
+        if spec.name == "layout":
+            payload["build"] = {"type": "rectangle", "x": 100.0, "y": 100.0, "time_limit_s": 1}
+            payload["models"] = [self.reference("model", spec.name)]
         return payload
 
     def value_for(self, field, owner):
@@ -147,3 +153,30 @@ def filterable_field(spec, payload):
         if field.type in ("string", "uri", "integer", "boolean") and value is not None and not field.choices:
             return name, value
     return None
+
+
+def _initial_batch(factory):
+    """A batch made the way batches are (materials.md F2): a new lot's containers, create_initial_batch (once per
+    factory: later payloads act on the same batch)."""
+    if "material-batch:initial" in factory.created:
+        return factory.created["material-batch:initial"]
+    lot = factory.create(catalogue.resource("material-lot"))
+    containers = factory.api.get(lot).json()["containers_available_for_initial_batches"]
+    response = factory.api.post("/material-batch-action/", json={"action_type": "create_initial_batch",
+                                                                "metadata": {"containers": containers}})
+    if response.status_code != 201:
+        raise Unreachable(f"creating a material batch failed: {response.text}")
+    factory.created["material-batch:initial"] = response.headers["Location"]
+    return response.headers["Location"]
+
+
+# materials.md §3.4, §3.5, §4: a lot's containers need a size, a lot action and a batch action their metadata (an
+# action on a batch of its own, so the action, not a new batch, is what the POST names).
+REALISTIC = {
+    "material-lot": lambda factory, payload: dict(payload, size_of_container=10.0),
+    "material-lot-action": lambda factory, payload: dict(payload, action_type="add_containers", metadata={
+        "number_of_containers": 1, "size_of_container": 5.0}),
+    "material-batch-action": lambda factory, payload: dict(payload, action_type="edit_batch_details",
+                                                           source_batch=_initial_batch(factory),
+                                                           metadata={"notes": "conformance"}),
+}

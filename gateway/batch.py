@@ -1,0 +1,201 @@
+"""One feed batch applied in memory: the documents it touches are read once (one SELECT … WHERE path IN (…) per
+round), every event of the batch changes them here, and `flush` writes back what changed with bulk upserts and the
+batch's audit rows with bulk inserts, in the caller's transaction.
+
+The projections (gateway.projection, gateway.order_views, gateway.task_views) see the documents through this object
+exactly as they would see the database after each event: `document`, `entry`, `pointing_at` answer from the batch's
+own changes first, then from what the database held when the batch began (nothing is written before `flush`).
+"""
+import json
+from collections import defaultdict, namedtuple
+from dataclasses import dataclass
+
+from sqlalchemy import func, literal_column, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from gateway.tables import READ_SCHEMA, audit_keys, audit_log, documents
+
+Ref = namedtuple("Ref", "path bureau")
+CHUNK = 900  # values per IN (…): below SQLite's default limit of 999 bound parameters
+
+
+@dataclass
+class Entry:
+    resource: str
+    bureau: str
+    doc: dict
+    deleted: bool
+
+
+def field_of(doc, field):
+    """`doc[field]`, or `doc[a][b]` for `a.b` (as the database's `doc->'a'->>'b'`)."""
+    for part in field.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)
+    return doc
+
+
+def _chunks(values):
+    values = list(values)
+    for start in range(0, len(values), CHUNK):
+        yield values[start:start + CHUNK]
+
+
+class Batch:
+    def __init__(self, conn):
+        self.conn = conn
+        self.docs = {}  # path → Entry, or None: not in the database
+        self.dirty = {}  # path → Entry changed by this batch (insertion order kept: written in that order)
+        self._found = {}  # (resource, field, value) → paths the database held pointing at value when the batch began
+        self._written = {}  # (resource, field) → value → paths this batch wrote with that value (superset)
+        self._audit = []  # (log row, [key rows]) in feed order
+        self.loads = 0  # statements issued to read (for the benchmark's report)
+
+    # -- documents ----------------------------------------------------------------------------------------------
+
+    def load(self, paths):
+        """Read the documents at `paths` that the batch does not hold yet, in one statement per CHUNK paths."""
+        missing = {p for p in paths if isinstance(p, str) and p and p not in self.docs}
+        for chunk in _chunks(sorted(missing)):
+            self.loads += 1
+            rows = self.conn.execute(select(documents.c.path, documents.c.resource, documents.c.bureau,
+                                            documents.c.doc, documents.c.deleted)
+                                     .where(documents.c.path.in_(chunk))).all()
+            for row in rows:
+                self.docs[row.path] = Entry(row.resource, row.bureau, row.doc, row.deleted)
+            for path in set(chunk) - {row.path for row in rows}:
+                self.docs[path] = None
+
+    def entry(self, path):
+        """The Entry at `path` (deleted or not), or None."""
+        if not path:
+            return None
+        if path not in self.docs:
+            self.load([path])
+        return self.docs[path]
+
+    def document(self, path):
+        """The document at `path`, deleted or not ({} when there is none): what `SELECT doc` would return."""
+        entry = self.entry(path)
+        return entry.doc if entry is not None else {}
+
+    def put(self, path, entry):
+        """The document at `path` is now `entry` (written back by `flush`)."""
+        self.docs[path] = self.dirty[path] = entry
+        for (resource, field), by_value in self._written.items():
+            if resource == entry.resource:
+                by_value[_key(field_of(entry.doc, field))].add(path)
+
+    # -- references ---------------------------------------------------------------------------------------------
+
+    def prefetch_pointing(self, resource, field, values):
+        """Learn, in one statement per CHUNK values, which live `resource` documents point at each of `values`."""
+        wanted = {v for v in values if isinstance(v, str) and v and (resource, field, v) not in self._found}
+        element = literal_column(reference_sql(self.conn.dialect.name, field))
+        for chunk in _chunks(sorted(wanted)):
+            self.loads += 1
+            rows = self.conn.execute(
+                select(documents.c.path, documents.c.resource, documents.c.bureau, documents.c.doc,
+                       documents.c.deleted, element.label("target"))
+                .where(literal_column("resource") == literal_column(f"'{resource}'"), documents.c.deleted.is_(False),
+                       element.in_(chunk))).all()
+            for value in chunk:
+                self._found[(resource, field, value)] = []
+            for row in rows:
+                self._found[(resource, field, row.target)].append(row.path)
+                self.docs.setdefault(row.path, Entry(row.resource, row.bureau, row.doc, row.deleted))
+
+    def pointing_at(self, resource, field, value):
+        """(path, bureau) of the live `resource` documents whose `field` is `value`, as of now in this batch."""
+        if (resource, field, value) not in self._found:
+            self.prefetch_pointing(resource, field, [value])
+        written = self._written.get((resource, field))
+        if written is None:  # first question about this field: index what the batch wrote so far
+            written = self._written[(resource, field)] = defaultdict(set)
+            for path, entry in self.dirty.items():
+                if entry.resource == resource:
+                    written[_key(field_of(entry.doc, field))].add(path)
+        found = []
+        for path in sorted(set(self._found.get((resource, field, value), ())) | written.get(value, set())):
+            entry = self.docs.get(path)
+            if (entry is not None and entry.resource == resource and not entry.deleted
+                    and field_of(entry.doc, field) == value):
+                found.append(Ref(path, entry.bureau))
+        return found
+
+    # -- audit --------------------------------------------------------------------------------------------------
+
+    def audit(self, row, items):
+        """One audit_log row (without its id) and its items' uuids, in the order of row['changes']."""
+        self._audit.append((row, items))
+
+    # -- write back ---------------------------------------------------------------------------------------------
+
+    def flush(self):
+        conn = self.conn
+        documents_rows = [{"path": path, "resource": e.resource, "bureau": e.bureau, "doc": e.doc,
+                           "deleted": e.deleted} for path, e in self.dirty.items()]
+        logs, keys = [], []
+        if self._audit:
+            next_id = (conn.execute(select(func.max(audit_log.c.id))).scalar() or 0) + 1
+            for offset, (row, items) in enumerate(self._audit):
+                logs.append(dict(row, id=next_id + offset))
+                keys += [{"uuid": uuid, "log_id": next_id + offset, "ordinal": ordinal}
+                         for ordinal, uuid in enumerate(items)]
+        if conn.dialect.name == "postgresql":
+            _write_postgresql(conn, documents_rows, logs, keys)
+        else:
+            if documents_rows:
+                statement = dialect_insert(conn)(documents)
+                statement = statement.on_conflict_do_update(
+                    index_elements=["path"], set_={name: statement.excluded[name]
+                                                   for name in ("resource", "bureau", "doc", "deleted")})
+                conn.execute(statement, documents_rows)
+            if logs:
+                conn.execute(audit_log.insert(), logs)
+                conn.execute(audit_keys.insert(), keys)
+        self.dirty, self._audit = {}, []
+
+
+# PostgreSQL: each table's rows go as one JSON parameter, unpacked by the server (jsonb_to_recordset): one statement
+# and one parse per table and batch, instead of a parameter list per row built and sent by the driver.
+_PG_WRITES = {
+    "documents": ("path varchar, resource varchar, bureau varchar, doc jsonb, deleted boolean",
+                  " ON CONFLICT (path) DO UPDATE SET resource = excluded.resource, bureau = excluded.bureau,"
+                  " doc = excluded.doc, deleted = excluded.deleted"),
+    "audit_log": ('id bigint, application varchar, position bigint, bureau varchar, reference varchar, "user" varchar,'
+                  " created varchar, changes json", ""),
+    "audit_keys": ("uuid uuid, log_id bigint, ordinal smallint", ""),
+}
+
+
+def _write_postgresql(conn, documents_rows, logs, keys):
+    for table, rows in (("documents", documents_rows), ("audit_log", logs), ("audit_keys", keys)):
+        if not rows:
+            continue
+        columns, conflict = _PG_WRITES[table]
+        names = ", ".join(part.split()[0] for part in columns.split(", "))
+        conn.exec_driver_sql(
+            f'INSERT INTO "{READ_SCHEMA}".{table} ({names}) SELECT {names} FROM jsonb_to_recordset(%(rows)s::jsonb) '
+            f"AS x({columns}){conflict}", {"rows": json.dumps(rows)})
+
+
+def _key(value):
+    return value if isinstance(value, str) else None  # the database compares the text form; references are text
+
+
+def reference_sql(dialect, field):
+    """`doc->>field` (`a.b`: key b of object field a) as SQL text, spelled exactly as the partial indexes that serve
+    it (gateway.readstore.reference_indexes), so the planner matches them."""
+    if dialect == "sqlite":
+        return f"json_extract(doc, '$.{field}')"
+    if "." in field:
+        return f"doc #>> '{{{','.join(field.split('.'))}}}'"
+    return f"doc ->> '{field}'"
+
+
+def dialect_insert(conn):
+    """The dialect's INSERT, which has ON CONFLICT (SQLite's and PostgreSQL's spell it alike)."""
+    return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert

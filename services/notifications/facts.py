@@ -1,0 +1,75 @@
+"""What the triggers need to know beyond the event itself, asked of the owning services over RPC (orders for an
+order's current fields, identity for users, bureaus and bureau-settings, files for a model), cached for one batch."""
+from shared.errors import NotFound
+from shared.uris import absolute, parse_uri
+
+INTERNAL = {"platform_admin": True, "internal": True}
+
+
+class Facts:
+    def __init__(self, call, base_url):
+        """`call(service, method, *args)`: an RPC to another service (shared.rpc.ServiceCaller.call)."""
+        self.call = call
+        self.base_url = base_url
+        self._cache = {}
+
+    def get(self, service, resource, uuid):
+        """A resource's public fields as its service has them now ({} when it is gone)."""
+        key = (service, resource, str(uuid))
+        if key not in self._cache:
+            try:
+                self._cache[key] = self.call(service, "get", resource, str(uuid), INTERNAL)
+            except NotFound:
+                self._cache[key] = {}
+        return self._cache[key]
+
+    def _by_path(self, service, path):
+        if not path:
+            return {}
+        try:
+            resource, uuid = parse_uri(path)[:2]
+        except (TypeError, ValueError):
+            return {}
+        return self.get(service, resource, uuid)
+
+    def order(self, path, event):
+        """The order an event is about: a creation carries every field; a change is the order now, with the
+        event's changes over it (the event's values are the ones this notification is about)."""
+        fields = dict(event.get("fields") or {})
+        if event["kind"] == "created":
+            return dict(fields, bureau=fields.get("bureau") or event.get("bureau"))
+        return dict(self._by_path("orders", path), **fields)
+
+    def user(self, path):
+        return self._by_path("identity", path)
+
+    def email_of(self, path):
+        user = self.user(path)
+        return user.get("email") or (user.get("username") if "@" in (user.get("username") or "") else None)
+
+    def bureau(self, path):
+        return self._by_path("identity", path)
+
+    def settings(self, bureau):
+        """The bureau's bureau-settings row ({} when it has none: every notification off)."""
+        if not bureau:
+            return {}
+        key = ("settings", bureau)
+        if key not in self._cache:
+            found = self.call("identity", "referencing", "bureau-settings", "bureau", bureau, INTERNAL)
+            self._cache[key] = found[0]["fields"] if found else {}
+        return self._cache[key]
+
+    def absolute(self, path):
+        return absolute(self.base_url, path) if path else path
+
+    def absolute_fields(self, fields):
+        """Stored references are paths; what leaves the system names them by absolute URI."""
+        out = {}
+        for key, value in fields.items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, str) and value.startswith("/") and value.endswith("/") and value.count("/") >= 3:
+                value = self.absolute(value)
+            out[key] = value
+        return out

@@ -1,0 +1,216 @@
+"""The E2 trigger matrix (capture-and-platform.md E2, D2): which named domain event makes which notification, and
+who receives it. Pure functions of the event (a feed entry, shared.application.ResourceApplication.feed) and of
+facts looked up in other services (`facts`, see services.notifications.facts), so they are unit-tested without a
+broker.
+
+Recipients for order events come from the bureau-settings bitmask of the event (D2, inferred): 1 = the order
+owner, 2 = the customer (the order's customer_email, else the user who placed it), 4 = the bureau's
+notification_custom_emails; 0 = nobody. A bureau without settings, or with a bit off, sends nothing for it.
+"""
+from dataclasses import dataclass, field
+
+from shared.uris import normalise, resource_path
+
+OWNER, CUSTOMER, CUSTOM = 1, 2, 4
+
+
+@dataclass(frozen=True)
+class OrderTrigger:
+    name: str  # the event name in the feed (OrderCreated, OrderConfirmed, …)
+    template: str
+    setting: str  # the bureau-settings bitmask that says who receives it
+    status: str | None = None  # for OrderStatusChanged: the new status this trigger is about
+
+
+# capture-and-platform.md E2 matrix, the rows whose events exist today (orders); production's and shipping's rows
+# reach the order as its derived status, so they are read from the order's status change.
+ORDER_TRIGGERS = (
+    OrderTrigger("OrderCreated", "nautilus.order_created", "notification_order_created"),
+    OrderTrigger("OrderConfirmed", "nautilus.order_line_items_confirmed", "notification_line_items_confirmed"),
+    OrderTrigger("OrderOwnerChanged", "nautilus.order_owner", "notification_order_owner"),
+    OrderTrigger("OrderStatusChanged", "nautilus.order_start_printing", "notification_order_started_printing",
+                 status="printing"),
+    OrderTrigger("OrderStatusChanged", "nautilus.order_shipped", "notification_order_shipped", status="shipping"),
+    OrderTrigger("OrderCompleted", "nautilus.order_complete", "notification_order_completed"),
+)
+# a model's upload or processing failed: whichever step found it (ModelProcessingFailed, ModelUploadRefused, a
+# quarantining ModelVirusScanned) moves its status to one of these
+MODEL_FAILED_STATUSES = ("error", "inoperable", "irreparable", "file-too-large")
+# order events that are bookkeeping, not news for a webhook receiver
+QUIET_ORDER_EVENTS = frozenset({"OrderLineItemsChanged", "OrderEstimatesRecomputed"})
+
+
+@dataclass
+class Intent:
+    """A notification (or webhook delivery) a trigger asks for; the subscriber records it once."""
+    kind: str  # "email" or "webhook"
+    id: object  # deterministic uuid (domain.Notification.id_for / WebhookDelivery.id_for)
+    bureau: str | None
+    fields: dict = field(default_factory=dict)
+
+
+def trigger_of(event):
+    """`orders:42:OrderConfirmed`: which event made a notification (its feed, position and most specific name)."""
+    return f"{event['application']}:{event['position']}:{event['names'][-1]}"
+
+
+def recipients_by_bitmask(bits, order, settings, facts):
+    """The e-mail addresses an order notification goes to under one bureau-settings bitmask, in a stable order."""
+    bits = int(bits or 0)
+    emails = []
+    if bits & OWNER and order.get("order_owner"):
+        emails.append(facts.email_of(order["order_owner"]))
+    if bits & CUSTOMER:
+        emails.append(order.get("customer_email") or (facts.email_of(order["user"]) if order.get("user") else None))
+    if bits & CUSTOM:
+        emails.extend(settings.get("notification_custom_emails") or [])
+    return unique_emails(emails)
+
+
+def unique_emails(emails):
+    seen, found = set(), []
+    for email in emails:
+        if isinstance(email, str) and "@" in email and email.strip().lower() not in seen:
+            seen.add(email.strip().lower())
+            found.append(email.strip())
+    return found
+
+
+def intents_for(event, facts):
+    """Every notification and webhook delivery one feed event asks for (often none)."""
+    from services.notifications.domain import Notification, WebhookDelivery  # noqa: avoid a cycle at import
+
+    names = set(event.get("names") or ())
+    application, resource = event["application"], event["resource"]
+    path = resource_path(resource, event["uuid"])
+    intents = []
+    if application == "orders" and resource == "order":
+        order = facts.order(path, event)
+        bureau = event.get("bureau") or order.get("bureau")
+        settings = facts.settings(bureau)
+        for trigger in ORDER_TRIGGERS:
+            if trigger.name not in names:
+                continue
+            if trigger.status is not None and (event.get("fields") or {}).get("status") != trigger.status:
+                continue
+            emails = recipients_by_bitmask(settings.get(trigger.setting), order, settings, facts)
+            if emails:
+                intents.append(email_intent(Notification.id_for(trigger_of(event), trigger.template), bureau,
+                                            trigger.template, order_context(order, path, event, facts), emails,
+                                            event))
+        if order.get("callback_url") and event["names"][-1] not in QUIET_ORDER_EVENTS:
+            url = order["callback_url"]
+            intents.append(Intent("webhook", WebhookDelivery.id_for(trigger_of(event), url), bureau, {
+                "order": path, "bureau": bureau, "url": url, "event": event["names"][-1],
+                "payload": webhook_payload(event, path, facts)}))
+    elif application == "orders" and resource == "comment":
+        intents += mention_intents(event, path, facts)
+    elif application == "files" and resource == "model" and event["kind"] == "updated" \
+            and (event.get("fields") or {}).get("status") in MODEL_FAILED_STATUSES:
+        model = dict(facts.get("files", "model", event["uuid"]), **(event.get("fields") or {}))
+        owner = model.get("user_uri") or event.get("user")
+        emails = unique_emails([facts.email_of(owner)]) if owner else []
+        if emails:
+            reason = (model.get("analyses") or {}).get("error") if isinstance(model.get("analyses"), dict) else None
+            context = {"model_name": model.get("name"), "model_uri": facts.absolute(path),
+                       "status": model.get("status"), "reason": reason}
+            template = "nautilus.model_upload_failed"
+            bureau = event.get("bureau") or facts.user(owner).get("bureau")  # a model has no bureau field
+            intents.append(email_intent(Notification.id_for(trigger_of(event), template), bureau, template, context,
+                                        emails, event, user=owner))
+    elif application == "identity" and resource == "users":
+        intents += user_intents(event, path, facts)
+    return intents
+
+
+def email_intent(id, bureau, template, context, emails, event, user=None):
+    return Intent("email", id, bureau, {"template": template, "context": context, "emails": emails, "user": user,
+                                         "reply_to": None, "trigger": trigger_of(event)})
+
+
+def order_context(order, path, event, facts):
+    owner = facts.user(order["order_owner"]) if order.get("order_owner") else {}
+    return {
+        "order_name": order.get("name"),
+        "order_uri": facts.absolute(path),
+        "customer_id": order.get("customer_id"),
+        "customer_name": order.get("customer_name"),
+        "status": order.get("status"),
+        "due_date": order.get("due_date"),
+        "owner_name": owner.get("name") or owner.get("username"),
+        "line_items": len(order.get("line_items") or []),
+        "bureau_name": facts.bureau(order.get("bureau") or event.get("bureau")).get("name"),
+        "event": event["names"][-1],
+    }
+
+
+def mentioned_paths(value):
+    """comment.mentioned_users: a list of {"uri": …} (the documented shape) or of URIs."""
+    paths = []
+    for item in value or []:
+        uri = item.get("uri") if isinstance(item, dict) else item
+        try:
+            paths.append(normalise(uri))
+        except (TypeError, ValueError):
+            continue
+    return paths
+
+
+def mention_intents(event, path, facts):
+    """E2: a user mentioned in a comment (at creation, or newly added on a PUT) is told. One notification per
+    (comment, user): a user listed again on a later edit is not told twice."""
+    from services.notifications.domain import Notification
+
+    fields = event.get("fields") or {}
+    if "mentioned_users" not in fields or event["kind"] == "deleted":
+        return []
+    comment = fields if event["kind"] == "created" else dict(facts.get("orders", "comment", event["uuid"]), **fields)
+    author_path = comment.get("user") or event.get("user")
+    author = facts.user(author_path) if author_path else {}
+    bureau = event.get("bureau") or comment.get("bureau") or author.get("bureau")
+    template = "nautilus.user_mentioned_in_comment"
+    intents = []
+    for user in mentioned_paths(fields["mentioned_users"]):
+        emails = unique_emails([facts.email_of(user)])
+        if not emails:
+            continue
+        context = {"author_name": author.get("name") or author.get("username"), "text": comment.get("text"),
+                   "related_table_name": comment.get("related_table_name"),
+                   "related_uuid": comment.get("related_uuid"), "comment_uri": facts.absolute(path)}
+        intents.append(email_intent(Notification.id_for(f"comment:{event['uuid']}", template, user), bureau,
+                                    template, context, emails, event, user=user))
+    return intents
+
+
+def user_intents(event, path, facts):
+    """E2: a new user is welcomed; a user locked out after failed logins is told."""
+    from services.notifications.domain import Notification
+
+    fields = event.get("fields") or {}
+    if event["kind"] == "created":
+        template, context, user = "users.welcome_mailer", {"name": fields.get("name"),
+                                                          "username": fields.get("username")}, fields
+    elif fields.get("blocked_until"):
+        user = facts.user(path)
+        template, context = "users.blocked_for_login", {"name": user.get("name"),
+                                                        "blocked_until": fields["blocked_until"]}
+    else:
+        return []
+    emails = unique_emails([user.get("email") or user.get("username")])
+    if not emails:
+        return []
+    bureau = event.get("bureau") or user.get("bureau")
+    return [email_intent(Notification.id_for(trigger_of(event), template), bureau, template, context, emails, event,
+                         user=path)]
+
+
+def webhook_payload(event, path, facts):
+    """The JSON body of an order webhook: what happened to the order, by its event name, with the changed fields."""
+    return {
+        "event": event["names"][-1],
+        "names": event["names"],
+        "order": facts.absolute(path),
+        "position": event["position"],
+        "timestamp": event["timestamp"],
+        "changes": facts.absolute_fields(event.get("fields") or {}),
+    }

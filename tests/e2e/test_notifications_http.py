@@ -1,0 +1,306 @@
+"""Notifications end to end, over HTTP, with a real SMTP server process (aiosmtpd, its Maildir read back) and a
+local webhook receiver: the E2 triggers deliver the right mails to the right recipients and none when the
+bureau-settings bits are off; a crash of the notifications service between the event and the send delivers once;
+an unreachable SMTP server is retried, then the failure is recorded; webhooks are signed, retried after a 500, and
+refused for internal addresses."""
+import json
+import mailbox
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from services.notifications import webhooks
+from tests.e2e.test_files_http import new_model, put_file, settled
+from tests.kit.plugin import eventually, free_port, login
+from tests.kit.tenants import make_tenant
+
+pytestmark = pytest.mark.e2e
+SECRET = "whsec-test-" + uuid.uuid4().hex
+
+
+class SmtpProcess:
+    """aiosmtpd as its own process, delivering into a Maildir (its Mailbox handler adds X-RcptTo: the envelope)."""
+
+    def __init__(self, port, maildir):
+        self.port = port
+        self.maildir = maildir
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.port}", "-c",
+             "aiosmtpd.handlers.Mailbox", self.maildir], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("aiosmtpd did not start")
+
+    def stop(self):
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def messages(self, to=None, template=None):
+        found = []
+        for message in mailbox.Maildir(self.maildir, create=False):
+            recipients = [r.strip().lower() for r in (message["X-RcptTo"] or "").split(",")]
+            if to is not None and to.lower() not in recipients:
+                continue
+            if template is not None and message["X-Stratum-Template"] != template:
+                continue
+            found.append(message)
+        return found
+
+
+@pytest.fixture(scope="module")
+def smtp(tmp_path_factory):
+    server = SmtpProcess(free_port(), str(tmp_path_factory.mktemp("smtp") / "maildir"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def config_overrides(smtp):
+    return {"STRATUM_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "STRATUM_MAIL_FROM": "mail@stratum.test",
+            "STRATUM_CALLBACKS_ALLOW_PRIVATE": "127.0.0.1/32", "STRATUM_WEBHOOK_SECRET": SECRET,
+            "STRATUM_DELIVERY_MAX_ATTEMPTS": "3", "STRATUM_DELIVERY_BACKOFF_SECONDS": "0.3",
+            "STRATUM_DELIVERY_LEASE_SECONDS": "5"}
+
+
+def tag():
+    return uuid.uuid4().hex[:8]
+
+
+def email_of(api, user):
+    return api.get(user).json()["email"]
+
+
+def set_notifications(tenant, **settings):
+    """The manager sets the bureau's bureau-settings (made with the bureau: find it, then PUT)."""
+    rows = eventually(lambda: tenant.manager.get("/bureau-settings/").json()["resources"])
+    assert len(rows) == 1 and rows[0]["bureau"] == tenant.bureau
+    response = tenant.manager.put(rows[0]["uri"], json=settings)
+    assert response.status_code == 204, response.text
+
+
+def create_order(api, **fields):
+    fields.setdefault("name", f"order-{tag()}")
+    response = api.post("/order/", json=fields)
+    assert response.status_code == 201, response.text
+    return response.headers["Location"]
+
+
+def confirm_line_items(api, order):
+    product = api.post("/product/", json={"order": order, "no_model_upload": True})
+    assert product.status_code == 201, product.text
+    line_item = api.post("/line-item/", json={"product": product.headers["Location"], "quantity": 1,
+                                              "type": "product"}).headers["Location"]
+    for status in ("calculating_estimates", "pending", "confirmed"):
+        assert api.put(line_item, json={"status": status}).status_code == 204, status
+    return line_item
+
+
+def notifications_of(api, template, order=None):
+    rows = api.get(f"/notifications/?filter[template]={template}").json()["resources"]
+    return [r for r in rows if order is None or r["context"].get("order_uri") == order]
+
+
+@pytest.fixture(scope="module")
+def tenant(admin):
+    return make_tenant(admin, login, "notify")
+
+
+def test_order_created_mails_the_owner_and_the_custom_emails(tenant, smtp):
+    ops = f"ops-{tag()}@example.com"
+    set_notifications(tenant, notification_order_created=5, notification_custom_emails=[ops],
+                      email_sender_name="Acme Printing", email_reply_to="desk@acme.test")
+    owner_email = email_of(tenant.manager, tenant.standard_user)
+    order = create_order(tenant.manager, order_owner=tenant.standard_user, customer_email=f"buyer-{tag()}@x.test")
+
+    [message] = eventually(lambda: smtp.messages(to=ops, template="nautilus.order_created"))
+    recipients = sorted(r.strip() for r in message["X-RcptTo"].split(","))
+    assert recipients == sorted([owner_email, ops])  # the owner (1) and the custom e-mails (4), not the customer
+    assert message["From"] == "Acme Printing <mail@stratum.test>"
+    assert message["Reply-To"] == "desk@acme.test"
+    assert message["Subject"].startswith("New order order-")
+    parts = {part.get_content_type(): part.get_payload(decode=True).decode() for part in message.walk()
+             if not part.is_multipart()}
+    assert order in parts["text/plain"] and f'href="{order}"' in parts["text/html"]
+
+    record = eventually(lambda: [r for r in notifications_of(tenant.manager, "nautilus.order_created", order)
+                                 if r["status"] == "sent"])[0]
+    assert record["message_id"] == message["Message-ID"]
+    assert sorted(record["emails"]) == recipients and record["trigger"].startswith("orders:")
+    assert [a["outcome"] for a in record["attempts"]] == ["sent"]
+
+
+def test_confirmed_line_items_mail_the_customer_and_bits_off_mail_nobody(tenant, admin, smtp):
+    buyer = f"buyer-{tag()}@x.test"
+    quiet_buyer = f"quiet-{tag()}@x.test"
+    quiet = make_tenant(admin, login, "quiet")
+    set_notifications(quiet, notification_order_created=0, notification_line_items_confirmed=0,
+                      notification_custom_emails=[f"never-{tag()}@x.test"])
+    quiet_order = create_order(quiet.manager, customer_email=quiet_buyer, order_owner=quiet.standard_user)
+    confirm_line_items(quiet.manager, quiet_order)
+
+    set_notifications(tenant, notification_order_created=0, notification_line_items_confirmed=2)
+    order = create_order(tenant.manager, customer_email=buyer)
+    confirm_line_items(tenant.manager, order)
+    [message] = eventually(lambda: smtp.messages(to=buyer))
+    assert message["X-Stratum-Template"] == "nautilus.order_line_items_confirmed"
+    assert message["X-RcptTo"].strip() == buyer
+
+    # the quiet bureau's events came first in the orders feed, and the subscriber reads it in order: by now they
+    # were read, and made no mail (and no record) for anyone
+    assert smtp.messages(to=quiet_buyer) == []
+    assert smtp.messages(to=email_of(quiet.manager, quiet.standard_user), template="nautilus.order_created") == []
+    assert quiet.manager.get("/notifications/?filter[template]=nautilus.order_line_items_confirmed") \
+        .json()["resources"] == []
+
+
+def test_a_crash_between_the_event_and_the_send_delivers_exactly_once(tenant, system, smtp):
+    ops = f"crash-{tag()}@example.com"
+    set_notifications(tenant, notification_order_created=4, notification_custom_emails=[ops])
+    system.stop_service("notifications")
+    try:
+        order = create_order(tenant.manager)
+        time.sleep(1)
+        assert smtp.messages(to=ops) == []  # nobody is there to send it
+    finally:
+        system.start_service("notifications")
+    eventually(lambda: smtp.messages(to=ops))
+    time.sleep(3)  # doorbells, timers and catch-ups after the restart: none of them sends it again
+    assert len(smtp.messages(to=ops)) == 1
+    assert len(notifications_of(tenant.manager, "nautilus.order_created", order)) == 1
+
+
+def test_an_unreachable_smtp_server_is_retried_then_the_failure_recorded(tenant, smtp):
+    smtp.stop()
+    try:
+        response = tenant.manager.post("/notifications/", json={
+            "template": "vision.alert", "context": {"camera": "north"}, "emails": [f"alert-{tag()}@x.test"]})
+        assert response.status_code == 201, response.text
+        location = response.headers["Location"]
+        record = eventually(lambda: (lambda r: r if r["status"] == "failed" else None)(
+            tenant.manager.get(location).json()), timeout=20)
+    finally:
+        smtp.start()
+    assert [a["outcome"] for a in record["attempts"]] == ["failed", "failed", "failed"]
+    assert "Connection refused" in record["error"] or "ConnectionRefused" in record["error"]
+
+
+def test_a_mentioned_user_is_mailed_once(tenant, smtp):
+    mentioned = email_of(tenant.manager, tenant.standard_user)
+    order = create_order(tenant.manager)
+    text = f"please check the walls, {tag()}"
+    response = tenant.manager.post("/comment/", json={
+        "related_table_name": "order", "related_uuid": order.rstrip("/").rsplit("/", 1)[1], "text": text,
+        "mentioned_users": [{"uri": tenant.standard_user}]})
+    assert response.status_code == 201, response.text
+    comment = response.headers["Location"]
+    [message] = eventually(lambda: [m for m in smtp.messages(to=mentioned,
+                                                             template="nautilus.user_mentioned_in_comment")
+                                    if text.encode() in m.as_bytes()])
+    assert message["X-RcptTo"].strip() == mentioned
+    # an edit that lists the same user again does not mail them again
+    assert tenant.manager.put(comment, json={"text": text + " (edited)",
+                                             "mentioned_users": [{"uri": tenant.standard_user}]}).status_code == 204
+    time.sleep(3)
+    assert len([m for m in smtp.messages(to=mentioned, template="nautilus.user_mentioned_in_comment")
+                if text.encode() in m.as_bytes()]) == 1
+
+
+def test_a_failed_model_upload_mails_its_owner(tenant, smtp, tmp_path):
+    owner = email_of(tenant.manager, tenant.standard_user)
+    name = f"broken-{tag()}.stl"
+    uri, upload = new_model(tenant.standard, name=name)
+    path = tmp_path / name
+    path.write_bytes(b"this is not a mesh at all, just words")
+    assert put_file(upload, path).status_code == 204
+    assert settled(tenant.standard, uri)["status"] == "error"
+    [message] = eventually(lambda: [m for m in smtp.messages(to=owner, template="nautilus.model_upload_failed")
+                                    if name in m["Subject"]])
+    assert message["X-RcptTo"].strip() == owner
+
+
+# -- webhooks -------------------------------------------------------------------------------------------------------
+
+class Receiver:
+    """A local webhook receiver: answers 500 to the first `failures` calls, 200 after; keeps what it got."""
+
+    def __init__(self, failures=0):
+        self.failures = failures
+        self.calls = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.calls.append((dict(self.headers), body))
+                status = 500 if len(receiver.calls) <= receiver.failures else 200
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/stratum"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def deliveries_of(api, order):
+    return api.get(f"/webhook-delivery/?filter[order]={order}").json()["resources"]
+
+
+def test_order_webhooks_are_signed_and_retried_after_a_500(tenant):
+    receiver = Receiver(failures=1)
+    try:
+        order = create_order(tenant.manager, callback_url=receiver.url)
+        eventually(lambda: len(receiver.calls) >= 2, timeout=20)
+        (first_headers, first_body), (headers, body) = receiver.calls[:2]
+    finally:
+        receiver.close()
+    assert webhooks.verify(SECRET.encode(), headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
+    assert not webhooks.verify(b"wrong", headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
+    assert headers["X-Stratum-Delivery"] == first_headers["X-Stratum-Delivery"]  # the retry is the same delivery
+    payload = json.loads(body)
+    assert payload["event"] == "OrderCreated" and payload["order"] == order
+    assert payload["delivery"] == headers["X-Stratum-Delivery"] and headers["X-Stratum-Event"] == "OrderCreated"
+
+    created = eventually(lambda: [d for d in deliveries_of(tenant.manager, order)
+                                  if d["event"] == "OrderCreated" and d["status"] == "sent"])[0]
+    assert [a["outcome"] for a in created["attempts"]] == ["failed", "sent"]
+    assert "500" in created["attempts"][0]["error"] and created["url"] == receiver.url
+
+
+def test_a_webhook_to_an_internal_address_is_refused(tenant):
+    url = "http://10.255.255.1:9/hooks"  # private, and not in STRATUM_CALLBACKS_ALLOW_PRIVATE
+    order = create_order(tenant.manager, callback_url=url)
+    delivery = eventually(lambda: [d for d in deliveries_of(tenant.manager, order) if d["status"] == "failed"])[0]
+    assert delivery["error"] == "refused: 10.255.255.1 resolves to the internal address 10.255.255.1"
+    assert [a["outcome"] for a in delivery["attempts"]] == ["refused"]
+
+
+def test_another_bureau_sees_neither_notifications_nor_deliveries(tenant, admin):
+    other = make_tenant(admin, login, "other")
+    assert other.manager.get("/webhook-delivery/").json()["resources"] == []
+    assert all(n["template"] == "users.welcome_mailer" for n in
+               other.manager.get("/notifications/").json()["resources"])

@@ -1,0 +1,188 @@
+"""LIST on the read store, on SQLite and PostgreSQL: every filter and sort of a resource planned on an index of its
+list keys (gateway.indexes), keyset pages equal to offset pages, counts exact up to the bound and flagged past it,
+bad cursors refused."""
+
+import pytest
+from sqlalchemy import text
+
+from gateway import indexes, listing, readstore
+from gateway.readstore import ReadStore
+from shared import catalogue
+from shared.errors import InvalidPayload
+
+BUREAU = "/bureau/11111111-1111-1111-1111-111111111111/"
+OTHER = "/bureau/22222222-2222-2222-2222-222222222222/"
+ORDERS = 120
+
+
+def order_event(position, number, kind="created", fields=None):
+    created = f"2026-11-30T00:{number % 7:02d}:00+00:00"  # ties on purpose: the path breaks them
+    fields = fields if fields is not None else {
+        "name": f"order-{number:04d}", "status": ["new", "cancelled", "confirmed"][number % 3],
+        "priority": None if number % 5 == 0 else number % 11, "quote_required": number % 2 == 0}
+    return {"position": position, "application": "orders", "resource": "order",
+            "uuid": f"{number:08d}-0000-4000-8000-000000000000",
+            "version": 1, "event": "orders/order/Created", "user": None, "timestamp": created, "kind": kind,
+            "bureau": OTHER if number % 10 == 9 else BUREAU, "fields": fields, "names": ["OrderCreated"]}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def store(request, tmp_path_factory):
+    if request.param == "postgres":
+        dsn = request.getfixturevalue("postgres_dsn")
+        url = readstore.read_store_url({"STRATUM_POSTGRES_DSN": dsn})
+    else:
+        url = "sqlite:///" + str(tmp_path_factory.mktemp("lists") / "read.sqlite")
+    read_store = ReadStore(url)
+    read_store.create_tables()
+    feed = [order_event(n + 1, n) for n in range(ORDERS)]
+    feed.append(order_event(ORDERS + 1, 3, "updated", {"name": "renamed", "priority": 99}))
+    feed.append(order_event(ORDERS + 2, 4, "deleted", {}))
+    read_store.apply_feed("orders", feed, ORDERS + 2)
+    yield read_store
+    read_store.dispose()
+
+
+SPEC = catalogue.resource("order")
+
+
+def page(store, query_string, bureau=BUREAU):
+    return store.documents(SPEC, bureau, listing.parse(SPEC, query_string))
+
+
+def walk_offsets(store, query_string, limit):
+    paths, offset = [], 0
+    while True:
+        rows = page(store, f"{query_string}&page[limit]={limit}&page[offset]={offset}").rows
+        paths += [row.path for row in rows]
+        if len(rows) < limit:
+            return paths
+        offset += limit
+
+
+def walk_keyset(store, query_string, limit):
+    paths, after = [], None
+    while True:
+        current = page(store, f"{query_string}&page[limit]={limit}" + (f"&page[after]={after}" if after else ""))
+        paths += [row.path for row in current.rows]
+        if current.next is None:
+            return paths
+        after = current.next
+
+
+@pytest.mark.parametrize("query_string", [
+    "", "sort=-created", "sort=priority", "sort=-priority", "filter[status]=new&sort=-created",
+    "sort=name", "sort=status,-priority", "filter[priority]>3&sort=-quote_required", "sort=line_items"])
+def test_keyset_pages_concatenate_to_the_offset_pages(store, query_string):
+    everything = [row.path for row in page(store, query_string + "&page[limit]=1000").rows]
+    assert len(everything) == len(set(everything)) > 10
+    for limit in (1, 7, 50):
+        assert walk_offsets(store, query_string, limit) == everything
+        assert walk_keyset(store, query_string, limit) == everything
+
+
+def test_lists_see_updates_deletes_and_bureaus(store):
+    renamed = page(store, "filter[name]=renamed")
+    assert [row.doc["priority"] for row in renamed.rows] == [99] and renamed.total == 1
+    assert page(store, "filter[name]=order-0004").total == 0  # deleted
+    assert page(store, "filter[name]=order-0009").total == 0  # another bureau's
+    assert page(store, "filter[name]=order-0009", bureau=OTHER).total == 1
+
+
+def test_counts_are_exact_up_to_the_bound_then_flagged(store, monkeypatch):
+    visible = len([n for n in range(ORDERS) if n % 10 != 9 and n != 4])
+    exact = page(store, "page[limit]=5")
+    assert (exact.total, exact.estimate) == (visible, False)
+    monkeypatch.setattr(readstore, "COUNT_BOUND", 40)
+    capped = page(store, "page[limit]=5")
+    assert capped.estimate is True and capped.total > 40
+    small = page(store, "filter[status]=new&page[limit]=5")
+    new = len([n for n in range(ORDERS) if n % 3 == 0 and n % 10 != 9 and n != 4])
+    assert new <= 40 and (small.total, small.estimate) == (new, False)
+    last = page(store, f"page[limit]=5&page[offset]={visible - 2}")  # the last page knows its total
+    assert (last.total, last.estimate, len(last.rows)) == (visible, False, 2)
+
+
+@pytest.mark.parametrize("cursor, problem", [
+    ("not a cursor!", "is not a cursor"), ("eyJ4IjoxfQ", "is not a cursor"), ("", "must be the `meta.next`")])
+def test_bad_cursors_are_refused_naming_the_problem(store, cursor, problem):
+    with pytest.raises(InvalidPayload, match=problem) as refused:
+        page(store, f"page[after]={cursor}")
+    assert refused.value.field == "page[after]"
+
+
+def test_a_cursor_of_another_sort_is_refused(store):
+    cursor = page(store, "sort=name&page[limit]=3").next
+    with pytest.raises(InvalidPayload, match="another list or sort"):
+        page(store, f"sort=-name&page[after]={cursor}")
+    with pytest.raises(InvalidPayload, match="cannot be used together"):
+        page(store, f"sort=name&page[offset]=3&page[after]={cursor}")
+
+
+SAMPLE = ["order", "line-item", "flat-order", "flat-line-item", "run", "material", "users", "api_tokens"]
+
+
+def plan(store, statement):
+    with store.engine.connect() as conn:
+        if store.is_sqlite:
+            return "\n".join(str(row[-1]) for row in conn.execute(text("EXPLAIN QUERY PLAN " + statement)))
+        conn.execute(text("SET enable_seqscan = off"))  # tiny tables: ask whether an index *can* serve it
+        return "\n".join(row[0] for row in conn.execute(text("EXPLAIN " + statement)))
+
+
+@pytest.mark.parametrize("resource", SAMPLE)
+def test_every_filter_and_sort_of_a_resource_is_planned_on_its_index(store, resource):
+    spec = catalogue.resource(resource)
+    keys = indexes.keys_table(resource)
+    schema = "" if store.is_sqlite else '"gateway".'
+    for field in indexes.indexed_fields(spec):
+        column = '"' + indexes.column_name(field) + '"'
+        table = f'{schema}"{keys.name}"'
+        filtered = plan(store, f"SELECT path FROM {table} WHERE bureau = '{BUREAU}' AND {column} = '1' "
+                               f"ORDER BY path LIMIT 5")
+        ordered = plan(store, f"SELECT path FROM {table} WHERE bureau = '{BUREAU}' ORDER BY {column} DESC, "
+                              f"path DESC LIMIT 5")
+        expected = indexes._index_name(keys.name, field)
+        assert expected in filtered, f"{resource}.{field} filter: {filtered}"
+        assert expected in ordered and "SORT" not in ordered.upper().replace("SORT KEY", ""), \
+            f"{resource}.{field} sort: {ordered}"
+
+
+def test_the_served_query_uses_the_index(store):
+    """The statement documents() runs for a filter, planned on that field's index (not a scan of documents)."""
+    query = listing.parse(SPEC, "filter[name]=order-0010&sort=-created&page[limit]=5")
+    keys = indexes.keys_table("order")
+    captured = []
+    from sqlalchemy import event
+
+    def capture(conn, cursor, statement, parameters, context, many):
+        captured.append((statement, parameters))
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        store.documents(SPEC, BUREAU, query)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    statement, parameters = captured[0]
+    with store.engine.connect() as conn:
+        if store.is_sqlite:
+            rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
+            shown = "\n".join(str(r[-1]) for r in rows)
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            shown = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters).all())
+    assert indexes._index_name(keys.name, "name") in shown or indexes._index_name(keys.name, "created") in shown, \
+        shown
+
+
+@pytest.mark.parametrize("resource", ["order", "flat-order"])
+def test_list_keys_kept_by_the_triggers_equal_a_fill_from_the_documents(store, resource):
+    """After creates, an update and a delete, the rows the triggers kept are exactly what the migrate step's fill
+    derives from the documents now (so a rebuilt read side has the same list keys as the live one)."""
+    keys = indexes.keys_table(resource)
+    fill = indexes.statements(resource, "sqlite" if store.is_sqlite else "postgresql")[-1]
+    with store.engine.begin() as conn:
+        kept = {tuple(row) for row in conn.execute(keys.select())}
+        conn.execute(keys.delete())
+        conn.exec_driver_sql(fill)
+        filled = {tuple(row) for row in conn.execute(keys.select())}
+    assert kept == filled and len(kept) > (50 if resource == "order" else 0)

@@ -1,0 +1,60 @@
+"""The follower applies writers' own events without a pull when they continue the read side, and pulls otherwise."""
+from gateway.follower import Follower
+
+
+class Store:
+    def __init__(self, position=0):
+        self.at = position
+        self.applied = []  # (events' positions, last) per transaction
+
+    def position(self, application):
+        return self.at
+
+    def apply_feed(self, application, events, last):
+        fresh = [e["position"] for e in events if e["position"] > self.at]
+        self.applied.append((fresh, last))
+        self.at = max(self.at, last)
+        return self.at
+
+
+def news(first, last, *positions):
+    return {"first": first, "last": last, "events": [{"position": p} for p in positions]}
+
+
+def feed_from(log):
+    pulls = []
+
+    def fetch(start, limit):
+        pulls.append(start)
+        events = [{"position": p} for p in log if p >= start][:limit]
+        return {"events": events, "last": events[-1]["position"] if events else None, "complete": True}
+
+    fetch.pulls = pulls
+    return fetch
+
+
+def test_news_that_continues_the_read_side_is_applied_without_a_pull():
+    store, fetch = Store(10), feed_from([])
+    assert Follower(store).catch_up("orders", fetch, until=12, news=news(11, 12, 11)) == 12
+    assert fetch.pulls == [] and store.applied == [([11], 12)]
+
+
+def test_news_after_a_gap_is_not_applied_the_gap_is_pulled():
+    store, fetch = Store(10), feed_from([11, 12, 14])
+    Follower(store).catch_up("orders", fetch, until=14, news=news(13, 14, 14))
+    assert fetch.pulls == [11] and store.applied == [([11, 12, 14], 14)]
+
+
+def test_news_waiting_on_the_board_is_applied_in_one_transaction_by_whoever_gets_the_turn():
+    store, fetch = Store(10), feed_from([])
+    follower = Follower(store)
+    follower._boards["orders"] = {13: news(13, 14, 14)}  # handed over by a writer still waiting for the turn
+    assert follower.catch_up("orders", fetch, until=12, news=news(11, 12, 11)) == 14
+    assert store.applied == [([11, 14], 14)] and fetch.pulls == []
+    assert follower._boards["orders"] == {}  # applied news leaves the board
+
+
+def test_news_already_applied_changes_nothing():
+    store, fetch = Store(20), feed_from([])
+    assert Follower(store).catch_up("orders", fetch, until=12, news=news(11, 12, 11)) == 20
+    assert store.applied == [] and fetch.pulls == []

@@ -1,0 +1,248 @@
+"""The E2 trigger matrix: which event makes which notification for whom (bureau-settings bitmasks, custom e-mails,
+mentioned users, model owners), and the subscriber's idempotency (a batch recorded twice, or out of order, makes
+each notification once)."""
+import uuid
+
+import pytest
+
+from services.notifications.application import Notifications
+from services.notifications.domain import Notification
+from services.notifications.triggers import intents_for, recipients_by_bitmask
+from tests.kit.apps import IN_MEMORY
+
+BUREAU = "/bureau/11111111-1111-1111-1111-111111111111/"
+OWNER = "/users/22222222-2222-2222-2222-222222222222/"
+CREATOR = "/users/33333333-3333-3333-3333-333333333333/"
+MENTIONED = "/users/44444444-4444-4444-4444-444444444444/"
+
+
+class FakeFacts:
+    def __init__(self, settings=None, orders=None, resources=None):
+        self._settings = settings or {}
+        self.orders = orders or {}
+        self.users = {OWNER: {"email": "owner@example.com", "name": "Olive Owner", "bureau": BUREAU},
+                      CREATOR: {"email": "creator@example.com", "name": "Carl Creator", "bureau": BUREAU},
+                      MENTIONED: {"email": "mentioned@example.com", "name": "Mia", "bureau": BUREAU}}
+        self.resources = resources or {}
+
+    def order(self, path, event):
+        if event["kind"] == "created":
+            return dict(event["fields"], bureau=event.get("bureau"))
+        return dict(self.orders.get(path, {}), **event["fields"])
+
+    def get(self, service, resource, uuid):
+        return self.resources.get((resource, uuid), {})
+
+    def user(self, path):
+        return self.users.get(path, {})
+
+    def email_of(self, path):
+        return self.user(path).get("email")
+
+    def bureau(self, path):
+        return {"name": "Acme Bureau"}
+
+    def settings(self, bureau):
+        return self._settings
+
+    def absolute(self, path):
+        return "https://stratum.test" + path
+
+    def absolute_fields(self, fields):
+        return dict(fields)
+
+
+def event(names, fields, kind="updated", resource="order", application="orders", position=7, uuid_=None, **extra):
+    return {"application": application, "resource": resource, "uuid": uuid_ or str(uuid.uuid4()), "kind": kind,
+            "names": names, "fields": fields, "position": position, "user": CREATOR,
+            "timestamp": "2026-01-01T00:00:00+00:00", **({"bureau": BUREAU} if kind == "created" else {}), **extra}
+
+
+ORDER = {"name": "Gearbox", "order_owner": OWNER, "user": CREATOR, "bureau": BUREAU, "customer_email": None}
+
+
+@pytest.mark.parametrize("bits, expected", [
+    (0, []),
+    (1, ["owner@example.com"]),
+    (2, ["creator@example.com"]),
+    (4, ["ops@example.com", "boss@example.com"]),
+    (5, ["owner@example.com", "ops@example.com", "boss@example.com"]),
+    (7, ["owner@example.com", "creator@example.com", "ops@example.com", "boss@example.com"]),
+])
+def test_the_bitmask_says_who_receives(bits, expected):
+    settings = {"notification_custom_emails": ["ops@example.com", "boss@example.com", "OPS@example.com"]}
+    assert recipients_by_bitmask(bits, ORDER, settings, FakeFacts()) == expected
+
+
+def test_the_customer_bit_prefers_the_customer_email():
+    order = dict(ORDER, customer_email="buyer@example.com")
+    assert recipients_by_bitmask(2, order, {}, FakeFacts()) == ["buyer@example.com"]
+
+
+def test_order_created_goes_by_its_bitmask():
+    facts = FakeFacts(settings={"notification_order_created": 5, "notification_custom_emails": ["ops@example.com"]})
+    [intent] = intents_for(event(["OrderCreated"], ORDER, kind="created"), facts)
+    assert intent.kind == "email" and intent.bureau == BUREAU
+    assert intent.fields["template"] == "nautilus.order_created"
+    assert intent.fields["emails"] == ["owner@example.com", "ops@example.com"]
+    assert intent.fields["context"]["order_name"] == "Gearbox"
+    assert intent.fields["context"]["owner_name"] == "Olive Owner"
+    assert intent.fields["trigger"] == "orders:7:OrderCreated"
+
+
+def test_no_notification_when_the_bits_are_off():
+    assert intents_for(event(["OrderCreated"], ORDER, kind="created"), FakeFacts(settings={})) == []
+    off = FakeFacts(settings={"notification_order_created": 0, "notification_line_items_confirmed": 0})
+    assert intents_for(event(["OrderCreated"], ORDER, kind="created"), off) == []
+    assert intents_for(event(["OrderUpdated", "OrderStatusChanged", "OrderConfirmed"], {"status": "confirmed"}),
+                       off) == []
+
+
+def test_all_line_items_confirmed_is_the_order_confirmed():
+    path_uuid = str(uuid.uuid4())
+    facts = FakeFacts(settings={"notification_line_items_confirmed": 3},
+                      orders={f"/order/{path_uuid}/": dict(ORDER, line_items=["/line-item/1/", "/line-item/2/"])})
+    [intent] = intents_for(event(["OrderUpdated", "OrderStatusChanged", "OrderConfirmed"], {"status": "confirmed"},
+                                 uuid_=path_uuid), facts)
+    assert intent.fields["template"] == "nautilus.order_line_items_confirmed"
+    assert intent.fields["emails"] == ["owner@example.com", "creator@example.com"]
+    assert intent.fields["context"]["line_items"] == 2
+
+
+def test_a_status_change_to_printing_is_the_start_of_printing():
+    order = str(uuid.uuid4())
+    facts = FakeFacts(settings={"notification_order_started_printing": 1, "notification_order_shipped": 1},
+                      orders={f"/order/{order}/": ORDER})
+    [intent] = intents_for(event(["OrderUpdated", "OrderStatusChanged"], {"status": "printing"}, uuid_=order), facts)
+    assert intent.fields["template"] == "nautilus.order_start_printing"
+    assert intents_for(event(["OrderUpdated", "OrderStatusChanged"], {"status": "post-processing"}, uuid_=order),
+                       facts) == []
+
+
+def test_owner_change_tells_the_new_owner():
+    facts = FakeFacts(settings={"notification_order_owner": 1})
+    [intent] = intents_for(event(["OrderUpdated", "OrderOwnerChanged"], {"order_owner": OWNER}), facts)
+    assert intent.fields["template"] == "nautilus.order_owner"
+    assert intent.fields["emails"] == ["owner@example.com"]
+
+
+def test_mentioned_users_are_told_once_per_comment():
+    comment = str(uuid.uuid4())
+    fields = {"text": "@Mia look", "mentioned_users": [{"uri": "https://x.test" + MENTIONED}], "user": CREATOR,
+              "related_table_name": "order", "related_uuid": str(uuid.uuid4())}
+    [first] = intents_for(event(["CommentCreated"], fields, kind="created", resource="comment", uuid_=comment),
+                          FakeFacts())
+    assert first.fields["template"] == "nautilus.user_mentioned_in_comment"
+    assert first.fields["emails"] == ["mentioned@example.com"]
+    assert first.fields["context"]["author_name"] == "Carl Creator"
+    # an edit listing the same user again makes the same id: the subscriber does not make it twice
+    facts = FakeFacts(resources={("comment", comment): fields})
+    [again] = intents_for(event(["CommentUpdated"], {"mentioned_users": [MENTIONED]}, resource="comment",
+                                uuid_=comment, position=9), facts)
+    assert again.id == first.id
+
+
+def test_a_failed_model_tells_its_owner():
+    model = str(uuid.uuid4())
+    facts = FakeFacts(resources={("model", model): {"name": "bracket.stl", "user_uri": OWNER}})
+    [intent] = intents_for(event(["ModelUpdated", "ModelProcessingFailed"],
+                                 {"status": "error", "analyses": {"error": "not a mesh"}}, application="files",
+                                 resource="model", uuid_=model), facts)
+    assert intent.fields["template"] == "nautilus.model_upload_failed"
+    assert intent.fields["emails"] == ["owner@example.com"] and intent.bureau == BUREAU
+    assert intent.fields["context"]["reason"] == "not a mesh"
+    # whichever step found it: a quarantine by the scan fails the upload as well; a processed model is no news
+    [quarantined] = intents_for(event(["ModelUpdated", "ModelVirusScanned"],
+                                      {"virus_scan": "quarantined", "status": "error"}, application="files",
+                                      resource="model", uuid_=model, position=8), facts)
+    assert quarantined.fields["template"] == "nautilus.model_upload_failed"
+    assert intents_for(event(["ModelUpdated", "ModelAnalyzed"], {"status": "processed"}, application="files",
+                             resource="model", uuid_=model), facts) == []
+
+
+def test_a_new_user_is_welcomed_and_a_locked_one_told():
+    [welcome] = intents_for(event(["UserCreated"], {"email": "new@example.com", "username": "new@example.com"},
+                                  kind="created", resource="users", application="identity"), FakeFacts())
+    assert welcome.fields["template"] == "users.welcome_mailer" and welcome.fields["emails"] == ["new@example.com"]
+    [locked] = intents_for(event(["UserUpdated"], {"blocked_until": "2026-01-01T00:15:00+00:00", "failed_logins": 0},
+                                 resource="users", application="identity", uuid_=OWNER.split("/")[2]), FakeFacts())
+    assert locked.fields["template"] == "users.blocked_for_login" and locked.fields["emails"] == ["owner@example.com"]
+    assert intents_for(event(["UserUpdated"], {"failed_logins": 2}, resource="users", application="identity"),
+                       FakeFacts()) == []
+
+
+def test_an_order_with_a_callback_url_gets_a_webhook_per_event():
+    facts = FakeFacts(settings={})
+    order = dict(ORDER, callback_url="https://hooks.example.com/stratum")
+    [hook] = intents_for(event(["OrderCreated"], order, kind="created"), facts)
+    assert hook.kind == "webhook" and hook.fields["url"] == "https://hooks.example.com/stratum"
+    assert hook.fields["event"] == "OrderCreated" and hook.fields["payload"]["event"] == "OrderCreated"
+    quiet = intents_for(event(["OrderUpdated", "OrderLineItemsChanged"], {"line_items": []}),
+                        FakeFacts(orders={}))
+    assert quiet == []
+
+
+# -- the subscriber's write: idempotent and gap-free ---------------------------------------------------------------
+
+@pytest.fixture
+def notifications():
+    app = Notifications(env=IN_MEMORY)
+    yield app
+    app.close()
+
+
+def _stored(app):
+    return [n for n in app.recorder.select_notifications(start=1, limit=1000)
+            if n.topic == Notification.Created.TOPIC]
+
+
+def test_a_batch_recorded_twice_or_late_makes_each_notification_once(notifications):
+    facts = FakeFacts(settings={"notification_order_created": 1})
+    batch = [event(["OrderCreated"], ORDER, kind="created", position=p) for p in (3, 4)]
+    assert notifications.record_batch("orders", batch, 4, facts) == 4
+    assert len(_stored(notifications)) == 2
+    assert notifications.record_batch("orders", batch, 4, facts) == 4  # a repeated doorbell
+    assert notifications.record_batch("orders", batch[:1], 3, facts) == 4  # a late, older batch
+    assert len(_stored(notifications)) == 2
+    assert notifications.feed_position("orders") == 4
+    assert notifications.feed_position("files") == 0
+
+
+def test_a_failing_lookup_records_nothing_and_keeps_the_position(notifications):
+    class Broken(FakeFacts):
+        def settings(self, bureau):
+            raise RuntimeError("identity is down")
+
+    with pytest.raises(RuntimeError):
+        notifications.record_batch("orders", [event(["OrderCreated"], ORDER, kind="created", position=1)], 1,
+                                   Broken())
+    assert notifications.feed_position("orders") == 0 and _stored(notifications) == []
+
+
+def test_a_feed_is_begun_once_where_the_migrate_step_found_its_end(notifications):
+    assert notifications.begin_at("orders", 0) == 0  # a new deployment: from the start
+    assert notifications.begin_at("orders", 40) == 0  # a later migrate does not skip what is not read yet
+    assert notifications.begin_at("files", 12) == 12  # a deployment with history: from its end
+    facts = FakeFacts(settings={"notification_order_created": 1})
+    old = event(["OrderCreated"], ORDER, kind="created", position=12)
+    assert notifications.record_batch("files", [dict(old, application="files")], 12, facts) == 12
+    assert _stored(notifications) == []
+
+
+def test_an_unreadable_event_is_passed_over_but_an_outage_stops_the_batch(notifications):
+    from shared.errors import ServiceUnavailable
+
+    class Odd(FakeFacts):
+        def settings(self, bureau):
+            return {"notification_order_created": "all of them"}  # no rule expects this shape
+
+    batch = [event(["OrderCreated"], ORDER, kind="created", position=1)]
+    assert notifications.record_batch("orders", batch, 1, Odd()) == 1  # logged, no notification, the feed moves on
+
+    class Down(FakeFacts):
+        def settings(self, bureau):
+            raise ServiceUnavailable("The identity service is not running.")
+
+    with pytest.raises(ServiceUnavailable):
+        notifications.record_batch("orders", [event(["OrderCreated"], ORDER, kind="created", position=2)], 2, Down())
+    assert notifications.feed_position("orders") == 1
