@@ -2,19 +2,26 @@
 (order clones, estimates). The rules themselves live in the resources' classes (services.orders.domain)."""
 from uuid import UUID, uuid5
 
+from services.orders import progress
 from services.orders.domain import Comment, CommentAction, LineItem, Order
 from shared.application import ResourceApplication, Unit
+from shared.follower import FeedFollower
 from shared.registry import resource_classes
 from shared.resource import Resource
 
 INTERNAL = {"platform_admin": True}
 
 
-class Orders(ResourceApplication):
+class Orders(FeedFollower, ResourceApplication):
     name = "orders"
     aggregates = resource_classes("orders", [Order, LineItem, Comment, CommentAction])
     # which line items print a model (for its analysis) and belong to a product (for its design file's model)
     indexed_references = (("line-item", "model"), ("line-item", "product"))
+
+    def apply_feed(self, application, feed):
+        """One batch of production's feed (F3): pieces' progress moves line items and orders (services.orders.progress),
+        recorded with the position reached (shared.follower)."""
+        return self.follow_batch(application, feed, progress.apply_event)
 
     def complete_clone(self, clone_id, source_id):
         """Copy the source order's live products and line items into the clone, then derive its status. Ids are

@@ -294,6 +294,9 @@ class LineItem(Resource):
     class Cancelled(StatusChanged):
         value = "cancelled"
 
+    class Completed(StatusChanged):  # the last of its pieces is complete (F3)
+        value = "complete"
+
     NOT_CLONED = ("status", "order", "product", "uuid")
 
     @classmethod

@@ -2,6 +2,8 @@ import hashlib
 import json
 import logging
 
+from nameko.timer import timer
+
 from services.orders.application import Orders
 from services.orders.domain import (CLONE_REQUESTED, ESTIMATE_REQUESTED, NOT_PRINTABLE, UNPRINTABLE_MODEL_STATUSES,
                                    LineItem, Order)
@@ -9,14 +11,16 @@ from services.orders.estimates import estimate, out_of_date
 from shared.amqp import event_handler
 from shared.errors import StratumError
 from shared.eventstore import EventStore
+from shared.follower import CATCH_UP_INTERVAL, pull
 from shared.resource import Resource
-from shared.service import ResourceService
+from shared.service import NEWS_EVENT, ResourceService
 from shared.sweep import sweep_timer, sweeper_for
 from shared.uris import parse_uri
 
 MODEL_ANALYZED = "model_analyzed"  # dispatched by the files service when a model's analysis ends, well or not
 DESIGN_FILE_UNPACKED = "design_file_unpacked"  # …and when a product's design file has become a model
 INTERNAL = {"platform_admin": True}
+PRODUCTION = "production"  # its feed moves line items and orders as pieces progress (F3)
 log = logging.getLogger(__name__)
 
 
@@ -38,6 +42,21 @@ class OrdersService(ResourceService):
         else:
             self.dispatch(CLONE_REQUESTED, {"clone": str(aggregate.id),
                                             "source": parse_uri(aggregate.fields["cloned_from"])[1]})
+
+    # -- following production's feed (F3) -------------------------------------------------------------------------------
+
+    @event_handler(PRODUCTION, NEWS_EVENT)
+    def on_production_news(self, payload):
+        if self.app.position(PRODUCTION) >= int(payload.get("position") or 0):
+            return
+        self._follow_production()
+
+    @timer(interval=CATCH_UP_INTERVAL)
+    def follow_production(self):
+        self._follow_production()
+
+    def _follow_production(self):
+        pull(self.app, self.services, PRODUCTION, lambda feed: self.app.apply_feed(PRODUCTION, feed), self._announce)
 
     @event_handler("orders", ESTIMATE_REQUESTED)
     def estimate_line_item(self, payload):

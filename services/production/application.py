@@ -1,24 +1,24 @@
-"""The production application: workstations, workflows, pieces and prints (services.production.domain), and the
-orders feed it follows to plan pieces and prints (services.production.planning)."""
-from eventsourcing.application import ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Tracking
-
+"""The production application: workstations, workflows, pieces and prints (services.production.domain), runs and
+their actuals (services.production.runs), and the orders feed it follows to plan pieces and prints
+(services.production.planning)."""
 from services.production.domain import (OPERATIONS, Piece, PostProcessor, PostProcessorType, Print, Printer,
                                         PrinterType, ProcessStep, Workflow)
 from services.production.packing.layout import Layout
-from services.production.planning import Batch, WorkflowUsage, apply_event
+from services.production.planning import WorkflowUsage, apply_event
+from services.production.runs import Run, RunActuals
 from shared.application import ResourceApplication
 from shared.errors import NotFound
+from shared.follower import FeedFollower
 from shared.registry import resource_classes
 from shared.uris import parse_uri
 
 INTERNAL = {"platform_admin": True}
 
 
-class Production(ResourceApplication):
+class Production(FeedFollower, ResourceApplication):
     name = "production"
     aggregates = resource_classes("production", [PrinterType, Printer, PostProcessorType, PostProcessor,
-                                                 ProcessStep, Workflow, Piece, Print,
+                                                 ProcessStep, Workflow, Piece, Print, Run, RunActuals,
                                                  Layout])  # Layout: /layout/ (services/production/packing)
     indexed_references = (
         ("print", "line_item"),  # a line item's prints: orders' delete rule asks for them
@@ -30,43 +30,11 @@ class Production(ResourceApplication):
         ("process-step", "name"), ("workflow", "name"),
     )
 
-    def construct_recorder(self):
-        """A process recorder: the events of a feed batch and the position reached in that feed are recorded in one
-        transaction (the tracking table the migrate step creates)."""
-        return self.factory.process_recorder()
-
-    # -- following other services' feeds ----------------------------------------------------------------------------
-
-    def position(self, application):
-        return self.recorder.max_tracking_id(application) or 0
+    # -- following the orders feed (F1: shared.follower keeps the position) ------------------------------------------
 
     def apply_feed(self, application, feed, describe_model):
-        """Apply one batch of `application`'s feed (events after our position) with the new position, atomically.
-        Returns the position now held. A batch that starts beyond our position (a gap) or ends at or below it (a
-        repeat) changes nothing; a concurrent follower that got there first makes the write fail, and the batch is
-        simply not ours to apply any more."""
-        position = self.position(application)
-        last = feed.get("last")
-        if last is None or last <= position:
-            return position
-        # the caller pulled from our position + 1, so the batch is contiguous with what we hold; a concurrent
-        # follower may have moved on meanwhile: what it applied is skipped
-        events = [e for e in feed["events"] if e["position"] > position]
-        batch = Batch(self)
-        for event in events:
-            apply_event(batch, event, describe_model)
-        changed = batch.changed()
-        processing = ProcessingEvent(tracking=Tracking(application_name=application, notification_id=last))
-        processing.collect_events(*changed, *self._index_entries(changed))
-        try:
-            recordings = self._record(processing)
-        except IntegrityError:
-            return self.position(application)
-        self._notify(recordings)
-        return last
-
-    def latest_position(self):
-        return self.recorder.max_notification_id() or 0
+        """One batch of the orders feed, planned (services.production.planning) with the position reached."""
+        return self.follow_batch(application, feed, lambda batch, event: apply_event(batch, event, describe_model))
 
     # -- facts for other services' rules ------------------------------------------------------------------------------
 

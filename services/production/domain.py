@@ -540,6 +540,9 @@ class Piece(Resource):
     class PriorityChanged(Resource.Updated):
         field = "priority"
 
+    class AdvancedToStep(Resource.Updated):  # its run completed: the piece waits for (or is at) its next step
+        field = "current_step_position"
+
     class Renamed(Resource.Updated):
         field = "name"
 

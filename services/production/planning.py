@@ -16,7 +16,6 @@ Rules:
 """
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from services.production.domain import FINISHED, PROCESSING, Piece, Print, Workflow
@@ -119,35 +118,6 @@ class WorkflowUsage(Aggregate):
 
 name_aggregate(LineItemPlan, "production/line-item-plan")
 name_aggregate(WorkflowUsage, "production/workflow-usage")
-
-
-class Batch:
-    """The aggregates one feed batch loads and changes (each loaded once, saved together)."""
-
-    def __init__(self, app):
-        self.app = app
-        self.loaded = {}
-
-    def get(self, aggregate_id):
-        if aggregate_id not in self.loaded:
-            try:
-                self.loaded[aggregate_id] = self.app.repository.get(aggregate_id)
-            except AggregateNotFoundError:
-                self.loaded[aggregate_id] = None
-        return self.loaded[aggregate_id]
-
-    def path(self, path):
-        try:
-            return self.get(UUID(parse_uri(path)[1]))
-        except (TypeError, ValueError):
-            return None
-
-    def add(self, aggregate):
-        self.loaded[aggregate.id] = aggregate
-        return aggregate
-
-    def changed(self):
-        return [a for a in self.loaded.values() if a is not None and a.pending_events]
 
 
 def apply_event(batch, event, describe_model):

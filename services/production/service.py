@@ -1,7 +1,6 @@
 """The production service: its resources' commands (shared.service), and the follower of the orders feed that plans
 pieces and prints (services.production.planning)."""
 import logging
-import threading
 
 from nameko.timer import timer
 
@@ -10,23 +9,14 @@ from services.production.packing.service import LayoutJobs
 from shared.amqp import event_handler
 from shared.errors import StratumError
 from shared.eventstore import EventStore
+from shared.follower import CATCH_UP_INTERVAL, pull
 from shared.service import NEWS_EVENT, ResourceService, rpc
 from shared.uris import parse_uri
 
 log = logging.getLogger(__name__)
 INTERNAL = {"platform_admin": True}
 FOLLOWED = "orders"
-BATCH_SIZE = 200
-CATCH_UP_INTERVAL = 2  # seconds: a lost doorbell costs this much latency, never a piece
 WORKFLOW_REPLACED = "workflow_replaced"  # published by production after a /workflow/{uuid}/replace/ committed
-
-_locks = {}
-_locks_guard = threading.Lock()
-
-
-def _lock(key):
-    with _locks_guard:
-        return _locks.setdefault(key, threading.Lock())
 
 
 class ProductionService(LayoutJobs, ResourceService):  # LayoutJobs: /layout/'s background job
@@ -50,21 +40,8 @@ class ProductionService(LayoutJobs, ResourceService):  # LayoutJobs: /layout/'s 
         self._follow()
 
     def _follow(self):
-        """Pull the orders feed from our own position until it is exhausted; one follower per process at a time."""
-        with _lock(id(self.app)):
-            try:
-                while True:
-                    position = self.app.position(FOLLOWED)
-                    feed = self.services.call(FOLLOWED, "get_notifications", position + 1, BATCH_SIZE)
-                    if feed["last"] is None:
-                        return
-                    reached = self.app.apply_feed(FOLLOWED, feed, self._model_name)
-                    if reached > position:
-                        self._announce({"application": self.app.name, "position": self.app.latest_position()})
-                    if feed["complete"]:
-                        return
-            except Exception:  # the orders service may be away: the timer pulls again
-                log.warning("following the orders feed failed; will retry", exc_info=True)
+        pull(self.app, self.services, FOLLOWED,
+             lambda feed: self.app.apply_feed(FOLLOWED, feed, self._model_name), self._announce)
 
     def _model_name(self, model_path):
         try:

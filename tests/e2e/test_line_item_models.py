@@ -133,22 +133,21 @@ def test_model_and_no_model_upload_exclude_each_other(admin, box_model):
     assert admin.put(uri, json={"status": "confirmed"}).status_code == 204
 
 
-def test_what_has_prints_in_a_run_cannot_be_deleted(admin, system):
-    from shared import uris
+def test_what_has_prints_in_a_run_cannot_be_deleted(admin):
+    from tests.e2e.test_production_http import Shop, settled_count
 
-    session = admin.get("/sessions/").json()
-    ctx = {"user": uris.normalise(session["user"]), "bureau": uris.normalise(session["bureau"]), "internal": True}
+    shop = Shop(admin)
+    flow = shop.workflow()
     order, product = order_with_product(admin, no_model_upload=True)
-    in_run = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
-    planned = admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
-    def command():
-        return dict(ctx, command_id=str(uuid.uuid4()))
-
-    with system.rpc() as rpc:  # production makes prints; one of them is then placed in a run
-        placed = rpc.production.create("print", {"line_item": uris.normalise(in_run)}, command())["uri"]
-        run = rpc.production.create("run", {"prints": [placed]}, command())["uri"]
-        rpc.production.update("print", uris.parse_uri(placed)[1], {"run": run}, command())
-        rpc.production.create("print", {"line_item": uris.normalise(planned)}, command())
+    in_run, planned = (admin.post("/line-item/", json={"product": product, "quantity": 1,
+                                                       "workflow": flow}).headers["Location"] for _ in range(2))
+    for item in (in_run, planned):  # confirmed: production makes their prints (F1)
+        eventually(lambda: admin.get(item).json()["status"] == "pending", timeout=30)
+        assert admin.put(item, json={"status": "confirmed"}).status_code == 204
+        settled_count(admin, "print", item, 3)
+    first = [p["uri"] for p in settled_count(admin, "print", in_run, 3) if p["process_step_position"] == 0]
+    assert admin.post("/run/", json={"prints": first}).status_code == 201  # one line item's print goes in a run
+    eventually(lambda: [p for p in settled_count(admin, "print", in_run, 3) if p["run"]])
 
     refused = admin.delete(in_run)
     assert refused.status_code == 400

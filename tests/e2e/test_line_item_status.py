@@ -1,18 +1,22 @@
 """Line-item status moves through HTTP (orders.md §2.1): the system's own moves (new → calculating_estimates →
-pending as estimates are computed), every client move after them, a sample of refused ones, each checked in the
-event log; and the order's own status accepts only the manual values of §2.3."""
+pending as estimates are computed), the client's moves up to confirmed, production's after it (printing,
+post-processing, shipping, complete as the line item's runs progress: F3), a sample of refused ones, each checked in
+the event log; and the order's own status accepts only the manual values of §2.3."""
 import uuid
 
 import pytest
 
 from services.orders.status import NOT_ALLOWED
+from tests.e2e.test_production_http import Shop, created, settled_count, unique
 from tests.kit.plugin import eventually
 from tests.unit.test_order_status import AGGREGATION_TABLE
 
 pytestmark = pytest.mark.e2e
 
 SYSTEM_MOVES = ["new", "calculating_estimates", "pending"]  # made by the estimate job, nobody asks for them
-HAPPY_PATH = ["in-preparation", "pending", "confirmed", "printing", "post-processing", "shipping", "complete"]
+CLIENT_MOVES = ["in-preparation", "pending", "confirmed"]
+PRODUCTION_MOVES = ["printing", "post-processing", "shipping", "complete"]  # made by the line item's runs (F3)
+HAPPY_PATH = CLIENT_MOVES + PRODUCTION_MOVES
 
 
 def status_of(api, uri):
@@ -25,12 +29,14 @@ def settled(api, line_item, status="pending"):
     return line_item
 
 
-def make_line_item(api, settle=True):
-    order = api.post("/order/", json={"name": "status walk"}).headers["Location"]
+def make_line_item(api, settle=True, workflow=None, order=None):
+    order = order or api.post("/order/", json={"name": "status walk"}).headers["Location"]
     product = api.post("/product/", json={"order": order, "no_model_upload": True})
     assert product.status_code == 201, product.text
-    line_item = api.post("/line-item/", json={"product": product.headers["Location"], "quantity": 2,
-                                              "type": "product"})
+    payload = {"product": product.headers["Location"], "quantity": 2, "type": "product"}
+    if workflow:
+        payload["workflow"] = workflow
+    line_item = api.post("/line-item/", json=payload)
     assert line_item.status_code == 201, line_item.text
     return order, settled(api, line_item.headers["Location"]) if settle else line_item.headers["Location"]
 
@@ -58,16 +64,53 @@ def flat_views(api, order, line_item):
             api.get(f"/flat-line-item/{uuid_of(line_item)}/").json())
 
 
-def test_every_move_of_the_happy_path_and_the_event_log(admin):
-    order, line_item = make_line_item(admin)
+@pytest.fixture(scope="module")
+def shop(admin):
+    return Shop(admin)
+
+
+def runs_of(api, shop, line_item, steps=3, quantity=2):
+    """A run per step of the line item's prints, each on a workstation of its own (a printer prints one build at a
+    time, and other tests' runs share the shop)."""
+    prints = settled_count(api, "print", line_item, quantity * steps)
+    printer = created(api, "/printer/", {"name": unique("Fuse"), "printer_type": shop.printer_type,
+                                         "location": shop.location})
+    stations = [{"printer": printer}, {"post_processor": shop.post_processor}, {"shipping": shop.shipping}]
+    return [created(api, "/run/", {"prints": [p["uri"] for p in prints if p["process_step_position"] == position],
+                                   **stations[position]}) for position in range(steps)]
+
+
+def run_moves(api, run, *statuses):
+    for status in statuses:
+        response = api.put(run, json={"status": status})
+        assert response.status_code == 204, (run, status, response.text)
+        eventually(lambda: api.get(run).json()["status"] == status, timeout=30)
+
+
+def test_every_move_of_the_happy_path_and_the_event_log(admin, shop):
+    order, line_item = make_line_item(admin, workflow=shop.workflow())
     assert admin.get(line_item).json()["status"] == "pending"  # by itself: nothing to estimate without a model
-    for status in HAPPY_PATH:
+
+    def follows(status):
+        eventually(lambda: admin.get(line_item).json()["status"] == status, timeout=30)
+        flat_order, flat_item = eventually(lambda: (lambda views: views[1]["status"] == status and views)(
+            flat_views(admin, order, line_item)), timeout=30)  # the exports follow every step
+        assert flat_order["status"] == admin.get(order).json()["status"]
+        assert flat_order["prints_quantity"] == 2 and flat_item["prints_quantity"] == 2
+
+    for status in CLIENT_MOVES:
         response = admin.put(line_item, json={"status": status})
         assert response.status_code == 204, (status, response.text)
-        assert admin.get(line_item).json()["status"] == status
-        flat_order, flat_item = flat_views(admin, order, line_item)  # the exports follow every step
-        assert flat_item["status"] == status and flat_order["status"] == admin.get(order).json()["status"]
-        assert flat_order["prints_quantity"] == 2 and flat_item["prints_quantity"] == 2
+        follows(status)
+    printing, sifting, shipping = runs_of(admin, shop, line_item)
+    run_moves(admin, printing, "in-progress")
+    follows("printing")
+    run_moves(admin, printing, "complete")
+    follows("post-processing")
+    run_moves(admin, sifting, "in-progress", "complete")
+    follows("shipping")
+    run_moves(admin, shipping, "in-progress", "complete")
+    follows("complete")
     rows = admin.get(f"/event/?filter[reference]={line_item}&filter[key]=status").json()["resources"]
     assert [r["current_value"] for r in rows] == [*SYSTEM_MOVES, *HAPPY_PATH]
     assert [r["previous_value"] for r in rows[1:]] == [*SYSTEM_MOVES, *HAPPY_PATH][:-1]
@@ -119,10 +162,12 @@ def test_orders_accept_only_manual_statuses(admin):
     assert created.status_code == 400 and created.json()["errors"][0]["field"] == "status"
 
 
-def test_order_status_follows_its_line_items(admin):
+def test_order_status_follows_its_line_items(admin, shop):
     order = admin.post("/order/", json={"name": "aggregate"}).headers["Location"]
     product = admin.post("/product/", json={"order": order, "no_model_upload": True}).headers["Location"]
-    first, second = (admin.post("/line-item/", json={"product": product, "quantity": 1}).headers["Location"]
+    print_only = shop.workflow(steps=shop.steps[:1])
+    first, second = (admin.post("/line-item/", json={"product": product, "quantity": 1,
+                                                     "workflow": print_only}).headers["Location"]
                      for _ in range(2))
     body = admin.get(order).json()
     assert body["line_items"] == [first, second]
@@ -135,6 +180,9 @@ def test_order_status_follows_its_line_items(admin):
     def status():
         return admin.get(order).json()["status"]
 
+    def becomes(expected):
+        eventually(lambda: status() == expected, timeout=30)
+
     settled(admin, first)
     settled(admin, second)
     assert status() == "pending"  # all alike, by the system's moves
@@ -142,10 +190,14 @@ def test_order_status_follows_its_line_items(admin):
     assert status() == "pending"
     move(second, "confirmed")
     assert status() == "confirmed"
-    move(first, "printing")
-    assert status() == "processing"  # mixed production stages
-    move(second, "printing", "complete")
-    move(first, "error")
+    (first_run,), (second_run,) = (runs_of(admin, shop, item, steps=1, quantity=1) for item in (first, second))
+    run_moves(admin, first_run, "in-progress")  # production moves the line items (F3), the order follows
+    becomes("processing")  # mixed production stages
+    run_moves(admin, second_run, "in-progress")
+    becomes("printing")
+    run_moves(admin, second_run, "complete")
+    becomes("processing")
+    move(first, "error")  # a client's (or a failure's) move, still by hand
     assert status() == "complete"  # complete plus errors only
     history = [r["current_value"] for r in
                admin.get(f"/event/?filter[reference]={order}&filter[key]=status").json()["resources"]]

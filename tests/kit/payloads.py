@@ -6,6 +6,7 @@ makes it, by its owning service (`create_internally`; e.g. prints, which product
 cannot be satisfied either way raises Unreachable with the reason, never a silent skip.
 """
 import itertools
+import time
 from datetime import datetime, timezone
 
 from shared import catalogue
@@ -32,6 +33,7 @@ class PayloadFactory:
         self.create_internally = create_internally
         self.fixed = {"bureau": bureau, "users": user}
         self.created = {}
+        self.free_prints = []
 
     def minimal(self, spec):
         payload = {name: self.value_for(field, spec.name)
@@ -52,6 +54,8 @@ class PayloadFactory:
     def value_for(self, field, owner):
         if field.name == "csrf_token":  # role changes need the session's token
             return self.api.get("/csrf-token/").json()["token"]
+        if (owner, field.name) == ("run", "prints"):  # a print is in one run at a time: each run gets its own
+            return [self.free_print()]
         if field.choices:
             return next(c for c in field.choices if c is not None)
         if (owner, field.name) in OBJECT_VALUES:
@@ -78,6 +82,30 @@ class PayloadFactory:
             self.created[resource_name] = self.create(target)
         return self.created[resource_name]
 
+    def free_print(self, batch=20):
+        """A print no run holds yet, made the system's way (production.md F1): a confirmed line item of a one-step
+        printing workflow, `batch` pieces at a time."""
+        if not self.free_prints:
+            step = self.create(catalogue.resource("process-step"))
+            workflow = self._post("/workflow/", {"name": f"conformance {next(_names)}", "process_steps": [step]})
+            order = self._post("/order/", {"name": f"conformance {next(_names)}"})
+            product = self._post("/product/", {"order": order, "no_model_upload": True})
+            item = self._post("/line-item/", {"product": product, "quantity": batch, "workflow": workflow})
+            _poll(lambda: self.api.get(item).json()["status"] == "pending", f"{item} never became pending")
+            confirmed = self.api.put(item, json={"status": "confirmed"})
+            if confirmed.status_code != 204:
+                raise Unreachable(f"confirming a line item for prints failed: {confirmed.text}")
+            prints = _poll(lambda: (lambda found: len(found) == batch and found)(self.api.get(
+                f"/print/?filter[line_item]={item}&per_page=500").json()["resources"]), "no prints were planned")
+            self.free_prints = [p["uri"] for p in prints]
+        return self.free_prints.pop()
+
+    def _post(self, path, payload):
+        response = self.api.post(path, json=payload)
+        if response.status_code != 201:
+            raise Unreachable(f"creating {path} failed: {response.text}")
+        return response.headers["Location"]
+
     def create(self, spec):
         """A new resource of `spec` (its URI): POSTed where the API allows it, else made by its owning service."""
         if spec.special or spec.service == "gateway":
@@ -90,6 +118,16 @@ class PayloadFactory:
         if self.create_internally is None:
             raise Unreachable(f"{spec.name} cannot be created through the API")
         return self.create_internally(spec, self.minimal(spec))
+
+
+def _poll(check, failure, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise Unreachable(failure)
 
 
 def _scalar(field):

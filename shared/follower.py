@@ -1,0 +1,135 @@
+"""Following another service's feed (a domain service reacting to another's events, never writing its store).
+
+The follower keeps its own position in the followed feed as an eventsourcing tracking record, written in the same
+transaction as what a batch of the feed changed (the application's recorder is a process recorder). So:
+* gap-free: it always pulls from its own position + 1, never from what a doorbell said;
+* idempotent: a batch at or below the position changes nothing; ids it makes are derived from what it follows;
+* a concurrent follower (another process) that got there first makes the write fail, and the batch is not ours
+  to apply any more.
+
+`FeedFollower` is the application side (mixed into a ResourceApplication), `pull` the service side: the loop a
+doorbell handler and a catch-up timer both run. Production follows orders (F1, planning); orders follows production
+(F3, line items and orders moved by their pieces' progress).
+"""
+import logging
+import threading
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from shared.uris import parse_uri
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 200
+CATCH_UP_INTERVAL = 2  # seconds: a lost doorbell costs this much latency, never an effect
+
+_locks = {}
+_locks_guard = threading.Lock()
+
+
+class Batch:
+    """The aggregates one feed batch loads and changes (each loaded once, saved together). `get(path)` makes it
+    usable where a rule expects a unit's `get`."""
+
+    def __init__(self, app, ctx=None):
+        self.app = app
+        self.ctx = ctx or {"platform_admin": True}
+        self.loaded = {}
+
+    def load_id(self, aggregate_id):
+        if aggregate_id not in self.loaded:
+            try:
+                self.loaded[aggregate_id] = self.app.repository.get(aggregate_id)
+            except AggregateNotFoundError:
+                self.loaded[aggregate_id] = None
+        return self.loaded[aggregate_id]
+
+    def path(self, path):
+        try:
+            return self.load_id(UUID(parse_uri(path)[1]))
+        except (TypeError, ValueError):
+            return None
+
+    def get(self, key):
+        """By id, or by path as a rule's unit is asked (`unit.get("/order/<uuid>/")`)."""
+        return self.load_id(key) if isinstance(key, UUID) else self.path(key)
+
+    actor = None
+    bureau = None
+
+    def add(self, aggregate):
+        self.loaded[aggregate.id] = aggregate
+        return aggregate
+
+    def changed(self):
+        return [a for a in self.loaded.values() if a is not None and a.pending_events]
+
+
+class FeedFollower:
+    """Mixed into a ResourceApplication that follows other services' feeds."""
+
+    def construct_recorder(self):
+        """A process recorder: a feed batch's events and the position reached in that feed are recorded in one
+        transaction (the tracking table the migrate step creates)."""
+        return self.factory.process_recorder()
+
+    def position(self, application):
+        return self.recorder.max_tracking_id(application) or 0
+
+    def latest_position(self):
+        return self.recorder.max_notification_id() or 0
+
+    def follow_batch(self, application, feed, apply_event):
+        """Apply one batch of `application`'s feed (events after our position) with the new position, atomically:
+        `apply_event(batch, event)` for each public event. Returns the position now held."""
+        position = self.position(application)
+        last = feed.get("last")
+        if last is None or last <= position:
+            return position
+        # the caller pulled from our position + 1, so the batch is contiguous with what we hold; a concurrent
+        # follower may have moved on meanwhile: what it applied is skipped
+        batch = Batch(self)
+        for event in feed["events"]:
+            if event["position"] > position:
+                apply_event(batch, event)
+        changed = batch.changed()
+        processing = ProcessingEvent(tracking=Tracking(application_name=application, notification_id=last))
+        processing.collect_events(*changed, *self._index_entries(changed))
+        try:
+            recordings = self._record(processing)
+        except IntegrityError:
+            return self.position(application)
+        self._notify(recordings)
+        return last
+
+
+def pull(app, services, followed, apply_batch, announce, batch_size=BATCH_SIZE):
+    """Pull `followed`'s feed from our own position until it is exhausted, one puller per process and feed at a
+    time. `apply_batch(feed)` applies one batch (returns the position held); `announce(payload)` rings our own
+    doorbell when the batch changed our store. A failure is logged: the next doorbell or timer pulls again."""
+    with _lock((id(app), followed)):
+        try:
+            stalled = 0
+            while True:
+                position = app.position(followed)
+                feed = services.call(followed, "get_notifications", position + 1, batch_size)
+                if feed["last"] is None:
+                    return
+                reached = apply_batch(feed)
+                if reached > position:
+                    stalled = 0
+                    announce({"application": app.name, "position": app.latest_position()})
+                    if feed["complete"]:
+                        return
+                else:  # a concurrent write to what the batch changes: try again on fresh copies, a few times
+                    stalled += 1
+                    if stalled >= 3:
+                        return
+        except Exception:  # the followed service may be away: the timer pulls again
+            log.warning("following the %s feed failed; will retry", followed, exc_info=True)
+
+
+def _lock(key):
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
