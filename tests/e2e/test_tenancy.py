@@ -4,7 +4,6 @@ import uuid
 
 import pytest
 
-
 from shared import catalogue, uris
 from tests.kit.payloads import PayloadFactory, Unreachable
 from tests.kit.plugin import eventually, login
