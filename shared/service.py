@@ -136,15 +136,20 @@ class Doorbell:
                     self._next = news
                 return
             self._ringing = True
-        while news is not None:
-            try:
-                publish(news)
-            except Exception:  # the commit stands; followers' timers will pull what the lost doorbell announced
-                log.exception("could not publish %s for %s", NEWS_EVENT, news)
+        try:
+            while news is not None:
+                try:
+                    publish(news)
+                except Exception:  # the commit stands; followers' timers will pull what the lost doorbell announced
+                    log.exception("could not publish %s for %s", NEWS_EVENT, news)
+                with self._lock:
+                    news, self._next = self._next, None
+                    if news is None:
+                        self._ringing = False
+        except BaseException:  # the ringing worker killed (a stopping container): the bell must not stay taken
             with self._lock:
-                news, self._next = self._next, None
-                if news is None:
-                    self._ringing = False
+                self._ringing = False
+            raise
 
 
 _doorbells = {}

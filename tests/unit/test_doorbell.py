@@ -39,3 +39,17 @@ def test_a_failed_publish_does_not_keep_the_bell_busy():
     bell.ring(failing, {"position": 1})
     bell.ring(rung.append, {"position": 2})
     assert rung == [{"position": 2}]
+
+
+def test_a_worker_killed_while_ringing_leaves_the_bell_free():
+    bell, rung, started = Doorbell(), [], eventlet.event.Event()
+
+    def hanging(news):
+        started.send()
+        eventlet.sleep(10)
+
+    ringer = eventlet.spawn(bell.ring, hanging, {"position": 1})
+    started.wait()
+    ringer.kill()  # GreenletExit, as when a container stops its workers
+    bell.ring(rung.append, {"position": 2})
+    assert rung == [{"position": 2}]
