@@ -2,11 +2,12 @@
 import functools
 import json
 import logging
+import socket
 
 from kombu.exceptions import OperationalError as BrokerError
 from nameko.exceptions import RemoteError
 from nameko.web.handlers import HttpRequestHandler
-from nameko.web.server import WebServer, WsgiApp
+from nameko.web.server import HttpOnlyProtocol, WebServer, WsgiApp
 from sqlalchemy.exc import DisconnectionError, InterfaceError
 from sqlalchemy.exc import OperationalError as DatabaseError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -52,9 +53,24 @@ def _unrouted(exc, request):
     return exc  # a redirect (a path without its final slash), answered as werkzeug words it
 
 
+class _NoDelayProtocol(HttpOnlyProtocol):
+    """Answers leave at once. With Nagle's algorithm on, a response larger than one write (a page of 50 orders,
+    ~60 KB) held its last segment until the client's delayed ACK, 40 ms later, on every kept-alive connection."""
+
+    def setup(self):
+        super().setup()
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # not a TCP socket (a test's UNIX socket)
+            pass
+
+
 class JsonWebServer(WebServer):
     def get_wsgi_app(self):
         return _JsonWsgiApp(self)
+
+    def get_wsgi_server(self, sock, wsgi_app, protocol=_NoDelayProtocol, debug=False):
+        return super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
 
 
 class JsonHttpEntrypoint(HttpRequestHandler):
