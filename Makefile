@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PSYCOPG_IMPL := python
 
-.PHONY: install run migrate test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild bench-scale bench-packing catalogue clean
+.PHONY: install run migrate rebuild test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild bench-scale bench-packing catalogue clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ run: install
 
 migrate: install
 	$(PY) -m runtime.migrate
+
+rebuild: install
+	$(PY) -m runtime.rebuild
 
 test: install
 	$(PY) -m pytest

@@ -106,23 +106,8 @@ def bootstrap_identity(environ):
 
 
 def build_read_side(environ, store, log=print):
-    """Apply every application's feed to `store` with the projector's own code; returns (events, seconds)."""
-    from gateway.follower import Follower
+    """Apply every application's feed to `store` with the rebuild's code (runtime.rebuild: the projector's
+    follower, as a bulk load); returns (events, seconds)."""
+    from runtime.rebuild import replay
 
-    config = seeding_config(environ)
-    follower = Follower(store)
-    started = time.perf_counter()
-    events = 0
-    for name, dotted in APPLICATIONS.items():
-        app = load(dotted)(env=event_store_env(config, name))
-        try:
-            def fetch(start, limit, app=app):
-                nonlocal events
-                feed = app.feed(start, limit)
-                events += len(feed["events"])
-                return feed
-
-            follower.catch_up(name, fetch)
-        finally:
-            app.close()
-    return events, time.perf_counter() - started
+    return replay(seeding_config(environ), store, report=log)

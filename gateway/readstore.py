@@ -284,6 +284,26 @@ class ReadStore:
                 conn.execute(delete(table))
         self._tracked.clear()
 
+    # -- bulk loads (gateway.indexes: list keys filled once at the end instead of by a trigger per write) -----------
+
+    @reconnecting
+    def begin_bulk_load(self):
+        """Empty the list keys and stop keeping them until end_bulk_load, which fills them once (runtime.rebuild)."""
+        with self._write() as conn:
+            if not indexes.suspended(conn):
+                indexes.suspend(conn)
+
+    @reconnecting
+    def end_bulk_load(self):
+        with self._write() as conn:
+            if indexes.suspended(conn):
+                indexes.resume(conn)
+
+    @reconnecting
+    def bulk_loading(self):
+        with self.engine.connect() as conn:
+            return indexes.suspended(conn)
+
     # -- queries --------------------------------------------------------------------------------------------------
 
     @reconnecting

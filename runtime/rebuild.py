@@ -1,0 +1,68 @@
+"""Rebuild the read side from zero: forget it, then replay every service's feed with the projector's own code.
+
+    python -m runtime.rebuild            # make rebuild
+
+For a projection fixed in a new release, or a read database lost or restored from an old backup. Safe while
+everything runs: the projector and the gateway go on applying news (their writes land in the same documents, and
+a position only moves forward); LISTs are incomplete until the rebuild ends, GETs by uuid as soon as their document
+is back. The feeds are read straight from each service's event store (the same `feed` the services answer over RPC),
+so no broker is needed and the services need not be up.
+
+The replay runs as a bulk load (gateway.indexes): the list keys are filled once at the end and their indexes built
+over the filled rows, instead of a trigger per document write (at 70,000 orders on PostgreSQL the triggers cost
+20× the rest of a write). A rebuild that dies half-way leaves the read side marked as loading; run it again, or
+let the next migrate step finish the list keys.
+"""
+import logging
+import time
+import warnings
+
+warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")  # imported via nameko; known, see DESIGN
+
+from gateway.follower import Follower  # noqa: E402
+from gateway.readstore import read_store  # noqa: E402
+from runtime.config import build_config  # noqa: E402
+from runtime.topology import APPLICATIONS, load  # noqa: E402
+from shared.settings import event_store_env  # noqa: E402
+
+log = logging.getLogger(__name__)
+BATCH_SIZE = 2000  # notifications per transaction; larger batches share the per-batch statements over more events
+
+
+def replay(config, store, report=print):
+    """Apply every application's whole feed to `store` as a bulk load. Returns (stored events applied, seconds)."""
+    follower = Follower(store, batch_size=BATCH_SIZE)
+    started = time.perf_counter()
+    events = 0
+    store.begin_bulk_load()
+    for name, dotted in APPLICATIONS.items():
+        app = load(dotted)(env=dict(event_store_env(config, name), POSTGRES_POOL_SIZE="1",
+                                    POSTGRES_MAX_OVERFLOW="0"))
+        try:
+            def fetch(start, limit, app=app):
+                nonlocal events
+                feed = app.feed(start, limit)
+                events += len(feed["events"])
+                return feed
+
+            position = follower.catch_up(name, fetch)
+            report(f"{name}: replayed to notification {position}")
+        finally:
+            app.close()
+    report("filling the list keys and building their indexes")
+    store.end_bulk_load()
+    return events, time.perf_counter() - started
+
+
+def rebuild(config, report=print):
+    store = read_store(config)
+    try:
+        store.reset()
+        return replay(config, store, report)
+    finally:
+        store.dispose()
+
+
+if __name__ == "__main__":
+    events, seconds = rebuild(build_config(), report=lambda line: print(f"stratum: {line}", flush=True))
+    print(f"stratum: the read side is rebuilt: {events} events in {seconds:.1f} s")
