@@ -101,9 +101,13 @@ def rebuild(store, app):
         return feed
 
     started = time.perf_counter()
+    store.begin_bulk_load()  # as runtime.rebuild does: list keys filled once at the end
     position = Follower(store, batch_size=BATCH).catch_up("orders", fetch)
+    keys_started = time.perf_counter()
+    store.end_bulk_load()
+    spent["list_keys_s"] = time.perf_counter() - keys_started
     elapsed = time.perf_counter() - started
-    return dict(spent, position=position, elapsed_s=elapsed, apply_s=elapsed - spent["feed_s"],
+    return dict(spent, position=position, elapsed_s=elapsed, apply_s=elapsed - spent["feed_s"] - spent["list_keys_s"],
                 events_per_s=spent["events"] / elapsed, notifications_per_s=position / elapsed)
 
 
