@@ -6,7 +6,7 @@ different units convert through the core unit (services.materials.units). Every 
 action (services.materials.actions); a batch has no commands of its own.
 """
 from datetime import datetime, timezone
-from uuid import NAMESPACE_URL, uuid5
+from uuid import uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
@@ -474,15 +474,9 @@ class PrinterTypeBatchRelationship(Resource):
     resource = "printer-type-batch-relationship"
 
 
-class MaterialGenealogy(Resource):
-    """§3.12: the genealogy around one batch, kept current by the actions that add edges (one per batch, found by
-    `filter[target_batch]`)."""
-
-    resource = "material-genealogy"
-
-    @staticmethod
-    def id_for(batch_id):
-        return uuid5(NAMESPACE_URL, f"stratum:material-genealogy:{batch_id}")
+# /material-genealogy/ is built on read (services.materials.genealogy). Releases before issue 14's rework stored one
+# genealogy document per batch: those events still load, as the generic resource the registry gives every catalogue
+# resource of the service (topic materials/material-genealogy), and nothing reads them any more.
 
 
 class Sample(Resource):
