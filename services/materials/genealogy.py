@@ -11,13 +11,14 @@ so the answer is as large as the edges reachable from X and costs one load per b
 Before issue 14's rework the trees were rebuilt for every ancestor and descendant on each write and stored as
 `/material-genealogy/` resources; those stored documents (events of older releases) still load, and are not read.
 """
+import json
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
 from shared import catalogue
 from shared.errors import NotFound
-from shared.uris import parse_uri, resource_path
+from shared.uris import resource_path
 
 LINK_FIELDS = ("action", "source_batch", "destination_batch", "quantity", "containers")
 COMPACT_FIELDS = ("containers", "materials", "material_lots", "source_material_batches", "status", "powder_quality",
@@ -26,7 +27,8 @@ ACTION_FIELDS = ("action_type", "metadata", "quantity")
 
 
 class Reader:
-    """Aggregates by stored path, each loaded once per answer (read only: nothing is saved)."""
+    """Aggregates by stored path, each loaded once per answer. Read only: nothing is changed or saved, so a cached
+    aggregate is used as it is (not copied), and the answer is made of copies of its values (`genealogy`)."""
 
     def __init__(self, app):
         self.app = app
@@ -36,8 +38,9 @@ class Reader:
         if not path:
             return None
         if path not in self.loaded:
-            try:
-                self.loaded[path] = self.app.repository.get(UUID(parse_uri(path)[1]))
+            try:  # a stored path is /<resource>/<uuid>/ (the edges and batches hold only paths the actions wrote)
+                self.loaded[path] = self.app.repository.get(UUID(path.rstrip("/").rpartition("/")[2]),
+                                                            deepcopy_from_cache=False)
             except (AggregateNotFoundError, ValueError):
                 self.loaded[path] = None
         return self.loaded[path]
@@ -58,7 +61,7 @@ def genealogy(app, batch_uuid, ctx, reader=None):
     }
     document["batches"] = [batches[k] for k in sorted(batches)]
     document["actions"] = [action_summary(reader, a) for a in sorted(actions)]
-    return document
+    return json.loads(json.dumps(document))  # plain data: none of the (cached) aggregates' own lists
 
 
 def genealogy_or_404(app, batch_uuid, ctx):
