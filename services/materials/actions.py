@@ -14,6 +14,7 @@ actions on one batch are serialised by the store (a conflicting save is re-run o
 from datetime import datetime
 from uuid import uuid5
 
+from services.materials.consumption import RUN_CONSUMPTION_RECORDED, consumed_by_runs
 from services.materials.domain import MaterialLot
 from services.materials.units import EPSILON, rounded
 from services.materials.work import Work, path, path_of
@@ -61,6 +62,11 @@ class MaterialBatchAction(Resource):
     def on_create(cls, unit, new_id, fields):
         return Ledger(Work(unit), new_id, fields).run()
 
+    @classmethod
+    def follow_ups(cls, verb, result, payload):
+        """An unload that measured runs' consumption: production is told (services.materials.consumption)."""
+        return [(RUN_CONSUMPTION_RECORDED, {"consumption": c}) for c in result.get("run_consumptions") or ()]
+
 
 def q_text(value, units):
     return f"{rounded(value):g} {units}"
@@ -86,6 +92,7 @@ class Ledger:
         self.chained = []  # batches whose ledger this action joins
         self.new_batch = None
         self.source = None
+        self.consumptions = []  # RunConsumption ids an unload recorded (services.materials.consumption)
 
     # -- the frame every action shares -----------------------------------------------------------------------------
 
@@ -120,6 +127,8 @@ class Ledger:
                       metadata=self.meta, previous_action=previous, user=self.actor,
                       _effects={k: rounded(v) for k, v in self.effects.items()})
         result = {"uri": path(self.new_batch)} if self.new_batch is not None else {}
+        if self.consumptions:
+            result["run_consumptions"] = self.consumptions
         return fields, self.work.changed(), result
 
     # -- helpers ------------------------------------------------------------------------------------------------
@@ -514,7 +523,12 @@ class Ledger:
         if self.q > batch.reserved + EPSILON:
             raise InvalidPayload(f"The batch {path(batch)} has {q_text(batch.reserved, batch.units)} in the machine; "
                                  f"{self.kind} cannot return {q_text(self.q, batch.units)}.", field="quantity")
+        consumed = batch.reserved - self.q
         self.change(batch, available=self.q, reserved=-batch.reserved)  # the rest was consumed by the build
+        recorded = consumed_by_runs(self.work, batch, max(consumed, 0.0), self.path, self.actor)
+        if recorded:  # F3: the runs printed since the load consumed it (production learns it as run actuals)
+            self.meta["runs"] = [run for run, _ in recorded]
+            self.consumptions = [consumption for _, consumption in recorded]
         changes = {"status": "idle", "at_machine": None, "material_in_containers": bool(
             batch.fields.get("containers"))}
         if chamber:  # §6.2: powder that went through the chamber is used once more and needs sieving

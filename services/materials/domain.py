@@ -378,10 +378,12 @@ class MaterialContainer(Resource):
 
 class MaterialBatch(Resource):
     """Every field is set by batch actions (Q15). Private: the material, the latest action (the next action's
-    `previous_action`, the batch's expected version), the genealogy edges in and out, the printer types."""
+    `previous_action`, the batch's expected version), the genealogy edges in and out, the printer types, the runs it
+    printed (and those since it was loaded, whose consumption its unload measures)."""
 
     resource = "material-batch"
-    private_fields = ("_material", "_density", "_last_action", "_parent_links", "_child_links", "_printer_types")
+    private_fields = ("_material", "_density", "_last_action", "_parent_links", "_child_links", "_printer_types",
+                      "_runs", "_runs_in_machine")
 
     class QuantityChanged(Resource.Updated):
         field = "quantity"
@@ -462,6 +464,15 @@ class MaterialBatch(Resource):
 
     def set_printer_types(self, printer_types, actor):
         self.set({"_printer_types": printer_types}, actor)
+
+    def printed(self, run_path):
+        """F3: a run completed in the printer this batch is loaded in (production's feed says so): the batch printed
+        it, and the material its unload finds gone was consumed by it (services.materials.consumption)."""
+        runs = list(self.fields.get("_runs") or [])
+        pending = list(self.fields.get("_runs_in_machine") or [])
+        if run_path in runs:
+            return
+        self.set({"_runs": [*runs, run_path], "_runs_in_machine": [*pending, run_path]}, None)
 
 
 class MaterialBatchLinking(Resource):

@@ -113,7 +113,10 @@ class Walk:
 
 
 def compact(batch):
-    return {"uri": resource_path("material-batch", batch.id), **{k: batch.fields.get(k) for k in COMPACT_FIELDS}}
+    """A batch as the genealogy lists it, with the runs that printed from it (materials.md §5 item 5: the forward
+    query goes on from here to the runs' prints and pieces)."""
+    return {"uri": resource_path("material-batch", batch.id), **{k: batch.fields.get(k) for k in COMPACT_FIELDS},
+            "runs": list(batch.fields.get("_runs") or [])}
 
 
 def action_summary(reader, action_path):
