@@ -80,7 +80,7 @@ def stored_events_of(recorder, ids):
             keys = chunk if datastore.originator_id_type == "uuid" else [str(i) for i in chunk]
             with datastore.get_connection() as conn, conn.cursor() as curs:
                 curs.execute(statement, [keys])
-                found += [StoredEvent(originator_id=recorder.convert_originator_id(row["originator_id"]),
+                found += [StoredEvent(originator_id=_uuid(row["originator_id"]),
                                       originator_version=row["originator_version"], topic=row["topic"],
                                       state=bytes(row["state"])) for row in curs.fetchall()]
         elif isinstance(recorder, SQLiteAggregateRecorder):
@@ -88,7 +88,7 @@ def stored_events_of(recorder, ids):
                          f"({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version")
             with recorder.datastore.transaction(commit=False) as cursor:
                 cursor.execute(statement, [i.hex for i in chunk])
-                found += [StoredEvent(originator_id=recorder.convert_originator_id(row["originator_id"]),
+                found += [StoredEvent(originator_id=_uuid(row["originator_id"]),
                                       originator_version=row["originator_version"], topic=row["topic"],
                                       state=row["state"]) for row in cursor.fetchall()]
         else:
@@ -124,6 +124,10 @@ def genealogy_or_404(app, batch_uuid, ctx):
         return genealogy(app, batch_uuid, ctx)
     except NotFound:
         raise NotFound(catalogue.resource("material-genealogy").not_found) from None
+
+
+def _uuid(value):
+    return value if isinstance(value, UUID) else UUID(str(value))
 
 
 class Walk:
