@@ -15,7 +15,7 @@ from datetime import datetime
 from uuid import uuid5
 
 from services.materials.consumption import RUN_CONSUMPTION_RECORDED, consumed_by_runs
-from services.materials.domain import MaterialLot
+from services.materials.domain import MaterialLot, now
 from services.materials.units import EPSILON, rounded
 from services.materials.work import Work, path, path_of
 from shared import catalogue
@@ -463,7 +463,10 @@ class Ledger:
         if self.meta.get("run") is not None:
             self.meta["run"] = path_of(self.meta["run"], "run", "metadata.run")
         self.change(batch, available=-self.q, reserved=self.q)
-        batch.set({"status": "in_use", "at_machine": printer}, self.actor)
+        changes = {"status": "in_use", "at_machine": printer}
+        if batch.fields.get("at_machine") != printer:  # when it went in: runs completed before are not its own
+            changes["_loaded_at"] = now()
+        batch.set(changes, self.actor)
         if batch.available <= EPSILON:  # all of it went into the machine: out of its containers
             for container in self.containers_of(batch):
                 container.empty(self.actor)

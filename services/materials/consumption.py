@@ -4,8 +4,9 @@ batch; the batch's unload measures what they consumed, and materials records it.
 
 * A printing run's printer and its actuals come from the feed (`run` and `run-actuals` events) into a
   `PrintingRun` (materials' note of the run; production never writes here).
-* When the run completes, every batch loaded in its printer then (`at_machine`) printed it: the batch notes the run
-  (`MaterialBatch.printed`: its runs, and the runs printed since it was loaded).
+* When the run completes, every batch loaded in its printer then (`at_machine`, and loaded before the run
+  completed: the feed may be read late) printed it: the batch notes the run (`MaterialBatch.printed`: its runs, and
+  the runs printed since it was loaded).
 * When that batch is unloaded (machine_unload_chamber / _hopper, services.materials.actions), the material the
   machine kept, reserved before − unloaded, was consumed by those runs (shared equally when several completed
   during one load): one `RunConsumption` per run and batch records it, and the unload action names the runs
@@ -132,8 +133,8 @@ def apply_event(batch, event, loaded_at):
         printed = []
         for batch_path in loaded_at(run.fields["printer"]):
             material_batch = batch.path(batch_path)
-            if material_batch is not None and material_batch.fields.get("at_machine") == run.fields["printer"]:
-                material_batch.printed(run_path)
+            if material_batch is not None and material_batch.fields.get("at_machine") == run.fields["printer"] \
+                    and material_batch.printed(run_path, event.get("timestamp")):
                 printed.append(batch_path)
         run.note(batches=printed)
 

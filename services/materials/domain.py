@@ -23,6 +23,11 @@ def now():
     return datetime.now(timezone.utc).isoformat()
 
 
+def _moment(text):
+    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
 def positive(value, name, allow_zero=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidPayload(f"'{name}' must be a number, not {value!r}.", field=name)
@@ -383,7 +388,7 @@ class MaterialBatch(Resource):
 
     resource = "material-batch"
     private_fields = ("_material", "_density", "_last_action", "_parent_links", "_child_links", "_printer_types",
-                      "_runs", "_runs_in_machine")
+                      "_runs", "_runs_in_machine", "_loaded_at")
 
     class QuantityChanged(Resource.Updated):
         field = "quantity"
@@ -465,14 +470,19 @@ class MaterialBatch(Resource):
     def set_printer_types(self, printer_types, actor):
         self.set({"_printer_types": printer_types}, actor)
 
-    def printed(self, run_path):
+    def printed(self, run_path, completed_at=None):
         """F3: a run completed in the printer this batch is loaded in (production's feed says so): the batch printed
-        it, and the material its unload finds gone was consumed by it (services.materials.consumption)."""
+        it, and the material its unload finds gone was consumed by it (services.materials.consumption). A run that
+        completed before the batch went in (a feed read late, or from its start) is not the batch's. Returns
+        whether the run is the batch's."""
+        if completed_at and self.fields.get("_loaded_at") and _moment(completed_at) < _moment(
+                self.fields["_loaded_at"]):
+            return False
         runs = list(self.fields.get("_runs") or [])
         pending = list(self.fields.get("_runs_in_machine") or [])
-        if run_path in runs:
-            return
-        self.set({"_runs": [*runs, run_path], "_runs_in_machine": [*pending, run_path]}, None)
+        if run_path not in runs:
+            self.set({"_runs": [*runs, run_path], "_runs_in_machine": [*pending, run_path]}, None)
+        return True
 
 
 class MaterialBatchLinking(Resource):

@@ -3,6 +3,7 @@ completes in the printer a batch is loaded in is the batch's run; the batch's un
 (one RunConsumption per run and batch, the unload naming the runs) and asks for production's run-actuals-additive;
 the feed is followed once (a batch at or below the position changes nothing)."""
 import uuid
+from datetime import datetime, timezone
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
@@ -34,7 +35,8 @@ class Production:
     def event(self, resource, uuid_, kind, fields):
         self.position += 1
         self.events.append({"position": self.position, "application": PRODUCTION, "resource": resource,
-                            "uuid": uuid_, "kind": kind, "bureau": self.kit.bureau, "fields": fields})
+                            "uuid": uuid_, "kind": kind, "bureau": self.kit.bureau, "fields": fields,
+                            "timestamp": datetime.now(timezone.utc).isoformat()})
 
     def run(self, printer=PRINTER, operation="printing"):
         run_id = str(uuid.uuid4())
@@ -99,10 +101,12 @@ def test_runs_completed_during_one_load_share_it_and_other_runs_do_not_count(kit
     batch = kit.initial_batch(kit.lot(containers=4, size=10.0))
     idle = kit.initial_batch(kit.lot(containers=1, size=10.0))
     production = Production(kit)
-    early = production.run()
+    early, late_news = production.run(), production.run()
     production.start(early)
     production.complete(early)  # before the batch was loaded: not its run
     production.deliver()
+    production.start(late_news)
+    production.complete(late_news)  # before the load too, but the feed is read after it: still not its run
     kit.act("machine_load", batch, 20.0, printer=PRINTER, printers=PRINTERS)
     first, second = production.run(), production.run()
     sifting = production.run(operation="post-processing")
