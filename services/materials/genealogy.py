@@ -6,7 +6,8 @@ quantity, containers; a root edge has no source batch and lists the lot's contai
 of its edges in (`_parent_links`) and out (`_child_links`). Asked for the genealogy of batch X, this walks those
 edges: `_parent_links` upward to the initial batches and their lots (`parents_tree`), `_child_links` downward to
 every derived batch (`children_tree`). A visited set expands each batch once (top-offs and blends revisit batches),
-so the answer is as large as the edges reachable from X and costs one load per batch and edge it holds.
+so the answer is as large as the edges reachable from X. The aggregates it holds are read a level of the trees at a
+time (one SELECT for a level's edges, one for the batches at their other ends, one for the actions at the end).
 
 Before issue 14's rework the trees were rebuilt for every ancestor and descendant on each write and stored as
 `/material-genealogy/` resources; those stored documents (events of older releases) still load, and are not read.
@@ -47,9 +48,10 @@ class Reader:
         return self.loaded[path]
 
     def prefetch(self, paths):
-        wanted = {}
+        wanted, asked = {}, set()
         for path in paths:
-            if path and path not in self.loaded and path not in wanted.values():
+            if path and path not in self.loaded and path not in asked:
+                asked.add(path)
                 try:  # a stored path is /<resource>/<uuid>/ (the edges and batches hold only paths actions wrote)
                     wanted[UUID(path.rstrip("/").rpartition("/")[2])] = path
                 except ValueError:
