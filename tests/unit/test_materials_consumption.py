@@ -1,15 +1,19 @@
 """Consumption by production (materials.md §9 F3): materials follows production's feed; a printing run that
 completes in the printer a batch is loaded in is the batch's run; the batch's unload measures what its runs consumed
 (one RunConsumption per run and batch, the unload naming the runs) and asks for production's run-actuals-additive;
-the feed is followed once (a batch at or below the position changes nothing)."""
+the feed is followed once (a batch at or below the position changes nothing); production is told once, with ids of
+its own."""
 import uuid
 from datetime import datetime, timezone
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
+from nameko.testing.services import worker_factory
 
 from services.materials.actions import MaterialBatchAction
-from services.materials.consumption import PRODUCTION, RUN_CONSUMPTION_RECORDED, PrintingRun
+from services.materials.consumption import PRODUCTION, RUN_CONSUMPTION_RECORDED, PrintingRun, additive_id
+from services.materials.service import MaterialsService
+from shared.errors import ServiceUnavailable
 from tests.unit.materials_kit import Kit
 
 PRINTER = "/printer/44444444-4444-4444-4444-444444444444/"
@@ -137,3 +141,33 @@ def test_the_feed_is_followed_once(kit):
     assert production.deliver() == production.position  # the same batch again: nothing changes
     assert kit.app.recorder.max_notification_id() == before
     assert kit.genealogy(batch)["batches"][0]["runs"] == [f"/run/{run}/"]
+
+
+def test_production_is_told_once_with_ids_of_its_own(kit):
+    """The service's send (after the unload's message, or the sweeper's): production's run-actuals-additive is created
+    with an id and a command id derived from the consumption, then the consumption is sent and is not sent again; a
+    refusal leaves it unsent for the sweeper."""
+    batch = kit.initial_batch(kit.lot(containers=1, size=10.0))
+    kit.act("machine_load", batch, 6.0, printer=PRINTER, printers=PRINTERS)
+    production = Production(kit)
+    run = production.run()
+    run_actual = production.start(run)
+    production.complete(run)
+    production.deliver()
+    (consumption,) = unload(kit, batch, 5.0)["run_consumptions"]
+    service = worker_factory(MaterialsService, app=kit.app)
+    service.services.command.side_effect = ServiceUnavailable("The production service is not running.")
+    service.send_run_consumption({"consumption": consumption})
+    assert not kit.app.run_consumption(consumption).sent
+    service.services.command.side_effect = None
+    service.services.command.return_value = {"uri": f"/run-actuals-additive/{additive_id(uuid.UUID(consumption))}/"}
+    service.send_run_consumption({"consumption": consumption})
+    (call,) = service.services.command.call_args_list[1:]
+    (production_name, method, resource, payload, ctx) = call.args
+    assert (production_name, method, resource) == ("production", "create", "run-actuals-additive")
+    assert payload == {"run_actual": run_actual, "material_batch": batch, "base_material_used": 1.0}
+    assert ctx["uuid"] == str(additive_id(uuid.UUID(consumption))) and ctx["internal"] is True
+    assert ctx["command_id"] == f"materials:run-consumption:{consumption}" and ctx["bureau"] == kit.bureau
+    assert kit.app.run_consumption(consumption).sent
+    service.send_run_consumption({"consumption": consumption})  # again (a repeated message): nothing sent
+    assert service.services.command.call_count == 2
