@@ -9,7 +9,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from nameko.dependency_providers import Config
 from werkzeug.wrappers import Response
 
-from gateway import apidocs, files, health, listing, special, stream, task_views, tolerant
+from gateway import apidocs, computed, files, health, listing, special, stream, task_views, tolerant
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
 from gateway.bodies import read_payload
 from gateway.http import ANY_METHOD, http, json_response
@@ -150,6 +150,8 @@ class GatewayService:
         if route.shape == "action":
             return self._action(request, spec, route.action, _valid_uuid(uuid, spec), caller)
         verb = self._verb(spec, route.shape, request.method)
+        if spec.name in computed.READS:  # computed by the owning service when asked (a batch's genealogy)
+            return computed.READS[spec.name](self, request, spec, verb, uuid and _valid_uuid(uuid, spec), caller)
         if verb == "LIST":
             return self._list(request, spec, caller)
         if verb == "POST":

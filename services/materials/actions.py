@@ -14,7 +14,8 @@ actions on one batch are serialised by the store (a conflicting save is re-run o
 from datetime import datetime
 from uuid import uuid5
 
-from services.materials.domain import MaterialGenealogy, MaterialLot
+from services.materials.consumption import RUN_CONSUMPTION_RECORDED, consumed_by_runs
+from services.materials.domain import MaterialLot, now
 from services.materials.units import EPSILON, rounded
 from services.materials.work import Work, path, path_of
 from shared import catalogue
@@ -61,6 +62,11 @@ class MaterialBatchAction(Resource):
     def on_create(cls, unit, new_id, fields):
         return Ledger(Work(unit), new_id, fields).run()
 
+    @classmethod
+    def follow_ups(cls, verb, result, payload):
+        """An unload that measured runs' consumption: production is told (services.materials.consumption)."""
+        return [(RUN_CONSUMPTION_RECORDED, {"consumption": c}) for c in result.get("run_consumptions") or ()]
+
 
 def q_text(value, units):
     return f"{rounded(value):g} {units}"
@@ -86,6 +92,7 @@ class Ledger:
         self.chained = []  # batches whose ledger this action joins
         self.new_batch = None
         self.source = None
+        self.consumptions = []  # RunConsumption ids an unload recorded (services.materials.consumption)
 
     # -- the frame every action shares -----------------------------------------------------------------------------
 
@@ -116,15 +123,13 @@ class Ledger:
             batch.set({"_last_action": self.path}, self.actor)
         for lot_path in sorted(self.work.lots_to_total):
             self.work.find(lot_path).recount(self.work)
-        refresh_genealogy(self.work, self.links, {self.path: self.summary()})
         fields = dict(self.fields, source_batch=path(self.source) if self.source else None, quantity=rounded(self.q),
                       metadata=self.meta, previous_action=previous, user=self.actor,
                       _effects={k: rounded(v) for k, v in self.effects.items()})
         result = {"uri": path(self.new_batch)} if self.new_batch is not None else {}
+        if self.consumptions:
+            result["run_consumptions"] = self.consumptions
         return fields, self.work.changed(), result
-
-    def summary(self):
-        return {"uri": self.path, "action_type": self.kind, "metadata": self.meta, "quantity": rounded(self.q)}
 
     # -- helpers ------------------------------------------------------------------------------------------------
 
@@ -458,7 +463,10 @@ class Ledger:
         if self.meta.get("run") is not None:
             self.meta["run"] = path_of(self.meta["run"], "run", "metadata.run")
         self.change(batch, available=-self.q, reserved=self.q)
-        batch.set({"status": "in_use", "at_machine": printer}, self.actor)
+        changes = {"status": "in_use", "at_machine": printer}
+        if batch.fields.get("at_machine") != printer:  # when it went in: runs completed before are not its own
+            changes["_loaded_at"] = now()
+        batch.set(changes, self.actor)
         if batch.available <= EPSILON:  # all of it went into the machine: out of its containers
             for container in self.containers_of(batch):
                 container.empty(self.actor)
@@ -518,7 +526,12 @@ class Ledger:
         if self.q > batch.reserved + EPSILON:
             raise InvalidPayload(f"The batch {path(batch)} has {q_text(batch.reserved, batch.units)} in the machine; "
                                  f"{self.kind} cannot return {q_text(self.q, batch.units)}.", field="quantity")
+        consumed = batch.reserved - self.q
         self.change(batch, available=self.q, reserved=-batch.reserved)  # the rest was consumed by the build
+        recorded = consumed_by_runs(self.work, batch, max(consumed, 0.0), self.path, self.actor)
+        if recorded:  # F3: the runs printed since the load consumed it (production learns it as run actuals)
+            self.meta["runs"] = [run for run, _ in recorded]
+            self.consumptions = [consumption for _, consumption in recorded]
         changes = {"status": "idle", "at_machine": None, "material_in_containers": bool(
             batch.fields.get("containers"))}
         if chamber:  # §6.2: powder that went through the chamber is used once more and needs sieving
@@ -729,89 +742,5 @@ def normalise_or_400(value, field):
 # -- genealogy (§3.12, §5) ------------------------------------------------------------------------------------------
 #
 # Edges are facts written by actions: batch → batch (MaterialBatchLinking: split, blend, top-off), lot containers →
-# batch (root edges with no source batch: create_initial_batch, add_container) and batch → printer type. Runs plug in
-# the same way once production records them: a machine_load names its run (`metadata.run`, checked as a run URI) and
-# the batch's loads and unloads are its ledger, so a batch → run edge is one more edge kind keyed by the loading
-# action (and pieces hang under the run in production's data), added to the trees as `runs` under a batch's node.
-
-def refresh_genealogy(work, links, known_actions):
-    """New edges change the trees of every batch above the edge's source (children) and below its destination
-    (parents): each affected batch's /material-genealogy/ document is rebuilt from the edges."""
-    if not links:
-        return
-    affected = set()
-    for link in links:
-        source, destination = link.fields.get("source_batch"), link.fields["destination_batch"]
-        if source:
-            affected |= _walk(work, source, "_parent_links", "source_batch")
-        affected |= _walk(work, destination, "_child_links", "destination_batch")
-    for batch_path in sorted(affected):
-        batch = work.find(batch_path)
-        if batch is None:
-            continue
-        actions, batches = {}, {}
-        fields = {
-            "target_batch": batch_path,
-            "parents_tree": _tree(work, batch, "_parent_links", "source_batch", "parents", set(), actions, batches),
-            "children_tree": _tree(work, batch, "_child_links", "destination_batch", "children", set(), actions,
-                                   batches),
-        }
-        batches[batch_path] = _compact(batch)
-        fields["batches"] = [batches[k] for k in sorted(batches)]
-        fields["actions"] = [known_actions.get(a) or _action_summary(work, a) for a in sorted(actions)]
-        genealogy_id = MaterialGenealogy.id_for(batch.id)
-        existing = work.find(f"/material-genealogy/{genealogy_id}/")
-        if existing is None:
-            work.new("material-genealogy", genealogy_id, fields, batch.bureau)
-        else:
-            Resource.update(existing, fields, work.actor)
-
-
-def _walk(work, start, links_key, end_key):
-    """`start` and every batch reached from it along its edges (ancestors or descendants)."""
-    seen, queue = {start}, [start]
-    while queue:
-        batch = work.find(queue.pop())
-        for link_path in (batch.fields.get(links_key) or []) if batch else []:
-            nxt = (work.find(link_path).fields or {}).get(end_key)
-            if nxt and nxt not in seen:
-                seen.add(nxt)
-                queue.append(nxt)
-    return seen
-
-
-def _tree(work, batch, links_key, end_key, nest_key, expanded, actions, batches):
-    """Nested edges from `batch` (each batch's own edges listed once: a revisited batch is not expanded again)."""
-    nodes = []
-    expanded.add(path(batch))
-    for link_path in batch.fields.get(links_key) or []:
-        link = work.find(link_path)
-        node = {"uri": link_path, **{k: link.fields.get(k) for k in (
-            "action", "source_batch", "destination_batch", "quantity", "containers")}}
-        actions[link.fields["action"]] = True
-        other_path = link.fields.get(end_key)
-        other = work.find(other_path) if other_path else None
-        if other is None:  # a root edge: the lot's containers
-            node["material_lots"] = sorted({c.fields.get("material_lot") for c in (
-                work.find(p) for p in link.fields.get("containers") or []) if c and c.fields.get("material_lot")})
-            node[nest_key] = []
-        else:
-            batches[other_path] = _compact(other)
-            node[nest_key] = [] if other_path in expanded else _tree(
-                work, other, links_key, end_key, nest_key, expanded, actions, batches)
-        nodes.append(node)
-    return nodes
-
-
-def _compact(batch):
-    return {"uri": path(batch), **{k: batch.fields.get(k) for k in (
-        "containers", "materials", "material_lots", "source_material_batches", "status", "powder_quality", "units",
-        "initial_batch")}}
-
-
-def _action_summary(work, action_path):
-    action = work.find(action_path)
-    if action is None:
-        return {"uri": action_path}
-    return {"uri": action_path, **{k: action.fields.get(k) for k in ("action_type", "metadata", "quantity")}}
-
+# batch (root edges with no source batch: create_initial_batch, add_container) and batch → printer type. The trees
+# are built from them when asked (services.materials.genealogy); nothing is rebuilt on write.

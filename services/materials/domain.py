@@ -6,7 +6,7 @@ different units convert through the core unit (services.materials.units). Every 
 action (services.materials.actions); a batch has no commands of its own.
 """
 from datetime import datetime, timezone
-from uuid import NAMESPACE_URL, uuid5
+from uuid import uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
@@ -21,6 +21,11 @@ MAX_CONTAINERS_PER_REQUEST = 500
 
 def now():
     return datetime.now(timezone.utc).isoformat()
+
+
+def _moment(text):
+    moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def positive(value, name, allow_zero=False):
@@ -378,10 +383,12 @@ class MaterialContainer(Resource):
 
 class MaterialBatch(Resource):
     """Every field is set by batch actions (Q15). Private: the material, the latest action (the next action's
-    `previous_action`, the batch's expected version), the genealogy edges in and out, the printer types."""
+    `previous_action`, the batch's expected version), the genealogy edges in and out, the printer types, the runs it
+    printed (and those since it was loaded, whose consumption its unload measures)."""
 
     resource = "material-batch"
-    private_fields = ("_material", "_density", "_last_action", "_parent_links", "_child_links", "_printer_types")
+    private_fields = ("_material", "_density", "_last_action", "_parent_links", "_child_links", "_printer_types",
+                      "_runs", "_runs_in_machine", "_loaded_at")
 
     class QuantityChanged(Resource.Updated):
         field = "quantity"
@@ -463,6 +470,20 @@ class MaterialBatch(Resource):
     def set_printer_types(self, printer_types, actor):
         self.set({"_printer_types": printer_types}, actor)
 
+    def printed(self, run_path, completed_at=None):
+        """F3: a run completed in the printer this batch is loaded in (production's feed says so): the batch printed
+        it, and the material its unload finds gone was consumed by it (services.materials.consumption). A run that
+        completed before the batch went in (a feed read late, or from its start) is not the batch's. Returns
+        whether the run is the batch's."""
+        if completed_at and self.fields.get("_loaded_at") and _moment(completed_at) < _moment(
+                self.fields["_loaded_at"]):
+            return False
+        runs = list(self.fields.get("_runs") or [])
+        pending = list(self.fields.get("_runs_in_machine") or [])
+        if run_path not in runs:
+            self.set({"_runs": [*runs, run_path], "_runs_in_machine": [*pending, run_path]}, None)
+        return True
+
 
 class MaterialBatchLinking(Resource):
     """H1: one genealogy edge, written by the action that moved the material, never changed."""
@@ -474,15 +495,9 @@ class PrinterTypeBatchRelationship(Resource):
     resource = "printer-type-batch-relationship"
 
 
-class MaterialGenealogy(Resource):
-    """§3.12: the genealogy around one batch, kept current by the actions that add edges (one per batch, found by
-    `filter[target_batch]`)."""
-
-    resource = "material-genealogy"
-
-    @staticmethod
-    def id_for(batch_id):
-        return uuid5(NAMESPACE_URL, f"stratum:material-genealogy:{batch_id}")
+# /material-genealogy/ is built on read (services.materials.genealogy). Releases before issue 14's rework stored one
+# genealogy document per batch: those events still load, as the generic resource the registry gives every catalogue
+# resource of the service (topic materials/material-genealogy), and nothing reads them any more.
 
 
 class Sample(Resource):

@@ -1,8 +1,80 @@
-from services.materials.application import Materials
+"""The materials service: the generic resource commands (shared.service), the genealogy read, and flow F3: it
+follows production's feed (completed runs, shared.follower) and tells production what each run consumed
+(services.materials.consumption)."""
+import logging
+
+from nameko.timer import timer
+
+from services.materials.application import INTERNAL, Materials
+from services.materials.consumption import PRODUCTION, RUN_CONSUMPTION_RECORDED, RunConsumption, additive_id
+from shared.amqp import event_handler
+from shared.errors import StratumError
 from shared.eventstore import EventStore
-from shared.service import ResourceService
+from shared.follower import CATCH_UP_INTERVAL, pull
+from shared.service import NEWS_EVENT, ResourceService, rpc
+from shared.sweep import sweep_timer, sweeper_for
+from shared.uris import resource_path
+
+log = logging.getLogger(__name__)
 
 
 class MaterialsService(ResourceService):
     name = "materials"
     app = EventStore(Materials)
+
+    @rpc
+    def genealogy(self, batch_uuid, ctx):
+        """GET /material-genealogy/ (the gateway asks; the trees are built on read, services.materials.genealogy)."""
+        return self.app.genealogy(batch_uuid, ctx)
+
+    # -- following production's feed (F3) -------------------------------------------------------------------------------
+
+    @event_handler(PRODUCTION, NEWS_EVENT)
+    def on_production_news(self, payload):
+        if self.app.position(PRODUCTION) >= int(payload.get("position") or 0):
+            return
+        self._follow_production()
+
+    @timer(interval=CATCH_UP_INTERVAL)
+    def follow_production(self):
+        self._follow_production()
+
+    def _follow_production(self):
+        pull(self.app, self.services, PRODUCTION, lambda feed: self.app.apply_feed(PRODUCTION, feed), self._announce)
+
+    # -- telling production what a run consumed -------------------------------------------------------------------------
+
+    @event_handler("materials", RUN_CONSUMPTION_RECORDED)
+    def send_run_consumption(self, payload):
+        self._send(payload["consumption"])
+
+    @sweep_timer(interval=30)
+    def resend_run_consumptions(self):
+        """A consumption whose message a crash lost is found in the log and sent again (shared.sweep)."""
+        sweeper = sweeper_for(self.app, "run-consumptions", [(RunConsumption, RunConsumption.Recorded)],
+                              int(self.config["STRATUM_SWEEP_SECONDS"]))
+        sweeper.sweep(lambda consumption: not consumption.sent,
+                      lambda consumption: self.dispatch(RUN_CONSUMPTION_RECORDED, {"consumption": str(consumption.id)}))
+
+    def _send(self, consumption_id):
+        """Production's /run-actuals-additive/ for the consumption: one id and one command id whatever the repeats,
+        so a second send is answered from production's receipt and creates nothing."""
+        consumption = self.app.run_consumption(consumption_id)
+        if consumption is None or consumption.sent:
+            return
+        if not consumption.fields.get("run_actual"):
+            log.warning("run consumption %s: the run %s has no actuals; not sent", consumption_id,
+                        consumption.fields.get("run"))
+            return
+        uuid = str(additive_id(consumption.id))
+        ctx = dict(INTERNAL, internal=True, bureau=consumption.bureau, uuid=uuid,
+                   command_id=f"materials:run-consumption:{consumption.id}")
+        try:
+            result = self.services.command(PRODUCTION, "create", "run-actuals-additive", consumption.additive(), ctx)
+        except StratumError as error:
+            log.warning("run consumption %s not sent to production: %s", consumption_id, error.title)
+            return
+        position = self.app.consumption_sent(consumption_id, result.get("uri") or resource_path(
+            "run-actuals-additive", uuid))
+        if position:
+            self._announce({"application": self.app.name, "position": position})

@@ -1,7 +1,7 @@
 """Materials over HTTP (issue 14 items 1-3), on SQLite and on PostgreSQL with every service running: a powder
 received as a lot of 4 containers, made a batch, split, loaded and unloaded, sieved, blended with a fresh batch,
 corrected and scrapped, with every quantity and the genealogy asserted as a client reads them; two actions racing on
-one batch (one 409, nothing changed); another bureau's batch (404)."""
+one batch (one 409, nothing changed); another bureau's batch (404, its genealogy too)."""
 import threading
 import uuid
 
@@ -191,6 +191,15 @@ def test_another_bureaus_batch_is_not_found(system, admin, powder):
                 containers=admin.get(lot).json()["containers_available_for_initial_batches"])
     intruder = make_tenant(admin, login, "materials").manager
     assert intruder.get(batch).status_code == 404
+    batch_uuid = batch.rstrip("/").rsplit("/", 1)[1]
+    assert intruder.get(f"/material-genealogy/{batch_uuid}/").status_code == 404  # the genealogy is the batch's
+    assert intruder.get(f"/material-genealogy/?filter[target_batch]={batch}").json()["resources"] == []
+    mine = admin.get(f"/material-genealogy/{batch_uuid}/")
+    assert mine.status_code == 200 and mine.json()["target_batch"] == batch
+    assert mine.json() == admin.get(f"/material-genealogy/?filter[target_batch]={batch}").json()["resources"][0]
+    assert admin.get("/material-genealogy/").json() == {"resources": [], "total_count": 0, "meta": {
+        "total_count_is_estimate": False, "next": None}}  # a genealogy is of a batch: none without one
+    assert admin.post("/material-genealogy/", json={}).status_code == 405
     for payload in ({"action_type": "split_batch", "source_batch": batch, "quantity": 1.0},
                     {"action_type": "scrap_batch", "source_batch": batch}):
         response = intruder.post("/material-batch-action/", json=payload)

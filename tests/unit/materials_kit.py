@@ -58,6 +58,10 @@ class Kit:
         containers = self.get(lot)["containers_available_for_initial_batches"]
         return self.act("create_initial_batch", containers=containers[:count] if count else containers)
 
+    def genealogy(self, batch, **ctx):
+        """GET /material-genealogy/<the batch's uuid>/ as the materials service answers it (built on read)."""
+        return self.app.genealogy(parse_uri(batch)[1], ctx or {"platform_admin": True})
+
     def batch(self, path):
         return self.get(path)
 

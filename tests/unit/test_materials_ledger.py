@@ -1,9 +1,8 @@
 """The batch-action ledger (materials.md §4): each action type's effect on the batches it touches, the quantity
 invariants Q1–Q20 with errors naming the batch and the numbers, unit conversion (§2.1), the expected version
-(`previous_action`, 409), other bureaus' batches (404), and the genealogy edges the actions write (§5)."""
+(`previous_action`, 409) and other bureaus' batches (404). The genealogy: tests/unit/test_materials_genealogy.py."""
 import pytest
 
-from services.materials.domain import MaterialGenealogy
 from shared.errors import Conflict, InvalidPayload, NotFound
 from shared.uris import parse_uri
 from tests.unit.materials_kit import OTHER_BUREAU, Kit
@@ -274,25 +273,3 @@ def test_another_bureaus_batch_is_not_found(kit, batch):
     mine = kit.initial_batch(kit.lot(material=kit.material(), containers=1))
     with pytest.raises(NotFound):
         kit.act("blend_batches", mine, batches=[batch])
-
-
-def test_genealogy_trees_and_edges(kit, batch):
-    child = kit.act("split_batch", batch, 10.0)
-    fresh = kit.initial_batch(kit.lot(material=kit.get(kit.get(batch)["material_lots"][0])["material"],
-                                      containers=1, size=10.0))
-    blend = kit.act("blend_batches", child, batches=[fresh])
-    genealogy = kit.get(f"/material-genealogy/{MaterialGenealogy.id_for(parse_uri(blend)[1])}/")
-    assert genealogy["target_batch"] == blend
-    parents = {node["source_batch"]: node for node in genealogy["parents_tree"]}
-    assert set(parents) == {child, fresh}
-    assert parents[child]["parents"][0]["source_batch"] == batch  # up to the initial batch …
-    root = parents[child]["parents"][0]["parents"][0]
-    assert root["source_batch"] is None and root["material_lots"] == kit.get(batch)["material_lots"]  # … its lot
-    top = kit.get(f"/material-genealogy/{MaterialGenealogy.id_for(parse_uri(batch)[1])}/")
-    assert top["children_tree"][0]["destination_batch"] == child
-    assert top["children_tree"][0]["children"][0]["destination_batch"] == blend
-    assert {a["action_type"] for a in genealogy["actions"]} >= {"blend_batches", "split_batch",
-                                                                "create_initial_batch"}
-    links = [e["fields"] for e in kit.app.feed(1, 500)["events"] if e["resource"] == "material-batch-linking"]
-    assert {(link["source_batch"], link["destination_batch"], link["quantity"]) for link in links} >= {
-        (batch, child, 10.0), (child, blend, 10.0), (fresh, blend, 10.0)}
