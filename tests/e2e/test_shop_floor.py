@@ -193,3 +193,37 @@ def test_a_run_not_started_is_deleted_and_its_prints_return(admin, floor):
     eventually(lambda: {(p["run"], p["status"]) for p in floor.prints(item, 0)} == {(None, "created")})
     floor.all_become("piece", item, "confirmed")
     assert admin.get(item).json()["status"] == "confirmed"
+
+
+def test_a_cancelled_run_closes_its_actuals_and_returns_its_prints(admin, floor):
+    """§1.1 "→ cancelled": prints detached (back in the pool, `created`), pieces back to `confirmed`, the run off its
+    printer; the run-actuals opened when it started are closed (end time, costs of the machine time it used)."""
+    shop = floor.shop
+    order = created(admin, "/order/", {"name": unique("cancelled run")})
+    product = created(admin, "/product/", {"order": order, "no_model_upload": True})
+    item = created(admin, "/line-item/", {"product": product, "quantity": 2, "workflow": floor.workflow})
+    floor.becomes(item, "pending")
+    assert admin.put(item, json={"status": "confirmed"}).status_code == 204
+    settled_count(admin, "print", item, 6)
+    run = floor.run(item, 0, printer=shop.printer)
+    floor.moved(run, "in-progress")
+    floor.all_become("print", item, "in-progress", position=0)
+    floor.all_become("piece", item, "printing")
+    eventually(lambda: run in admin.get(shop.printer).json()["in_progress"])
+    opened = eventually(lambda: admin.get(f"/run-actuals/?filter[run]={run}").json()["resources"])
+    assert opened[0]["end_in_progress_time"] is None
+
+    floor.moved(run, "cancelled")
+    eventually(lambda: {(p["run"], p["status"]) for p in floor.prints(item, 0)} == {(None, "created")})
+    floor.all_become("piece", item, "confirmed")
+    printer = admin.get(shop.printer).json()
+    assert run not in printer["in_progress"] and run not in printer["queue"]
+    closed = eventually(lambda: [a for a in admin.get(f"/run-actuals/?filter[run]={run}").json()["resources"]
+                                 if a["end_in_progress_time"]])
+    assert len(closed) == 1 and closed[0]["start_in_progress_time"] == opened[0]["start_in_progress_time"]
+    assert closed[0]["workstation_cost"] is not None and closed[0]["total_cost"] is not None
+    assert closed[0]["system_notes"] == runs.CANCELLED_NOTE
+    assert error(floor.move(run, "in-progress"), 409) == runs.NOT_ALLOWED  # cancelled is terminal
+    again = floor.run(item, 0, printer=shop.printer)  # the prints are free for a new run
+    floor.all_become("piece", item, "queued-for-printing")
+    assert admin.delete(again).status_code == 204
