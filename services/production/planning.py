@@ -12,7 +12,7 @@ Rules:
   print per process step of its workflow (status `created`, no run);
 * a workflow change re-plans the prints that have not started (deleted, the new workflow's created);
 * a quantity change after confirmation plans the extra copies, or cancels the highest copies not started;
-* cancelling (or deleting) the line item cancels (deletes) its pieces and unstarted prints;
+* cancelling the line item cancels its pieces not yet in runs, with their prints (deleting it deletes them all);
 * the workflows the line items use learn their `usage_state`.
 """
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -298,20 +298,21 @@ def _replan(batch, plan):
 
 
 def _retire(batch, plan, delete):
-    """Cancelled: pieces not complete are cancelled with their unstarted prints. Deleted: all of them go."""
+    """Cancelled (orders.md §2.1 "cancels pieces not yet in runs"): a piece none of whose prints has started is
+    cancelled with its prints; a piece already in a run (or complete) goes on as it is. Deleted: all of them go."""
     for entry in plan.pieces:
-        for print_path in entry["prints"]:
-            each = batch.path(print_path)
-            if not isinstance(each, Print) or each.deleted:
-                continue
+        prints = [p for p in (batch.path(path) for path in entry["prints"]) if isinstance(p, Print) and not p.deleted]
+        piece = batch.path(entry["piece"])
+        if not delete and any(p.started for p in prints):
+            continue
+        for each in prints:
             if delete:
                 each.delete(None)
-            elif not each.started:
+            elif each.fields.get("status") != "cancelled":
                 Resource.update(each, {"status": "cancelled"}, None)
-        piece = batch.path(entry["piece"])
         if not isinstance(piece, Piece) or piece.deleted:
             continue
         if delete:
             piece.delete(None)
-        elif piece.fields.get("status") != "complete":
+        elif piece.fields.get("status") not in ("complete", "cancelled"):
             Resource.update(piece, {"status": "cancelled", "line_item_status": "cancelled"}, None)

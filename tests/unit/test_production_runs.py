@@ -306,3 +306,37 @@ def test_a_post_processor_runs_up_to_its_types_in_progress_max(apps):  # noqa: F
     floor.move(first, "complete", success=True)
     floor.move(second, "in-progress")
     assert floor.status(second) == "in-progress"
+
+
+def test_cancelling_the_line_item_cancels_only_the_pieces_not_in_runs(apps):  # noqa: F811
+    """orders.md §2.1 "→ cancelled … cancels pieces not yet in runs": the piece whose print is in a run goes on."""
+    orders, production = apps
+    floor = Floor(orders, production, quantity=2)
+    first, second = floor.prints(0)
+    production.create("run", {"prints": [first["uri"]], "printer": floor.printer}, command_ctx())
+    orders.update("line-item", uuid(floor.item), {"status": "cancelled"}, command_ctx())
+    follow_all(orders, production)
+    assert [p["status"] for p in floor.pieces()] == ["queued-for-printing", "cancelled"]
+    by_piece = {}
+    for each in floor.all_prints():
+        by_piece.setdefault(each["copy"], set()).add(each["status"])
+    assert by_piece == {1: {"queued", "created"}, 2: {"cancelled"}}
+
+
+def test_a_workflow_change_replans_only_the_prints_not_started(apps):  # noqa: F811
+    """F1/F6: a started print keeps its step; the new workflow's prints replace the unstarted ones."""
+    orders, production = apps
+    floor = Floor(orders, production, quantity=2)
+    first = floor.prints(0)[0]
+    production.create("run", {"prints": [first["uri"]], "printer": floor.printer}, command_ctx())
+    before = {p["uri"] for p in floor.all_prints()}
+    shipping_free = create(production, "workflow", {"name": "Print only", "process_steps": [
+        step(production, floor.printer_type, success="optional")]})
+    orders.update("line-item", uuid(floor.item), {"workflow": shipping_free}, command_ctx())
+    follow_all(orders, production)
+    prints = floor.all_prints()
+    kept = [p for p in prints if p["uri"] in before]
+    assert [p["uri"] for p in kept] == [first["uri"]] and kept[0]["status"] == "queued"
+    fresh = [p for p in prints if p["uri"] not in before]
+    assert [(p["copy"], p["process_step_position"], p["workflow"]) for p in fresh] == [(2, 0, shipping_free)]
+    assert {p["workflow"] for p in floor.pieces()} == {shipping_free}
