@@ -213,6 +213,9 @@ def test_additive_workflow_without_a_printer_type_cannot_be_confirmed(admin, sho
     refused = admin.put(item, json={"status": "confirmed"})
     assert error(refused, 400) == domain.ADDITIVE_NEEDS_PRINTER_TYPE
     assert admin.get(item).json()["status"] == "pending"
+    order = admin.get(item).json()["order"]  # confirming the order confirms its line items: the same 400
+    assert error(admin.put(order, json={"status": "confirmed"}), 400) == domain.ADDITIVE_NEEDS_PRINTER_TYPE
+    assert admin.get(item).json()["status"] == "pending" and admin.get(order).json()["status"] == "pending"
     specimen = shop.workflow(steps=[shop.steps[1]], type="specimen")
     assert admin.put(item, json={"workflow": specimen}).status_code == 204
     assert admin.put(item, json={"status": "confirmed"}).status_code == 204
