@@ -558,8 +558,8 @@ def _id_of(path):
 class RunActuals(Resource):
     """production.md §2.5: what really happened in a run, opened when it goes in-progress (start time) and closed
     when it completes, or is cancelled once started (end time, durations and costs from its workstation type's rates:
-    the machine time a cancelled run used is spent all the same; `system_notes` says it was cancelled). One per run (uuid5 of the
-    run); a run going in-progress again (resumed, retried) keeps its first start."""
+    the machine time a cancelled run used is spent all the same; `system_notes` says it was cancelled). One per run
+    (uuid5 of the run); a run going in-progress again (resumed, retried) keeps its first start."""
 
     resource = "run-actuals"
 
