@@ -127,15 +127,15 @@ def apply_event(batch, event, describe_model):
         return
     path = resource_path("line-item", event["uuid"])
     plan = batch.get(LineItemPlan.id_for(path)) or batch.add(LineItemPlan.start(path))
-    before_workflow = plan.fields.get("workflow")
+    before_workflow, before_quantity = plan.fields.get("workflow"), plan.fields.get("quantity")
     if event["kind"] == "deleted":
         plan.note({"_deleted": True})
     else:
         plan.note(dict(event.get("fields") or {}), event.get("bureau") if event["kind"] == "created" else None)
-    reconcile(batch, plan, before_workflow, describe_model)
+    reconcile(batch, plan, before_workflow, describe_model, plan.fields.get("quantity") != before_quantity)
 
 
-def reconcile(batch, plan, before_workflow, describe_model):
+def reconcile(batch, plan, before_workflow, describe_model, quantity_changed=False):
     fields = plan.fields
     status = None if fields.get("_deleted") else fields.get("status")
     workflow = fields.get("workflow")
@@ -151,7 +151,7 @@ def reconcile(batch, plan, before_workflow, describe_model):
         _make_pieces(batch, plan, describe_model)
     elif plan.pieces and plan.workflow != workflow and status not in FINISHED:
         _replan(batch, plan)
-    if plan.pieces and status in PROCESSING:
+    if plan.pieces and status in PROCESSING and quantity_changed:
         _requantify(batch, plan, describe_model)
     if plan.pieces and status and status != "cancelled":
         _follow_status(batch, plan, status)
@@ -216,11 +216,14 @@ def _new_pieces(batch, plan, describe_model, copies):
 def _requantify(batch, plan, describe_model):
     """LineItemQuantityChanged after confirmation (orders.md §1.3): more pieces (the next copies, with the current
     workflow's prints), or fewer: the highest copies whose prints have not started are cancelled with their prints.
-    The orders service refuses a quantity below the pieces already in runs; a run made meanwhile keeps its piece."""
+    The orders service refuses a quantity below the pieces already in runs; a run made meanwhile keeps its piece.
+    Run only when the feed changed the quantity; a piece replaced by another (remanufactured, `incomplete`) does
+    not count, its replacement does."""
     wanted = int(plan.fields.get("quantity") or 0)
     pieces = [(entry, batch.path(entry["piece"])) for entry in plan.pieces]
     live = [(entry, piece) for entry, piece in pieces
-            if isinstance(piece, Piece) and not piece.deleted and piece.fields.get("status") != "cancelled"]
+            if isinstance(piece, Piece) and not piece.deleted and piece.fields.get("status") not in (
+                "cancelled", "incomplete") and not piece.fields.get("remanufactured_to")]
     if len(live) < wanted:
         last = max([piece.fields.get("copy") or 0 for _, piece in pieces if isinstance(piece, Piece)] or [0])
         made = _new_pieces(batch, plan, describe_model, range(last + 1, last + 1 + wanted - len(live)))
