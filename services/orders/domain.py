@@ -38,6 +38,9 @@ def check_no_prints_in_runs(prints, message):
 
 ORDER_IN_PRODUCTION = "An order with prints associated with a run cannot be deleted"
 LINE_ITEM_IN_PRODUCTION = "An line-item with prints that are associated with a run cannot be deleted"
+QUANTITY_OUT_OF_RANGE = "The quantity value is too low or too high"
+# orders.md §2.1: a line item in production (its pieces planned by production); LineItemQuantityChanged re-plans them
+IN_PRODUCTION = frozenset({"confirmed", "printing", "post-processing", "shipping"})
 ADDITIVE_NEEDS_PRINTER_TYPE = ("Workflow related to the line_item, with type additive_manufacturing, must have an "
                                "associated printer_type")
 
@@ -332,7 +335,25 @@ class LineItem(Resource):
     def update(self, changes, actor):
         if "status" in changes:
             check_line_item_transition(self.fields.get("status"), changes["status"])
+        if "quantity" in changes and changes["quantity"] != self.fields.get("quantity") and \
+                self.fields.get("status") in ("complete", "cancelled"):
+            raise InvalidPayload(QUANTITY_OUT_OF_RANGE, field="quantity")  # finished: nothing is made any more
         super().update(canonical_materials(changes), actor)
+
+    def check_quantity(self, unit):
+        """orders.md §1.3, LineItemQuantityChanged → production re-plans: after confirmation a larger quantity gets
+        more pieces, a smaller one cancels pieces not in a run yet (the highest copies); it cannot go below the
+        pieces whose prints are already in runs (ctx['prints'], gathered from production), nor below 1."""
+        if not any(isinstance(e, self.QuantityChanged) for e in self.pending_events):
+            return
+        quantity = self.fields.get("quantity")
+        if quantity is None or quantity < 1:
+            raise InvalidPayload(QUANTITY_OUT_OF_RANGE, field="quantity")
+        if self.fields.get("status") in IN_PRODUCTION:
+            in_runs = {p["fields"].get("piece") for p in unit.ctx.get("prints") or []
+                       if p["fields"].get("run") or p["fields"].get("status") not in ("created", "cancelled")}
+            if quantity < len(in_runs):
+                raise InvalidPayload(QUANTITY_OUT_OF_RANGE, field="quantity")
 
     def estimated(self, error=None, done=True):
         """orders.md §2.1: the system's own moves as estimates are computed: new → calculating_estimates (work on
@@ -376,6 +397,7 @@ class LineItem(Resource):
         flow), and every change recomputes the order's status, in the same transaction."""
         self.check_model(unit)
         self.check_workflow(unit)
+        self.check_quantity(unit)
         order = self.order(unit)
         if order is None:
             return []
@@ -406,9 +428,14 @@ class LineItem(Resource):
 
     @classmethod
     def gather(cls, peers, verb, uuid, payload, ctx):
-        """Deleting needs the line item's prints (production); naming a model needs its state (files)."""
+        """Deleting, or changing the quantity of a line item in production, needs its prints (production); naming a
+        model needs its state (files)."""
         if verb == "delete":
             return dict(ctx, prints=_prints_of(peers, f"/line-item/{uuid}/", ctx))
+        if verb == "update" and isinstance(payload, dict) and "quantity" in payload:
+            current = peers.app.read("line-item", uuid, ctx)
+            if current.get("status") in IN_PRODUCTION:  # how many of its pieces are already in runs (production)
+                ctx = dict(ctx, prints=_prints_of(peers, f"/line-item/{uuid}/", ctx))
         if verb == "update" and _confirms(payload):
             workflow = payload.get("workflow") or peers.app.read("line-item", uuid, ctx).get("workflow")
             try:

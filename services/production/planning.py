@@ -11,7 +11,8 @@ Rules:
 * a line item reaching `confirmed` (or later) gets `quantity` pieces, copy 1..N, named from its model, each with one
   print per process step of its workflow (status `created`, no run);
 * a workflow change re-plans the prints that have not started (deleted, the new workflow's created);
-* cancelling (or deleting) the line item cancels (deletes) its pieces and unstarted prints;
+* a quantity change after confirmation plans the extra copies, or cancels the highest copies not started;
+* cancelling the line item cancels its pieces not yet in runs, with their prints (deleting it deletes them all);
 * the workflows the line items use learn their `usage_state`.
 """
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -126,15 +127,15 @@ def apply_event(batch, event, describe_model):
         return
     path = resource_path("line-item", event["uuid"])
     plan = batch.get(LineItemPlan.id_for(path)) or batch.add(LineItemPlan.start(path))
-    before_workflow = plan.fields.get("workflow")
+    before_workflow, before_quantity = plan.fields.get("workflow"), plan.fields.get("quantity")
     if event["kind"] == "deleted":
         plan.note({"_deleted": True})
     else:
         plan.note(dict(event.get("fields") or {}), event.get("bureau") if event["kind"] == "created" else None)
-    reconcile(batch, plan, before_workflow, describe_model)
+    reconcile(batch, plan, before_workflow, describe_model, plan.fields.get("quantity") != before_quantity)
 
 
-def reconcile(batch, plan, before_workflow, describe_model):
+def reconcile(batch, plan, before_workflow, describe_model, quantity_changed=False):
     fields = plan.fields
     status = None if fields.get("_deleted") else fields.get("status")
     workflow = fields.get("workflow")
@@ -150,6 +151,8 @@ def reconcile(batch, plan, before_workflow, describe_model):
         _make_pieces(batch, plan, describe_model)
     elif plan.pieces and plan.workflow != workflow and status not in FINISHED:
         _replan(batch, plan)
+    if plan.pieces and status in PROCESSING and quantity_changed:
+        _requantify(batch, plan, describe_model)
     if plan.pieces and status and status != "cancelled":
         _follow_status(batch, plan, status)
 
@@ -179,15 +182,21 @@ def _workflow_steps(batch, workflow_path):
 
 
 def _make_pieces(batch, plan, describe_model):
+    quantity = int(plan.fields.get("quantity") or 0)
+    made = _new_pieces(batch, plan, describe_model, range(1, quantity + 1))
+    plan.planned(made, plan.fields.get("workflow"))
+
+
+def _new_pieces(batch, plan, describe_model, copies):
+    """Pieces `copies` of the line item, each with a print per step of its workflow: [{"piece", "prints"}]."""
     fields = plan.fields
     line_item_id = UUID(parse_uri(plan.line_item)[1])
-    quantity = int(fields.get("quantity") or 0)
     model = fields.get("model")
     base = describe_model(model) if model else None
     base = base or fields.get("name") or f"Line item {str(line_item_id)[:8]}"
     steps = _workflow_steps(batch, fields.get("workflow"))
     made = []
-    for copy in range(1, quantity + 1):
+    for copy in copies:
         piece_id = uuid5(line_item_id, f"piece:{copy}")
         piece_fields = {
             "name": f"{base} {copy}", "auto_name": True, "line_item": plan.line_item, "copy": copy,
@@ -201,7 +210,37 @@ def _make_pieces(batch, plan, describe_model):
         prints = _make_prints(batch, plan, piece, steps, plan.generation + 1)
         Resource.update(piece, {"current_print": prints[0] if prints else None}, None)
         made.append({"piece": resource_path("piece", piece_id), "prints": prints})
-    plan.planned(made, fields.get("workflow"))
+    return made
+
+
+def _requantify(batch, plan, describe_model):
+    """LineItemQuantityChanged after confirmation (orders.md §1.3): more pieces (the next copies, with the current
+    workflow's prints), or fewer: the highest copies whose prints have not started are cancelled with their prints.
+    The orders service refuses a quantity below the pieces already in runs; a run made meanwhile keeps its piece.
+    Run only when the feed changed the quantity; a piece replaced by another (remanufactured, `incomplete`) does
+    not count, its replacement does."""
+    wanted = int(plan.fields.get("quantity") or 0)
+    pieces = [(entry, batch.path(entry["piece"])) for entry in plan.pieces]
+    live = [(entry, piece) for entry, piece in pieces
+            if isinstance(piece, Piece) and not piece.deleted and piece.fields.get("status") not in (
+                "cancelled", "incomplete") and not piece.fields.get("remanufactured_to")]
+    if len(live) < wanted:
+        last = max([piece.fields.get("copy") or 0 for _, piece in pieces if isinstance(piece, Piece)] or [0])
+        made = _new_pieces(batch, plan, describe_model, range(last + 1, last + 1 + wanted - len(live)))
+        plan.planned([*plan.pieces, *made], plan.fields.get("workflow"))
+    elif len(live) > wanted:
+        surplus = len(live) - wanted
+        for entry, piece in sorted(live, key=lambda pair: -(pair[1].fields.get("copy") or 0)):
+            if surplus == 0:
+                break
+            prints = [p for p in (batch.path(path) for path in entry["prints"]) if isinstance(p, Print)]
+            if piece.fields.get("status") != "confirmed" or any(p.started for p in prints if not p.deleted):
+                continue
+            for each in prints:
+                if not each.deleted and each.fields.get("status") != "cancelled":
+                    Resource.update(each, {"status": "cancelled"}, None)
+            Resource.update(piece, {"status": "cancelled"}, None)
+            surplus -= 1
 
 
 def _make_prints(batch, plan, piece, steps, generation, skip_positions=()):
@@ -239,7 +278,7 @@ def _replan(batch, plan):
     made = []
     for entry in plan.pieces:
         piece = batch.path(entry["piece"])
-        if not isinstance(piece, Piece) or piece.deleted:
+        if not isinstance(piece, Piece) or piece.deleted or piece.fields.get("status") == "cancelled":
             made.append(entry)
             continue
         kept, started_positions = [], set()
@@ -262,20 +301,21 @@ def _replan(batch, plan):
 
 
 def _retire(batch, plan, delete):
-    """Cancelled: pieces not complete are cancelled with their unstarted prints. Deleted: all of them go."""
+    """Cancelled (orders.md §2.1 "cancels pieces not yet in runs"): a piece none of whose prints has started is
+    cancelled with its prints; a piece already in a run (or complete) goes on as it is. Deleted: all of them go."""
     for entry in plan.pieces:
-        for print_path in entry["prints"]:
-            each = batch.path(print_path)
-            if not isinstance(each, Print) or each.deleted:
-                continue
+        prints = [p for p in (batch.path(path) for path in entry["prints"]) if isinstance(p, Print) and not p.deleted]
+        piece = batch.path(entry["piece"])
+        if not delete and any(p.started for p in prints):
+            continue
+        for each in prints:
             if delete:
                 each.delete(None)
-            elif not each.started:
+            elif each.fields.get("status") != "cancelled":
                 Resource.update(each, {"status": "cancelled"}, None)
-        piece = batch.path(entry["piece"])
         if not isinstance(piece, Piece) or piece.deleted:
             continue
         if delete:
             piece.delete(None)
-        elif piece.fields.get("status") != "complete":
+        elif piece.fields.get("status") not in ("complete", "cancelled"):
             Resource.update(piece, {"status": "cancelled", "line_item_status": "cancelled"}, None)

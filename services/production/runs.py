@@ -40,6 +40,7 @@ PIECES_LOCKED = "This run's pieces are locked: no prints can be added."
 NEW_RUN_STATUS = "A new run's status is set by the system; change it once the run exists."
 NO_WORKSTATION = "A run starts on its workstation: give it a printer (or post-processor) first."
 RUN_STARTED = "A run whose prints have started cannot be deleted."
+CANCELLED_NOTE = "Run cancelled: closed at cancellation; its prints returned to the pool."
 PRINTS_FIXED = "The prints of a run that has started cannot change."
 STARTED_STATION = "The workstation of a run that has started cannot change."
 MATERIAL_MISMATCH = "The prints' materials are not among the printer type's materials."
@@ -269,6 +270,9 @@ class Run(Resource):
             for each in prints:
                 _detach(touched, unit, each)
             _leave_queue(touched, unit, self.fields, path)
+            actuals = RunActuals.follow(unit, self, status, now(), len(prints))
+            if actuals is not None:
+                touched.add(actuals)
             return
         at = now()
         for each in prints:
@@ -553,8 +557,9 @@ def _id_of(path):
 
 class RunActuals(Resource):
     """production.md §2.5: what really happened in a run, opened when it goes in-progress (start time) and closed
-    when it completes (end time, durations and costs from its workstation type's rates). One per run (uuid5 of the
-    run); a run going in-progress again (resumed, retried) keeps its first start."""
+    when it completes, or is cancelled once started (end time, durations and costs from its workstation type's rates:
+    the machine time a cancelled run used is spent all the same; `system_notes` says it was cancelled). One per run
+    (uuid5 of the run); a run going in-progress again (resumed, retried) keeps its first start."""
 
     resource = "run-actuals"
 
@@ -574,8 +579,11 @@ class RunActuals(Resource):
                       "workstation_cost": None, "total_cost": None, "additive": None, "powder": None,
                       "system_notes": None, "orders": run.fields.get("orders") or []}
             return cls._create(cls.Created, id=cls.id_for(run.id), fields=fields, bureau=run.bureau, actor=None)
-        if status == "complete" and isinstance(found, RunActuals) and not found.fields.get("end_in_progress_time"):
+        if status in ("complete", "cancelled") and isinstance(found, RunActuals) and \
+                not found.fields.get("end_in_progress_time"):
             costs = _costs(unit, run, found.fields.get("start_in_progress_time"), at, piece_count)
+            if status == "cancelled":  # the machine ran until now: that time is spent, the run's prints are not done
+                costs["system_notes"] = CANCELLED_NOTE
             Resource.update(found, dict(costs, end_in_progress_time=at), None)
             return found
         return None

@@ -8,6 +8,7 @@ import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.testing.services import entrypoint_waiter
 
+from services.orders import domain as orders_domain
 from services.production import domain
 from shared.eventstore import EventStore
 from shared.service import NEWS_EVENT
@@ -212,6 +213,9 @@ def test_additive_workflow_without_a_printer_type_cannot_be_confirmed(admin, sho
     refused = admin.put(item, json={"status": "confirmed"})
     assert error(refused, 400) == domain.ADDITIVE_NEEDS_PRINTER_TYPE
     assert admin.get(item).json()["status"] == "pending"
+    order = admin.get(item).json()["order"]  # confirming the order confirms its line items: the same 400
+    assert error(admin.put(order, json={"status": "confirmed"}), 400) == domain.ADDITIVE_NEEDS_PRINTER_TYPE
+    assert admin.get(item).json()["status"] == "pending" and admin.get(order).json()["status"] == "pending"
     specimen = shop.workflow(steps=[shop.steps[1]], type="specimen")
     assert admin.put(item, json={"workflow": specimen}).status_code == 204
     assert admin.put(item, json={"status": "confirmed"}).status_code == 204
@@ -263,3 +267,30 @@ def test_pieces_come_exactly_once_after_production_was_down(system, admin):
     with system.rpc() as rpc:
         assert rpc.production.max_position() >= 0
     assert len(of_line_item(admin, "piece", item)) == 4
+
+
+def test_quantity_change_after_confirm_replans_pieces(admin, shop):
+    """orders.md §1.3 LineItemQuantityChanged: more pieces planned; fewer cancels unstarted copies, and is refused
+    (the reference's 400) below the pieces already in runs."""
+    item = line_item(admin, 2, shop.workflow())
+    assert admin.put(item, json={"status": "confirmed"}).status_code == 204
+    settled_count(admin, "print", item, 6)
+    assert admin.put(item, json={"quantity": 3}).status_code == 204
+    pieces = settled_count(admin, "piece", item, 3)
+    assert sorted(p["copy"] for p in pieces) == [1, 2, 3] and {p["status"] for p in pieces} == {"confirmed"}
+    prints = settled_count(admin, "print", item, 9)
+    printing = [p["uri"] for p in prints if p["process_step_position"] == 0]
+    run = admin.post("/run/", json={"prints": printing})
+    assert run.status_code == 201, run.text
+    eventually(lambda: {p["status"] for p in of_line_item(admin, "piece", item)} == {"queued-for-printing"})
+    refused = admin.put(item, json={"quantity": 2})
+    assert error(refused, 400) == orders_domain.QUANTITY_OUT_OF_RANGE
+    assert refused.json()["errors"][0]["field"] == "quantity" and admin.get(item).json()["quantity"] == 3
+    assert admin.delete(run.headers["Location"]).status_code == 204
+    eventually(lambda: {p["status"] for p in of_line_item(admin, "piece", item)} == {"confirmed"})
+    assert admin.put(item, json={"quantity": 2}).status_code == 204
+    eventually(lambda: sorted((p["copy"], p["status"]) for p in of_line_item(admin, "piece", item)) == [
+        (1, "confirmed"), (2, "confirmed"), (3, "cancelled")], timeout=30)
+    eventually(lambda: sorted(p["status"] for p in of_line_item(admin, "print", item)) == [
+        "cancelled"] * 3 + ["created"] * 6, timeout=30)
+    assert error(admin.put(item, json={"quantity": 0}), 400) == orders_domain.QUANTITY_OUT_OF_RANGE

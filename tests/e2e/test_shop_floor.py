@@ -2,8 +2,9 @@
 two line items (one with a model, one no_model_upload), a workflow printing → post-processing → shipping; confirm →
 pieces and prints; each line item's runs go queued → in-progress → complete, the downstream runs become work-ready
 by themselves, and the pieces, the line items (followed by the orders service from production's feed) and the order
-end complete. Every intermediate status of run, print, piece, line item and order is asserted, and so are the refused
-edge (409), the forced one, the missing step input and the busy workstation."""
+end complete. Every intermediate status of run, print, piece, line item (its whole history from the audit log) and
+order is asserted, and so are the refused edge (409), the forced one, the missing step input and the busy
+workstation; a cancelled run closes its actuals and returns its prints."""
 import pytest
 
 from services.production import runs
@@ -52,6 +53,17 @@ class Floor:
         response = self.move(run, status, **fields)
         assert response.status_code == 204, response.text
         self.becomes(run, status)
+
+
+def status_history(api, uri):
+    """The statuses a resource went through, from its audit rows (/event/: previous_value → current_value)."""
+    rows = [r for r in api.get(f"/event/?filter[reference]={uri}&page[limit]=500").json()["resources"]
+            if r["key"] == "status"]
+    moves = {r["previous_value"]: r["current_value"] for r in rows}
+    history = [moves.get(None)]
+    while history[-1] in moves and len(history) <= len(rows):
+        history.append(moves[history[-1]])
+    return history
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +124,15 @@ def test_an_order_goes_through_the_shop_floor(admin, floor, tmp_path):
     floor.becomes(order, "processing")  # one line item printing, the other still confirmed
     blank_printing = chains[blank][0]
     assert error(floor.move(blank_printing, "in-progress"), 400) == runs.BUSY  # the printer prints one build
+    # a second printer takes the waiting run: both line items print, and so does their order
+    second_printer = created(admin, "/printer/", {"name": unique("Fuse #2"), "printer_type": shop.printer_type,
+                                                  "location": shop.location})
+    assert admin.put(blank_printing, json={"printer": second_printer}).status_code == 204
+    floor.moved(blank_printing, "in-progress")
+    floor.all_become("print", blank, "in-progress", position=0)
+    floor.all_become("piece", blank, "printing")
+    floor.becomes(blank, "printing")
+    floor.becomes(order, "printing")
     actuals = eventually(lambda: admin.get(f"/run-actuals/?filter[run]={printing}").json()["resources"])
     assert actuals[0]["start_in_progress_time"] and actuals[0]["end_in_progress_time"] is None
     floor.moved(printing, "complete")
@@ -119,6 +140,7 @@ def test_an_order_goes_through_the_shop_floor(admin, floor, tmp_path):
     floor.all_become("piece", modelled, "queued-for-post-processing")
     floor.becomes(sifting, "queued-work-ready")  # by itself: every upstream print is complete
     floor.becomes(modelled, "post-processing")
+    floor.becomes(order, "processing")  # one line item post-processing, the other printing
     closed = eventually(lambda: [a for a in admin.get(f"/run-actuals/?filter[run]={printing}").json()["resources"]
                                  if a["end_in_progress_time"]])
     assert closed[0]["workstation_cost"] is not None and closed[0]["total_cost"] is not None
@@ -126,10 +148,6 @@ def test_an_order_goes_through_the_shop_floor(admin, floor, tmp_path):
 
     # the blank line item: its printing run fails, and the operator forces it complete (error → complete is force-only)
     blank_sifting, blank_shipping = chains[blank][1], chains[blank][2]
-    floor.moved(blank_printing, "in-progress")
-    floor.all_become("piece", blank, "printing")
-    floor.becomes(blank, "printing")
-    floor.becomes(order, "processing")
     floor.moved(blank_printing, "error")
     floor.all_become("print", blank, "error", position=0)
     floor.all_become("piece", blank, "error")
@@ -154,6 +172,7 @@ def test_an_order_goes_through_the_shop_floor(admin, floor, tmp_path):
     floor.becomes(order, "shipping")
     for item, (_, _, ship) in chains.items():
         floor.moved(ship, "in-progress")
+        floor.all_become("print", item, "in-progress", position=2)
         floor.all_become("piece", item, "shipping")
         missing = floor.move(ship, "complete")  # the shipping step asks for a tracking id
         assert error(missing, 400) == "This process step requires 'tracking_id' before its run completes."
@@ -167,6 +186,9 @@ def test_an_order_goes_through_the_shop_floor(admin, floor, tmp_path):
             floor.becomes(order, "processing")  # one complete, one still shipping
     floor.becomes(order, "complete")
     assert [admin.get(item).json()["completed_quantity"] for item in (modelled, blank)] == [2, 1]
+    for item in (modelled, blank):  # every status the line item went through, the system's own first moves too
+        assert status_history(admin, item) == ["new", "calculating_estimates", "pending", "confirmed", "printing",
+                                               "post-processing", "shipping", "complete"]
 
     # finished runs stay: not deleted, not moved back
     assert error(admin.delete(printing), 400) == runs.RUN_STARTED
@@ -193,3 +215,37 @@ def test_a_run_not_started_is_deleted_and_its_prints_return(admin, floor):
     eventually(lambda: {(p["run"], p["status"]) for p in floor.prints(item, 0)} == {(None, "created")})
     floor.all_become("piece", item, "confirmed")
     assert admin.get(item).json()["status"] == "confirmed"
+
+
+def test_a_cancelled_run_closes_its_actuals_and_returns_its_prints(admin, floor):
+    """§1.1 "→ cancelled": prints detached (back in the pool, `created`), pieces back to `confirmed`, the run off its
+    printer; the run-actuals opened when it started are closed (end time, costs of the machine time it used)."""
+    shop = floor.shop
+    order = created(admin, "/order/", {"name": unique("cancelled run")})
+    product = created(admin, "/product/", {"order": order, "no_model_upload": True})
+    item = created(admin, "/line-item/", {"product": product, "quantity": 2, "workflow": floor.workflow})
+    floor.becomes(item, "pending")
+    assert admin.put(item, json={"status": "confirmed"}).status_code == 204
+    settled_count(admin, "print", item, 6)
+    run = floor.run(item, 0, printer=shop.printer)
+    floor.moved(run, "in-progress")
+    floor.all_become("print", item, "in-progress", position=0)
+    floor.all_become("piece", item, "printing")
+    eventually(lambda: run in admin.get(shop.printer).json()["in_progress"])
+    opened = eventually(lambda: admin.get(f"/run-actuals/?filter[run]={run}").json()["resources"])
+    assert opened[0]["end_in_progress_time"] is None
+
+    floor.moved(run, "cancelled")
+    eventually(lambda: {(p["run"], p["status"]) for p in floor.prints(item, 0)} == {(None, "created")})
+    floor.all_become("piece", item, "confirmed")
+    printer = admin.get(shop.printer).json()
+    assert run not in printer["in_progress"] and run not in printer["queue"]
+    closed = eventually(lambda: [a for a in admin.get(f"/run-actuals/?filter[run]={run}").json()["resources"]
+                                 if a["end_in_progress_time"]])
+    assert len(closed) == 1 and closed[0]["start_in_progress_time"] == opened[0]["start_in_progress_time"]
+    assert closed[0]["workstation_cost"] is not None and closed[0]["total_cost"] is not None
+    assert closed[0]["system_notes"] == runs.CANCELLED_NOTE
+    assert error(floor.move(run, "in-progress"), 409) == runs.NOT_ALLOWED  # cancelled is terminal
+    again = floor.run(item, 0, printer=shop.printer)  # the prints are free for a new run
+    floor.all_become("piece", item, "queued-for-printing")
+    assert admin.delete(again).status_code == 204

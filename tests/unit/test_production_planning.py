@@ -5,7 +5,9 @@ import uuid as uuidlib
 import pytest
 
 from services.orders.application import Orders
+from services.orders.domain import QUANTITY_OUT_OF_RANGE
 from services.production.application import Production
+from shared.errors import InvalidPayload
 from tests.kit.apps import IN_MEMORY, command_ctx
 from tests.unit.test_production_workstations import post_processor_type, printer_type, step, uuid, workflow
 
@@ -174,3 +176,41 @@ def test_additive_workflow_without_printer_type_cannot_be_confirmed(apps):
     production.update("workflow", uuid(flow), {"type": "specimen"}, command_ctx())
     facts = {flow: production.workflow_facts(flow, command_ctx())}
     orders.update("line-item", uuid(item), {"status": "confirmed"}, command_ctx(workflows=facts))
+
+
+def test_quantity_change_after_confirmation_replans_pieces(apps):
+    """orders.md §1.3 LineItemQuantityChanged → production re-plans: more copies, or the highest unstarted ones
+    cancelled; a later increase takes new copy numbers."""
+    orders, production = apps
+    item = line_item(orders, 2, two_step_workflow(production))
+    confirm(orders, item)
+    follow_all(orders, production)
+    orders.update("line-item", uuid(item), {"quantity": 4}, command_ctx())
+    follow_all(orders, production)
+    pieces = made(production, "piece", item)
+    assert sorted((p["copy"], p["name"], p["status"]) for p in pieces) == [
+        (n, f"bracket.stl {n}", "confirmed") for n in (1, 2, 3, 4)]
+    assert len(made(production, "print", item)) == 8
+    orders.update("line-item", uuid(item), {"quantity": 1}, command_ctx())
+    follow_all(orders, production)
+    by_copy = {p["copy"]: p["status"] for p in made(production, "piece", item)}
+    assert by_copy == {1: "confirmed", 2: "cancelled", 3: "cancelled", 4: "cancelled"}
+    assert sorted(p["status"] for p in made(production, "print", item)) == ["cancelled"] * 6 + ["created"] * 2
+    orders.update("line-item", uuid(item), {"quantity": 2}, command_ctx())
+    follow_all(orders, production)
+    live = sorted(p["copy"] for p in made(production, "piece", item) if p["status"] != "cancelled")
+    assert live == [1, 5]
+    follow(orders, production, start=0)  # the whole feed again changes nothing
+    assert len(made(production, "piece", item)) == 5
+
+
+def test_quantity_of_a_line_item_is_refused_out_of_range(apps):
+    orders, _ = apps
+    item = line_item(orders, 2)
+    confirm(orders, item)
+    with pytest.raises(InvalidPayload) as refused:
+        orders.update("line-item", uuid(item), {"quantity": 0}, command_ctx())
+    assert refused.value.args[0] == QUANTITY_OUT_OF_RANGE
+    orders.update("line-item", uuid(item), {"status": "cancelled"}, command_ctx())
+    with pytest.raises(InvalidPayload):
+        orders.update("line-item", uuid(item), {"quantity": 3}, command_ctx())

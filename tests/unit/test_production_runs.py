@@ -10,6 +10,7 @@ from tests.unit.test_production_planning import (apps, confirm, follow_all, line
 from tests.unit.test_production_workstations import OTHER_BUREAU, create, error_of
 
 ADMIN = {"platform_admin": True}
+DOCUMENT = "/document/55555555-5555-5555-5555-555555555555/"
 
 
 class Floor:
@@ -269,3 +270,73 @@ def test_a_downstream_run_waits_for_every_upstream_run(floor):
     floor.move(other, "in-progress")
     floor.move(other, "complete")
     assert floor.status(sanding) == "queued-work-ready"
+
+
+def test_a_completing_run_gives_what_its_step_requires_and_nothing_hidden(apps):  # noqa: F811
+    """§5.3: the sanding step requires `success` and `upload`, hides `tracking_id` (enforced on → complete only)."""
+    floor = Floor(*apps, quantity=1, upload="required")
+    printing = floor.run(0, printer=floor.printer)
+    floor.move(printing, "in-progress")
+    floor.move(printing, "complete")  # the printing step requires nothing
+    sanding = floor.run(1, post_processor=floor.sander)
+    floor.move(sanding, "in-progress", notes="started")
+    assert error_of(lambda: floor.move(sanding, "complete", success=True)).field == "upload"
+    hidden = error_of(lambda: floor.move(sanding, "complete", success=True, upload=DOCUMENT,
+                                         tracking_id="1Z999"))
+    assert (hidden.title, hidden.field) == ("This process step does not take 'tracking_id'.", "tracking_id")
+    assert floor.status(sanding) == "in-progress"
+    floor.move(sanding, "complete", success=False, upload=DOCUMENT)  # `success: false` is an answer
+    assert floor.status(sanding) == "complete"
+
+
+def test_a_post_processor_runs_up_to_its_types_in_progress_max(apps):  # noqa: F811
+    """§4.3: the sander's type allows one run in progress; a second one is busy, force or not, until it ends."""
+    orders, production = apps
+    floor = Floor(orders, production, quantity=2)
+    printing = floor.run(0, printer=floor.printer)
+    floor.move(printing, "in-progress")
+    floor.move(printing, "complete")
+    prints = floor.prints(1)
+    first, second = (production.create("run", {"prints": [p["uri"]], "post_processor": floor.sander},
+                                       command_ctx())["uri"] for p in prints)
+    assert production.read("post-processor", uuid(floor.sander), command_ctx())["in_progress_max"] == 1
+    floor.move(first, "in-progress")
+    assert error_of(lambda: floor.move(second, "in-progress")).title == runs.BUSY
+    assert error_of(lambda: floor.move(second, "in-progress", force=True)).title == runs.BUSY
+    floor.move(first, "complete", success=True)
+    floor.move(second, "in-progress")
+    assert floor.status(second) == "in-progress"
+
+
+def test_cancelling_the_line_item_cancels_only_the_pieces_not_in_runs(apps):  # noqa: F811
+    """orders.md §2.1 "→ cancelled … cancels pieces not yet in runs": the piece whose print is in a run goes on."""
+    orders, production = apps
+    floor = Floor(orders, production, quantity=2)
+    first, second = floor.prints(0)
+    production.create("run", {"prints": [first["uri"]], "printer": floor.printer}, command_ctx())
+    orders.update("line-item", uuid(floor.item), {"status": "cancelled"}, command_ctx())
+    follow_all(orders, production)
+    assert [p["status"] for p in floor.pieces()] == ["queued-for-printing", "cancelled"]
+    by_piece = {}
+    for each in floor.all_prints():
+        by_piece.setdefault(each["copy"], set()).add(each["status"])
+    assert by_piece == {1: {"queued", "created"}, 2: {"cancelled"}}
+
+
+def test_a_workflow_change_replans_only_the_prints_not_started(apps):  # noqa: F811
+    """F1/F6: a started print keeps its step; the new workflow's prints replace the unstarted ones."""
+    orders, production = apps
+    floor = Floor(orders, production, quantity=2)
+    first = floor.prints(0)[0]
+    production.create("run", {"prints": [first["uri"]], "printer": floor.printer}, command_ctx())
+    before = {p["uri"] for p in floor.all_prints()}
+    shipping_free = create(production, "workflow", {"name": "Print only", "process_steps": [
+        step(production, floor.printer_type, success="optional")]})
+    orders.update("line-item", uuid(floor.item), {"workflow": shipping_free}, command_ctx())
+    follow_all(orders, production)
+    prints = floor.all_prints()
+    kept = [p for p in prints if p["uri"] in before]
+    assert [p["uri"] for p in kept] == [first["uri"]] and kept[0]["status"] == "queued"
+    fresh = [p for p in prints if p["uri"] not in before]
+    assert [(p["copy"], p["process_step_position"], p["workflow"]) for p in fresh] == [(2, 0, shipping_free)]
+    assert {p["workflow"] for p in floor.pieces()} == {shipping_free}
