@@ -46,11 +46,11 @@ def _add(total, value):
 
 
 def _pieces_of_run(batch, run):
-    """The pieces of a run's prints, in the run's order, each once (one print per piece in a run)."""
+    """The live pieces of a run's prints, in the run's order, each once (one print per piece in a run)."""
     pieces = []
     for print_path in run.get("prints") or []:
         piece = document(batch, print_path).get("piece")
-        if piece and piece not in pieces:
+        if piece and piece not in pieces and _live(batch, piece) is not None:
             pieces.append(piece)
     return pieces
 
@@ -339,15 +339,21 @@ def _order_run_statuses(batch, run_path, bureau, before, after, at):
 
 # -- what each source's change refreshes -------------------------------------------------------------------------------
 
+def _touches(event, fields):
+    """Whether the event may change what a view reads of its document: a creation or a deletion, or an update of one
+    of `fields` (the orders feed updates line items and orders often, for fields no production view shows)."""
+    return event["kind"] != "updated" or bool(set(fields) & set(event.get("fields") or {}))
+
+
 def _piece_changed(batch, event, path, bureau, before, after):
+    runs = [document(batch, ref.path)["run"] for ref in pointing_at(batch, "pieces-by-run", "piece", path)]
     refresh_flat_piece(batch, path)
-    for ref in pointing_at(batch, "pieces-by-run", "piece", path):
-        _piece_row(batch, document(batch, ref.path)["run"], path)
-    if (before or {}).get("workflow") != (after or {}).get("workflow"):
-        item = (after or before).get("line_item")
-        for ref in pointing_at(batch, "pieces-by-run", "piece", path):
-            _refresh_line_item_rows(batch, document(batch, ref.path)["run"], item)
-    _refresh_actuals(batch, [path])
+    for run_path in runs:
+        _piece_row(batch, run_path, path)
+    if _touches(event, ("workflow",)):  # original vs total pieces of the line item on its runs; custom actuals
+        for run_path in runs:
+            _refresh_line_item_rows(batch, run_path, (after or before).get("line_item"))
+        _refresh_actuals(batch, [path])
 
 
 def _print_changed(batch, event, path, bureau, before, after):
@@ -358,15 +364,15 @@ def _print_changed(batch, event, path, bureau, before, after):
 
 
 def _run_changed(batch, event, path, bureau, before, after):
-    changed = set(event.get("fields") or {}) if event["kind"] == "updated" else {"prints", "operation"}
     pieces = _pieces_of_run(batch, before or {})
     pieces += [p for p in _pieces_of_run(batch, after or {}) if p not in pieces]
-    if changed & {"prints", "operation"}:
+    if _touches(event, ("prints", "operation")):
         refresh_run_rows(batch, path)
         refresh_run_material(batch, path)
         _refresh_actuals(batch, pieces)  # each piece's share of the run's cost
-    for piece in pieces:  # the run's name, status and workstation show on its pieces' flat rows
-        refresh_flat_piece(batch, piece)
+    if _touches(event, ("prints", "name", "status", "workstation_name")):  # shown on its pieces' flat rows
+        for piece in pieces:
+            refresh_flat_piece(batch, piece)
     _order_run_statuses(batch, path, bureau, before, after, event["timestamp"])
 
 
@@ -375,8 +381,9 @@ def _run_actuals_changed(batch, event, path, bureau, before, after):
         refresh_run_material(batch, run_path)
         pieces = _pieces_of_run(batch, document(batch, run_path))
         _refresh_actuals(batch, pieces)
-        for piece in pieces:  # past_process_step_completion_date
-            refresh_flat_piece(batch, piece)
+        if _touches(event, ("run", "end_in_progress_time")):  # past_process_step_completion_date
+            for piece in pieces:
+                refresh_flat_piece(batch, piece)
 
 
 def _additive_changed(batch, event, path, bureau, before, after):
@@ -387,20 +394,25 @@ def _additive_changed(batch, event, path, bureau, before, after):
 
 
 def _line_item_changed(batch, event, path, bureau, before, after):
-    for ref in pointing_at(batch, "piece", "line_item", path):
-        refresh_flat_piece(batch, ref.path)
-        for row in pointing_at(batch, "pieces-by-run", "piece", ref.path):
-            _piece_row(batch, document(batch, row.path)["run"], ref.path)
-    for ref in pointing_at(batch, "line-items-by-run", "line_item", path):
-        run_path = document(batch, ref.path)["run"]
-        _refresh_line_item_rows(batch, run_path, path)
-        refresh_run_material(batch, run_path)
-    refresh_line_item_actuals(batch, path)  # its workflow and additional costs
+    if _touches(event, ("name", "workflow")):
+        for ref in pointing_at(batch, "piece", "line_item", path):
+            refresh_flat_piece(batch, ref.path)
+            for row in pointing_at(batch, "pieces-by-run", "piece", ref.path):
+                _piece_row(batch, document(batch, row.path)["run"], ref.path)
+    if _touches(event, ("workflow", "estimates", "quantity", "materials")):
+        for ref in pointing_at(batch, "line-items-by-run", "line_item", path):
+            run_path = document(batch, ref.path)["run"]
+            _refresh_line_item_rows(batch, run_path, path)
+            refresh_run_material(batch, run_path)
+    if _touches(event, ("workflow", "additional_costs")):
+        refresh_line_item_actuals(batch, path)
 
 
-def _pieces_naming(field):
+def _pieces_naming(field, shown):
     """A change of a document pieces name (their order, workflow) reaches their flat and by-run rows."""
     def refresh(batch, event, path, bureau, before, after):
+        if not _touches(event, shown):
+            return
         for ref in pointing_at(batch, "piece", field, path):
             refresh_flat_piece(batch, ref.path)
             for row in pointing_at(batch, "pieces-by-run", "piece", ref.path):
@@ -423,8 +435,8 @@ def _station_type_changed(batch, event, path, bureau, before, after):
 
 VIEWS = {"piece": (_piece_changed,), "print": (_print_changed,), "run": (_run_changed,),
          "run-actuals": (_run_actuals_changed,), "run-actuals-additive": (_additive_changed,),
-         "line-item": (_line_item_changed,), "order": (_pieces_naming("order"),),
-         "workflow": (_pieces_naming("workflow"),),
+         "line-item": (_line_item_changed,), "order": (_pieces_naming("order", ("name", "customer_id")),),
+         "workflow": (_pieces_naming("workflow", ("name", "process_steps")),),
          "printer-type": (_station_type_changed,), "post-processor-type": (_station_type_changed,),
          "shipping": (_station_type_changed, _workstation), "printer": (_workstation,),
          "post-processor": (_workstation,)}
