@@ -218,7 +218,7 @@ def _workstation(batch, event, path, bureau, before, after):
     limit = after.get("in_progress_max")
     if limit is None and event["resource"] == "printer":
         limit = PRINTER_IN_PROGRESS_MAX
-    row = {"workstation_uri": path, "workstation_type": WORKSTATIONS[event["resource"]], "name": after.get("name"),
+    row = {"uri": path, "workstation_type": WORKSTATIONS[event["resource"]], "name": after.get("name"),
            "description": after.get("description"), "location": after.get("location"), "in_progress_max": limit,
            "archived": after.get("archived"), "updated": after.get("updated"), "updated_by": after.get("updated_by")}
     upsert_view(batch, target, "workstation", bureau, row, after.get("created"))
@@ -301,7 +301,8 @@ def refresh_line_item_actuals(batch, line_item_path):
                [p for _, p in pieces if not workflow or p.get("workflow") == workflow]) else None,
            "has_custom_actuals": bool(custom), "per_step_details": per_step, "total_cost": _round(total),
            "updated": max(a.get("updated") or "" for a in counted) or None}
-    upsert_view(batch, target, "line-item-actuals", _bureau(batch, pieces[0][0]), row, min(a["created"] for a in counted))
+    created = min(a["created"] for a in counted)
+    upsert_view(batch, target, "line-item-actuals", _bureau(batch, pieces[0][0]), row, created)
 
 
 def _refresh_actuals(batch, pieces):

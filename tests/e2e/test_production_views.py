@@ -70,6 +70,7 @@ def test_workstations_are_the_union_of_printers_post_processors_and_shipping(adm
         one = admin.get(f"/workstation/{uuid_of(uri)}/")
         assert one.status_code == 200 and one.json() == row
         assert other.manager.get(f"/workstation/{uuid_of(uri)}/").status_code == 404
+        assert [r["name"] for r in listed(admin, "workstation", f"&filter[uri]={uri}")] == [source["name"]]
     assert rows[shop.post_processor]["in_progress_max"] == admin.get(shop.post_processor_type).json()["in_progress_max"]
     assert not set(rows) & {r["uri"] for r in listed(other.manager, "workstation")}
 

@@ -195,5 +195,6 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
     assert (flat["base_material_name"], flat["workflow_name"]) == ("PA2200", "SLS standard")
     assert before_change.get("/order/").status_code == 401 and after_change.get("/order/").status_code == 200
     assert admin.get(f"/pieces-by-run/?filter[run]={run}").json()["total_count"] == 2
-    assert admin.get(f"/line-item-actuals/?filter[line_item]={printed}").json()["resources"][0]["total_cost"] is not None
+    actuals = admin.get(f"/line-item-actuals/?filter[line_item]={printed}").json()["resources"]
+    assert actuals[0]["total_cost"] is not None
     assert job in {r["uri"] for r in admin.get("/order/?filter[run_status]=complete").json()["resources"]}
