@@ -47,10 +47,11 @@ def _add(total, value):
 
 def _pieces_of_run(batch, run):
     """The live pieces of a run's prints, in the run's order, each once (one print per piece in a run)."""
-    pieces = []
+    pieces, seen = [], set()
     for print_path in run.get("prints") or []:
         piece = document(batch, print_path).get("piece")
-        if piece and piece not in pieces and _live(batch, piece) is not None:
+        if piece and piece not in seen and _live(batch, piece) is not None:
+            seen.add(piece)
             pieces.append(piece)
     return pieces
 
@@ -305,12 +306,18 @@ def refresh_line_item_actuals(batch, line_item_path):
     upsert_view(batch, target, "line-item-actuals", _bureau(batch, pieces[0][0]), row, created)
 
 
-def _refresh_actuals(batch, pieces):
-    line_items = []
+def _refresh_actuals(batch, pieces, line_items=()):
+    """The pieces' actuals, then their line items' (each once, and only where a piece's actuals changed, or as
+    `line_items` asks: a line item's sums read all of its pieces)."""
+    line_items = list(line_items)
     for piece in pieces:
+        target = piece_actuals_path(piece)
+        before = batch.entry(target)
+        before = None if before is None else (before.doc, before.deleted)
         refresh_piece_actuals(batch, piece)
+        after = batch.entry(target)
         item = document(batch, piece).get("line_item")
-        if item and item not in line_items:
+        if after is not None and (after.doc, after.deleted) != before and item and item not in line_items:
             line_items.append(item)
     for item in line_items:
         refresh_line_item_actuals(batch, item)
@@ -352,15 +359,23 @@ def _piece_changed(batch, event, path, bureau, before, after):
     for run_path in runs:
         _piece_row(batch, run_path, path)
     if _touches(event, ("workflow",)):  # original vs total pieces of the line item on its runs; custom actuals
+        item = (after or before).get("line_item")
         for run_path in runs:
-            _refresh_line_item_rows(batch, run_path, (after or before).get("line_item"))
-        _refresh_actuals(batch, [path])
+            _refresh_line_item_rows(batch, run_path, item)
+        # which pieces the line item's actuals count: they change only if they exist, or this piece has actuals
+        summed = item and (_live(batch, _path("line-item-actuals", item)) is not None
+                           or batch.entry(piece_actuals_path(path)) is not None)
+        _refresh_actuals(batch, [path], [item] if summed else [])
 
 
 def _print_changed(batch, event, path, bureau, before, after):
     piece = (after or before or {}).get("piece")
-    if piece:
-        refresh_flat_piece(batch, piece)
+    if not piece:
+        return
+    refresh_flat_piece(batch, piece)
+    # a piece's actuals read its prints' runs and leave cancelled prints out; every other status change comes with
+    # its run's actuals, which refresh them (and each line item once, not once per print)
+    if _touches(event, ("run",)) or "cancelled" in {(before or {}).get("status"), (after or {}).get("status")}:
         _refresh_actuals(batch, [piece])
 
 
