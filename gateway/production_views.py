@@ -2,9 +2,9 @@
 `run_status` filter), derived from documents only.
 
 Each view row is recomputed from the current documents whenever one of its sources changes, so the live read side
-and one rebuilt from zero agree whatever order the services' feeds arrive in. Timestamps are taken from the source
-documents (never "now", never the event that happened to trigger a recomputation), and a row is only created by an
-event of the production feed, whose order is the same live and rebuilt; other feeds only refresh existing rows.
+and one rebuilt from zero agree whatever order the services' feeds arrive in. Timestamps come from the source
+documents (never "now", nor the event that happened to trigger a recomputation); only the hidden run_status
+documents take their event's, and they are made from production's feed alone, replayed in the same order.
 """
 from datetime import datetime
 from uuid import NAMESPACE_URL, uuid5
@@ -15,7 +15,6 @@ from shared.uris import resource_path, uuid_of
 # The hidden per-(order, run status) documents the order's `run_status` filter reads (gateway.readstore): not a
 # catalogue resource, so never served on their own.
 ORDER_RUN_STATUS = "order-run-status"
-WORKSTATIONS = {"printer": "printer", "post-processor": "post-processor", "shipping": "shipping"}
 PRINTER_IN_PROGRESS_MAX = 1  # services.production.runs: a printer without its own limit prints one build at a time
 
 
@@ -219,7 +218,7 @@ def _workstation(batch, event, path, bureau, before, after):
     limit = after.get("in_progress_max")
     if limit is None and event["resource"] == "printer":
         limit = PRINTER_IN_PROGRESS_MAX
-    row = {"uri": path, "workstation_type": WORKSTATIONS[event["resource"]], "name": after.get("name"),
+    row = {"uri": path, "workstation_type": event["resource"], "name": after.get("name"),
            "description": after.get("description"), "location": after.get("location"), "in_progress_max": limit,
            "archived": after.get("archived"), "updated": after.get("updated"), "updated_by": after.get("updated_by")}
     upsert_view(batch, target, "workstation", bureau, row, after.get("created"))
