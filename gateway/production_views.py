@@ -259,7 +259,7 @@ def refresh_piece_actuals(batch, piece_path):
         return
     row = {"piece": piece_path, "start_in_progress_time": min(s for s in starts if s),
            "end_in_progress_time": max(ends) if all(ends) else None, "per_step_details": details,
-           "total_cost": total, "updated": max(s for s in stamps if s)}
+           "total_cost": total, "updated": max((s for s in stamps if s), default=None)}
     upsert_view(batch, target, "piece-actuals", _bureau(batch, piece_path), row, min(s for s in starts if s))
 
 
@@ -271,10 +271,9 @@ def refresh_line_item_actuals(batch, line_item_path):
     item = document(batch, line_item_path)
     pieces = [(ref.path, document(batch, ref.path)) for ref in pointing_at(batch, "piece", "line_item", line_item_path)]
     workflow = item.get("workflow")
-    custom = any(workflow and p.get("workflow") != workflow for _, p in pieces)
-    counted = [_live(batch, piece_actuals_path(path)) for path, p in pieces if not workflow or p.get("workflow") ==
-               workflow]
-    counted = [a for a in counted if a]
+    original = [path for path, p in pieces if not workflow or p.get("workflow") == workflow]
+    custom = len(original) < len(pieces)
+    counted = [a for a in (_live(batch, piece_actuals_path(path)) for path in original) if a]
     if not counted or (item and _live(batch, line_item_path) is None):  # none yet, or the line item is gone
         delete_view(batch, target)
         return
@@ -297,9 +296,8 @@ def refresh_line_item_actuals(batch, line_item_path):
     ends = [a.get("end_in_progress_time") for a in counted]
     row = {"line_item": line_item_path, "additional_costs": item.get("additional_costs") or [],
            "start_in_progress_time": min(a["start_in_progress_time"] for a in counted),
-           "end_in_progress_time": max(ends) if all(ends) and len(counted) == len(
-               [p for _, p in pieces if not workflow or p.get("workflow") == workflow]) else None,
-           "has_custom_actuals": bool(custom), "per_step_details": per_step, "total_cost": _round(total),
+           "end_in_progress_time": max(ends) if all(ends) and len(counted) == len(original) else None,
+           "has_custom_actuals": custom, "per_step_details": per_step, "total_cost": _round(total),
            "updated": max(a.get("updated") or "" for a in counted) or None}
     created = min(a["created"] for a in counted)
     upsert_view(batch, target, "line-item-actuals", _bureau(batch, pieces[0][0]), row, created)
