@@ -200,3 +200,26 @@ def test_views_are_read_only(admin, job, view):
     one = one.replace(admin.base_url, "")
     assert admin.put(one, json={}).status_code == 405
     assert admin.delete(one).status_code == 405
+
+
+def test_a_cancelled_run_lets_its_order_go(admin, floor):
+    """The delete rule holds only while prints sit in a run: a cancelled run lets its prints go (production.md §1.1),
+    and the order is then listed under its run's new status, not the old one, and can be deleted."""
+    order = created(admin, "/order/", {"name": unique("let go")})
+    product = created(admin, "/product/", {"order": order, "no_model_upload": True})
+    item = created(admin, "/line-item/", {"product": product, "quantity": 1, "workflow": floor.workflow})
+    floor.becomes(item, "pending", timeout=60)
+    assert admin.put(item, json={"status": "confirmed"}).status_code == 204
+    settled_count(admin, "print", item, 3)
+    run = floor.run(item, 0)
+
+    def orders_with(status):
+        return {r["uri"] for r in admin.get(f"/order/?filter[run_status]={status}&per_page=500").json()["resources"]}
+
+    assert order in orders_with("queued")
+    assert error(admin.delete(order), 400) == ORDER_IN_PRODUCTION
+    floor.moved(run, "cancelled")
+    eventually(lambda: {p["run"] for p in floor.prints(item, 0)} == {None})
+    assert order in orders_with("cancelled") and order not in orders_with("queued")
+    assert listed(admin, "pieces-by-run", f"&filter[run]={run}") != []  # the run still names what it held
+    assert admin.delete(order).status_code == 204
