@@ -21,7 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway import cursors, indexes
+from gateway import cursors, indexes, production_views
 from gateway.batch import Batch, dialect_insert, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
@@ -326,6 +326,10 @@ class ReadStore:
         source = keys.join(documents, documents.c.path == keys.c.path)
         conditions, needs_document = [_keys_visible(keys, bureau, spec.name)], False
         for flt in query.filters:
+            derived = DERIVED_FILTERS.get((spec.name, flt.field))
+            if derived is not None:  # a filter on other documents than the listed ones
+                conditions.append(derived(keys, flt, bureau, self.engine.dialect.name))
+                continue
             column = _key_column(keys, flt.field)
             if column is None:  # an array or object: the document's value
                 needs_document = True
@@ -700,6 +704,23 @@ def _audit_visible(scope):
     return clause
 
 
+def _order_run_status(keys, flt, scope, dialect):
+    """orders.md: the orders where at least one run has one of the statuses. Served by the hidden per-(order, status)
+    documents gateway.production_views keeps, found through their status index (REFERENCES); the list keys of the
+    orders are then matched by path."""
+    held = documents.alias("run_statuses")  # never correlated with the documents an outer query may join
+    status = literal_column(reference_sql(dialect, "status"))
+    order = literal_column(reference_sql(dialect, "order"))
+    orders = (select(order).select_from(held)
+              .where(literal_column("resource") == literal_column(f"'{production_views.ORDER_RUN_STATUS}'"),
+                     held.c.deleted.is_(False), _bureau_clause(held.c.bureau, scope), _column_filter(status, flt)))
+    return keys.c.path.in_(orders)
+
+
+# Filters answered from documents other than the listed resource's own (filter-only fields the map derives).
+DERIVED_FILTERS = {("order", "run_status"): _order_run_status}
+
+
 def _column_filter(column, flt):
     if flt.op == ">":
         return column > flt.values[0]
@@ -756,7 +777,8 @@ def _convert_legacy_audit(conn, page=20_000):
 REFERENCES = (("line-item", "order"), ("line-item", "model"), ("line-item", "materials.base"),
               ("line-item", "materials.support"), ("line-item", "workflow"), ("order", "order_owner"),
               ("order", "user"), ("prep-workflow-record", "line_item"),
-              ("prep-task-record", "prep_workflow_record"), ("comment", "related_uuid"))
+              ("prep-task-record", "prep_workflow_record"), ("comment", "related_uuid"),
+              *production_views.REFERENCES)
 
 
 def reference_indexes(dialect, schema):
