@@ -1,0 +1,145 @@
+"""The background job of a run transformation (services.production.rework), in the production service: pending →
+processing → the rules applied (one transaction) → the runs it schedules created (through /run/'s own rules) →
+complete, or error with a note. Each step is recorded under a command id derived from (transformation, step), so a
+redelivered message, or the sweep restarting a job whose message was lost or whose process died, changes nothing
+that is done; the mixin below is what the production service lists (services/production/service.py)."""
+import logging
+import time
+
+from services.production.rework import (INTERNAL, TRANSFORMATION_REQUESTED, ReworkFailed, RunTransformation, apply,
+                                        run_id)
+from shared.amqp import event_handler
+from shared.application import Unit
+from shared.errors import StratumError
+from shared.resource import Resource
+from shared.sweep import sweep_timer, sweeper_for
+from shared.uris import resource_path, uuid_of
+
+log = logging.getLogger(__name__)
+RESOURCE = "run-transformation"
+
+
+class ReworkJob:
+    def __init__(self, app, announce):
+        self.app = app
+        self.announce = announce
+
+    def _step(self, uuid, name, change, key=None):
+        """One step of the transformation (a RunTransformation method), once per (transformation, step)."""
+        unit = Unit(self.app, INTERNAL)
+
+        def command():
+            transformation = self.app.load(RESOURCE, uuid, INTERNAL)
+            change(transformation)
+            return self.app.outcome(transformation, unit)
+
+        self.announce(self.app._execute({"command_id": f"{RESOURCE}:{uuid}:{key or name}"}, command))
+
+    def run(self, path):
+        uuid = uuid_of(path)
+        transformation = self.app.load(RESOURCE, uuid, INTERNAL)
+        if not transformation.waiting:
+            return
+        self._step(uuid, "start", lambda t: t.start())
+        try:
+            schedule = self._apply(uuid)
+            runs, warnings = self._schedule(uuid, schedule)
+        except ReworkFailed as failure:
+            self._step(uuid, "fail", lambda t: t.fail(failure.title), "done")
+            return
+        except Exception as error:  # noqa: BLE001 - whatever happens, the transformation ends, not in limbo
+            log.exception("run transformation %s failed", uuid)
+            reason = error.title if isinstance(error, StratumError) else f"{type(error).__name__}: {error}"
+            self._step(uuid, "fail", lambda t: t.fail(f"The transformation failed: {reason}"), "done")
+            return
+        self._step(uuid, "complete", lambda t: t.complete(runs, schedule.get("custom_workflow"), warnings), "done")
+
+    def _apply(self, uuid):
+        """The rules, in one transaction with their own receipt: a second run of this step answers the first's
+        result (what to schedule) and records nothing."""
+        def command():
+            transformation = self.app.load(RESOURCE, uuid, INTERNAL)
+            aggregates, schedule = apply(self.app, transformation)
+            aggregates += self.app._index_entries(aggregates)
+            return aggregates, {"uri": resource_path(RESOURCE, uuid), "schedule": schedule}
+
+        command_id = f"{RESOURCE}:{uuid}:apply"
+        done = self.app._receipt(command_id)  # applied before the job stopped: its rules must not run on their result
+        if done is not None:
+            return done["schedule"]
+        result = self.app._execute({"command_id": command_id}, command)
+        self.announce(result)
+        return result["schedule"]
+
+    def _schedule(self, uuid, schedule):
+        """The runs the transformation asks for, made as a client's POST /run/ would be (every rule of a run holds),
+        each under its own derived id and command id. A run that cannot be made is a warning in the notes."""
+        transformation = self.app.load(RESOURCE, uuid, INTERNAL)
+        ctx = {"bureau": transformation.bureau, "user": transformation.fields.get("user"), "internal": True}
+        made, warnings = [], []
+        for position, prints in sorted((schedule.get("runs") or {}).items(), key=lambda kv: int(kv[0])):
+            key = f"step-{position}"
+            payload = {"prints": prints, "pieces_locked": False}
+            try:
+                result = self.app.create("run", payload, dict(ctx, uuid=str(run_id(uuid, key)),
+                                                              command_id=f"{RESOURCE}:{uuid}:run:{key}"))
+            except StratumError as error:
+                warnings.append(f"No run was made for step {int(position) + 1}: {error.title}")
+                continue
+            self.announce(result)
+            made.append(result["uri"])
+        if schedule.get("review"):
+            made.append(self._review_run(uuid, ctx, schedule))
+        return made, warnings
+
+    def _review_run(self, uuid, ctx, schedule):
+        """The review prints go to a waiting, unlocked run at the review post-processor (infilled), else a new one."""
+        station = self.app.repository.get(_id(schedule["station"]))
+        for run_path in station.fields.get("queue") or []:
+            run = self.app.repository.get(_id(run_path))
+            if run.fields.get("status") in ("queued", "queued-work-ready") and not run.fields.get("pieces_locked"):
+                prints = list(run.fields.get("prints") or [])
+                if set(schedule["review"]) <= set(prints):
+                    return run_path  # a resumed job: infilled already
+                result = self.app.update("run", str(run.id), {"prints": prints + [
+                    p for p in schedule["review"] if p not in prints]}, dict(ctx, command_id=f"{RESOURCE}:{uuid}:infill"))
+                self.announce(result)
+                return run_path
+        result = self.app.create("run", {"prints": schedule["review"], "post_processor": schedule["station"],
+                                         "pieces_locked": False},
+                                 dict(ctx, uuid=str(run_id(uuid, "review")), command_id=f"{RESOURCE}:{uuid}:review"))
+        self.announce(result)
+        return result["uri"]
+
+
+def _id(path):
+    from uuid import UUID
+    return UUID(uuid_of(path))
+
+
+class RunTransformationJobs:
+    """What the production service adds for `/run-transformation/`: the job's message handler and the sweep that
+    restarts jobs whose message was lost or whose process died."""
+
+    @event_handler("production", TRANSFORMATION_REQUESTED)
+    def run_transformation(self, payload):
+        try:
+            ReworkJob(self.app, self._announce).run(payload["run_transformation"])
+        except Exception:  # nameko would ack and drop it anyway; the sweep starts it again
+            log.exception("run transformation job %s failed", payload)
+
+    @sweep_timer(interval=30)
+    def resume_run_transformations(self):
+        grace = int(self.config["STRATUM_SWEEP_SECONDS"])
+        sweeper = sweeper_for(self.app, "run-transformations", ((RunTransformation, Resource.Created),), grace)
+
+        def resume(transformation):
+            if time.time() - _epoch(transformation.modified_on) < grace:
+                return  # moved recently: its job may be alive
+            self.dispatch(TRANSFORMATION_REQUESTED, {"run_transformation": f"/{RESOURCE}/{transformation.id}/"})
+
+        sweeper.sweep(lambda t: isinstance(t, RunTransformation) and t.waiting, resume)
+
+
+def _epoch(timestamp):
+    return timestamp.timestamp() if hasattr(timestamp, "timestamp") else float(timestamp)
