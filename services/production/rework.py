@@ -321,7 +321,11 @@ def apply(app, transformation):
     rule = RULES[kind]
     schedule = rule(work, transformation, list(zip(prints, pieces)))
     work.save_plans()
-    return work.changed(), schedule
+    # what is made is recorded before what it replaces: a follower of the feed (orders, counting a line item's pieces)
+    # never sees a failed piece retired before its replacement exists
+    changed = work.changed()
+    made = [a for a in changed if any(isinstance(e, Resource.Created) for e in a.pending_events)]
+    return made + [a for a in changed if a.id not in {m.id for m in made}], schedule
 
 
 def remanufacture(work, transformation, pairs):

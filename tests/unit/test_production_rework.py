@@ -176,6 +176,25 @@ def test_a_transformation_applies_once_when_the_job_is_resumed(floor):
     assert floor.production.recorder.max_notification_id() == events + 2  # only the completion (and its receipt)
 
 
+def test_the_line_item_waits_for_the_replacement_of_its_last_failed_piece(floor):
+    """Copy 1 done, copy 2 failed: its replacement keeps the line item in production (never complete without it)."""
+    first, second = floor.prints(0)
+    runs = [floor.production.create("run", {"prints": [p["uri"]], "printer": floor.printer}, command_ctx())["uri"]
+            for p in (first, second)]
+    sanding = floor.production.create("run", {"prints": [floor.prints(1)[0]["uri"]], "post_processor": floor.sander},
+                                      command_ctx())["uri"]
+    floor.move(runs[0], "in-progress")
+    floor.move(runs[0], "complete")
+    floor.move(sanding, "in-progress")
+    floor.move(sanding, "complete", success=True)
+    floor.move(runs[1], "in-progress")
+    floor.move(runs[1], "error")
+    assert line_item_status(floor) == ("error", 1)
+    transform(floor, "remanufacture", [second["uri"]], source_run=runs[1])
+    assert line_item_status(floor) == ("printing", 1)
+    assert [piece_of(floor, c)["status"] for c in (1, 2, 3)] == ["complete", "incomplete", "confirmed"]
+
+
 # -- redo ------------------------------------------------------------------------------------------------------------
 
 def test_redo_makes_a_new_print_for_the_step(floor):
