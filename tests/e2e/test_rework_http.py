@@ -3,10 +3,15 @@ piece is remanufactured and its replacement goes through new runs to complete; t
 replacement while the failed piece stays `incomplete`. Scrap (the line item completes without the scrapped piece) and
 change_workflow (a custom workflow, a destination run) end to end too. Every status of transformation, run, print,
 piece, line item and order is read back from the API, never assumed."""
+import uuid
+
 import pytest
 
 from services.orders import progress
 from services.production import rework
+from services.production.application import Production
+from shared import uris
+from shared.settings import event_store_env
 from tests.e2e.test_production_http import Shop, created, error, of_line_item, settled_count, unique
 from tests.kit.plugin import eventually, login
 from tests.kit.tenants import make_tenant
@@ -74,6 +79,11 @@ class Rework:
         assert body["status"] in ("pending", "processing", "complete")  # the job may be done already
         return eventually(lambda: (lambda t: t if t["status"] in ("complete", "error") else None)(self.get(uri)),
                           timeout=30)
+
+
+@pytest.fixture(scope="module")
+def config_overrides():
+    return {"STRATUM_SWEEP_SECONDS": "2", "STRATUM_SWEEP_INTERVAL": "1"}  # the crash test's sweep comes soon
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +280,32 @@ def test_change_workflow_moves_a_piece_to_a_custom_workflow_and_a_destination_ru
     floor.becomes(item, "complete")
     floor.becomes(order, "complete")
     assert floor.get(item)["completed_quantity"] == 2
+
+
+def test_a_transformation_whose_job_message_was_lost_is_still_done(admin, system, floor):
+    """The production service died between committing the transformation and publishing its job: the sweep finds it
+    in production's log and the job runs."""
+    order, item = floor.line_item(1)
+    printing = floor.run([floor.print_of(item, 1, 0)["uri"]], printer=floor.shop.printer)
+    floor.moved(printing, "in-progress")
+    floor.moved(printing, "error")
+    floor.piece_becomes(item, 1, "error")
+    floor.becomes(item, "error")
+    session = admin.get("/sessions/").json()
+    ctx = {"user": uris.normalise(session["user"]), "bureau": uris.normalise(session["bureau"]),
+           "command_id": str(uuid.uuid4())}
+    production = Production(env=event_store_env(system.config, Production.name))
+    try:  # committed `pending`; the run_transformation_requested message never left
+        failed = path_of(floor.print_of(item, 1, 0)["uri"])
+        path = production.create("run-transformation", {"type": "remanufacture", "source_run": path_of(printing),
+                                                        "prints": [failed]}, ctx)["uri"]
+    finally:
+        production.close()
+    uri = system.base_url + path
+    done = eventually(lambda: (lambda r: r.status_code == 200 and r.json()["status"] == "complete" and r.json())(
+        admin.get(uri)), timeout=60)
+    assert done["prints"] == [system.base_url + failed]
+    floor.piece_becomes(item, 1, "incomplete")
+    replacement = floor.piece_becomes(item, 2, "confirmed")
+    assert floor.piece(item, 1)["remanufactured_to"] == replacement["uri"]
+    floor.becomes(item, "confirmed")  # back from error: only the replacement is in production, not started yet
