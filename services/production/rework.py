@@ -34,7 +34,7 @@ record, and no later move of that run carries it (services.production.runs skips
 """
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from services.production.domain import Piece, PostProcessor, Print, ProcessStep, Workflow, _free_name
+from services.production.domain import Piece, PostProcessor, Print, Workflow, _free_name
 from services.production.planning import LineItemPlan, _make_prints
 from services.production.runs import WAITING, Run
 from shared.errors import InvalidPayload, NotFound, StratumError
@@ -280,7 +280,7 @@ class Work:
             self.plans[line_item] = self.get(LineItemPlan.id_for(line_item))
         return self.plans[line_item]
 
-    def plan_entry(self, piece, prints=None, new=False):
+    def plan_entry(self, piece, prints=None):
         """Record the piece (and its prints) in its line item's plan, so planning keeps following it (its line item's
         status, a cancellation, a workflow change)."""
         plan = self.plan(piece)
@@ -367,7 +367,7 @@ def _replacement(work, transformation, piece, copy):
     prints = _new_prints(work, piece=replacement, steps=steps, workflow=old.get("workflow"))
     Resource.update(replacement, {"current_print": resource_path("print", prints[0].id) if prints else None},
                     work.actor)
-    work.plan_entry(replacement, [resource_path("print", p.id) for p in prints], new=True)
+    work.plan_entry(replacement, [resource_path("print", p.id) for p in prints])
     return replacement
 
 
@@ -476,7 +476,8 @@ def change_workflow(work, transformation, pairs):
     wanted = f"{source_fields.get('name') or 'Workflow'} (rework {str(transformation.id)[:8]})"
     fields = {"name": _free_name(work, wanted, transformation.bureau, []), "process_steps": steps_paths,
               "description": f"Made by {resource_path('run-transformation', transformation.id)}",
-              "type": source_fields.get("type") or "additive_manufacturing", "materials": source_fields.get("materials"),
+              "type": source_fields.get("type") or "additive_manufacturing",
+              "materials": source_fields.get("materials"),
               "source_workflow": source_fields and resource_path("workflow", source.id) or None,
               "pieces": [resource_path("piece", piece.id) for _, piece in pairs], "labels": [], "integrated": False}
     fields, extra, _ = Workflow.on_create(work, new_id, fields)
@@ -552,5 +553,3 @@ RULES = {"remanufacture": remanufacture, "scrap": scrap, "redo": redo, "change_w
 def run_id(transformation_id, key):
     return uuid5(NAMESPACE_URL, f"stratum:production:run-transformation:{transformation_id}:run:{key}")
 
-
-__all__ = ["RunTransformation", "ReworkFailed", "apply", "retired", "review_station", "ProcessStep"]

@@ -81,12 +81,11 @@ class ReworkJob:
             key = f"step-{position}"
             payload = {"prints": prints, "pieces_locked": False}
             try:
-                result = self.app.create("run", payload, dict(ctx, uuid=str(run_id(uuid, key)),
-                                                              command_id=f"{RESOURCE}:{uuid}:run:{key}"))
+                result = self._once(f"{RESOURCE}:{uuid}:run:{key}", lambda c: self.app.create(
+                    "run", payload, dict(ctx, uuid=str(run_id(uuid, key)), command_id=c)))
             except StratumError as error:
                 warnings.append(f"No run was made for step {int(position) + 1}: {error.title}")
                 continue
-            self.announce(result)
             made.append(result["uri"])
         if schedule.get("review"):
             made.append(self._review_run(uuid, ctx, schedule))
@@ -101,15 +100,23 @@ class ReworkJob:
                 prints = list(run.fields.get("prints") or [])
                 if set(schedule["review"]) <= set(prints):
                     return run_path  # a resumed job: infilled already
-                result = self.app.update("run", str(run.id), {"prints": prints + [
-                    p for p in schedule["review"] if p not in prints]}, dict(ctx, command_id=f"{RESOURCE}:{uuid}:infill"))
-                self.announce(result)
+                wanted = prints + [p for p in schedule["review"] if p not in prints]
+                self._once(f"{RESOURCE}:{uuid}:infill", lambda c: self.app.update(
+                    "run", str(run.id), {"prints": wanted}, dict(ctx, command_id=c)))
                 return run_path
-        result = self.app.create("run", {"prints": schedule["review"], "post_processor": schedule["station"],
-                                         "pieces_locked": False},
-                                 dict(ctx, uuid=str(run_id(uuid, "review")), command_id=f"{RESOURCE}:{uuid}:review"))
+        return self._once(f"{RESOURCE}:{uuid}:review", lambda c: self.app.create(
+            "run", {"prints": schedule["review"], "post_processor": schedule["station"], "pieces_locked": False},
+            dict(ctx, uuid=str(run_id(uuid, "review")), command_id=c)))["uri"]
+
+    def _once(self, command_id, call):
+        """A command of the job, answered from its receipt when a resumed job made it already (its rules would refuse
+        it now: the prints are in the run it made)."""
+        done = self.app._receipt(command_id)
+        if done is not None:
+            return done
+        result = call(command_id)
         self.announce(result)
-        return result["uri"]
+        return result
 
 
 def _id(path):

@@ -7,11 +7,12 @@ from services.orders import progress
 from services.production import rework
 from services.production.rework_job import ReworkJob
 from tests.kit.apps import command_ctx
-from tests.unit.test_production_planning import apps, confirm, follow_all, line_item, made  # noqa: F401
+from tests.unit.test_production_planning import apps  # noqa: F401 (the fixture)
 from tests.unit.test_production_runs import Floor, follow_production
 from tests.unit.test_production_workstations import OTHER_BUREAU, create, error_of, post_processor_type, step, uuid
 
 ADMIN = {"platform_admin": True}
+LOCATION = "/location/44444444-4444-4444-4444-444444444444/"
 
 
 @pytest.fixture
@@ -256,12 +257,31 @@ def test_change_workflow_moves_the_piece_to_a_custom_workflow(floor):
     floor.move(sanding, "complete", success=True)
     assert piece_of(floor, 2)["status"] == "complete" and piece_of(floor, 1)["status"] == "queued-for-post-processing"
     station = create(floor.production, "post-processor", {"name": "Polisher", "post_processor_type": polish_type,
-                                                          "location": "/location/44444444-4444-4444-4444-444444444444/"})
+                                                          "location": LOCATION})
     floor.production.update("run", uuid(destination), {"post_processor": station}, command_ctx())
     floor.move(destination, "in-progress")
     floor.move(destination, "complete")
     assert piece_of(floor, 1)["status"] == "complete"
     assert line_item_status(floor) == ("complete", 2)
+
+
+def test_a_resumed_job_keeps_the_runs_it_made(floor):
+    printing = floor.run(0, printer=floor.printer)
+    floor.move(printing, "in-progress")
+    moved = floor.prints(0)[0]
+    steps = [moved["process_step"], floor.prints(1)[0]["process_step"]]
+    uri = floor.production.create("run-transformation", {"type": "change_workflow", "source_run": printing,
+                                                         "prints": [moved["uri"]], "process_steps": steps},
+                                  command_ctx())["uri"]
+    job = ReworkJob(floor.production, lambda result: None)
+    job._step(uuid(uri), "start", lambda t: t.start())
+    made, warnings = job._schedule(uuid(uri), job._apply(uuid(uri)))  # the process dies after making the runs
+    assert len(made) == 2 and warnings == []
+    job.run(uri)
+    done = read(floor, uri)
+    assert (done["status"], done["destination_runs"], done.get("notes")) == ("complete", made, None)
+    assert [read(floor, r)["status"] for r in made] == ["queued", "queued"]  # printing again, then sanding
+    assert (piece_of(floor, 1)["status"], piece_of(floor, 1)["current_step_position"]) == ("queued-for-printing", 0)
 
 
 # -- flag_non_conformance --------------------------------------------------------------------------------------------
@@ -276,7 +296,7 @@ def test_flag_non_conformance_needs_a_review_station(floor):
 
     review_type = post_processor_type(floor.production, "NCR", special_type="non_conformance_review")
     station = create(floor.production, "post-processor", {"name": "QA bench", "post_processor_type": review_type,
-                                                          "location": "/location/44444444-4444-4444-4444-444444444444/"})
+                                                          "location": LOCATION})
     done = transform(floor, "flag_non_conformance", [flagged["uri"]], source_run=printing)
     assert done["status"] == "complete", done.get("notes")
     [review_run] = done["destination_runs"]
@@ -301,4 +321,5 @@ def test_the_line_item_follows_failed_pieces():
     assert progress.recovered_status(["complete", "cancelled"]) == "complete"
     assert progress.recovered_status(["complete", "confirmed", "incomplete"]) == "printing"
     assert progress.recovered_status(["confirmed", "incomplete"]) == "confirmed"
-    assert progress.recovered_status(["error", "confirmed"]) is None and progress.recovered_status(["cancelled"]) is None
+    assert progress.recovered_status(["error", "confirmed"]) is None
+    assert progress.recovered_status(["cancelled"]) is None
