@@ -4,6 +4,7 @@ complete, or error with a note. Each step is recorded under a command id derived
 redelivered message, or the sweep restarting a job whose message was lost or whose process died, changes nothing
 that is done; the mixin below is what the production service lists (services/production/service.py)."""
 import logging
+import threading
 import time
 
 from services.production.rework import (INTERNAL, TRANSFORMATION_REQUESTED, ReworkFailed, RunTransformation, apply,
@@ -37,6 +38,10 @@ class ReworkJob:
 
     def run(self, path):
         uuid = uuid_of(path)
+        with _lock(uuid):  # one start at a time in this process (a second process is safe through the receipts)
+            self._run(uuid)
+
+    def _run(self, uuid):
         transformation = self.app.load(RESOURCE, uuid, INTERNAL)
         if not transformation.waiting:
             return
@@ -64,12 +69,7 @@ class ReworkJob:
             return aggregates, {"uri": resource_path(RESOURCE, uuid), "schedule": schedule}
 
         command_id = f"{RESOURCE}:{uuid}:apply"
-        done = self.app._receipt(command_id)  # applied before the job stopped: its rules must not run on their result
-        if done is not None:
-            return done["schedule"]
-        result = self.app._execute({"command_id": command_id}, command)
-        self.announce(result)
-        return result["schedule"]
+        return self._once(command_id, lambda c: self.app._execute({"command_id": c}, command))["schedule"]
 
     def _schedule(self, uuid, schedule):
         """The runs the transformation asks for, made as a client's POST /run/ would be (every rule of a run holds),
@@ -109,14 +109,30 @@ class ReworkJob:
             dict(ctx, uuid=str(run_id(uuid, "review")), command_id=c)))["uri"]
 
     def _once(self, command_id, call):
-        """A command of the job, answered from its receipt when a resumed job made it already (its rules would refuse
-        it now: the prints are in the run it made)."""
+        """A command of the job, answered from its receipt when this job, resumed, or a second start of it (the sweep
+        re-asks for a slow job) did it already: its rules would refuse it now (the prints are retired, or in the run
+        it made), and that refusal is no failure."""
         done = self.app._receipt(command_id)
         if done is not None:
             return done
-        result = call(command_id)
+        try:
+            result = call(command_id)
+        except StratumError:
+            done = self.app._receipt(command_id)  # done by the other start meanwhile
+            if done is not None:
+                return done
+            raise
         self.announce(result)
         return result
+
+
+_locks = {}
+_locks_guard = threading.Lock()
+
+
+def _lock(key):
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
 
 
 def _id(path):

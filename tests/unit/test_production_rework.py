@@ -196,6 +196,29 @@ def test_the_line_item_waits_for_the_replacement_of_its_last_failed_piece(floor)
     assert [piece_of(floor, c)["status"] for c in (1, 2, 3)] == ["complete", "incomplete", "confirmed"]
 
 
+def test_a_second_start_of_a_slow_job_does_not_fail_it(floor, monkeypatch):
+    """The sweep re-asks for a job still running: the second start finds the rules applied (its own would refuse the
+    retired prints) and goes on from the first's result, never recording a failure."""
+    printing, _ = failed_printing(floor)
+    uri = floor.production.create("run-transformation", {"type": "remanufacture", "source_run": printing,
+                                                         "prints": [floor.prints(0)[0]["uri"]]}, command_ctx())["uri"]
+    first = ReworkJob(floor.production, lambda result: None)
+    first._step(uuid(uri), "start", lambda t: t.start())
+    real, asked = floor.production._receipt, []
+
+    def not_yet(command_id):  # the second start looks for the rules' receipt just before the first one commits
+        if command_id.endswith(":apply") and not asked:
+            asked.append(command_id)
+            first._apply(uuid(uri))
+            return None
+        return real(command_id)
+
+    monkeypatch.setattr(floor.production, "_receipt", not_yet)
+    ReworkJob(floor.production, lambda result: None).run(uri)
+    assert asked and read(floor, uri)["status"] == "complete"
+    assert len(floor.pieces()) == 3
+
+
 # -- redo ------------------------------------------------------------------------------------------------------------
 
 def test_redo_makes_a_new_print_for_the_step(floor):
