@@ -309,3 +309,36 @@ def test_a_transformation_whose_job_message_was_lost_is_still_done(admin, system
     replacement = floor.piece_becomes(item, 2, "confirmed")
     assert floor.piece(item, 1)["remanufactured_to"] == replacement["uri"]
     floor.becomes(item, "confirmed")  # back from error: only the replacement is in production, not started yet
+
+
+def test_flag_non_conformance_needs_the_review_station_then_sends_the_piece_to_it(admin, floor):
+    shop = floor.shop
+    order, item = floor.line_item(1)
+    printing = floor.run([floor.print_of(item, 1, 0)["uri"]], printer=shop.printer)
+    floor.moved(printing, "in-progress")
+    floor.piece_becomes(item, 1, "printing")
+    flagged = floor.print_of(item, 1, 0)["uri"]
+    failed = floor.transform("flag_non_conformance", printing, [flagged], notes="porous")
+    # this module's bureau has no review station yet: the job ends in error, saying so, and nothing moved
+    assert (failed["status"], failed["notes"]) == ("error", f"porous\n{rework.NO_REVIEW_STATION}")
+    assert (floor.piece(item, 1)["status"], floor.get(flagged)["run"]) == ("printing", printing)
+
+    review_type = created(admin, "/post-processor-type/", {"name": unique("NCR"), "duration": 600,
+                                                           "special_type": "non_conformance_review"})
+    bench = created(admin, "/post-processor/", {"name": unique("QA bench"), "post_processor_type": review_type,
+                                                "location": shop.location})
+    done = floor.transform("flag_non_conformance", printing, [flagged])
+    assert done["status"] == "complete", done["notes"]
+    [review_run] = done["destination_runs"]
+    run = floor.get(review_run)
+    assert (run["post_processor"], run["status"], run["operation"]) == (bench, "queued-work-ready", "post-processing")
+    [review_print] = run["prints"]
+    assert floor.get(review_print)["piece"] == floor.piece(item, 1)["uri"]
+    assert flagged not in floor.get(printing)["prints"]
+    assert (floor.get(flagged)["status"], floor.get(flagged)["run"]) == ("created", None)  # done again after review
+    floor.piece_becomes(item, 1, "queued-for-post-processing")
+    floor.moved(review_run, "in-progress")
+    floor.piece_becomes(item, 1, "post-processing")
+    floor.moved(review_run, "complete")
+    piece = floor.piece_becomes(item, 1, "confirmed")  # back at the reviewed step, to be printed again
+    assert piece["current_print"] == flagged
