@@ -219,6 +219,29 @@ def test_a_second_start_of_a_slow_job_does_not_fail_it(floor, monkeypatch):
     assert len(floor.pieces()) == 3
 
 
+def test_rework_of_a_running_and_of_a_waiting_run(floor):
+    """A piece remanufactured while its run still prints: its print is cancelled there and the run's completion
+    carries only the others. A piece scrapped from a run that has not started leaves it; the emptied run is
+    cancelled."""
+    printing = floor.run(0, printer=floor.printer)
+    sanding = floor.run(1, post_processor=floor.sander)
+    floor.move(printing, "in-progress")
+    first, second = floor.prints(0)
+    transform(floor, "remanufacture", [first["uri"]], source_run=printing)
+    assert read(floor, first["uri"])["status"] == "cancelled" and read(floor, first["uri"])["remanufactured_to"]
+    floor.move(printing, "complete")
+    assert read(floor, first["uri"])["status"] == "cancelled"
+    assert [piece_of(floor, c)["status"] for c in (1, 2, 3)] == ["incomplete", "queued-for-post-processing",
+                                                                  "confirmed"]
+    assert floor.status(sanding) == "queued-work-ready"  # the remanufactured piece's print left it
+    assert read(floor, sanding)["prints"] == [next(p["uri"] for p in floor.prints(1) if p["copy"] == 2)]
+    transform(floor, "scrap", read(floor, sanding)["prints"], source_run=sanding)
+    assert floor.status(sanding) == "cancelled" and read(floor, sanding)["prints"] == []
+    assert read(floor, floor.sander)["queue"] == []
+    assert piece_of(floor, 2)["status"] == "cancelled"
+    assert line_item_status(floor) == ("printing", 0)  # only the replacement is left, not started
+
+
 # -- redo ------------------------------------------------------------------------------------------------------------
 
 def test_redo_makes_a_new_print_for_the_step(floor):
