@@ -10,12 +10,14 @@ transformation, so a redelivered message or a job resumed after a crash changes 
 
 Per type (§2.3, the map's inferred semantics; each piece is the piece of one selected print of the source run):
 * remanufacture: a replacement piece (same line item, the next copy number, one print per step of the piece's
-  workflow) is made, available for a new printing run; the old piece goes `incomplete` with `remanufactured_to`,
+  workflow) is made, available for a new printing run (or, with `split_piece_schedules`, put at once in runs of its
+  own, one per step: `destination_runs`); the old piece goes `incomplete` with `remanufactured_to`,
   the selected print gets `remanufactured_to` (the replacement's print of the same step) and the old piece's prints
   not done are cancelled and leave their runs. PieceRemanufactured, PrintRemanufactured.
 * scrap: the piece is cancelled for good (PieceScrapped), its prints not done are cancelled and leave the runs
   that have not started. The line item completes without it (services.orders.progress).
-* redo: a new print for the selected print's step (available for a new run); the selected print gets
+* redo: a new print for the selected print's step (available for a new run, or in a run of its own with
+  `split_piece_schedules`); the selected print gets
   `remanufactured_to` (PrintRedoScheduled); the piece waits for that step again.
 * change_workflow: a custom workflow from `process_steps` (its `source_workflow` the piece's, `pieces` the pieces
   moved), the piece's workflow changes (`reworked` true; PieceWorkflowChanged), its prints not done are cancelled
@@ -328,8 +330,19 @@ def apply(app, transformation):
     return made + [a for a in changed if a.id not in {m.id for m in made}], schedule
 
 
+def _separately(transformation, prints):
+    """split_piece_schedules (§2.3): the reworked pieces' new prints are scheduled at once, in runs of their own (one
+    type-level run per step); without it they wait, available, for a new run."""
+    if not transformation.fields.get("split_piece_schedules"):
+        return {}
+    runs = {}
+    for each in prints:
+        runs.setdefault(str(each.fields["process_step_position"]), []).append(resource_path("print", each.id))
+    return {"runs": runs}
+
+
 def remanufacture(work, transformation, pairs):
-    copies = {}
+    copies, scheduled = {}, []
     for each, piece in pairs:
         line_item = piece.fields.get("line_item")
         if line_item not in copies:
@@ -340,6 +353,7 @@ def remanufacture(work, transformation, pairs):
         made = work.new_prints[resource_path("piece", replacement.id)]
         twin = next((p for p in made if p.fields.get("process_step_position") ==
                      each.fields.get("process_step_position")), made[0] if made else None)
+        scheduled += made
         piece.trigger_event(Piece.Remanufactured, changes={
             "remanufactured_to": resource_path("piece", replacement.id), "status": "incomplete"}, actor=work.actor)
         _retire_rest(work, piece, keep=each)
@@ -347,7 +361,7 @@ def remanufacture(work, transformation, pairs):
             "remanufactured_to": str(twin.id) if twin is not None else None,
             **({} if each.fields.get("status") in ("error", "complete") else {"status": "cancelled"})},
             actor=work.actor)
-    return {}
+    return _separately(transformation, scheduled)
 
 
 def _replacement(work, transformation, piece, copy):
@@ -448,6 +462,7 @@ def scrap(work, transformation, pairs):
 
 
 def redo(work, transformation, pairs):
+    scheduled = []
     for each, piece in pairs:
         fields = {k: v for k, v in each.fields.items() if k not in ("remanufactured_to",)}
         position = fields.get("process_step_position") or 0
@@ -455,6 +470,7 @@ def redo(work, transformation, pairs):
                       order_step_status="new", remanufactured_to=None)
         again = work.add(Print.create(uuid5(transformation.id, f"redo:{each.id}"), fields, each.bureau, work.actor))
         work.new_prints.setdefault(resource_path("piece", piece.id), []).append(again)
+        scheduled.append(again)
         each.trigger_event(Print.RedoScheduled, changes={
             "remanufactured_to": str(again.id),
             **({} if each.fields.get("status") in ("error", "complete") else {"status": "cancelled"})},
@@ -463,7 +479,7 @@ def redo(work, transformation, pairs):
         Resource.update(piece, {"current_print": this, "current_step_position": position, "status": "confirmed"
                                 if position == 0 else f"queued-for-{fields.get('operation')}"}, work.actor)
         work.plan_entry(piece, [this])
-    return {}
+    return _separately(transformation, scheduled)
 
 
 def change_workflow(work, transformation, pairs):

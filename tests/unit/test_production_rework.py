@@ -150,6 +150,18 @@ def test_remanufacture_makes_a_replacement_that_completes_the_line_item(floor):
     assert (piece_of(floor, 1)["status"], piece_of(floor, 2)["status"]) == ("incomplete", "cancelled")
 
 
+def test_split_piece_schedules_puts_the_replacement_in_runs_of_its_own(floor):
+    printing, sanding = failed_printing(floor)
+    failed = floor.prints(0)[0]
+    done = transform(floor, "remanufacture", [failed["uri"]], source_run=printing, split_piece_schedules=True)
+    assert done["status"] == "complete", done.get("notes")
+    replacement = piece_of(floor, 3)
+    runs = [read(floor, r) for r in done["destination_runs"]]
+    assert [(r["operation"], r["status"]) for r in runs] == [("printing", "queued"), ("post-processing", "queued")]
+    assert [read(floor, r["prints"][0])["piece"] for r in runs] == [replacement["uri"]] * 2
+    assert replacement["status"] == "queued-for-printing"
+
+
 def test_a_finished_or_reworked_piece_is_not_reworked_again_and_the_job_runs_once(floor):
     printing, _ = failed_printing(floor)
     failed = floor.prints(0)[0]
