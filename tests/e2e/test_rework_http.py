@@ -76,7 +76,7 @@ class Rework:
         uri = created(self.api, "/run-transformation/", {"type": kind, "source_run": source_run, "prints": prints,
                                                          **fields})
         body = self.get(uri)
-        assert body["status"] in ("pending", "processing", "complete")  # the job may be done already
+        assert body["status"] in ("pending", "processing", "complete", "error")  # the job may be done already
         return eventually(lambda: (lambda t: t if t["status"] in ("complete", "error") else None)(self.get(uri)),
                           timeout=30)
 
