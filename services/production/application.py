@@ -5,6 +5,7 @@ from services.production.domain import (OPERATIONS, Piece, PostProcessor, PostPr
                                         PrinterType, ProcessStep, Workflow)
 from services.production.packing.layout import Layout
 from services.production.planning import WorkflowUsage, apply_event
+from services.production.rework import RunTransformation
 from services.production.runs import Run, RunActuals
 from shared.application import ResourceApplication
 from shared.errors import NotFound
@@ -19,12 +20,14 @@ class Production(FeedFollower, ResourceApplication):
     name = "production"
     aggregates = resource_classes("production", [PrinterType, Printer, PostProcessorType, PostProcessor,
                                                  ProcessStep, Workflow, Piece, Print, Run, RunActuals,
-                                                 Layout])  # Layout: /layout/ (services/production/packing)
+                                                 Layout,  # Layout: /layout/ (services/production/packing)
+                                                 RunTransformation])  # /run-transformation/ (rework.py)
     indexed_references = (
         ("print", "line_item"),  # a line item's prints: orders' delete rule asks for them
         ("piece", "line_item"),
         ("printer", "printer_type"), ("post-processor", "post_processor_type"),  # the types' delete guards
         ("process-step", "workstation_type_uri"),
+        ("post-processor-type", "special_type"),  # the bureau's non-conformance review station (rework.py)
         # names unique in a bureau (the reference's "… name already exists.")
         ("printer-type", "name"), ("printer", "name"), ("post-processor-type", "name"), ("post-processor", "name"),
         ("process-step", "name"), ("workflow", "name"),

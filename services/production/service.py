@@ -6,6 +6,7 @@ from nameko.timer import timer
 
 from services.production.application import Production
 from services.production.packing.service import LayoutJobs
+from services.production.rework_job import RunTransformationJobs
 from shared.amqp import event_handler
 from shared.errors import StratumError
 from shared.eventstore import EventStore
@@ -19,7 +20,7 @@ FOLLOWED = "orders"
 WORKFLOW_REPLACED = "workflow_replaced"  # published by production after a /workflow/{uuid}/replace/ committed
 
 
-class ProductionService(LayoutJobs, ResourceService):  # LayoutJobs: /layout/'s background job
+class ProductionService(LayoutJobs, RunTransformationJobs, ResourceService):  # /layout/'s, /run-transformation/'s jobs
     name = "production"
     app = EventStore(Production)
 

@@ -179,4 +179,7 @@ REALISTIC = {
     "material-batch-action": lambda factory, payload: dict(payload, action_type="edit_batch_details",
                                                            source_batch=_initial_batch(factory),
                                                            metadata={"notes": "conformance"}),
+    # production.md §2.3: a transformation names the prints of its source run it transforms
+    "run-transformation": lambda factory, payload: dict(payload, prints=factory.api.get(
+        payload["source_run"]).json()["prints"]),
 }
