@@ -120,6 +120,9 @@ def test_a_powder_walks_through_two_builds_and_is_traced_both_ways(admin, floor)
     first_additive = additive_of(admin, first_run)
     assert path(first_additive["material_batch"]) == path(batch)
     assert first_additive["base_material_used"] == pytest.approx(consumed_first)
+    # the run's material view (production.md §2.7) shows the actual the build consumed
+    run_material = "/run-material/" + first_run.rstrip("/").rsplit("/", 1)[1] + "/"
+    eventually(lambda: admin.get(run_material).json().get("actual_base_material_used") == pytest.approx(consumed_first))
 
     # sieve (0.5 kg lost), then blend with a fresh batch of a second lot (2 × 10 kg; one container each batch)
     sieved = b["quantity"] - 0.5
