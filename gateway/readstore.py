@@ -8,12 +8,12 @@ import threading
 import time
 import uuid as uuidlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from datetime import datetime, timezone
 
-from sqlalchemy import (and_, create_engine, delete, event, exists, func, inspect, literal, literal_column, or_, select,
-                        text, type_coerce, update)
+from sqlalchemy import (Text, and_, create_engine, delete, event, exists, func, inspect, literal, literal_column, or_,
+                        select, text, type_coerce, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
@@ -334,6 +334,9 @@ class ReadStore:
             if column is None:  # an array or object: the document's value
                 needs_document = True
                 conditions.append(self._doc_filter(spec, flt))
+            elif not self.is_sqlite and _beyond_text_key(column, flt):  # the key holds the value's start only
+                needs_document = True
+                conditions.append(_long_text_filter(column, documents.c.doc[flt.field].as_string(), flt))
             else:
                 conditions.append(_column_filter(column, flt))
         order = []
@@ -719,6 +722,29 @@ def _order_run_status(keys, flt, scope, dialect):
 
 # Filters answered from documents other than the listed resource's own (filter-only fields the map derives).
 DERIVED_FILTERS = {("order", "run_status"): _order_run_status}
+
+
+def _beyond_text_key(column, flt):
+    """A text filter value as long as the list keys' stored start of a text (indexes.TEXT_KEY_LENGTH) or longer."""
+    return isinstance(column.type, Text) and any(isinstance(v, str) and len(v) >= indexes.TEXT_KEY_LENGTH
+                                                 for v in flt.values)
+
+
+def _long_text_filter(column, whole, flt):
+    """On PostgreSQL the key holds a text's first TEXT_KEY_LENGTH characters: the index narrows on that start, the
+    document's whole value decides."""
+    n = indexes.TEXT_KEY_LENGTH
+    if flt.op == ">":
+        return and_(column >= flt.values[0][:n], whole > flt.values[0])
+    if flt.op == "<":
+        return and_(column <= flt.values[0][:n], whole < flt.values[0])
+    alternatives = []
+    for value in flt.values:
+        if isinstance(value, str) and len(value) >= n:
+            alternatives.append(and_(column == value[:n], whole == value))
+        else:
+            alternatives.append(_column_filter(column, replace(flt, values=[value])))
+    return or_(*alternatives)
 
 
 def _column_filter(column, flt):

@@ -288,3 +288,26 @@ def test_a_bulk_load_ends_with_the_list_keys_the_triggers_keep(store, tmp_path):
         keys = indexes.keys_table("order")
         names = {row.f_name for row in conn.execute(keys.select())}
     assert "after the load" in names
+
+
+def test_a_text_longer_than_an_index_entry_is_listed_and_found_by_its_whole_value(store):
+    """A B-tree entry on PostgreSQL holds ~2,700 bytes: an order whose notes are longer (8,000 random characters,
+    nothing to compress) once failed its list-key insert and with it the projector's whole batch, for ever. Now its
+    key holds the notes' start; a filter on the whole value finds it, and one on its start alone or on a value that
+    differs only at the end does not."""
+    import secrets
+
+    notes = secrets.token_hex(4000)
+    position = store.position("orders") + 1
+    event = order_event(position, 900, fields={"name": "long notes", "notes": notes, "status": "new"})
+    assert store.apply_feed("orders", [event], position) == position
+    assert not store.parked()
+    path = f"/order/{event['uuid']}/"
+    assert [r.path for r in page(store, "filter[name]=long notes").rows] == [path]
+    assert [r.path for r in page(store, f"filter[notes]={notes}").rows] == [path]
+    assert [r.path for r in page(store, f"filter[notes]={notes},other").rows] == [path]
+    start = notes[:indexes.TEXT_KEY_LENGTH]
+    assert page(store, f"filter[notes]={start}").rows == []
+    assert page(store, f"filter[notes]={notes[:-1] + ('0' if notes[-1] != '0' else '1')}").rows == []
+    assert path in [r.path for r in page(store, f"filter[notes]>{notes[:-1]}&page[limit]=1000").rows]
+    assert path not in [r.path for r in page(store, f"filter[notes]>{notes}&page[limit]=1000").rows]
