@@ -138,8 +138,12 @@ class Capture(ResourceApplication):
                                 bureau, None)
         if not isinstance(build, Build) or build.deleted:
             return None  # someone deleted this job's build: a later report does not bring it back
-        # a job's figures only grow more complete: what this report does not know keeps its earlier value
-        build.update({k: v for k, v in fields.items() if v is not None and v != []}, None)
+        # a job's figures only grow more complete: what this report does not know keeps its earlier value. Its
+        # times and layers are recorded before its status, so a follower of the feed (production, F6 step 5) knows
+        # when the machine started or ended the job by the time it hears that it did
+        known = {k: v for k, v in fields.items() if v is not None and v != []}
+        build.update({k: v for k, v in known.items() if k != "status"}, None)
+        build.update({k: v for k, v in known.items() if k == "status"}, None)
         if run and not build.fields.get("run"):
             build.update({"run": run}, None)  # BuildLinkedToRun
         return build
