@@ -1,11 +1,15 @@
-"""The capture service: resource commands, the upload RPCs the gateway calls when a capture's raw file lands, and the
-background parsing of captures (from a durable queue, after the upload has committed; a sweep restarts lost jobs)."""
+"""The capture service: resource commands, the upload RPCs the gateway calls when a capture's raw file lands, the
+background parsing of captures (from a durable queue, after the upload has committed; a sweep restarts lost jobs),
+and the machines' live status reports off the broker, AMQP or MQTT (services.capture.telemetry)."""
 import logging
+
+from kombu import Exchange, Queue
 
 from services.capture.application import Capture
 from services.capture.domain import Capture as CaptureRecord
+from services.capture import telemetry
 from services.capture.processing import CAPTURE_RECEIVED, Pipeline
-from shared.amqp import event_handler
+from shared.amqp import consume, event_handler
 from shared.blobstore import Blobs
 from shared.errors import NotFound
 from shared.eventstore import EventStore
@@ -13,6 +17,8 @@ from shared.service import ResourceService, rpc
 from shared.sweep import sweep_timer, sweeper_for
 
 log = logging.getLogger(__name__)
+REPORTS = Queue(telemetry.QUEUE, exchange=Exchange(telemetry.EXCHANGE, type="topic", durable=True),
+                routing_key=telemetry.ROUTING_KEYS, durable=True)
 
 
 class CaptureStore(EventStore):
@@ -52,6 +58,16 @@ class CaptureService(ResourceService):
             Pipeline(self.app, self.blobs, self._announce, self._find_run).process(payload["uuid"], payload["sha256"])
         except Exception:  # nameko would ack and drop it anyway; the sweep restarts it
             log.exception("parsing %s failed", payload)
+
+    @consume(REPORTS)
+    def device_report(self, body, routing_key, message_id):
+        """A machine's status report off `amq.topic` (MQTT through RabbitMQ's plugin, or AMQP), taken as a status
+        capture of its modeler (services.capture.telemetry)."""
+        try:
+            telemetry.Telemetry(self.app, self.blobs, self._announce, self._find_run).take(routing_key, body,
+                                                                                          message_id)
+        except Exception:  # acked and logged: a capture left awaiting parsing is found by the sweep
+            log.exception("taking the report on %s failed", routing_key)
 
     def _find_run(self, run_uuid, bureau):
         """The path of run `run_uuid` when the bureau has it (production answers; NotFound otherwise)."""

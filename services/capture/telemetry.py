@@ -1,0 +1,155 @@
+"""Live telemetry over the broker (capture-and-platform.md F6, DESIGN.md "Devices"): a machine, or an edge bridge
+beside it, publishes its status reports on RabbitMQ, and the capture service takes each one exactly as an uploaded
+status capture: a capture of the modeler (status `processing`), its raw content kept as a blob, parsed by the same
+parser (services.capture.parsers) with the same effects on the modeler, its builds and, through them, their runs.
+
+The topic, one per modeler (its uuid, as in its URI):
+
+    MQTT (RabbitMQ's MQTT plugin, runtime/mqtt.py):  stratum/modeler/<modeler uuid>/status
+    AMQP:  exchange `amq.topic`, routing key          stratum.modeler.<modeler uuid>.status
+
+(the plugin publishes MQTT messages to `amq.topic`, a topic's `/` becoming `.`: both are the same messages). The
+body is the report exactly as the machine sends it, e.g. a Bambu Lab `print` report (bambu.modeler.status), with no
+content type (as MQTT gives it; AMQP publishers may say application/json). It is read as the modeler's type's status
+capture kind (the one of its `capture_types` ending in `.status`); a modeler whose type has none, or that does not
+exist, has its reports logged and dropped. An MQTT client picks the vhost with a `vhost:user` user name.
+
+Idempotent: the capture's id is derived from the modeler and the message (its AMQP `message_id` when the publisher
+sets one, else the SHA-256 of its bytes), so a redelivered message (at-least-once, reliability.md N1/R1) finds its
+capture already there and changes nothing. A printer repeating the very same bytes says nothing new either. Reports
+of one modeler are taken one at a time, in the order the broker delivers them, so its builds and runs move in the
+order the machine reported.
+"""
+import hashlib
+import io
+import json
+import logging
+import threading
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.application import AggregateNotFoundError
+
+from services.capture.domain import Capture as CaptureRecord, Modeler, ModelerType
+from services.capture.processing import Pipeline
+from shared import uris
+
+log = logging.getLogger(__name__)
+
+EXCHANGE = "amq.topic"
+ROUTING_KEYS = "stratum.modeler.*.status"
+QUEUE = "capture-device-reports"
+MAX_REPORT_BYTES = 1024 * 1024  # a status report is kilobytes
+INTERNAL = {"platform_admin": True}
+
+_locks = {}
+_locks_guard = threading.Lock()
+
+
+def mqtt_topic(modeler_uuid):
+    return f"stratum/modeler/{modeler_uuid}/status"
+
+
+def routing_key(modeler_uuid):
+    return f"stratum.modeler.{modeler_uuid}.status"
+
+
+def modeler_of_routing_key(key):
+    """The modeler uuid a routing key names, or None."""
+    parts = (key or "").split(".")
+    if len(parts) != 4 or parts[:2] != ["stratum", "modeler"] or parts[3] != "status":
+        return None
+    try:
+        return UUID(parts[2])
+    except ValueError:
+        return None
+
+
+def report_bytes(body):
+    """The report's bytes, whatever kombu made of the body (raw bytes without a content type; JSON decoded)."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body).encode()
+
+
+def capture_id(modeler_path, message_key):
+    return uuid5(NAMESPACE_URL, f"stratum:capture:telemetry:{modeler_path}:{message_key}")
+
+
+class Telemetry:
+    """One report off the broker, taken as a status capture (the capture service's `app`, `blobs`, `announce` and
+    the Pipeline's `find_run`)."""
+
+    def __init__(self, app, blobs, announce, find_run):
+        self.app, self.blobs, self.announce, self.find_run = app, blobs, announce, find_run
+
+    def take(self, key, body, message_id=None, source="mqtt"):
+        """The capture uri the report became (or already was), None when it is dropped."""
+        modeler_id = modeler_of_routing_key(key)
+        data = report_bytes(body)
+        modeler = self._modeler(modeler_id)
+        if modeler is None:
+            log.warning("dropped a report on %s: no such modeler", key)
+            return None
+        kind = self._status_kind(modeler)
+        if kind is None:
+            log.warning("dropped a report on %s: the modeler's type has no status capture kind", key)
+            return None
+        if len(data) > MAX_REPORT_BYTES:
+            log.warning("dropped a report of %s bytes on %s (reports are taken up to %s)", len(data), key,
+                        MAX_REPORT_BYTES)
+            return None
+        sha256 = hashlib.sha256(data).hexdigest()
+        modeler_path = uris.resource_path("modeler", modeler.id)
+        uuid = capture_id(modeler_path, message_id or sha256)
+        with _lock(modeler.id):  # one modeler's reports in the order they came
+            capture = self._capture(uuid)
+            if capture is None:
+                self.announce(self.app.create("capture", {"modeler": modeler_path, "capture_type_name": kind,
+                                                          "meta": {"source": source, "topic": key}},
+                                              dict(INTERNAL, bureau=modeler.bureau, user=None, uuid=str(uuid),
+                                                   command_id=f"telemetry:create:{uuid}")))
+                capture = self._capture(uuid)
+            if capture.fields.get("_awaiting_upload"):
+                blob = self.blobs.receive(io.BytesIO(data).read, MAX_REPORT_BYTES, "application/json",
+                                          f"capture-{uuid}.json")
+                self.announce(self.app.receive(str(uuid), blob.as_dict(),
+                                               f"upload:capture:{uuid}:{blob.sha256}"))
+                capture = self._capture(uuid)
+            if capture.awaits_parsing():
+                Pipeline(self.app, self.blobs, self.announce, self.find_run).process(str(uuid),
+                                                                                     capture.content["sha256"])
+        return uris.resource_path("capture", uuid)
+
+    def _modeler(self, modeler_id):
+        if modeler_id is None:
+            return None
+        try:
+            modeler = self.app.repository.get(modeler_id)
+        except AggregateNotFoundError:
+            return None
+        return modeler if isinstance(modeler, Modeler) and not modeler.deleted else None
+
+    def _status_kind(self, modeler):
+        try:
+            kind = self.app.repository.get(UUID(uris.parse_uri(modeler.fields.get("type"))[1]))
+        except (AggregateNotFoundError, TypeError, ValueError):
+            return None
+        if not isinstance(kind, ModelerType):
+            return None
+        names = [c.get("capture_type") for c in kind.fields.get("capture_types") or [] if isinstance(c, dict)]
+        status = [n for n in names if str(n).endswith(".status")]
+        return status[0] if len(status) == 1 else None
+
+    def _capture(self, uuid):
+        try:
+            found = self.app.repository.get(uuid)
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, CaptureRecord) else None
+
+
+def _lock(key):
+    with _locks_guard:
+        return _locks.setdefault(key, threading.Lock())
