@@ -76,3 +76,28 @@ def test_the_simulated_job_is_read_by_the_bambu_parser():
     assert [o.jobs[0].status for o in failed] == ["preheat", "processing", "failed"] and failed[-1].state == "error"
     sequence = [r["print"]["sequence_id"] for r in simulator.reports(run, layers=2)]
     assert len(set(sequence)) == len(sequence)  # each report its own message, as the printer numbers them
+
+
+def test_a_report_parsed_after_a_newer_one_does_not_move_its_build_back(app, blobs):  # noqa: F811
+    """Captures parse in any order (HTTP uploads side by side): the older report tells the build nothing."""
+    import io
+
+    from services.capture.domain import Build
+    from services.capture.processing import Pipeline
+    from tests.unit.test_capture_domain import new_capture
+
+    printer = new_modeler(app)
+    run = str(uuid4())
+    running, finished = [simulator.json.dumps(r).encode() for r in simulator.reports(run, layers=1)][1:]
+    landed = []
+    for data in (running, finished):  # taken in this order…
+        uuid = uuid_of(new_capture(app, printer, "bambu.modeler.status")["uri"])
+        blob = blobs.receive(io.BytesIO(data).read, float("inf"))
+        app.receive(uuid, blob.as_dict(), f"upload:{uuid}")
+        landed.append((uuid, blob.sha256))
+    for uuid, sha256 in reversed(landed):  # …parsed the other way round
+        Pipeline(app, blobs, lambda result: result).process(uuid, sha256)
+    [build] = [a for a in (app.repository.get(n.originator_id) for n in app.recorder.select_notifications(1, 10000))
+               if isinstance(a, Build)][:1]
+    assert build.fields["status"] == "complete" and build.fields["current_layer"] == 1
+    assert modeler(app, printer)["status"] == "print_finished"
