@@ -6,6 +6,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.capture import machines
+from services.capture.commands import ModelerCommand
 from services.capture.domain import Build, Capture as CaptureRecord, CaptureType, Modeler, ModelerType
 from shared import uris
 from shared.application import ResourceApplication, Unit
@@ -16,7 +17,8 @@ INTERNAL = {"platform_admin": True}
 
 class Capture(ResourceApplication):
     name = "capture"
-    aggregates = resource_classes("capture", [ModelerType, CaptureType, Modeler, CaptureRecord, Build])
+    aggregates = resource_classes("capture", [ModelerType, CaptureType, Modeler, CaptureRecord, Build,
+                                              ModelerCommand])
 
     # -- platform data ---------------------------------------------------------------------------------------------
 

@@ -22,6 +22,10 @@ only what changed) and the run status it last moved the run to. Rules:
 * a move the run refuses (no printer, the printer busy, a step input missing, a run already finished or cancelled)
   is recorded on the BuildFollow with its reason and logged, never raised: the feed goes on, and the next report of
   the build tries again.
+
+Modeler commands (A5, F7 step 4), kept per command as a `CommandFollow`: a `start_job` command of a run, once
+complete, moves the run to in-progress (telemetry then confirms), a `cancel_job` one cancels it; once per command,
+along the same table, a refusal recorded, not raised.
 """
 import copy
 import logging
@@ -118,11 +122,50 @@ class BuildFollow(Aggregate):
         return target
 
 
+class CommandFollow(Aggregate):
+    """Production's view of one modeler command (A5, F7 step 4): a completed start_job starts its run, a completed
+    cancel_job cancels it, once."""
+
+    class Started(Aggregate.Created):
+        command: str
+
+    class Noted(Aggregate.Event):
+        changes: dict
+
+        def apply(self, follow):
+            follow.fields.update(self.changes)
+
+    class Done(Aggregate.Event):
+        outcome: str
+
+        def apply(self, follow):
+            follow.outcome = self.outcome
+
+    def __init__(self, command):
+        self.command = command
+        self.fields = {}
+        self.outcome = None  # what its completion did to its run (or why it did nothing)
+
+    @staticmethod
+    def id_for(command_path):
+        return uuid5(NAMESPACE_URL, f"stratum:production:command-follow:{command_path}")
+
+    @classmethod
+    def start(cls, command_path):
+        return cls._create(cls.Started, id=cls.id_for(command_path), command=command_path)
+
+
 name_aggregate(BuildFollow, "production/build-follow")
+name_aggregate(CommandFollow, "production/command-follow")
+COMMAND_TARGETS = {"start_job": "in-progress", "cancel_job": "cancelled"}
 
 
 def apply_event(batch, event):
-    """One public capture event (shared.application feed shape): a build's report moves its run."""
+    """One public capture event (shared.application feed shape): a build's report, or a completed command, moves
+    its run."""
+    if event.get("resource") == "modeler-command" and event.get("kind") in ("created", "updated"):
+        apply_command_event(batch, event)
+        return
     if event.get("resource") != "build" or event.get("kind") not in ("created", "updated"):
         return
     path = resource_path("build", event["uuid"])
@@ -182,3 +225,33 @@ def _move(batch, run, status, at):
 def _refuse(follow, run_path, target, reason):
     if follow.refused != reason:
         follow.trigger_event(follow.Refused, run=run_path, status=target, reason=reason)
+
+
+def apply_command_event(batch, event):
+    path = resource_path("modeler-command", event["uuid"])
+    follow = batch.get(CommandFollow.id_for(path))
+    if follow is None:
+        follow = batch.add(CommandFollow.start(path))
+    changes = {k: v for k, v in (event.get("fields") or {}).items()
+               if k in ("type", "run", "status") and follow.fields.get(k) != v}
+    if changes:
+        follow.trigger_event(follow.Noted, changes=changes)
+    target = COMMAND_TARGETS.get(follow.fields.get("type"))
+    if follow.outcome is not None or follow.fields.get("status") != "complete" or target is None:
+        return
+    run_path = follow.fields.get("run")
+    run = batch.path(run_path) if run_path else None
+    if not isinstance(run, Run) or run.deleted:
+        follow.trigger_event(follow.Done, outcome="The command names no run.")
+        return
+    current = run.fields.get("status")
+    steps = [] if current == target else ([target] if target in MOVES.get(current, set()) else None)
+    if steps is None:
+        follow.trigger_event(follow.Done, outcome=f"A {current} run does not move to {target}.")
+        return
+    for status in steps:
+        error = _move(batch, run, status, event.get("timestamp"))
+        if error is not None:
+            follow.trigger_event(follow.Done, outcome=error)
+            return
+    follow.trigger_event(follow.Done, outcome=target)
