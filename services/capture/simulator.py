@@ -12,15 +12,21 @@ name: the run's uuid, the way a job sent from Stratum is named, which links the 
         [--host 127.0.0.1] [--port 1884] [--vhost /] [--username guest] [--password guest] [--interval 0.5]
 
 It publishes on stratum/modeler/<modeler uuid>/status, QoS 1, and prints each state it sends.
+
+With --obey instead of --run it is a printer waiting for commands (A5) on stratum/modeler/<modeler uuid>/command: it
+answers each on …/command-status (processing, then complete, with the job id it gave the job), and a start_job
+command's job it then plays for the command's run. It stops after --commands commands (or --wait seconds idle).
 """
 import argparse
 import copy
 import json
 import os
+import queue
+import threading
 import time
 import uuid as uuidlib
 
-from services.capture.telemetry import mqtt_topic
+from services.capture.telemetry import command_status_topic, command_topic, mqtt_topic
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "tests", "fixtures", "capture", "bambu",
                        "push_status_idle.json")
@@ -73,11 +79,23 @@ class MqttPrinter:
         self.client.connect(host, int(port), keepalive=30)
         self.client.loop_start()
 
-    def publish(self, report):
-        info = self.client.publish(self.topic, json.dumps(report).encode(), qos=1)
+    def publish(self, report, topic=None):
+        topic = topic or self.topic
+        info = self.client.publish(topic, json.dumps(report).encode(), qos=1)
         info.wait_for_publish(timeout=30)
         if not info.is_published():
-            raise ConnectionError(f"the broker did not take a report on {self.topic}")
+            raise ConnectionError(f"the broker did not take a message on {topic}")
+
+    def listen(self, topic):
+        """Subscribe to `topic` (QoS 1), returning the queue its messages (decoded JSON) arrive in, once the
+        broker has confirmed the subscription."""
+        inbox, subscribed = queue.Queue(), threading.Event()
+        self.client.on_message = lambda client, userdata, message: inbox.put(json.loads(message.payload))
+        self.client.on_subscribe = lambda *args: subscribed.set()
+        self.client.subscribe(topic, qos=1)
+        if not subscribed.wait(30):
+            raise ConnectionError(f"the broker did not confirm the subscription to {topic}")
+        return inbox
 
     def close(self):
         self.client.disconnect()
@@ -95,10 +113,39 @@ def play(publish, run_uuid, layers=20, fail_at=None, interval=0.5, say=print):
     return sent
 
 
+def obey(printer, modeler_uuid, count=1, wait=60, layers=20, fail_at=None, interval=0.5, say=print):
+    """Carry out `count` commands as they come: answer each, play each start_job's job. Returns those done."""
+    inbox = printer.listen(command_topic(modeler_uuid))
+    say(f"listening on {command_topic(modeler_uuid)}", flush=True)
+    answers = command_status_topic(modeler_uuid)
+    done = 0
+    while done < count:
+        try:
+            command = inbox.get(timeout=wait)
+        except queue.Empty:
+            break
+        say(f"command {command.get('type')} {command.get('uri')}", flush=True)
+        printer.publish({"command": command["uri"], "status": "processing"}, answers)
+        if command.get("type") == "start_job" and command.get("run"):
+            run_uuid = command["run"].rstrip("/").rsplit("/", 1)[-1]
+            job = str(uuidlib.UUID(run_uuid).int % 10 ** 9)
+            printer.publish({"command": command["uri"], "status": "complete", "job_external_id": job,
+                             "response": json.dumps({"job_external_id": job, "accepted": True})}, answers)
+            play(printer.publish, run_uuid, layers, fail_at, interval, say=lambda line: say(line, flush=True))
+        else:
+            printer.publish({"command": command["uri"], "status": "complete",
+                             "response": json.dumps({"accepted": True})}, answers)
+        done += 1
+    return done
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m services.capture.simulator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--modeler", required=True, help="the modeler's uuid (its MQTT topic)")
-    parser.add_argument("--run", required=True, help="the run's uuid: the job's name")
+    parser.add_argument("--run", help="the run's uuid: the job's name")
+    parser.add_argument("--obey", action="store_true", help="wait for commands instead, and carry them out")
+    parser.add_argument("--commands", type=int, default=1, help="with --obey: stop after this many commands")
+    parser.add_argument("--wait", type=float, default=60, help="with --obey: stop after this long without one")
     parser.add_argument("--layers", type=int, default=20)
     parser.add_argument("--fail-at", type=int, default=None, help="fail the job at this layer")
     parser.add_argument("--interval", type=float, default=0.5, help="seconds between two reports")
@@ -110,7 +157,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     printer = MqttPrinter(args.modeler, args.host, args.port, args.vhost, args.username, args.password)
     try:
-        play(printer.publish, args.run, args.layers, args.fail_at, args.interval)
+        if args.obey:
+            obey(printer, args.modeler, args.commands, args.wait, args.layers, args.fail_at, args.interval)
+        elif args.run:
+            play(printer.publish, args.run, args.layers, args.fail_at, args.interval)
+        else:
+            parser.error("give --run (play a job) or --obey (wait for commands)")
     finally:
         printer.close()
 

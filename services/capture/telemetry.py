@@ -41,8 +41,54 @@ QUEUE = "capture-device-reports"
 MAX_REPORT_BYTES = 1024 * 1024  # a status report is kilobytes
 INTERNAL = {"platform_admin": True}
 
+# Commands (A5, services.capture.commands), the other way: each issued command is relayed to its machine on
+#   MQTT stratum/modeler/<modeler uuid>/command            (AMQP: amq.topic, stratum.modeler.<uuid>.command)
+# as the command's JSON document, and the machine answers on
+#   MQTT stratum/modeler/<modeler uuid>/command-status     (AMQP: amq.topic, stratum.modeler.<uuid>.command-status)
+# with {"command": <its uri>, "status": processing|complete|error, "response": …, "job_external_id": …}, which moves
+# the command as the machine side's PUT would (idempotent per command and status).
+COMMAND_STATUS_KEYS = "stratum.modeler.*.command-status"
+COMMAND_STATUS_QUEUE = "capture-device-command-status"
+COMMAND_ANSWER_FIELDS = ("status", "response", "job_external_id")
+
 _locks = {}
 _locks_guard = threading.Lock()
+
+
+def command_topic(modeler_uuid):
+    return f"stratum/modeler/{modeler_uuid}/command"
+
+
+def command_routing_key(modeler_uuid):
+    return f"stratum.modeler.{modeler_uuid}.command"
+
+
+def command_status_topic(modeler_uuid):
+    return f"stratum/modeler/{modeler_uuid}/command-status"
+
+
+def take_command_status(app, key, body):
+    """A machine's answer to a command: the command moved (the app's result), or None when it is dropped."""
+    parts = (key or "").split(".")
+    try:
+        modeler_id = UUID(parts[2]) if len(parts) == 4 and parts[3] == "command-status" else None
+        answer = json.loads(report_bytes(body))
+        command_id = UUID(uris.parse_uri(answer["command"])[1])
+    except (ValueError, TypeError, KeyError, IndexError):
+        log.warning("dropped a command status on %s: not {command, status, …}", key)
+        return None
+    try:
+        command = app.repository.get(command_id)
+    except AggregateNotFoundError:
+        command = None
+    modeler_path = uris.resource_path("modeler", modeler_id) if modeler_id else None
+    if command is None or command.deleted or command.fields.get("modeler") != modeler_path:
+        log.warning("dropped a command status on %s: no such command of this modeler", key)
+        return None
+    changes = {k: answer[k] for k in COMMAND_ANSWER_FIELDS if k in answer}
+    ctx = dict(INTERNAL, bureau=command.bureau, user=None,
+               command_id=f"command-status:{command_id}:{changes.get('status')}")
+    return app.update("modeler-command", str(command_id), changes, ctx)
 
 
 def mqtt_topic(modeler_uuid):

@@ -2,16 +2,18 @@
 modeler runs a job played by the device simulator (`python -m services.capture.simulator`, Bambu Lab `print`
 reports) over MQTT through RabbitMQ's MQTT plugin; the run goes in-progress → complete by itself, its actuals
 carrying the machine's times; a simulated failure puts the run in `error`. The same reports over AMQP are taken the
-same way, and a redelivered message changes nothing."""
+same way, and a redelivered message changes nothing. A start_job command is published on nautilus.command, picked up
+by the simulator and completed."""
 import json
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from urllib.parse import urlparse
 
 import pytest
-from kombu import Connection, Exchange, Producer
+from kombu import Connection, Exchange, Producer, Queue
 
 from runtime.mqtt import ensure_mqtt_plugin, mqtt_port
 from services.capture import telemetry
@@ -84,3 +86,40 @@ def test_amqp_reports_are_taken_the_same_way_once(admin, config, printer):  # no
     time.sleep(1)
     assert len(captures_of(admin, modeler)) == before + 1
     assert eventually(lambda: admin.get(modeler).json()["status"] == "idle")
+
+
+def test_a_start_job_command_is_obeyed_by_the_simulator(admin, config, printer, mqtt):  # noqa: F811
+    """A5/F7: the command is published on nautilus.command and relayed to its machine's command topic; the
+    simulator picks it up (processing), completes it with the job's id, and plays the job: the run starts on the
+    completed command and completes on the machine's report."""
+    shop, modeler, workflow = printer
+    run, run_uuid = new_run(admin, shop, workflow)
+    modeler_uuid = modeler.rstrip("/").rsplit("/", 1)[-1]
+    simulator = subprocess.Popen(
+        [sys.executable, "-m", "services.capture.simulator", "--modeler", modeler_uuid, "--obey", "--commands", "1",
+         "--wait", "60", "--layers", "3", "--interval", "0.05", "--port", str(mqtt["port"]), "--vhost",
+         mqtt["vhost"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert simulator.stdout.readline().startswith("listening on stratum/modeler/")
+        with Connection(config["AMQP_URI"]) as connection:
+            bus = Queue(f"test-nautilus-{uuid.uuid4().hex[:8]}", Exchange("capture.events", type="topic"),
+                        routing_key="nautilus.command", auto_delete=True)(connection.channel())
+            bus.declare()
+            job_file = admin.post("/machine-job-file/", json={})
+            assert job_file.status_code == 201, job_file.text
+            response = admin.post("/modeler-command/", json={
+                "modeler": modeler, "type": "start_job", "run": run, "machine_job_file": job_file.headers["Location"]})
+            assert response.status_code == 201, response.text
+            command = response.headers["Location"]
+            published = eventually(lambda: bus.get(no_ack=True), timeout=30)
+            assert published.payload["type"] == "start_job" and command.endswith(published.payload["uri"])
+        body = eventually(lambda: (b := admin.get(command).json())["status"] == "complete" and b, timeout=60)
+        assert body["job_external_id"] and json.loads(body["response"])["accepted"] is True
+        assert status_history(admin, command)[:3] == ["new", "processing", "complete"]
+        eventually(lambda: status(admin, run) == "complete", timeout=60)
+        assert simulator.wait(timeout=60) == 0
+    finally:
+        if simulator.poll() is None:
+            simulator.kill()
+        simulator.wait()
+    assert eventually(lambda: status_history(admin, run) == ["queued", "in-progress", "complete"], timeout=30)

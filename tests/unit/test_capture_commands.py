@@ -84,3 +84,25 @@ def test_a_completed_start_job_starts_its_run_and_cancel_job_cancels_it_once(flo
     capture.follow()
     assert floor.status(run) == "cancelled"
     assert {p["status"] for p in floor.prints(0)} == {"created"}
+
+
+def test_a_machines_answer_moves_its_command_once_and_only_its_own(app):  # noqa: F811
+    import json
+
+    from services.capture import telemetry
+
+    modeler = new_modeler(app)
+    other = new_modeler(app, name="Printer 2")
+    uri = issue(app, modeler=modeler, type="check_configuration")
+    key = telemetry.command_routing_key(uuid_of(modeler)) + "-status"
+    answer = json.dumps({"command": uri, "status": "processing"}).encode()
+    assert telemetry.take_command_status(app, key, answer) is not None
+    assert telemetry.take_command_status(app, key, answer) is not None  # redelivered: the same receipt
+    assert app.read("modeler-command", uuid_of(uri), command_ctx())["status"] == "processing"
+    foreign = telemetry.command_routing_key(uuid_of(other)) + "-status"
+    assert telemetry.take_command_status(app, foreign, json.dumps({"command": uri, "status": "error"})) is None
+    assert telemetry.take_command_status(app, key, b"not json") is None
+    telemetry.take_command_status(app, key, {"command": uri, "status": "complete", "response": "{}"})
+    assert app.read("modeler-command", uuid_of(uri), command_ctx())["status"] == "complete"
+    with pytest.raises(Conflict):  # the table holds for the machine too (the service logs and drops it)
+        telemetry.take_command_status(app, key, {"command": uri, "status": "processing"})
