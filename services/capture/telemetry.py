@@ -50,6 +50,7 @@ INTERNAL = {"platform_admin": True}
 COMMAND_STATUS_KEYS = "stratum.modeler.*.command-status"
 COMMAND_STATUS_QUEUE = "capture-device-command-status"
 COMMAND_ANSWER_FIELDS = ("status", "response", "job_external_id")
+ANSWER_RANK = {"new": 0, "processing": 1, "complete": 2, "error": 2}  # an answer overtaken by a later one is late
 
 _locks = {}
 _locks_guard = threading.Lock()
@@ -86,9 +87,22 @@ def take_command_status(app, key, body):
         log.warning("dropped a command status on %s: no such command of this modeler", key)
         return None
     changes = {k: answer[k] for k in COMMAND_ANSWER_FIELDS if k in answer}
-    ctx = dict(INTERNAL, bureau=command.bureau, user=None,
-               command_id=f"command-status:{command_id}:{changes.get('status')}")
-    return app.update("modeler-command", str(command_id), changes, ctx)
+
+    def move(changes):
+        ctx = dict(INTERNAL, bureau=command.bureau, user=None,
+                   command_id=f"command-status:{command_id}:{changes.get('status')}")
+        return app.update("modeler-command", str(command_id), changes, ctx)
+
+    with _lock(command_id):  # one command's answers one at a time
+        current, wanted = app.repository.get(command_id).fields.get("status"), changes.get("status")
+        if wanted in ANSWER_RANK and current in ANSWER_RANK and ANSWER_RANK[wanted] < ANSWER_RANK[current]:
+            log.info("dropped a late %s answer to %s, already %s", wanted, answer["command"], current)
+            return None
+        if wanted == "complete" and current == "new":
+            # answers may overtake each other: a command the machine completed was picked up (its "processing",
+            # arriving later, finds its receipt and changes nothing)
+            move({"status": "processing"})
+        return move(changes)
 
 
 def mqtt_topic(modeler_uuid):

@@ -104,5 +104,20 @@ def test_a_machines_answer_moves_its_command_once_and_only_its_own(app):  # noqa
     assert telemetry.take_command_status(app, key, b"not json") is None
     telemetry.take_command_status(app, key, {"command": uri, "status": "complete", "response": "{}"})
     assert app.read("modeler-command", uuid_of(uri), command_ctx())["status"] == "complete"
+    assert telemetry.take_command_status(app, key, {"command": uri, "status": "processing"}) is None  # late
     with pytest.raises(Conflict):  # the table holds for the machine too (the service logs and drops it)
-        telemetry.take_command_status(app, key, {"command": uri, "status": "processing"})
+        telemetry.take_command_status(app, key, {"command": uri, "status": "error"})
+
+
+def test_a_completion_that_overtakes_its_pickup_walks_the_command_through_processing(app):  # noqa: F811
+    from services.capture import telemetry
+
+    modeler = new_modeler(app)
+    uri = issue(app, modeler=modeler, type="check_configuration")
+    key = telemetry.command_routing_key(uuid_of(modeler)) + "-status"
+    telemetry.take_command_status(app, key, {"command": uri, "status": "complete", "response": "{}"})
+    telemetry.take_command_status(app, key, {"command": uri, "status": "processing"})  # the overtaken one
+    assert app.read("modeler-command", uuid_of(uri), command_ctx())["status"] == "complete"
+    statuses = [e["fields"]["status"] for e in app.feed(1, 500)["events"]
+                if e["resource"] == "modeler-command" and "status" in e["fields"]]
+    assert statuses == ["new", "processing", "complete"]
