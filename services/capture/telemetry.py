@@ -145,7 +145,13 @@ class Telemetry:
         self.app, self.blobs, self.announce, self.find_run = app, blobs, announce, find_run
 
     def take(self, key, body, message_id=None, source="mqtt"):
-        """The capture uri the report became (or already was), None when it is dropped."""
+        """The capture uri the report became (or already was), None when it is dropped. One modeler's reports are
+        taken one at a time, in the order their workers started (the broker's order): the lock is taken before
+        anything that could let another worker run first."""
+        with _lock(key):
+            return self._take(key, body, message_id, source)
+
+    def _take(self, key, body, message_id, source):
         modeler_id = modeler_of_routing_key(key)
         data = report_bytes(body)
         modeler = self._modeler(modeler_id)
@@ -163,23 +169,22 @@ class Telemetry:
         sha256 = hashlib.sha256(data).hexdigest()
         modeler_path = uris.resource_path("modeler", modeler.id)
         uuid = capture_id(modeler_path, message_id or sha256)
-        with _lock(modeler.id):  # one modeler's reports in the order they came
+        capture = self._capture(uuid)
+        if capture is None:
+            self.announce(self.app.create("capture", {"modeler": modeler_path, "capture_type_name": kind,
+                                                      "meta": {"source": source, "topic": key}},
+                                          dict(INTERNAL, bureau=modeler.bureau, user=None, uuid=str(uuid),
+                                               command_id=f"telemetry:create:{uuid}")))
             capture = self._capture(uuid)
-            if capture is None:
-                self.announce(self.app.create("capture", {"modeler": modeler_path, "capture_type_name": kind,
-                                                          "meta": {"source": source, "topic": key}},
-                                              dict(INTERNAL, bureau=modeler.bureau, user=None, uuid=str(uuid),
-                                                   command_id=f"telemetry:create:{uuid}")))
-                capture = self._capture(uuid)
-            if capture.fields.get("_awaiting_upload"):
-                blob = self.blobs.receive(io.BytesIO(data).read, MAX_REPORT_BYTES, "application/json",
-                                          f"capture-{uuid}.json")
-                self.announce(self.app.receive(str(uuid), blob.as_dict(),
-                                               f"upload:capture:{uuid}:{blob.sha256}"))
-                capture = self._capture(uuid)
-            if capture.awaits_parsing():
-                Pipeline(self.app, self.blobs, self.announce, self.find_run).process(str(uuid),
-                                                                                     capture.content["sha256"])
+        if capture.fields.get("_awaiting_upload"):
+            blob = self.blobs.receive(io.BytesIO(data).read, MAX_REPORT_BYTES, "application/json",
+                                      f"capture-{uuid}.json")
+            self.announce(self.app.receive(str(uuid), blob.as_dict(),
+                                           f"upload:capture:{uuid}:{blob.sha256}"))
+            capture = self._capture(uuid)
+        if capture.awaits_parsing():
+            Pipeline(self.app, self.blobs, self.announce, self.find_run).process(str(uuid),
+                                                                                 capture.content["sha256"])
         return uris.resource_path("capture", uuid)
 
     def _modeler(self, modeler_id):
