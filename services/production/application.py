@@ -1,6 +1,8 @@
 """The production application: workstations, workflows, pieces and prints (services.production.domain), runs and
-their actuals (services.production.runs), and the orders feed it follows to plan pieces and prints
-(services.production.planning)."""
+their actuals (services.production.runs), the orders feed it follows to plan pieces and prints
+(services.production.planning) and the capture feed it follows to move runs by their machines' builds
+(services.production.builds)."""
+from services.production import builds
 from services.production.domain import (OPERATIONS, Piece, PostProcessor, PostProcessorType, Print, Printer,
                                         PrinterType, ProcessStep, Workflow)
 from services.production.packing.layout import Layout
@@ -38,6 +40,10 @@ class Production(FeedFollower, ResourceApplication):
     def apply_feed(self, application, feed, describe_model):
         """One batch of the orders feed, planned (services.production.planning) with the position reached."""
         return self.follow_batch(application, feed, lambda batch, event: apply_event(batch, event, describe_model))
+
+    def apply_capture_feed(self, feed):
+        """One batch of the capture feed: builds move their runs (F6 step 5), with the position reached."""
+        return self.follow_batch("capture", feed, builds.apply_event)
 
     # -- facts for other services' rules ------------------------------------------------------------------------------
 

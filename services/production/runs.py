@@ -152,8 +152,11 @@ class Run(Resource):
             fields["pieces_locked"] = True
         return fields, [], {}
 
-    def update(self, changes, actor):
+    def update(self, changes, actor, at=None):
+        """`at`: when a move really happened, for a move its machine reported (services.production.builds); now
+        otherwise."""
         changes = dict(changes)
+        self._at = at
         self._force = bool(changes.pop("force", False))
         self._inputs = {k: changes.pop(k) for k in INPUTS if k in changes and k != "notes"}
         if "notes" in changes:
@@ -272,11 +275,11 @@ class Run(Resource):
             for each in prints:
                 _detach(touched, unit, each)
             _leave_queue(touched, unit, self.fields, path)
-            actuals = RunActuals.follow(unit, self, status, now(), len(prints))
+            actuals = RunActuals.follow(unit, self, status, getattr(self, "_at", None) or now(), len(prints))
             if actuals is not None:
                 touched.add(actuals)
             return
-        at = now()
+        at = getattr(self, "_at", None) or now()
         for each in prints:
             Resource.update(each, {"status": print_status(status)}, None)
             touched.add(each)

@@ -173,6 +173,8 @@ def _initial_batch(factory):
 # materials.md §3.4, §3.5, §4: a lot's containers need a size, a lot action and a batch action their metadata (an
 # action on a batch of its own, so the action, not a new batch, is what the POST names).
 REALISTIC = {
+    # capture-and-platform.md A5: start_job (the first type) needs a job file; a connection test needs nothing more
+    "modeler-command": lambda factory, payload: dict(payload, type="check_configuration"),
     "material-lot": lambda factory, payload: dict(payload, size_of_container=10.0),
     "material-lot-action": lambda factory, payload: dict(payload, action_type="add_containers", metadata={
         "number_of_containers": 1, "size_of_container": 5.0}),
