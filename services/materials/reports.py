@@ -3,7 +3,8 @@
 published after the commit); the job moves it to `processing`, gathers the facts, renders the PDF (genealogy picture
 and tables: services.materials.report_render), stores it in the deployment's blob store (the files service's store,
 encrypted at rest) and completes the report with it (`_content`: the gateway renders `content` as a signed download
-link, as for a bundle or a layout's picture) — or records `error` with a note saying what failed. Each step is
+link, as for a bundle or a layout's picture), the same blob also filed as a files-service `/document/` (`document`)
+— or records `error` with a note saying what failed. Each step is
 recorded under a command id derived from (report, step), so a redelivered or resumed job changes nothing done; the
 sweep in the service restarts reports whose message was lost or whose process died (shared.sweep).
 
@@ -18,6 +19,7 @@ import logging
 import os
 import tempfile
 import time
+from uuid import uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
@@ -55,7 +57,8 @@ class Report(Resource):
 
     @classmethod
     def initial(cls, unit, fields):
-        return dict(fields, status="pending", content=None, error=None, user=unit.actor, _content=None)
+        return dict(fields, status="pending", content=None, error=None, document=None, user=unit.actor,
+                    _content=None)
 
     @property
     def waiting(self):
@@ -65,10 +68,10 @@ class Report(Resource):
         if self.fields.get("status") == "pending":
             self.trigger_event(self.ProcessingStarted, changes={"status": "processing"}, actor=actor)
 
-    def complete(self, blob, actor=None):
+    def complete(self, blob, document=None, actor=None):
         if self.waiting:
-            self.trigger_event(self.Completed, changes={"status": "complete", "_content": blob, "error": None},
-                               actor=actor)
+            self.trigger_event(self.Completed, changes={"status": "complete", "_content": blob, "document": document,
+                                                        "error": None}, actor=actor)
 
     def fail(self, reason, actor=None):
         if self.waiting:
@@ -150,12 +153,31 @@ class ReportJob:
             document = report_render.pdf(facts, png)
             name = f"{'batch' if resource.startswith('material-batch') else 'piece'}-traceability-{uuid[:8]}.pdf"
             blob = _put(self.blobs, document, name)
+            document_path = self.as_document(report, name, blob)
         except Exception as error:  # noqa: BLE001 - whatever happens, the report ends in error, not in limbo
             log.exception("traceability report %s failed", report_path)
             note = error.title if isinstance(error, StratumError) else f"{type(error).__name__}: {error}"
             self.announce(step(self.app, resource, uuid, "fail", {"reason": f"The report could not be made: {note}"}))
             return
-        self.announce(step(self.app, resource, uuid, "complete", {"blob": blob.as_dict()}))
+        self.announce(step(self.app, resource, uuid, "complete", {"blob": blob.as_dict(), "document": document_path}))
+
+    def as_document(self, report, name, blob):
+        """The PDF as a /document/ of the files service (the same blob: no byte is copied), related to the batch
+        (`material_batch`) or to the piece's line item (`line_item`: the reference's document relations name no
+        piece). One id and one command id per report, so a repeated job makes no second document; the files
+        service then scans it like any upload."""
+        if report.resource == "material-batch-traceability-report":
+            related_table, related = "material_batch", report.fields["material_batch"]
+        else:
+            piece = self.services.call("production", "get", "piece", parse_uri(report.fields["piece"])[1], INTERNAL)
+            related_table, related = "line_item", piece.get("line_item") or report.fields["piece"]
+        document_uuid = str(uuid5(report.id, "document"))
+        ctx = dict(INTERNAL, bureau=report.bureau, user=report.fields.get("user"), uuid=document_uuid,
+                   command_id=f"materials:report-document:{report.id}")
+        self.services.command("files", "create", "document", {
+            "name": name, "related_table_name": related_table, "related_uuid": [parse_uri(related)[1]]}, ctx)
+        self.services.call("files", "upload_received", "document", document_uuid, blob.as_dict(), INTERNAL)
+        return resource_path("document", document_uuid)
 
     # -- the facts ---------------------------------------------------------------------------------------------------
 

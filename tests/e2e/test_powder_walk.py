@@ -234,4 +234,9 @@ def report_text(api, collection, payload):
     assert images
     with Image.open(io.BytesIO(images[0].data)) as picture:
         assert picture.size[0] > 200 and picture.size[1] > 50
+    # the same bytes filed as a document (files service), scanned like any upload, with its own signed link
+    document = eventually(lambda: (lambda d: d if d.get("virus_scan") == "passed" and d.get("content") else None)(
+        api.get(body["document"]).json()), timeout=30)
+    assert document["name"].endswith(".pdf")
+    assert requests.get(document["content"], timeout=30).content == download.content
     return "".join("".join(page.extract_text() for page in reader.pages).split())

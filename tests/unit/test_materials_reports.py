@@ -17,10 +17,20 @@ KEY = bytes(range(32))
 
 
 class NoProduction:
-    """Production as seen from a unit test: it knows no run, print or piece."""
+    """The other services as seen from a unit test: production knows no run, print or piece; files takes what it
+    is sent (noted)."""
 
-    def call(self, service, method, *args):
+    def __init__(self):
+        self.sent = []
+
+    def call(self, service, method, *args, **kwargs):
+        if service == "files":
+            self.sent.append((method, args))
+            return {}
         raise NotFound("The requested resource cannot be found.")
+
+    def command(self, service, method, *args):
+        return self.call(service, method, *args)
 
 
 @pytest.fixture
@@ -82,8 +92,8 @@ def test_a_batch_report_is_made_in_the_background_and_names_the_lots(kit, tmp_pa
     report = kit.create("material-batch-traceability-report", {"material_batch": made["blend"]})
     assert kit.get(report)["status"] == "pending" and kit.get(report)["content"] is None
     blobs = BlobStore(tmp_path, KEY)
-    seen = []
-    ReportJob(kit.app, blobs, NoProduction(), seen.append).run(report)
+    peers = NoProduction()
+    ReportJob(kit.app, blobs, peers, lambda result: None).run(report)
     aggregate = kit.aggregate(report)
     assert aggregate.fields["status"] == "complete" and aggregate.fields["error"] is None
     names = [e["names"][-1] for e in kit.app.feed(1, 10_000)["events"] if e["uuid"] == str(aggregate.id)]
@@ -91,6 +101,13 @@ def test_a_batch_report_is_made_in_the_background_and_names_the_lots(kit, tmp_pa
                      "MaterialBatchTraceabilityReportCompleted"]
     blob = Blob.from_dict(aggregate.fields["_content"])
     assert blob.media_type == "application/pdf" and blob.name.endswith(".pdf")
+    # the same blob filed as a document of the batch (files: create, then the bytes' arrival)
+    (create, (resource, payload, ctx)), (received, (kind, document_uuid, sent_blob, _)) = peers.sent
+    assert (create, resource, received, kind) == ("create", "document", "upload_received", "document")
+    assert payload == {"name": blob.name, "related_table_name": "material_batch",
+                       "related_uuid": [made["blend"].strip("/").rsplit("/", 1)[1]]}
+    assert ctx["uuid"] == document_uuid and sent_blob == blob.as_dict()
+    assert aggregate.fields["document"] == f"/document/{document_uuid}/"
     data = b"".join(blobs.verified_chunks(blob))
     reader, text = pdf_text(data)
     squeezed = "".join(text.split())  # a long URI wraps inside its table cell
