@@ -25,6 +25,7 @@ KIND_COLOURS = {"purchase-order": "#d9d2e9", "lot": "#fde9c9", "batch": "#cfe2f3
 KIND_ORDER = ("purchase-order", "lot", "batch", "target", "run", "piece")
 BOX_W, BOX_H, GAP_X, GAP_Y, MARGIN = 190, 46, 70, 18, 24
 MAX_PER_LAYER = 40  # a layer longer than this is drawn as its first rows and a "+ n more" box
+MAX_COLUMNS = 40  # a deeper graph keeps its first and last generations, an "n generations" box between them
 
 
 def layers(graph):
@@ -69,6 +70,12 @@ def picture(graph_facts):
         if source in graph and target in graph:
             graph.add_edge(source, target, label=label)
     columns = layers(graph) or [[]]
+    if len(columns) > MAX_COLUMNS:  # the picture stays printable; the tables still list every batch and edge
+        half = MAX_COLUMNS // 2
+        skipped = len(columns) - 2 * half
+        marker = f"... {skipped} generations ..."
+        graph.add_node(marker, kind="batch", label=f"{sum(len(c) for c in columns[half:-half])} more batches")
+        columns = columns[:half] + [[marker]] + columns[-half:]
     hidden = {}
     for index, column in enumerate(columns):
         if len(column) > MAX_PER_LAYER:

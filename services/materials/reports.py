@@ -21,6 +21,7 @@ import tempfile
 import time
 from uuid import uuid5
 
+from eventlet import tpool
 from eventsourcing.application import AggregateNotFoundError
 
 from services.materials import genealogy, report_render
@@ -149,8 +150,9 @@ class ReportJob:
         self.announce(step(self.app, resource, uuid, "start", {}))
         try:
             facts = self.facts(report)
-            png = report_render.picture(facts["graph"])
-            document = report_render.pdf(facts, png)
+            # drawn in a real thread: a large genealogy must not stall the service's green threads (heartbeats)
+            png = tpool.execute(report_render.picture, facts["graph"])
+            document = tpool.execute(report_render.pdf, facts, png)
             name = f"{'batch' if resource.startswith('material-batch') else 'piece'}-traceability-{uuid[:8]}.pdf"
             blob = _put(self.blobs, document, name)
             document_path = self.as_document(report, name, blob)
@@ -358,13 +360,13 @@ class Facts:
                 found = []
             prints = [p for p in found if p["fields"].get("piece") == target]
         runs = sorted({p["fields"]["run"] for p in prints if p["fields"].get("run")})
+        self.pieces[target] = {"fields": piece, "runs": set(runs)}
         for run_path in runs:
             fields = self.production("run", run_path) or {}
             self.runs[run_path] = {"fields": fields, "batches": []}
             self.node(run_path, "run", f"{fields.get('name') or run_path.rstrip('/').rsplit('/', 1)[1][:8]} "
                                        f"({fields.get('status') or '?'})")
             self.edge(run_path, target)
-            self.pieces[target] = {"fields": piece, "runs": set(runs)}
             printing = self._recorded(PrintingRun.id_for(run_path))  # which batches the run printed from
             for batch_path in (printing.fields.get("batches") if printing is not None else None) or []:
                 self.backward(batch_path)

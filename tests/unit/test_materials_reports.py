@@ -144,3 +144,12 @@ def test_a_piece_report_refuses_unknown_filters(kit):
     with pytest.raises(InvalidPayload):
         kit.app.create("traceability-report", {"piece": "/piece/00000000-0000-0000-0000-000000000001/",
                                                "filters": ["gossip"]}, kit.ctx(report_piece="/piece/x/"))
+
+
+def test_a_very_deep_genealogy_still_draws_a_printable_picture():
+    chain = [f"/material-batch/{i}/" for i in range(500)]
+    graph = {"nodes": [(p, "batch", p) for p in chain],
+             "edges": [(a, b, "1 kg") for a, b in zip(chain, chain[1:])]}
+    with Image.open(io.BytesIO(report_render.picture(graph))) as image:
+        columns = report_render.MAX_COLUMNS + 1
+        assert image.size[0] <= 2 * report_render.MARGIN + columns * (report_render.BOX_W + report_render.GAP_X)
