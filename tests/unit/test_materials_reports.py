@@ -153,3 +153,25 @@ def test_a_very_deep_genealogy_still_draws_a_printable_picture():
     with Image.open(io.BytesIO(report_render.picture(graph))) as image:
         columns = report_render.MAX_COLUMNS + 1
         assert image.size[0] <= 2 * report_render.MARGIN + columns * (report_render.BOX_W + report_render.GAP_X)
+
+
+def test_the_service_makes_a_report_from_its_message_and_the_sweep_asks_again_for_a_lost_one(kit, tmp_path):
+    """The job's message (published after the POST commits) runs it; a report whose message was lost is asked for
+    again by the sweep once the grace period has passed, and nothing more once it is complete."""
+    from nameko.testing.services import worker_factory
+
+    from services.materials.reports import REPORT_REQUESTED
+    from services.materials.service import MaterialsService
+
+    made = walk(kit)
+    report = kit.create("material-batch-traceability-report", {"material_batch": made["a"]})
+    service = worker_factory(MaterialsService, app=kit.app, blobs=BlobStore(tmp_path, KEY),
+                             config={"STRATUM_SWEEP_SECONDS": "0"})
+    service.services = NoProduction()
+    service.resume_reports()  # pending, asked for long enough ago (grace 0): asked for again
+    service.dispatch.assert_called_with(REPORT_REQUESTED, {"report": report})
+    service.make_report({"report": report})
+    assert kit.aggregate(report).fields["status"] == "complete"
+    service.dispatch.reset_mock()
+    service.resume_reports()  # done: forgotten
+    assert not any(c.args[0] == REPORT_REQUESTED for c in service.dispatch.call_args_list)
