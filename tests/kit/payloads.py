@@ -184,4 +184,10 @@ REALISTIC = {
     # production.md §2.3: a transformation names the prints of its source run it transforms
     "run-transformation": lambda factory, payload: dict(payload, prints=factory.api.get(
         payload["source_run"]).json()["prints"]),
+    # §3.15: one stock per (material, location): each stock payload at a location of its own
+    "stock": lambda factory, payload: dict(payload, location=factory.create(catalogue.resource("location"))),
+    # §3.13: a consume needs material in the stock; a replenish of a new stock is always possible
+    "material-stock-action": lambda factory, payload: dict(payload, action_type="replenish", action_quantity=2.0),
+    "material-batch-traceability-report": lambda factory, payload: dict(payload,
+                                                                        material_batch=_initial_batch(factory)),
 }
