@@ -47,6 +47,14 @@ class Facts:
         user = self.user(path)
         return user.get("email") or (user.get("username") if "@" in (user.get("username") or "") else None)
 
+    def password_reset(self, user_path):
+        """The pending password reset of a user ({token, expires}), or None (used, replaced or expired): asked at
+        send time, never cached nor stored."""
+        try:
+            return self.call("identity", "password_reset_token", parse_uri(user_path)[1])
+        except (TypeError, ValueError):
+            return None
+
     def bureau(self, path):
         return self._by_path("identity", path)
 

@@ -72,6 +72,12 @@ class Outbound(DependencyProvider):
         sender_name = settings.get("email_sender_name") or bureau.get("name")
         context = dict(fields.get("context") or {})
         context.setdefault("bureau_name", sender_name)
+        if fields["template"] == "users.password_reset":  # the token goes into the mail only, never a record
+            reset = facts.password_reset(fields.get("user"))
+            if not reset:
+                raise webhooks.Refused("the password reset was already used, replaced by a newer one, or expired")
+            context.update(reset_token=reset["token"], reset_expires=reset["expires"],
+                           reset_uri=facts.absolute("/password-reset/confirm/"))
         message = mail.build_message(notification.id, dict(fields, context=context), self.sender, sender_name,
                                      reply_to)
         self.transport.send(message)

@@ -183,18 +183,26 @@ def mention_intents(event, path, facts):
 
 
 def user_intents(event, path, facts):
-    """E2: a new user is welcomed; a user locked out after failed logins is told."""
+    """E2: a new user is welcomed; a user locked out after failed logins is told; a user who asked for a password
+    reset gets the token. The token is not in the notification (its record is readable in the bureau): the
+    notifications service asks identity for it when it sends the mail (service.Outbound.send_email)."""
     from services.notifications.domain import Notification
 
     fields = event.get("fields") or {}
+    names = set(event.get("names") or ())
     if event["kind"] == "created":
         template, context, user = "users.welcome_mailer", {"name": fields.get("name"),
                                                           "username": fields.get("username")}, fields
-    elif fields.get("blocked_until"):
+    elif fields.get("blocked_until"):  # UserBlockedForLogin (a plain UserUpdated in older releases)
         user = facts.user(path)
         template, context = "users.blocked_for_login", {"name": user.get("name"),
                                                         "blocked_until": fields["blocked_until"]}
+    elif "UserPasswordResetRequested" in names:
+        user = facts.user(path)
+        template, context = "users.password_reset", {"name": user.get("name"), "username": user.get("username")}
     else:
+        return []
+    if user.get("archived"):
         return []
     emails = unique_emails([user.get("email") or user.get("username")])
     if not emails:

@@ -5,6 +5,7 @@ an unreachable SMTP server is retried, then the failure is recorded; webhooks ar
 refused for internal addresses."""
 import json
 import mailbox
+import re
 import socket
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import pytest
 
 from services.notifications import webhooks
 from tests.e2e.test_files_http import new_model, put_file, settled
-from tests.kit.plugin import eventually, free_port, login
+from tests.kit.plugin import ApiSession, eventually, free_port, login
 from tests.kit.tenants import make_tenant
 
 pytestmark = pytest.mark.e2e
@@ -304,3 +305,96 @@ def test_another_bureau_sees_neither_notifications_nor_deliveries(tenant, admin)
     assert other.manager.get("/webhook-delivery/").json()["resources"] == []
     assert all(n["template"] == "users.welcome_mailer" for n in
                other.manager.get("/notifications/").json()["resources"])
+
+
+# -- identity's mails: password reset, lock-out (capture-and-platform.md C1, C4, E2) --------------------------------
+
+TOKEN = re.compile(r"\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[A-Za-z0-9_-]{43})\b")
+
+
+def new_user(admin, tenant):
+    """A fresh user of the tenant's bureau (its password is changed by these tests): (e-mail, password, uri)."""
+    email, password = f"reset-{tag()}@example.com", f"pw-{tag()}"
+    response = admin.post("/users/", json={"username": email, "email": email, "name": "Rita Reset",
+                                           "bureau": tenant.bureau, "password": password})
+    assert response.status_code == 201, response.text
+    return email, password, response.headers["Location"]
+
+
+def text_of(message):
+    return next(part.get_payload(decode=True).decode() for part in message.walk()
+                if part.get_content_type() == "text/plain")
+
+
+def token_in(message):
+    found = set(TOKEN.findall(text_of(message)))
+    assert len(found) == 1, text_of(message)
+    return found.pop()
+
+
+def login_status(system, username, password):
+    with ApiSession(system.base_url) as anonymous:
+        return anonymous.post("/sessions/", json={"username": username, "password": password}).status_code
+
+
+def test_a_password_reset_mails_a_single_use_token_and_tells_nobody_which_accounts_exist(tenant, admin, smtp,
+                                                                                         system):
+    email, old_password, user = new_user(admin, tenant)
+    nobody = f"nobody-{tag()}@example.com"
+    anonymous = ApiSession(system.base_url)
+    asked = anonymous.post("/password-reset/", json={"username": email})
+    unknown = anonymous.post("/password-reset/", json={"username": nobody})
+    assert asked.status_code == unknown.status_code == 202
+    assert asked.json() == unknown.json()  # the same answer: no user enumeration
+
+    [message] = eventually(lambda: smtp.messages(to=email, template="users.password_reset"))
+    assert message["X-RcptTo"].strip() == email  # the user, nobody else
+    token = token_in(message)
+    assert f"{system.base_url}/password-reset/confirm/" in text_of(message)
+    # the token is in the mail only: not in the notification record the bureau can read
+    record = eventually(lambda: [r for r in tenant.manager.get(
+        "/notifications/?filter[template]=users.password_reset").json()["resources"]
+        if r["emails"] == [email] and r["status"] == "sent"])[0]
+    assert token not in json.dumps(record) and token.split(".")[1] not in json.dumps(record)
+
+    refused = anonymous.post("/password-reset/confirm/", json={"token": token[:-3] + "abc", "password": "x-new-1"})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "token"
+    new_password = f"new-{tag()}"
+    done = anonymous.post("/password-reset/confirm/", json={"token": token, "password": new_password})
+    assert done.status_code == 204, done.text
+    assert login_status(system, email, new_password) == 201
+    assert login_status(system, email, old_password) == 401
+    again = anonymous.post("/password-reset/confirm/", json={"token": token, "password": "y-new-2"})
+    assert again.status_code == 400 and "already used" in again.json()["errors"][0]["title"]
+    assert login_status(system, email, new_password) == 201
+
+    time.sleep(2)  # the unknown account's request had time to make a mail, if it were to make one
+    assert smtp.messages(to=nobody) == []
+    assert len(smtp.messages(to=email, template="users.password_reset")) == 1
+    anonymous.close()
+
+
+def test_an_account_locked_after_failed_logins_mails_its_user_once(tenant, admin, smtp, system):
+    email, password, user = new_user(admin, tenant)
+    manager = email_of(tenant.manager, tenant.manager_user)
+    for _ in range(5):
+        assert login_status(system, email, "not-the-password") == 401
+    assert login_status(system, email, password) == 429  # locked, even with the right password
+
+    [message] = eventually(lambda: smtp.messages(to=email, template="users.blocked_for_login"))
+    assert message["X-RcptTo"].strip() == email
+    assert "locked after too many failed logins" in text_of(message)
+    locked_until = admin.get(user).json()["blocked_until"]
+    assert locked_until and locked_until[:16] in text_of(message)
+
+    # a password reset lifts the lock: the mailbox's owner proved who they are
+    with ApiSession(system.base_url) as anonymous:
+        assert anonymous.post("/password-reset/", json={"email": email}).status_code == 202
+        [reset] = eventually(lambda: smtp.messages(to=email, template="users.password_reset"))
+        new_password = f"new-{tag()}"
+        assert anonymous.post("/password-reset/confirm/",
+                              json={"token": token_in(reset), "password": new_password}).status_code == 204
+    assert login_status(system, email, new_password) == 201
+    time.sleep(2)
+    assert len(smtp.messages(to=email, template="users.blocked_for_login")) == 1  # one lock, one mail
+    assert smtp.messages(to=manager, template="users.blocked_for_login") == []

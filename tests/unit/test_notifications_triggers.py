@@ -171,6 +171,19 @@ def test_a_new_user_is_welcomed_and_a_locked_one_told():
                        FakeFacts()) == []
 
 
+def test_a_password_reset_request_mails_the_user_without_the_token():
+    user_uuid = OWNER.split("/")[2]
+    [reset] = intents_for(event(["UserUpdated", "UserPasswordResetRequested"], {}, resource="users",
+                                application="identity", uuid_=user_uuid), FakeFacts())
+    assert reset.fields["template"] == "users.password_reset" and reset.fields["emails"] == ["owner@example.com"]
+    assert reset.fields["user"] == OWNER and "token" not in repr(reset.fields)
+    # an archived user gets no mail
+    facts = FakeFacts()
+    facts.users[OWNER]["archived"] = True
+    assert intents_for(event(["UserUpdated", "UserPasswordResetRequested"], {}, resource="users",
+                             application="identity", uuid_=user_uuid), facts) == []
+
+
 def test_an_order_with_a_callback_url_gets_a_webhook_per_event():
     facts = FakeFacts(settings={})
     order = dict(ORDER, callback_url="https://hooks.example.com/stratum")
