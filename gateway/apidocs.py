@@ -110,6 +110,8 @@ def _location(text):
 
 
 def _created(spec, ref):
+    if spec.item_path is None:  # nothing to GET afterwards (/contact-us/)
+        return {"204": {"description": "Accepted", "headers": dict(_IGNORED)}}
     headers = dict(_location("URI of the new resource"), **_IGNORED)
     if spec.name in UPLOADS:
         headers["X-Upload-Location"] = {"required": True, "schema": {"type": "string", "format": "uri"},

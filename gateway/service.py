@@ -198,6 +198,8 @@ class GatewayService:
             fields, ignored = self._checked(request, spec, caller)
             self._authorize(spec, verb, caller, fields, request)
             result = self._write(spec.service, "create", spec.name, fields, caller, request)
+            if spec.item_path is None:  # nothing to GET afterwards (/contact-us/): the reference answers 204
+                return _reporting(json_response(None, 204), ignored)
             location = self._base(request) + result["uri"]
             if "secret" in result:  # a generated secret (API token) is shown once, here
                 body = {"uri": location, "uuid": result["uuid"], "secret": result["secret"], **fields}

@@ -11,7 +11,7 @@ import logging
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.notifications.domain import FeedPosition, Notification, WebhookDelivery
+from services.notifications.domain import Announcement, FeedPosition, Notification, SupportRequest, WebhookDelivery
 from services.notifications.triggers import intents_for
 from shared.application import ResourceApplication
 from shared.registry import resource_classes
@@ -29,7 +29,8 @@ class PositionMoved(Exception):
 
 class Notifications(ResourceApplication):
     name = "notifications"
-    aggregates = resource_classes("notifications", [Notification, WebhookDelivery])
+    aggregates = resource_classes("notifications", [Notification, WebhookDelivery, Announcement,
+                                                         SupportRequest])
 
     def feed_position(self, application):
         try:

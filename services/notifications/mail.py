@@ -33,6 +33,8 @@ SUBJECTS = {
     "nautilus.model_upload_failed": "Your model {{ model_name }} could not be processed",
     "users.welcome_mailer": "Welcome to {{ bureau_name or 'Stratum' }}",
     "users.blocked_for_login": "Your account is locked after too many failed logins",
+    "customer.support_request": "Support request from {{ user_name or user_email or 'a user' }}"
+                                "{% if requesting_bureau %} ({{ requesting_bureau }}){% endif %}",
     "users.password_reset": "Reset your {{ bureau_name or 'Stratum' }} password",
 }
 GENERIC_SUBJECT = "{{ subject or template }}"

@@ -23,6 +23,7 @@ from tests.kit.tenants import make_tenant
 
 pytestmark = pytest.mark.e2e
 SECRET = "whsec-test-" + uuid.uuid4().hex
+SUPPORT = "support@stratum.test"
 
 
 class SmtpProcess:
@@ -77,7 +78,7 @@ def config_overrides(smtp):
     return {"STRATUM_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "STRATUM_MAIL_FROM": "mail@stratum.test",
             "STRATUM_CALLBACKS_ALLOW_PRIVATE": "127.0.0.1/32", "STRATUM_WEBHOOK_SECRET": SECRET,
             "STRATUM_DELIVERY_MAX_ATTEMPTS": "3", "STRATUM_DELIVERY_BACKOFF_SECONDS": "0.3",
-            "STRATUM_DELIVERY_LEASE_SECONDS": "5"}
+            "STRATUM_DELIVERY_LEASE_SECONDS": "5", "STRATUM_SUPPORT_EMAIL": SUPPORT}
 
 
 def tag():
@@ -398,3 +399,60 @@ def test_an_account_locked_after_failed_logins_mails_its_user_once(tenant, admin
     time.sleep(2)
     assert len(smtp.messages(to=email, template="users.blocked_for_login")) == 1  # one lock, one mail
     assert smtp.messages(to=manager, template="users.blocked_for_login") == []
+
+
+# -- announcements (E3), /contact-us/ (E5), who may POST a notification ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def other(admin):
+    return make_tenant(admin, login, "other")
+
+
+def test_a_managers_announcement_reaches_the_bureaus_users_and_no_other_bureau(tenant, other):
+    text = f"**Closed** on Friday ({tag()})"
+    posted = tenant.manager.post("/bureau-notification/", json={"text": text})
+    assert posted.status_code == 201, posted.text
+    location = posted.headers["Location"]
+    manager_name = tenant.manager.get(tenant.manager_user).json()["name"]
+    [seen] = [a for a in tenant.standard.get("/bureau-notification/").json()["resources"] if a["text"] == text]
+    assert seen["uri"] == location and seen["author_name"] == manager_name and seen["bureau"] == tenant.bureau
+    assert seen["created"]
+    # only managers post; nobody changes or deletes one; another bureau neither sees it nor posts into this one
+    refused = tenant.standard.post("/bureau-notification/", json={"text": "I am the manager now"})
+    assert refused.status_code == 403
+    assert tenant.manager.put(location, json={"text": "changed"}).status_code == 405
+    assert tenant.manager.delete(location).status_code == 405
+    assert other.manager.get(location).status_code == 404
+    assert all(a["text"] != text for a in other.manager.get("/bureau-notification/").json()["resources"])
+    foreign = other.manager.post("/bureau-notification/", json={"text": "hello", "bureau": tenant.bureau})
+    assert foreign.status_code in (400, 403, 404), foreign.text
+    assert all(a["text"] != "hello" for a in tenant.standard.get("/bureau-notification/").json()["resources"])
+    # the author's name comes from the session, not the payload
+    forged = tenant.manager.post("/bureau-notification/", json={"text": f"forged {tag()}", "author_name": "CEO"})
+    if forged.status_code == 201:
+        assert tenant.manager.get(forged.headers["Location"]).json()["author_name"] == manager_name
+    else:
+        assert forged.status_code == 400
+
+
+def test_contact_us_mails_support_with_the_users_address_to_reply_to(tenant, smtp):
+    text = f"The printer makes a strange noise ({tag()})"
+    user_email = email_of(tenant.standard, tenant.standard_user)
+    answered = tenant.standard.post("/contact-us/", json={"support_request_payload": text})
+    assert answered.status_code == 204, answered.text
+    [message] = eventually(lambda: [m for m in smtp.messages(to=SUPPORT, template="customer.support_request")
+                                    if text.encode() in m.as_bytes()])
+    assert message["X-RcptTo"].strip() == SUPPORT  # support only: not the user, not the bureau
+    assert message["Reply-To"] == user_email
+    assert text in text_of(message)
+    missing = tenant.standard.post("/contact-us/", json={})
+    assert missing.status_code == 400
+
+
+def test_only_managers_post_notifications(tenant, smtp):
+    address = f"spam-{tag()}@x.test"
+    refused = tenant.standard.post("/notifications/", json={"template": "vision.alert", "context": {},
+                                                            "emails": [address]})
+    assert refused.status_code == 403
+    time.sleep(2)
+    assert smtp.messages(to=address) == []

@@ -259,3 +259,48 @@ def test_an_unreadable_event_is_passed_over_but_an_outage_stops_the_batch(notifi
     with pytest.raises(ServiceUnavailable):
         notifications.record_batch("orders", [event(["OrderCreated"], ORDER, kind="created", position=2)], 2, Down())
     assert notifications.feed_position("orders") == 1
+
+
+# -- announcements (E3) and /contact-us/ (E5) ----------------------------------------------------------------------
+
+class FakePeers:
+    def __init__(self, config=None):
+        self.config = config or {"STRATUM_ADMIN_EMAIL": "admin@stratum.test"}
+        self.calls = []
+
+    def call(self, service, method, resource, uuid_, ctx):
+        self.calls.append((service, method, resource))
+        return {"users": {"name": "Mona Manager", "email": "mona@example.com"},
+                "bureau": {"name": "Acme"}}[resource]
+
+
+def test_an_announcement_is_posted_under_its_authors_name(notifications):
+    from services.notifications.domain import Announcement
+    from tests.kit.apps import BUREAU, command_ctx
+
+    ctx = Announcement.gather(FakePeers(), "create", None, {}, command_ctx(user=OWNER))
+    assert ctx["author_name"] == "Mona Manager"
+    made = notifications.create("bureau-notification", {"text": "**Closed** on Friday", "bureau": BUREAU}, ctx)
+    events = [e for e in notifications.feed(1, 100)["events"] if e["resource"] == "bureau-notification"]
+    assert [e["names"] for e in events] == [["BureauAnnouncementCreated", "BureauAnnouncementPosted"]]
+    assert events[0]["fields"]["author_name"] == "Mona Manager" and events[0]["bureau"] == BUREAU
+    assert made["uri"].startswith("/bureau-notification/")
+
+
+def test_a_support_request_queues_one_mail_to_support_replying_to_the_user(notifications):
+    from services.notifications.domain import SupportRequest
+    from tests.kit.apps import command_ctx
+
+    for config, support in (({"STRATUM_ADMIN_EMAIL": "admin@stratum.test"}, "admin@stratum.test"),
+                            ({"STRATUM_ADMIN_EMAIL": "admin@stratum.test", "STRATUM_SUPPORT_EMAIL": "help@x.test"},
+                             "help@x.test")):
+        ctx = SupportRequest.gather(FakePeers(config), "create", None, {}, command_ctx(user=OWNER))
+        notifications.create("contact-us", {"support_request_payload": "The printer is on fire"}, ctx)
+        mails = [e for e in notifications.feed(1, 100)["events"] if e["resource"] == "notifications"]
+        mail = mails[-1]["fields"]
+        assert mail["template"] == "customer.support_request" and mail["emails"] == [support]
+        assert mail["reply_to"] == "mona@example.com" and mail["status"] == "queued"
+        assert mail["context"]["support_request_payload"] == "The printer is on fire"
+        assert mail["context"]["requesting_bureau"] == "Acme"
+    names = [e["names"] for e in notifications.feed(1, 100)["events"] if e["resource"] == "contact-us"]
+    assert names == [["SupportRequestCreated", "SupportRequestSubmitted"]] * 2
