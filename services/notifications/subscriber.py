@@ -8,9 +8,9 @@ from services.notifications.application import PositionMoved
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 100
-# The feeds whose events are in the trigger matrix today (capture-and-platform.md E2): orders (orders, comments),
-# identity (users) and files (models). Production and materials follow when their events exist.
-SOURCES = ("orders", "identity", "files")
+# The feeds whose events are in the trigger matrix (capture-and-platform.md E2): orders (orders, comments), identity
+# (users), files (models), production (runs failing, prints joining runs) and materials (stock below its minimum).
+SOURCES = ("orders", "identity", "files", "production", "materials")
 
 
 class Subscriber:

@@ -456,3 +456,42 @@ def test_only_managers_post_notifications(tenant, smtp):
     assert refused.status_code == 403
     time.sleep(2)
     assert smtp.messages(to=address) == []
+
+
+# -- production's events (E2: order scheduled, print error) -----------------------------------------------------------
+
+def test_an_order_scheduled_then_failing_to_print_mails_its_owner_once_each(tenant, smtp):
+    from tests.e2e.test_production_http import Shop, created, settled_count
+    from tests.e2e.test_shop_floor import Floor
+
+    set_notifications(tenant, notification_order_scheduled=1, notification_print_error=1,
+                      notification_order_started_printing=0)
+    owner = email_of(tenant.manager, tenant.standard_user)
+    manager = email_of(tenant.manager, tenant.manager_user)
+    floor = Floor(tenant.manager, Shop(tenant.manager))
+    order = create_order(tenant.manager, order_owner=tenant.standard_user)
+    name = tenant.manager.get(order).json()["name"]
+    product = created(tenant.manager, "/product/", {"order": order, "no_model_upload": True})
+    item = created(tenant.manager, "/line-item/", {"product": product, "quantity": 2, "workflow": floor.workflow})
+    floor.becomes(item, "pending")
+    assert tenant.manager.put(item, json={"status": "confirmed"}).status_code == 204
+    settled_count(tenant.manager, "print", item, 6)
+
+    def mails(template):
+        return [m for m in smtp.messages(template=template) if name in m["Subject"]]
+
+    time.sleep(2)
+    assert mails("nautilus.order_scheduled") == []  # pieces exist, none in a run yet
+    run = floor.run(item, 0, printer=floor.shop.printer)  # both pieces' first prints: the order is scheduled
+    [scheduled] = eventually(lambda: mails("nautilus.order_scheduled"), timeout=30)
+    assert scheduled["X-RcptTo"].strip() == owner
+
+    floor.moved(run, "in-progress")
+    floor.moved(run, "error")
+    [failed] = eventually(lambda: mails("nautilus.print_error"), timeout=30)
+    assert failed["X-RcptTo"].strip() == owner
+    assert run in text_of(failed) and order in text_of(failed)
+    time.sleep(2)
+    assert len(mails("nautilus.order_scheduled")) == 1 and len(mails("nautilus.print_error")) == 1
+    assert mails("nautilus.order_start_printing") == []  # its bits are off
+    assert all(manager not in (m["X-RcptTo"] or "") for m in mails("nautilus.print_error"))
