@@ -299,6 +299,20 @@ def _gateway_paths():
             "delete": {"summary": "Log out", "operationId": "delete-sessions", "tags": ["identity"],
                        "responses": {"204": {"description": "Logged out"}, **_refs("401", "503")}}},
     }
+    webhook_secret = {"type": "object", "properties": {
+        "bureau": {"type": "string", "format": "uri"}, "secret": {"type": "string"}, "generation": {"type": "integer"},
+        "header": {"type": "string"}, "scheme": {"type": "string"}}}
+    paths["/webhook-secret/"] = {
+        "get": {"summary": "The bureau's webhook signing secret (Stratum extension; managers)",
+                "operationId": "get-webhook-secret", "tags": ["notifications"],
+                "description": "Order webhooks carry X-Stratum-Signature: sha256=<hex HMAC-SHA256(secret, "
+                               "X-Stratum-Timestamp + '.' + raw body)>, with this bureau's own secret.",
+                "responses": {"200": {"description": "OK", "content": json_of(webhook_secret)},
+                              **_refs("401", "503"), "403": error("Not a manager of the bureau")}},
+        "post": {"summary": "Replace the bureau's webhook signing secret (Stratum extension; managers)",
+                 "operationId": "post-webhook-secret", "tags": ["notifications"],
+                 "responses": {"200": {"description": "The new secret", "content": json_of(webhook_secret)},
+                               **_refs("401", "503"), "403": error("Not a manager of the bureau")}}}
     paths["/password-reset/"] = {"post": {
         "summary": "Ask for a password reset mail (Stratum extension)", "operationId": "post-password-reset",
         "tags": ["identity"], "security": [],

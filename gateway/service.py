@@ -104,6 +104,27 @@ class GatewayService:
             raise Forbidden("You are not authorized to complete the request.") from None
         return json_response({"token": csrf_token(self.config, caller)})
 
+    # -- the bureau's webhook signing secret (a Stratum extension: services/notifications/webhooks.py) --------------
+
+    @http(ANY_METHOD, "/webhook-secret/")
+    def webhook_secret(self, request):
+        """GET: the caller's bureau's secret for X-Stratum-Signature; POST: replace it (the old one stops signing).
+        Managers only (platform administrators too)."""
+        if request.method not in ("GET", "POST"):
+            raise MethodNotAllowed("Allowed methods on /webhook-secret/: GET, POST.", allow=("GET", "POST"))
+        caller = authenticate(request, self.read.store, self.config)
+        if not caller.platform_admin and self._role(caller) != "manager":
+            raise Forbidden("Only a manager of the bureau can read or replace its webhook secret.")
+        if not caller.bureau:
+            raise InvalidPayload("The session has no bureau.")
+        method = "webhook_secret" if request.method == "GET" else "rotate_webhook_secret"
+        body = self.services.call("notifications", method, caller.bureau)
+        body = dict(body, bureau=self._base(request) + body["bureau"], header="X-Stratum-Signature",
+                    scheme="sha256=HMAC-SHA256(secret, X-Stratum-Timestamp + '.' + raw body), hex")
+        response = json_response(body, 200)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     # -- password reset (capture-and-platform.md C4 `users.password_reset`; a Stratum extension: no session) ---------
 
     @http(ANY_METHOD, "/password-reset/")

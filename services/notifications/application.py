@@ -11,7 +11,8 @@ import logging
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.notifications.domain import Announcement, FeedPosition, Notification, SupportRequest, WebhookDelivery
+from services.notifications.domain import (Announcement, FeedPosition, Notification, SupportRequest, WebhookDelivery,
+                                          WebhookKey)
 from services.notifications.triggers import intents_for
 from shared.application import ResourceApplication
 from shared.registry import resource_classes
@@ -82,6 +83,22 @@ class Notifications(ResourceApplication):
         except IntegrityError:  # another migrate got there first
             return self.feed_position(application)
         return start.position
+
+    def webhook_generation(self, bureau):
+        try:
+            return self.repository.get(WebhookKey.id_for(bureau)).generation
+        except AggregateNotFoundError:
+            return 0
+
+    def rotate_webhook_key(self, bureau):
+        """A new generation of the bureau's webhook secret. Returns the new generation."""
+        try:
+            key = self.repository.get(WebhookKey.id_for(bureau))
+        except AggregateNotFoundError:
+            key = WebhookKey.start(bureau)
+        key.rotate()
+        self.save(key)
+        return key.generation
 
     def _exists(self, aggregate_id):
         try:

@@ -242,3 +242,35 @@ class FeedPosition(Aggregate):
 
 
 name_aggregate(FeedPosition, "notifications/feed-position")
+
+
+class WebhookKey(Aggregate):
+    """Which generation of its webhook signing secret a bureau uses (services.notifications.webhooks.bureau_secret).
+    Only the number is stored, never a secret; a bureau that never rotated has none (generation 0)."""
+
+    class Started(Aggregate.Created):
+        bureau: str
+
+    class Rotated(Aggregate.Event):
+        generation: int
+
+        def apply(self, aggregate):
+            aggregate.generation = self.generation
+
+    def __init__(self, bureau):
+        self.bureau = bureau
+        self.generation = 0
+
+    @staticmethod
+    def id_for(bureau):
+        return uuid5(NAMESPACE_URL, f"stratum:notifications:webhook-key:{bureau}")
+
+    @classmethod
+    def start(cls, bureau):
+        return cls._create(cls.Started, id=cls.id_for(bureau), bureau=bureau)
+
+    def rotate(self):
+        self.trigger_event(self.Rotated, generation=self.generation + 1)
+
+
+name_aggregate(WebhookKey, "notifications/webhook-key")

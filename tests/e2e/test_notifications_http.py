@@ -280,8 +280,11 @@ def test_order_webhooks_are_signed_and_retried_after_a_500(tenant):
         (first_headers, first_body), (headers, body) = receiver.calls[:2]
     finally:
         receiver.close()
-    assert webhooks.verify(SECRET.encode(), headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
+    secret = tenant.manager.get("/webhook-secret/").json()["secret"].encode()
+    assert webhooks.verify(secret, headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
     assert not webhooks.verify(b"wrong", headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
+    # the bureau's own secret: not the deployment's key
+    assert not webhooks.verify(SECRET.encode(), headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
     assert headers["X-Stratum-Delivery"] == first_headers["X-Stratum-Delivery"]  # the retry is the same delivery
     payload = json.loads(body)
     assert payload["event"] == "OrderCreated" and payload["order"] == order
@@ -495,3 +498,24 @@ def test_an_order_scheduled_then_failing_to_print_mails_its_owner_once_each(tena
     assert len(mails("nautilus.order_scheduled")) == 1 and len(mails("nautilus.print_error")) == 1
     assert mails("nautilus.order_start_printing") == []  # its bits are off
     assert all(manager not in (m["X-RcptTo"] or "") for m in mails("nautilus.print_error"))
+
+
+def test_each_bureau_signs_with_its_own_webhook_secret_which_its_managers_may_replace(tenant, other):
+    assert tenant.standard.get("/webhook-secret/").status_code == 403
+    mine = tenant.manager.get("/webhook-secret/").json()
+    theirs = other.manager.get("/webhook-secret/").json()
+    assert mine["secret"] != theirs["secret"] and mine["bureau"] == tenant.bureau
+    receiver = Receiver(failures=0)
+    try:
+        replaced = tenant.manager.post("/webhook-secret/").json()
+        assert replaced["secret"] != mine["secret"] and replaced["generation"] == mine["generation"] + 1
+        assert tenant.manager.get("/webhook-secret/").json()["secret"] == replaced["secret"]
+        create_order(tenant.manager, callback_url=receiver.url)
+        eventually(lambda: receiver.calls, timeout=20)
+        headers, body = receiver.calls[0]
+    finally:
+        receiver.close()
+    stamp, signed = headers["X-Stratum-Timestamp"], headers["X-Stratum-Signature"]
+    assert webhooks.verify(replaced["secret"].encode(), stamp, body, signed)
+    assert not webhooks.verify(mine["secret"].encode(), stamp, body, signed)  # the old one no longer signs
+    assert not webhooks.verify(theirs["secret"].encode(), stamp, body, signed)

@@ -430,3 +430,21 @@ def test_every_new_template_renders_its_own_text(template, shows):
                                             "reset_token": "TOKEN", "support_request_payload": "help me"})
     assert subject and subject != template  # its own subject line
     assert shows in text and shows in html and "<html>" in html
+
+
+def test_webhook_secrets_are_per_bureau_and_replaced_by_a_new_generation(notifications):
+    from services.notifications import webhooks
+
+    other = "/bureau/99999999-9999-9999-9999-999999999999/"
+    key = b"deployment-key"
+    assert notifications.webhook_generation(BUREAU) == 0
+    first = webhooks.bureau_secret(key, BUREAU, notifications.webhook_generation(BUREAU))
+    assert first != webhooks.bureau_secret(key, other, 0) and first != key
+    assert notifications.rotate_webhook_key(BUREAU) == 1
+    second = webhooks.bureau_secret(key, BUREAU, notifications.webhook_generation(BUREAU))
+    assert second != first and notifications.webhook_generation(other) == 0
+    body = b'{"event":"OrderCreated"}'
+    signed = webhooks.signature(second, "1700000000", body)
+    assert webhooks.verify(second, "1700000000", body, signed) and not webhooks.verify(first, "1700000000", body,
+                                                                                        signed)
+    assert "deployment-key" not in repr([n.state for n in notifications.recorder.select_notifications(1, 100)])
