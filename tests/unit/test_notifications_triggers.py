@@ -448,3 +448,21 @@ def test_webhook_secrets_are_per_bureau_and_replaced_by_a_new_generation(notific
     assert webhooks.verify(second, "1700000000", body, signed) and not webhooks.verify(first, "1700000000", body,
                                                                                         signed)
     assert "deployment-key" not in repr([n.state for n in notifications.recorder.select_notifications(1, 100)])
+
+
+def test_a_position_an_earlier_release_stored_still_counts(notifications):
+    """Releases before the move to shared.follower kept the position as a FeedPosition aggregate: it loads, and
+    the subscriber goes on after it (nothing mailed twice, nothing skipped); tracking takes over from there."""
+    from services.notifications.domain import FeedPosition
+
+    old = FeedPosition.start("orders")
+    old.advance(5)
+    notifications.save(old)
+    facts = FakeFacts(settings={"notification_order_created": 1})
+    assert notifications.feed_position("orders") == 5
+    assert notifications.begin_at("orders", 9) == 5  # begun long ago: the migrate step moves nothing
+    batch = [event(["OrderCreated"], ORDER, kind="created", position=p) for p in (5, 6)]
+    assert notifications.record_batch("orders", batch, 6, facts) == 6
+    assert len(_stored(notifications)) == 1  # position 5 was mailed by the earlier release
+    assert notifications.recorder.max_tracking_id("orders") == 6
+    assert notifications.repository.get(FeedPosition.id_for("orders")).position == 5  # nothing writes it now
