@@ -26,10 +26,6 @@ log = logging.getLogger(__name__)
 UNREADABLE = (KeyError, TypeError, ValueError, AttributeError)
 
 
-class PositionMoved(Exception):
-    """Kept for callers of earlier releases: the subscriber no longer raises it (a conflict returns the position)."""
-
-
 class Notifications(FeedFollower, ResourceApplication):
     """Follows the other services' feeds as production and orders do (shared.follower.FeedFollower): the position
     in each feed is an eventsourcing tracking record, written in the transaction of the notifications a batch made.
