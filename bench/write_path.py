@@ -30,6 +30,7 @@ import os
 import platform
 import shutil
 import signal
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -527,6 +528,32 @@ def measure_ceiling(postgres_dsn, rows):
             "pipelined": True}
 
 
+def measure_sqlite_ceiling(workdir, rows):
+    """The same loop on a SQLite file, as eventsourcing's SQLite recorder writes: WAL journal, one writer,
+    BEGIN IMMEDIATE; INSERT; COMMIT per row."""
+    path = os.path.join(workdir, "ceiling.sqlite")
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"CREATE TABLE {CEILING_TABLE} (originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, "
+                     "topic TEXT, state BLOB, notification_id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                     "UNIQUE (originator_id, originator_version))")
+        insert = (f"INSERT INTO {CEILING_TABLE} (originator_id, originator_version, topic, state) "
+                  "VALUES (?, ?, ?, ?) RETURNING notification_id")
+        started = time.perf_counter()
+        for _ in range(rows):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(insert, (str(uuid.uuid4()), 1, "services.orders.domain:Order.Created",
+                                  os.urandom(STATE_BYTES))).fetchone()
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+    finally:
+        conn.close()
+        os.remove(path)
+    return {"rows": rows, "elapsed_s": elapsed, "rows_per_s": rows / elapsed, "state_bytes": STATE_BYTES,
+            "pipelined": False, "storage": "sqlite"}
+
+
 def create_ceiling_table(conn):
     """The shape of eventsourcing's stored-events table."""
     conn.execute(
@@ -576,7 +603,7 @@ def report_lines(report):
     facts, a, b, c = report["machine"], report["throughput"], report["lag"], report["ceiling"]
     indent = " " * 20
     lines = [
-        f"Stratum write path — {report['timestamp']}",
+        f"Stratum write path — {report['timestamp']} — {report['settings'].get('storage', 'postgresql')}",
         f"machine: nproc {facts['nproc']} · PostgreSQL {facts['postgresql']} "
         f"(synchronous_commit={facts['synchronous_commit']}, fsync={facts['fsync']}) · "
         f"RabbitMQ {facts['rabbitmq'] or 'n/a'} · Python {facts['python']} · psycopg {facts['psycopg']}",
@@ -603,8 +630,9 @@ def report_lines(report):
     if b["failures"]:
         lines.append(f"{indent}failures: {json.dumps(b['failures'])}")
     lines += [
-        f"(c) ceiling         {c['rows_per_s']:8.1f} rows/s     {c['rows']} × (BEGIN; LOCK TABLE … IN EXCLUSIVE MODE; "
-        f"INSERT; COMMIT) on 1 connection in {c['elapsed_s']:.2f} s",
+        f"(c) ceiling         {c['rows_per_s']:8.1f} rows/s     {c['rows']} × "
+        + ("(BEGIN IMMEDIATE; INSERT; COMMIT) on a SQLite file (WAL)" if c.get("storage") == "sqlite" else
+           "(BEGIN; LOCK TABLE … IN EXCLUSIVE MODE; INSERT; COMMIT)") + f" on 1 connection in {c['elapsed_s']:.2f} s",
         "",
         f"(a)/(c)             {report['throughput_vs_ceiling']:.3f}   the HTTP write path runs at "
         f"{report['throughput_vs_ceiling']:.1%} of the single-writer commit ceiling "
@@ -658,6 +686,9 @@ def parse_args(argv):
     parser.add_argument("--requests", type=int, default=800, help="orders POSTed in (a); rows inserted in (c)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients in (a)")
     parser.add_argument("--lag-samples", type=int, default=100, help="sequential samples in (b)")
+    parser.add_argument("--sqlite", action="store_true",
+                        help="event stores and read side on SQLite files (the default deployment); ceiling (c) on "
+                             "a SQLite file too")
     args = parser.parse_args(argv)
     if min(args.requests, args.clients, args.lag_samples) < 1:
         parser.error("--requests, --clients and --lag-samples must be at least 1")
@@ -669,10 +700,10 @@ def run(args):
     with throwaway_database(PG_ADMIN_DSN) as dsn, throwaway_vhost(AMQP_BASE) as amqp_uri, \
             tempfile.TemporaryDirectory(prefix="stratum-bench-") as workdir:
         port = free_port()
-        env = service_env(dsn, amqp_uri, port, workdir)
+        env = service_env("" if args.sqlite else dsn, amqp_uri, port, workdir)
         run_migrate(env)
         log(f"(c) ceiling: {args.requests} raw transactions, before the services start")
-        ceiling = measure_ceiling(dsn, args.requests)
+        ceiling = measure_sqlite_ceiling(workdir, args.requests) if args.sqlite else measure_ceiling(dsn, args.requests)
         base_url = f"http://127.0.0.1:{port}"
         with running_system(env, workdir) as processes:
             wait_for_gateway(base_url, processes)
@@ -697,7 +728,8 @@ def run(args):
         "ceiling": ceiling,
         "processes": list(PROCESSES),
         "max_workers": build_config(environ=env)["max_workers"],
-        "settings": {"requests": args.requests, "clients": args.clients, "lag_samples": args.lag_samples},
+        "settings": {"requests": args.requests, "clients": args.clients, "lag_samples": args.lag_samples,
+                     "storage": "sqlite" if args.sqlite else "postgresql"},
         "exited_during_run": died,
         "throughput_vs_ceiling": (throughput["orders_per_s"] or 0) / ceiling["rows_per_s"],
         "cpu_goal_ms_per_order": CPU_GOAL_MS,

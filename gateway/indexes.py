@@ -94,6 +94,12 @@ def _index_name(table, field):
 
 # -- DDL ----------------------------------------------------------------------------------------------------------
 
+# A B-tree entry on PostgreSQL holds at most ~2,700 bytes: a longer text value (an order's pasted notes) made the
+# list-key insert fail, and with it the whole projector batch, for ever. Text keys keep their first characters; a
+# filter on a longer value rechecks the document (gateway.readstore._column_filter). SQLite has no such limit.
+TEXT_KEY_LENGTH = 200
+
+
 def _pg_value(field, kind):
     raw = f"NEW.doc->>{_quote(field)}"
     typed = f"jsonb_typeof(NEW.doc->{_quote(field)})"
@@ -103,7 +109,7 @@ def _pg_value(field, kind):
         return f"CASE WHEN {typed} = 'number' THEN ({raw})::double precision END"
     if kind == "boolean":
         return f"CASE WHEN {typed} = 'boolean' THEN ({raw})::boolean END"
-    return raw
+    return f"left({raw}, {TEXT_KEY_LENGTH})"
 
 
 def _sqlite_value(field):

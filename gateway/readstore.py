@@ -8,12 +8,12 @@ import threading
 import time
 import uuid as uuidlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from datetime import datetime, timezone
 
-from sqlalchemy import (and_, create_engine, delete, event, exists, func, inspect, literal, literal_column, or_, select,
-                        text, type_coerce, update)
+from sqlalchemy import (Text, and_, create_engine, delete, event, exists, func, inspect, literal, literal_column, or_,
+                        select, text, type_coerce, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
@@ -21,7 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway import cursors, indexes
+from gateway import cursors, indexes, production_views
 from gateway.batch import Batch, dialect_insert, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
@@ -326,10 +326,17 @@ class ReadStore:
         source = keys.join(documents, documents.c.path == keys.c.path)
         conditions, needs_document = [_keys_visible(keys, bureau, spec.name)], False
         for flt in query.filters:
+            derived = DERIVED_FILTERS.get((spec.name, flt.field))
+            if derived is not None:  # a filter on other documents than the listed ones
+                conditions.append(derived(keys, flt, bureau, self.engine.dialect.name))
+                continue
             column = _key_column(keys, flt.field)
             if column is None:  # an array or object: the document's value
                 needs_document = True
                 conditions.append(self._doc_filter(spec, flt))
+            elif not self.is_sqlite and _beyond_text_key(column, flt):  # the key holds the value's start only
+                needs_document = True
+                conditions.append(_long_text_filter(column, documents.c.doc[flt.field].as_string(), flt))
             else:
                 conditions.append(_column_filter(column, flt))
         order = []
@@ -700,6 +707,46 @@ def _audit_visible(scope):
     return clause
 
 
+def _order_run_status(keys, flt, scope, dialect):
+    """orders.md: the orders where at least one run has one of the statuses. Served by the hidden per-(order, status)
+    documents gateway.production_views keeps, found through their status index (REFERENCES); the list keys of the
+    orders are then matched by path."""
+    held = documents.alias("run_statuses")  # never correlated with the documents an outer query may join
+    status = literal_column(reference_sql(dialect, "status"))
+    order = literal_column(reference_sql(dialect, "order"))
+    orders = (select(order).select_from(held)
+              .where(literal_column("resource") == literal_column(f"'{production_views.ORDER_RUN_STATUS}'"),
+                     held.c.deleted.is_(False), _bureau_clause(held.c.bureau, scope), _column_filter(status, flt)))
+    return keys.c.path.in_(orders)
+
+
+# Filters answered from documents other than the listed resource's own (filter-only fields the map derives).
+DERIVED_FILTERS = {("order", "run_status"): _order_run_status}
+
+
+def _beyond_text_key(column, flt):
+    """A text filter value as long as the list keys' stored start of a text (indexes.TEXT_KEY_LENGTH) or longer."""
+    return isinstance(column.type, Text) and any(isinstance(v, str) and len(v) >= indexes.TEXT_KEY_LENGTH
+                                                 for v in flt.values)
+
+
+def _long_text_filter(column, whole, flt):
+    """On PostgreSQL the key holds a text's first TEXT_KEY_LENGTH characters: the index narrows on that start, the
+    document's whole value decides."""
+    n = indexes.TEXT_KEY_LENGTH
+    if flt.op == ">":
+        return and_(column >= flt.values[0][:n], whole > flt.values[0])
+    if flt.op == "<":
+        return and_(column <= flt.values[0][:n], whole < flt.values[0])
+    alternatives = []
+    for value in flt.values:
+        if isinstance(value, str) and len(value) >= n:
+            alternatives.append(and_(column == value[:n], whole == value))
+        else:
+            alternatives.append(_column_filter(column, replace(flt, values=[value])))
+    return or_(*alternatives)
+
+
 def _column_filter(column, flt):
     if flt.op == ">":
         return column > flt.values[0]
@@ -756,7 +803,8 @@ def _convert_legacy_audit(conn, page=20_000):
 REFERENCES = (("line-item", "order"), ("line-item", "model"), ("line-item", "materials.base"),
               ("line-item", "materials.support"), ("line-item", "workflow"), ("order", "order_owner"),
               ("order", "user"), ("prep-workflow-record", "line_item"),
-              ("prep-task-record", "prep_workflow_record"), ("comment", "related_uuid"))
+              ("prep-task-record", "prep_workflow_record"), ("comment", "related_uuid"),
+              *production_views.REFERENCES)
 
 
 def reference_indexes(dialect, schema):

@@ -41,6 +41,10 @@ MISSING_IS_NOT_FOUND = frozenset({"zipfile-request"})
 # a batch action on an unknown batch is a 404).
 REFERENCE_NOT_FOUND = frozenset({("material-batch-action", "source_batch")})
 
+# URI fields whose map documents the resource's own 404 ("… or related object cannot be found.") for a target that is
+# missing or not the caller's (production.md §2.3: a run transformation of an unknown run).
+RELATED_NOT_FOUND = frozenset({("run-transformation", "source_run")})
+
 # URIs inside object fields: (resource, field) → {member: kind, or None when the URI names its kind}; for a field
 # holding an array, each object in it. orders.md §0 (line item materials), §1.11–1.12 (comment mentions and action
 # assignee), production.md (workflow specimens `{uri, quantity}`).
@@ -66,6 +70,8 @@ def check_references(spec, fields, scope, store):
                 except InvalidPayload:
                     if (owner, name) in REFERENCE_NOT_FOUND and field.ref:
                         raise NotFound(catalogue.resource(field.ref).not_found) from None
+                    if (owner, name) in RELATED_NOT_FOUND:
+                        raise NotFound(spec.not_found) from None
                     raise
         if (owner, name) in URI_OR_WILDCARD and value != URI_OR_WILDCARD[(owner, name)]:
             path = _path(value)

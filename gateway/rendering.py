@@ -2,7 +2,12 @@
 from shared.uris import absolute
 
 # URIs stored inside the items of an array of objects: {resource: {field: key}} (a layout's positions name models)
-NESTED_URIS = {"layout": {"positions": "model", "unfitted": "model"}}
+NESTED_URIS = {"layout": {"positions": "model", "unfitted": "model"}, "run-material": {"materials": "material"},
+               "piece-actuals": {"per_step_details": ("process_step", "run")},
+               "line-item-actuals": {"per_step_details": "process_step"}}
+# Views whose `uri` names another resource (production.md §4.5: a workstation's is its printer, post-processor or
+# shipping station, which shares its uuid), stored under this document field.
+URI_FIELD = {"workstation": "uri"}
 
 
 def render(spec, path, doc, base_url):
@@ -16,11 +21,12 @@ def render(spec, path, doc, base_url):
         elif field.type == "array" and field.items == "uri":
             value = [absolute(base_url, item) for item in value or []]
         elif name in NESTED_URIS.get(spec.name, {}) and isinstance(value, list):
-            key = NESTED_URIS[spec.name][name]
-            value = [dict(item, **{key: absolute(base_url, item.get(key))}) if isinstance(item, dict) else item
-                     for item in value]
+            keys = NESTED_URIS[spec.name][name]
+            keys = (keys,) if isinstance(keys, str) else keys
+            value = [dict(item, **{key: absolute(base_url, item.get(key)) for key in keys})
+                     if isinstance(item, dict) else item for item in value]
         body[name] = value
-    body["uri"] = absolute(base_url, path)
+    body["uri"] = absolute(base_url, doc.get(URI_FIELD[spec.name]) if spec.name in URI_FIELD else path)
     return body
 
 

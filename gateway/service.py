@@ -205,7 +205,7 @@ class GatewayService:
         caller = authenticate(request, self.read.store, self.config)
         if spec.special:  # parameterised or protocol endpoints (oauth, content download, …)
             self._verb(spec, route.shape, request.method)
-            return special.HANDLERS[spec.name](self.read, caller, values)
+            return special.HANDLERS[spec.name](self.read, caller, dict(values, base=self._base(request)))
         if route.shape == "action":
             return self._action(request, spec, route.action, _valid_uuid(uuid, spec), caller)
         verb = self._verb(spec, route.shape, request.method)

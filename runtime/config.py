@@ -20,6 +20,7 @@ DEFAULTS = {
     "STRATUM_SECRET_KEY": "",
     "STRATUM_SESSION_IDLE_MINUTES": "480",
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
+    "STRATUM_MQTT_PORT": "1884",  # RabbitMQ's MQTT plugin, where machines report (runtime.mqtt; 1883 is often taken)
     "STRATUM_MAX_WORKERS": "10",
     # PostgreSQL connections (runtime.budget adds them up per process; README "Connection budget"):
     "STRATUM_PG_POOL_SIZE": "2",  # each service's event store: kept open from start…

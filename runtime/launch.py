@@ -1,6 +1,6 @@
 """`make run`: start the whole system on this machine — migrate storage, then every process of runtime.topology,
 each in its own OS process, supervised until Ctrl-C (or SIGTERM). Fails early and clearly when RabbitMQ cannot be
-reached.
+reached; enables RabbitMQ's MQTT plugin when it is off (runtime.mqtt), saying so.
 
 Supervision: a process that exits is started again after a backoff that doubles on each exit in a row
 (1 s, 2 s, 4 s … capped at 30 s) and starts over once it has run for a minute; each restart is logged, and the
@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 from runtime.budget import connection_budget, describe_budget, server_headroom
 from runtime.config import build_config
 from runtime.migrate import migrate
+from runtime.mqtt import ensure_mqtt_plugin, mqtt_port
 from runtime.topology import PROCESSES
 
 BACKOFF_FIRST = 1.0  # seconds before the first restart of a process
@@ -190,6 +191,8 @@ def main():
             "             or:  docker compose up -d rabbitmq\n"
             "  or point AMQP_URI at a running broker (amqp://user:password@host:5672/)."
         )
+    # machines report over MQTT through RabbitMQ's plugin (services.capture.telemetry): on when it is off, said so
+    ensure_mqtt_plugin(mqtt_port(config), say=lambda message: print(message, flush=True))
     migrate(config)
     if config["STRATUM_POSTGRES_DSN"]:
         budget = connection_budget(config)

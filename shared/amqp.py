@@ -13,11 +13,12 @@ itself reconnects on its own; these subclasses make the steps around it do the s
 - the event exchange is declared at start on a connection of its own, retried while the broker is away (nameko
   takes one from kombu's process-wide pool unchecked, which after a broker restart may be dead or closed).
 
-Every entrypoint of a Stratum service must come from here (`rpc`, `event_handler`), and so must its
+Every entrypoint of a Stratum service must come from here (`rpc`, `event_handler`, `consume`), and so must its
 `EventDispatcher` and its RPC callers' `ReplyListener`: a container whose @rpc methods mixed these with nameko's
 own would run two RPC consumers on one queue, each refusing the other's methods (tests/unit/test_amqp.py holds the
 code to that).
 """
+import functools
 import logging
 import sys
 import time
@@ -30,6 +31,7 @@ from nameko import events, messaging
 from nameko import rpc as nameko_rpc
 from nameko.constants import (AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, DEFAULT_SERIALIZER, LOGIN_METHOD_CONFIG_KEY,
                               SERIALIZER_CONFIG_KEY)
+from nameko.exceptions import ContainerBeingKilled
 from nameko.rpc import Responder, get_rpc_exchange
 
 from shared import dead_letter
@@ -173,9 +175,27 @@ def _screen(entrypoint, message, queue_name):
         return "handle"
 
 
+class Consumer(messaging.Consumer):
+    """A queue of the service's own bound to another exchange (devices' reports on `amq.topic`,
+    services.capture.telemetry). The handler gets (body, routing key, message_id): the routing key names the
+    device. A handler that raises has its message acked and logged (nameko's default), never requeued in a loop."""
+
+    queue_consumer = QueueConsumer()
+
+    def handle_message(self, body, message):
+        args = (body, message.delivery_info.get("routing_key"), message.properties.get("message_id"))
+        handle_result = functools.partial(self.handle_result, message)
+        try:
+            self.container.spawn_worker(self, args, {}, context_data=self.unpack_message_headers(message),
+                                        handle_result=handle_result)
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+
 class ReplyListener(nameko_rpc.ReplyListener):
     queue_consumer = QueueConsumer()
 
 
 rpc = Rpc.decorator
 event_handler = EventHandler.decorator
+consume = Consumer.decorator

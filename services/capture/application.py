@@ -6,6 +6,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.capture import machines
+from services.capture.commands import ModelerCommand
 from services.capture.domain import Build, Capture as CaptureRecord, CaptureType, Modeler, ModelerType
 from shared import uris
 from shared.application import ResourceApplication, Unit
@@ -16,7 +17,8 @@ INTERNAL = {"platform_admin": True}
 
 class Capture(ResourceApplication):
     name = "capture"
-    aggregates = resource_classes("capture", [ModelerType, CaptureType, Modeler, CaptureRecord, Build])
+    aggregates = resource_classes("capture", [ModelerType, CaptureType, Modeler, CaptureRecord, Build,
+                                              ModelerCommand])
 
     # -- platform data ---------------------------------------------------------------------------------------------
 
@@ -115,7 +117,7 @@ class Capture(ResourceApplication):
                 modeler_path = uris.resource_path("modeler", modeler.id)
                 paths = {}
                 for job in outcome.jobs:
-                    build = self._build(modeler_path, job, capture.bureau, runs.get(job.key))
+                    build = self._build(modeler_path, job, capture.bureau, runs.get(job.key), capture.taken_at)
                     if build is not None:
                         builds.append(build)
                         paths[job.key] = uris.resource_path("build", build.id)
@@ -128,18 +130,28 @@ class Capture(ResourceApplication):
 
         return self._execute({"command_id": command_id}, command)
 
-    def _build(self, modeler_path, job, bureau, run=None):
+    def _build(self, modeler_path, job, bureau, run=None, at=None):
+        """The job's build, created or brought up to date by a report taken at `at` (the capture's time). A report
+        older than the last one that changed the build (captures parse in any order) changes nothing but the link."""
         build_id = Build.id_for(modeler_path, job.key)
         fields = job.build_fields()
         try:
             build = self.repository.get(build_id)
         except AggregateNotFoundError:
-            return Build.create(build_id, dict(fields, modeler=modeler_path, run=run, carbon_footprint_estimate=None),
-                                bureau, None)
+            return Build.create(build_id, dict(fields, modeler=modeler_path, run=run, carbon_footprint_estimate=None,
+                                               _reported_at=at), bureau, None)
         if not isinstance(build, Build) or build.deleted:
             return None  # someone deleted this job's build: a later report does not bring it back
-        # a job's figures only grow more complete: what this report does not know keeps its earlier value
-        build.update({k: v for k, v in fields.items() if v is not None and v != []}, None)
+        if not at or at >= (build.fields.get("_reported_at") or ""):
+            # a job's figures only grow more complete: what this report does not know keeps its earlier value. Its
+            # times and layers are recorded before its status, so a follower of the feed (production, F6 step 5)
+            # knows when the machine started or ended the job by the time it hears that it did
+            known = {k: v for k, v in fields.items() if v is not None and v != []}
+            figures = {k: v for k, v in known.items() if k != "status"}
+            if at and any(build.fields.get(k) != v for k, v in known.items()):
+                figures["_reported_at"] = at
+            build.update(figures, None)
+            build.update({k: v for k, v in known.items() if k == "status"}, None)
         if run and not build.fields.get("run"):
             build.update({"run": run}, None)  # BuildLinkedToRun
         return build

@@ -1,18 +1,29 @@
-"""The capture service: resource commands, the upload RPCs the gateway calls when a capture's raw file lands, and the
-background parsing of captures (from a durable queue, after the upload has committed; a sweep restarts lost jobs)."""
+"""The capture service: resource commands, the upload RPCs the gateway calls when a capture's raw file lands, the
+background parsing of captures (from a durable queue, after the upload has committed; a sweep restarts lost jobs),
+and the machines' live status reports off the broker, AMQP or MQTT (services.capture.telemetry)."""
 import logging
+
+from kombu import Exchange, Queue
+from nameko.messaging import Publisher
 
 from services.capture.application import Capture
 from services.capture.domain import Capture as CaptureRecord
+from services.capture import telemetry
+from services.capture.commands import COMMAND_EVENT
 from services.capture.processing import CAPTURE_RECEIVED, Pipeline
-from shared.amqp import event_handler
+from shared.amqp import consume, event_handler
 from shared.blobstore import Blobs
-from shared.errors import NotFound
+from shared.errors import NotFound, StratumError
+from shared import uris
 from shared.eventstore import EventStore
 from shared.service import ResourceService, rpc
 from shared.sweep import sweep_timer, sweeper_for
 
 log = logging.getLogger(__name__)
+DEVICES = Exchange(telemetry.EXCHANGE, type="topic", durable=True)  # amq.topic: where MQTT meets AMQP
+REPORTS = Queue(telemetry.QUEUE, exchange=DEVICES, routing_key=telemetry.ROUTING_KEYS, durable=True)
+COMMAND_STATUS = Queue(telemetry.COMMAND_STATUS_QUEUE, exchange=DEVICES, routing_key=telemetry.COMMAND_STATUS_KEYS,
+                       durable=True)
 
 
 class CaptureStore(EventStore):
@@ -52,6 +63,41 @@ class CaptureService(ResourceService):
             Pipeline(self.app, self.blobs, self._announce, self._find_run).process(payload["uuid"], payload["sha256"])
         except Exception:  # nameko would ack and drop it anyway; the sweep restarts it
             log.exception("parsing %s failed", payload)
+
+    @consume(REPORTS)
+    def device_report(self, body, routing_key, message_id):
+        """A machine's status report off `amq.topic` (MQTT through RabbitMQ's plugin, or AMQP), taken as a status
+        capture of its modeler (services.capture.telemetry)."""
+        try:
+            telemetry.Telemetry(self.app, self.blobs, self._announce, self._find_run).take(routing_key, body,
+                                                                                          message_id)
+        except Exception:  # acked and logged: a capture left awaiting parsing is found by the sweep
+            log.exception("taking the report on %s failed", routing_key)
+
+    # -- commands (A5): relayed to their machine, answered by it ----------------------------------------------------
+
+    devices = Publisher(exchange=DEVICES)
+
+    @event_handler("capture", COMMAND_EVENT)
+    def relay_command(self, payload):
+        """An issued command (published on nautilus.command) goes on to its machine's command topic."""
+        try:
+            modeler = uris.parse_uri(payload["modeler"])[1]
+        except (KeyError, TypeError, ValueError):
+            log.warning("a command names no modeler: %s", payload)
+            return
+        self.devices(payload, routing_key=telemetry.command_routing_key(modeler))
+
+    @consume(COMMAND_STATUS)
+    def command_status(self, body, routing_key, message_id):
+        """A machine's answer to a command moves it (processing, complete, error), as the machine side's PUT."""
+        try:
+            result = telemetry.take_command_status(self.app, routing_key, body)
+        except StratumError as error:  # a move the table refuses (409) or a bad field: the machine's mistake
+            log.warning("a command status on %s was refused: %s", routing_key, error)
+            return
+        if result is not None:
+            self._announce(result)
 
     def _find_run(self, run_uuid, bureau):
         """The path of run `run_uuid` when the bureau has it (production answers; NotFound otherwise)."""

@@ -8,6 +8,8 @@ from services.materials import consumption, genealogy
 from services.materials.actions import MaterialBatchAction
 from services.materials.domain import (MaterialBatch, MaterialContainer, MaterialLot, MaterialLotAction,
                                        MaterialPurchaseOrder)
+from services.materials.reports import MaterialBatchTraceabilityReport, TraceabilityReport
+from services.materials.stock import MaterialStockAction, Stock
 from shared.application import ResourceApplication
 from shared.follower import FeedFollower
 from shared.registry import resource_classes
@@ -18,7 +20,9 @@ INTERNAL = {"platform_admin": True}
 class Materials(FeedFollower, ResourceApplication):
     name = "materials"
     aggregates = resource_classes("materials", [MaterialPurchaseOrder, MaterialLot, MaterialLotAction,
-                                                MaterialContainer, MaterialBatch, MaterialBatchAction])
+                                                MaterialContainer, MaterialBatch, MaterialBatchAction,
+                                                Stock, MaterialStockAction, MaterialBatchTraceabilityReport,
+                                                TraceabilityReport])
     # which batches are (or were) loaded in a printer: a completed run's printer names the batches it printed from
     indexed_references = (("material-batch", "at_machine"),)
 

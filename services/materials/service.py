@@ -1,12 +1,16 @@
 """The materials service: the generic resource commands (shared.service), the genealogy read, and flow F3: it
 follows production's feed (completed runs, shared.follower) and tells production what each run consumed
-(services.materials.consumption)."""
+(services.materials.consumption). The traceability reports' background jobs run here too
+(services.materials.reports)."""
 import logging
+import time
 
 from nameko.timer import timer
 
 from services.materials.application import INTERNAL, Materials
 from services.materials.consumption import PRODUCTION, RUN_CONSUMPTION_RECORDED, RunConsumption, additive_id
+from services.materials.reports import REPORT_CLASSES, REPORT_REQUESTED, ReportJob
+from shared.blobstore import Blobs
 from shared.amqp import event_handler
 from shared.errors import StratumError
 from shared.eventstore import EventStore
@@ -21,6 +25,7 @@ log = logging.getLogger(__name__)
 class MaterialsService(ResourceService):
     name = "materials"
     app = EventStore(Materials)
+    blobs = Blobs()
 
     @rpc
     def genealogy(self, batch_uuid, ctx):
@@ -41,6 +46,29 @@ class MaterialsService(ResourceService):
 
     def _follow_production(self):
         pull(self.app, self.services, PRODUCTION, lambda feed: self.app.apply_feed(PRODUCTION, feed), self._announce)
+
+    # -- traceability reports (background jobs) ------------------------------------------------------------------------
+
+    @event_handler("materials", REPORT_REQUESTED)
+    def make_report(self, payload):
+        try:
+            ReportJob(self.app, self.blobs, self.services, self._announce).run(payload["report"])
+        except Exception:  # nameko would ack and drop it anyway; the sweep starts it again
+            log.exception("traceability report job %s failed", payload)
+
+    @sweep_timer(interval=30)
+    def resume_reports(self):
+        """Reports still pending or processing long after they were asked for (a lost message, a killed service)
+        are asked for again; the job's steps are idempotent."""
+        grace = int(self.config["STRATUM_SWEEP_SECONDS"])
+        sweeper = sweeper_for(self.app, "reports", [(cls, cls.Created) for cls in REPORT_CLASSES], grace)
+
+        def resume(report):
+            if time.time() - _epoch(report.modified_on) < grace:
+                return  # asked for or started just now: look again later
+            self.dispatch(REPORT_REQUESTED, {"report": resource_path(report.resource, report.id)})
+
+        sweeper.sweep(lambda report: isinstance(report, REPORT_CLASSES) and report.waiting, resume)
 
     # -- telling production what a run consumed -------------------------------------------------------------------------
 
@@ -78,3 +106,7 @@ class MaterialsService(ResourceService):
             "run-actuals-additive", uuid))
         if position:
             self._announce({"application": self.app.name, "position": position})
+
+
+def _epoch(timestamp):
+    return timestamp.timestamp() if hasattr(timestamp, "timestamp") else float(timestamp)

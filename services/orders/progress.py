@@ -5,10 +5,14 @@ progress. Production never writes here; it only records what its pieces do.
 Orders keeps, per line item, a `PieceProgress`: its pieces' statuses as the feed told them. From them:
 * a piece at or past printing (the first print in progress) → the line item is `printing`;
 * every live piece past printing and one in a post-processing step → `post-processing`; the same for `shipping`;
-* every live piece complete → `complete` (cancelled and replaced pieces do not count).
+* every live piece complete → `complete` (cancelled, scrapped and remanufactured pieces do not count);
+* §1.4 "error if pieces are in error and none are progressing": a piece in `error` while every other live piece is
+  `complete` or in `error` too → `error` (with the line item's `error` saying so). When no live piece is in error any
+  more (the failed ones remanufactured, scrapped, redone or forced on: production.md §2.3, F5), such a line item
+  returns to the status its pieces give (`confirmed` when none has started again).
 A line item only moves forward, along its own transition table (confirmed → printing → …; a step it skips is
-walked through), and never out of `error`, `cancelled` or a status a client set ahead. The order's status follows
-in the same transaction (Order.derive_status).
+walked through), and never out of `cancelled`, a status a client set ahead, or an `error` its pieces did not cause.
+The order's status follows in the same transaction (Order.derive_status).
 """
 from uuid import NAMESPACE_URL, uuid5
 
@@ -25,6 +29,7 @@ STAGE = {"new": 0, "confirmed": 0, "queued-for-printing": 0, "printing": 1, "que
 BY_STAGE = {1: "printing", 2: "post-processing", 3: "shipping", 4: "complete"}
 NOT_COUNTED = ("cancelled", "incomplete")  # cancelled with the line item, or replaced by a remanufactured piece
 MOVABLE = ("confirmed", "printing", "post-processing", "shipping")
+PIECES_FAILED = "A piece of this line item failed and none of its other pieces is still in production."
 
 
 class PieceProgress(Aggregate):
@@ -93,6 +98,21 @@ def line_item_status(piece_statuses):
     return BY_STAGE[max(1, min(stages))]
 
 
+def pieces_failed(piece_statuses):
+    """§1.4: a live piece in error and none progressing (every other live piece complete or in error)."""
+    live = [s for s in piece_statuses if s not in NOT_COUNTED]
+    return "error" in live and all(s in ("error", "complete") for s in live)
+
+
+def recovered_status(piece_statuses):
+    """The status a line item its pieces had put in error returns to once none of them is in error (None: not yet,
+    or no live piece left)."""
+    live = [s for s in piece_statuses if s not in NOT_COUNTED]
+    if not live or "error" in live or any(s not in STAGE for s in live):
+        return None
+    return line_item_status(live) or "confirmed"
+
+
 def steps_to(current, target):
     """The moves from `current` forward to `target` along the line item's transition table ([] when none)."""
     if current not in MOVABLE or target not in RANK or RANK.index(target) <= RANK.index(current):
@@ -134,13 +154,27 @@ def _move_line_item(batch, line_item_path, progress):
     done = sum(status == "complete" for status in progress.pieces.values())
     if (item.fields.get("completed_quantity") or 0) != done:
         Resource.update(item, {"completed_quantity": done}, None)  # orders.md §2.1: the pieces complete
-    if target is None:
-        return
-    moves = steps_to(item.fields.get("status"), target)
+    current = item.fields.get("status")
+    if current in MOVABLE and pieces_failed(progress.pieces.values()):
+        moves = [("error", PIECES_FAILED)]
+    elif current == "error" and item.fields.get("error") == PIECES_FAILED:
+        back = recovered_status(progress.pieces.values())
+        if back is None:
+            return
+        # a line item back from its pieces' error takes the status they give; `complete` (the failed pieces scrapped
+        # or replaced and the rest done) is the system's move, outside the client's table (error → working states)
+        moves = [(back, None)]
+    else:
+        moves = [(status, False) for status in steps_to(current, target)] if target is not None else []
     if not moves:
         return
-    for status in moves:
-        item.update({"status": status}, None)
+    for status, error in moves:
+        if error is False:
+            item.update({"status": status}, None)
+        elif status == "complete":
+            Resource.update(item, {"status": status, "error": None}, None)
+        else:
+            item.update({"status": status, "error": error}, None)
     order = item.order(batch)
     if order is not None:
         order.derive_status(order.line_items(batch, item), None)

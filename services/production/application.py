@@ -1,10 +1,13 @@
 """The production application: workstations, workflows, pieces and prints (services.production.domain), runs and
-their actuals (services.production.runs), and the orders feed it follows to plan pieces and prints
-(services.production.planning)."""
+their actuals (services.production.runs), the orders feed it follows to plan pieces and prints
+(services.production.planning) and the capture feed it follows to move runs by their machines' builds
+(services.production.builds)."""
+from services.production import builds
 from services.production.domain import (OPERATIONS, Piece, PostProcessor, PostProcessorType, Print, Printer,
                                         PrinterType, ProcessStep, Workflow)
 from services.production.packing.layout import Layout
 from services.production.planning import WorkflowUsage, apply_event
+from services.production.rework import RunTransformation
 from services.production.runs import Run, RunActuals
 from shared.application import ResourceApplication
 from shared.errors import NotFound
@@ -19,12 +22,14 @@ class Production(FeedFollower, ResourceApplication):
     name = "production"
     aggregates = resource_classes("production", [PrinterType, Printer, PostProcessorType, PostProcessor,
                                                  ProcessStep, Workflow, Piece, Print, Run, RunActuals,
-                                                 Layout])  # Layout: /layout/ (services/production/packing)
+                                                 Layout,  # Layout: /layout/ (services/production/packing)
+                                                 RunTransformation])  # /run-transformation/ (rework.py)
     indexed_references = (
         ("print", "line_item"),  # a line item's prints: orders' delete rule asks for them
         ("piece", "line_item"),
         ("printer", "printer_type"), ("post-processor", "post_processor_type"),  # the types' delete guards
         ("process-step", "workstation_type_uri"),
+        ("post-processor-type", "special_type"),  # the bureau's non-conformance review station (rework.py)
         # names unique in a bureau (the reference's "… name already exists.")
         ("printer-type", "name"), ("printer", "name"), ("post-processor-type", "name"), ("post-processor", "name"),
         ("process-step", "name"), ("workflow", "name"),
@@ -35,6 +40,10 @@ class Production(FeedFollower, ResourceApplication):
     def apply_feed(self, application, feed, describe_model):
         """One batch of the orders feed, planned (services.production.planning) with the position reached."""
         return self.follow_batch(application, feed, lambda batch, event: apply_event(batch, event, describe_model))
+
+    def apply_capture_feed(self, feed):
+        """One batch of the capture feed: builds move their runs (F6 step 5), with the position reached."""
+        return self.follow_batch("capture", feed, builds.apply_event)
 
     # -- facts for other services' rules ------------------------------------------------------------------------------
 

@@ -546,6 +546,17 @@ class Piece(Resource):
     class Renamed(Resource.Updated):
         field = "name"
 
+    # rework (services.production.rework): recorded by the transformation as they are, never picked by `update`
+    # (each names a field no change of status carries)
+    class Remanufactured(StatusChanged):  # → incomplete, with remanufactured_to
+        field = "remanufactured_to"
+
+    class Scrapped(StatusChanged):  # → cancelled for good
+        field = "scrapped"
+
+    class NonConformanceFlagged(StatusChanged):  # → waiting for its review at the non-conformance post-processor
+        field = "_non_conformance"
+
     def update(self, changes, actor):
         if "name" in changes and changes["name"] != self.fields.get("name") and self.fields.get("auto_name", True):
             raise InvalidPayload(RENAME_AUTO_PIECE, field="name")
@@ -565,6 +576,12 @@ class Print(Resource):
 
     class AssignedToRun(Resource.Updated):
         field = "run"
+
+    class Remanufactured(Resource.Updated):  # replaced (remanufacture): remanufactured_to = the replacement print
+        field = "remanufactured_to"
+
+    class RedoScheduled(Remanufactured):  # replaced by a new print of the same step (redo)
+        field = "_redo"
 
     @property
     def started(self):

@@ -152,8 +152,11 @@ class Run(Resource):
             fields["pieces_locked"] = True
         return fields, [], {}
 
-    def update(self, changes, actor):
+    def update(self, changes, actor, at=None):
+        """`at`: when a move really happened, for a move its machine reported (services.production.builds); now
+        otherwise."""
         changes = dict(changes)
+        self._at = at
         self._force = bool(changes.pop("force", False))
         self._inputs = {k: changes.pop(k) for k in INPUTS if k in changes and k != "notes"}
         if "notes" in changes:
@@ -245,7 +248,9 @@ class Run(Resource):
 
     def _move(self, unit, touched, path, status):
         """A status change carried to the prints, their pieces, the queue, the downstream runs and the actuals."""
-        prints = self._prints(unit)
+        # prints retired by rework (replaced or cancelled: services.production.rework) stay as a record, unmoved
+        prints = [p for p in self._prints(unit) if p.fields.get("status") != "cancelled" and not p.fields.get(
+            "remanufactured_to")]
         force = getattr(self, "_force", False)
         operation = self.fields.get("operation")
         if status == "in-progress":
@@ -270,11 +275,11 @@ class Run(Resource):
             for each in prints:
                 _detach(touched, unit, each)
             _leave_queue(touched, unit, self.fields, path)
-            actuals = RunActuals.follow(unit, self, status, now(), len(prints))
+            actuals = RunActuals.follow(unit, self, status, getattr(self, "_at", None) or now(), len(prints))
             if actuals is not None:
                 touched.add(actuals)
             return
-        at = now()
+        at = getattr(self, "_at", None) or now()
         for each in prints:
             Resource.update(each, {"status": print_status(status)}, None)
             touched.add(each)
@@ -318,7 +323,8 @@ def _prints(unit, paths, allow_run=None):
     for value in paths:
         path = _path_of(value, ("print",))
         each = _visible(unit, path, "print") if path else None
-        if not isinstance(each, Print) or each.fields.get("status") == "cancelled":
+        if not isinstance(each, Print) or each.fields.get("status") == "cancelled" or each.fields.get(
+                "remanufactured_to"):  # replaced by rework (services.production.rework): its replacement is made
             raise InvalidPayload(PRINTS_INVALID, field="prints")
         if each.fields.get("run") and each.fields["run"] != allow_run:
             raise InvalidPayload(PRINT_IN_RUN.format(path), field="prints")
@@ -340,7 +346,9 @@ def _check_prints(unit, prints, fields):
     if fields.get("operation") not in (None, operation):
         raise InvalidPayload(OPERATION_MISMATCH.format(operation), field="operation")
     pieces = [unit.get(p.fields.get("piece")) for p in prints]
-    statuses = {(piece.fields.get("line_item_status") if isinstance(piece, Piece) else None) for piece in pieces}
+    # a remanufactured piece's replacement is printed while its line item may be further on already
+    statuses = {(piece.fields.get("line_item_status") if isinstance(piece, Piece) else None) for piece in pieces
+                if not (isinstance(piece, Piece) and piece.fields.get("_remanufactured_from"))}
     if not statuses <= set(LINE_ITEM_READY[operation]):
         raise InvalidPayload(LINE_ITEMS_NOT_READY, field="prints")
     if len({bool(piece.fields.get("model")) for piece in pieces if isinstance(piece, Piece)}) > 1:
@@ -468,7 +476,8 @@ def _piece_prints(unit, piece):
     found = [unit.get(p["uri"]) for p in unit.app.referencing("print", "line_item", piece.fields.get("line_item"),
                                                                {"platform_admin": True})
              if p["fields"].get("piece") == this]
-    return sorted([p for p in found if isinstance(p, Print) and not p.deleted and p.fields.get("status") != "cancelled"],
+    return sorted([p for p in found if isinstance(p, Print) and not p.deleted and p.fields.get("status") != "cancelled"
+                   and not p.fields.get("remanufactured_to")],  # replaced by rework: its replacement counts
                   key=lambda p: p.fields.get("process_step_position") or 0)
 
 
@@ -498,6 +507,11 @@ def _piece_follows(touched, unit, piece, each, status, operation, at):
     elif status in WAITING:
         if piece.fields.get("current_print") == this:
             changes = {"status": f"queued-for-{operation}"}
+    elif status == "complete" and each.fields.get("_review_of"):  # a non-conformance review done (rework):
+        reviewed = unit.get(each.fields["_review_of"])  # the piece is back at the step it was reviewed at
+        if isinstance(reviewed, Print):
+            changes = {"current_print": each.fields["_review_of"], "current_step_position": position,
+                       "status": "confirmed" if position == 0 else f"queued-for-{reviewed.fields.get('operation')}"}
     elif status == "complete":
         if position == 0 and not piece.fields.get("first_run_end"):
             changes["first_run_end"] = at

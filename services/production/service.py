@@ -1,11 +1,13 @@
-"""The production service: its resources' commands (shared.service), and the follower of the orders feed that plans
-pieces and prints (services.production.planning)."""
+"""The production service: its resources' commands (shared.service), the follower of the orders feed that plans
+pieces and prints (services.production.planning) and the follower of the capture feed that moves runs by their
+machines' builds (services.production.builds)."""
 import logging
 
 from nameko.timer import timer
 
 from services.production.application import Production
 from services.production.packing.service import LayoutJobs
+from services.production.rework_job import RunTransformationJobs
 from shared.amqp import event_handler
 from shared.errors import StratumError
 from shared.eventstore import EventStore
@@ -16,10 +18,11 @@ from shared.uris import parse_uri
 log = logging.getLogger(__name__)
 INTERNAL = {"platform_admin": True}
 FOLLOWED = "orders"
+CAPTURE = "capture"  # F6 step 5: builds move their runs
 WORKFLOW_REPLACED = "workflow_replaced"  # published by production after a /workflow/{uuid}/replace/ committed
 
 
-class ProductionService(LayoutJobs, ResourceService):  # LayoutJobs: /layout/'s background job
+class ProductionService(LayoutJobs, RunTransformationJobs, ResourceService):  # /layout/'s, /run-transformation/'s jobs
     name = "production"
     app = EventStore(Production)
 
@@ -38,10 +41,22 @@ class ProductionService(LayoutJobs, ResourceService):  # LayoutJobs: /layout/'s 
     @timer(interval=CATCH_UP_INTERVAL)
     def catch_up(self):
         self._follow()
+        self._follow_capture()
 
     def _follow(self):
         pull(self.app, self.services, FOLLOWED,
              lambda feed: self.app.apply_feed(FOLLOWED, feed, self._model_name), self._announce)
+
+    # -- following the capture feed (F6 step 5) -----------------------------------------------------------------------
+
+    @event_handler(CAPTURE, NEWS_EVENT)
+    def on_capture_news(self, payload):
+        if self.app.position(CAPTURE) >= int(payload.get("position") or 0):
+            return
+        self._follow_capture()
+
+    def _follow_capture(self):
+        pull(self.app, self.services, CAPTURE, self.app.apply_capture_feed, self._announce)
 
     def _model_name(self, model_path):
         try:

@@ -5,9 +5,13 @@ the run's: /run-actuals-additive/) → sieved → blended with a fresh batch of 
 off from another fresh batch → a second build. Then the backward query from a part of the second build names both
 lots (and the first lot's purchase order), and the forward query from the first lot names the parts of both builds.
 Every quantity is computed here, independently of the service, and asserted as a client reads it."""
+import io
 import uuid
 
 import pytest
+import requests
+from PIL import Image
+from pypdf import PdfReader
 
 from tests.e2e.test_production_http import Shop, created, of_line_item, settled_count, unique
 from tests.e2e.test_shop_floor import Floor
@@ -120,6 +124,9 @@ def test_a_powder_walks_through_two_builds_and_is_traced_both_ways(admin, floor)
     first_additive = additive_of(admin, first_run)
     assert path(first_additive["material_batch"]) == path(batch)
     assert first_additive["base_material_used"] == pytest.approx(consumed_first)
+    # the run's material view (production.md §2.7) shows the actual the build consumed
+    run_material = "/run-material/" + first_run.rstrip("/").rsplit("/", 1)[1] + "/"
+    eventually(lambda: admin.get(run_material).json().get("actual_base_material_used") == pytest.approx(consumed_first))
 
     # sieve (0.5 kg lost), then blend with a fresh batch of a second lot (2 × 10 kg; one container each batch)
     sieved = b["quantity"] - 0.5
@@ -194,3 +201,45 @@ def test_a_powder_walks_through_two_builds_and_is_traced_both_ways(admin, floor)
     assert parts == first_parts | second_parts
     assert len(parts) == 2 + 3
     assert of_line_item  # (the shop floor's helpers made the runs)
+
+    # the two reports (§3.11, §3.26), made in the background, downloadable through their signed links
+    recall = report_text(admin, "/material-batch-traceability-report/", {"material_batch": batch})
+    for expected in [path(lot), path(po), po_number(admin, po), path(batch), path(blend), path(first_run),
+                     path(second_run), *map(path, parts), f"{sieved:g}kg", f"{consumed_first:g}kg"]:
+        assert expected in recall, expected
+    backward = report_text(admin, "/traceability-report/", {"piece": part, "filters": []})
+    for expected in [path(part), path(second_run), path(blend), path(batch), path(fresh), path(spare), path(lot),
+                     path(fresh_lot), po_number(admin, po), f"{consumed_second:g}kg", f"{top_off:g}kg"]:
+        assert expected in backward, expected
+    assert path(first_run) not in backward  # the part was printed by the second build only
+
+
+def po_number(api, po):
+    return api.get(po).json()["external_id"]
+
+
+def report_text(api, collection, payload):
+    """POST a report, follow it pending → processing → complete, download its PDF through the signed link (no
+    session: the link is the credential), and return its text (whitespace removed: long URIs wrap in table cells)
+    after checking that it opens and holds the genealogy picture."""
+    response = api.post(collection, json=payload)
+    assert response.status_code == 201, response.text
+    report = response.headers["Location"]
+    assert api.get(report).json()["status"] in ("pending", "processing", "complete")
+    body = eventually(lambda: (lambda b: b if b["status"] in ("complete", "error") else None)(
+        api.get(report).json()), timeout=60)
+    assert body["status"] == "complete", body.get("error")
+    assert body["content"] and body["error"] is None
+    download = requests.get(body["content"], timeout=30)
+    assert download.status_code == 200 and download.headers["Content-Type"] == "application/pdf"
+    reader = PdfReader(io.BytesIO(download.content))
+    images = [image for page in reader.pages for image in page.images]
+    assert images
+    with Image.open(io.BytesIO(images[0].data)) as picture:
+        assert picture.size[0] > 200 and picture.size[1] > 50
+    # the same bytes filed as a document (files service), scanned like any upload, with its own signed link
+    document = eventually(lambda: (lambda d: d if d.get("virus_scan") == "passed" and d.get("content") else None)(
+        api.get(body["document"]).json()), timeout=30)
+    assert document["name"].endswith(".pdf")
+    assert requests.get(document["content"], timeout=30).content == download.content
+    return "".join("".join(page.extract_text() for page in reader.pages).split())

@@ -1,8 +1,8 @@
 """Issue 13, "Done when": production is killed (SIGKILL, as the OS or an operator would) between a line item's
 confirmation and its pieces; on restart the pieces and their prints appear exactly once.
 
-The stack is started the `make run` way (runtime.launch supervises every process; embedded SQLite, a throwaway
-broker vhost). The kill lands in the window deterministically: the line item has a model, so planning asks the files
+The stack is started the `make run` way (runtime.launch supervises every process; embedded SQLite, then PostgreSQL;
+a throwaway broker vhost). The kill lands in the window deterministically: the line item has a model, so planning asks the files
 service for the model's name before it commits the pieces; the files process is frozen (SIGSTOP) before the
 confirmation, so production cannot commit the batch however far it got (pulled, planning, waiting on files). Once
 the confirmation is committed and production has had more than its catch-up interval to act, production is killed
@@ -40,8 +40,12 @@ def vhost():
 class Stack:
     """`make run` in a subprocess (its own session, so the whole group can be stopped)."""
 
-    def __init__(self, data, vhost):
-        env = {k: v for k, v in os.environ.items() if k != "STRATUM_POSTGRES_DSN"}  # embedded SQLite
+    def __init__(self, data, vhost, storage):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUM_")}
+        env.update(storage)  # embedded SQLite, or a throwaway PostgreSQL database (STRATUM_POSTGRES_DSN)
+        # nine processes on PostgreSQL: small pools, so the stack stays well inside the server's connections
+        env.update(STRATUM_PG_POOL_SIZE="1", STRATUM_PG_MAX_OVERFLOW="2", STRATUM_READ_POOL_SIZE="1",
+                   STRATUM_READ_MAX_OVERFLOW="2")
         env.update(PYTHONPATH=str(ROOT), AMQP_URI=AMQP_BASE.rstrip("/") + "/" + vhost, STRATUM_PORT=str(free_port()),
                    STRATUM_DATA_DIR=str(data), STRATUM_ADMIN_EMAIL=ADMIN_EMAIL, STRATUM_ADMIN_PASSWORD=ADMIN_PASSWORD,
                    STRATUM_LOG_LEVEL="WARNING")
@@ -85,8 +89,8 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(vhost, tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("crash"), vhost)
+def stack(vhost, storage, tmp_path_factory):
+    running = Stack(tmp_path_factory.mktemp("crash"), vhost, storage)
     try:
         running.wait_up()
         yield running

@@ -13,6 +13,8 @@ from gateway.readstore import ReadStore, read_store_url
 from gateway.tables import credentials, documents
 from shared import uris
 from shared.service import NEWS_EVENT
+from tests.e2e.test_production_http import Shop, created, settled_count, unique
+from tests.e2e.test_shop_floor import Floor
 from tests.kit.meshes import box_stl
 from tests.kit.plugin import eventually, login
 
@@ -151,6 +153,21 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
                                "internal": True, "command_id": str(uuid.uuid4())})
     summary = "/flat-summary-line-item-tasks/" + modelled.rstrip("/").rsplit("/", 1)[1] + "/"
     eventually(lambda: admin.get(summary).json().get("current_task_name") == "Review")
+    # a shop floor: a run printed and completed, so every production view (pieces and line items by run, flat
+    # pieces, run material, piece and line-item actuals, workstations, the run_status filter) has rows joining
+    # production's documents with orders' (line item, order) and the shipping station's
+    floor = Floor(admin, Shop(admin))
+    job = created(admin, "/order/", {"name": unique("rebuilt floor")})
+    printed = created(admin, "/line-item/", {"product": created(admin, "/product/", {"order": job,
+                                                                                      "no_model_upload": True}),
+                                             "quantity": 2, "workflow": floor.workflow})
+    floor.becomes(printed, "pending", timeout=60)
+    assert admin.put(job, json={"status": "confirmed"}).status_code == 204
+    settled_count(admin, "print", printed, 6)
+    run = floor.run(printed, 0, printer=floor.shop.printer)
+    floor.moved(run, "in-progress")
+    floor.moved(run, "complete")
+    floor.all_become("piece", printed, "queued-for-post-processing")
     # a password change ends the sessions and token begun before it, not those after: in feed order, on a rebuild too
     name = f"rebuilt-{uuid.uuid4().hex[:6]}"
     user = admin.post("/users/", json={"username": name, "password": "old"}).headers["Location"]
@@ -177,6 +194,10 @@ def test_rebuild_from_zero_equals_live(system, admin, store, tmp_path):
     assert flat["model_volume"] == pytest.approx(2000.0) and flat["model_name"] == "cube.stl"
     assert (flat["base_material_name"], flat["workflow_name"]) == ("PA2200", "SLS standard")
     assert before_change.get("/order/").status_code == 401 and after_change.get("/order/").status_code == 200
+    assert admin.get(f"/pieces-by-run/?filter[run]={run}").json()["total_count"] == 2
+    actuals = admin.get(f"/line-item-actuals/?filter[line_item]={printed}").json()["resources"]
+    assert actuals[0]["total_cost"] is not None
+    assert job in {r["uri"] for r in admin.get("/order/?filter[run_status]=complete").json()["resources"]}
 
 
 def list_keys(store):

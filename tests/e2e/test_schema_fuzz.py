@@ -57,9 +57,11 @@ EXCLUDED = [("PUT", "/upload/{resource}/{uuid}/"), ("DELETE", "/sessions/"), ("G
 # Documented operations whose rules are not built yet: they answer 501 "not-implemented", on purpose.
 NOT_BUILT = {"GET /fusion-model/{uuid}/versions/", "POST /material/{uuid}/clone/",
              "POST /prep-workflow/{uuid}/replace/", "POST /printer-type/{uuid}/clone/",
-             "GET /fusion-settings/hubs/{hub_id}/projects/",
-             "GET /stock-summary/sub-location/{uuid}/stock/"}
+             "GET /fusion-settings/hubs/{hub_id}/projects/"}
 POSITIVE, NEGATIVE = GenerationMode.POSITIVE, GenerationMode.NEGATIVE
+# Reads computed on request from another resource (gateway.computed): nothing of their own is stored, their GET takes
+# the other resource's uuid (a batch's genealogy: /material-genealogy/<the batch's uuid>/)
+COMPUTED = {"material-genealogy": "material-batch"}
 _ORDER = {("post", "collection"): 0, ("put", "item"): 2, ("post", "action"): 2, ("delete", "item"): 3}  # reads: 1
 
 
@@ -139,7 +141,7 @@ class Fuzzer:
 
         factory = PayloadFactory(self.admin, me["bureau"], me["user"], create_internally)
         for spec in catalogue.catalogue().values():
-            if not spec.special and spec.service != "gateway":
+            if not spec.special and spec.service != "gateway" and spec.name not in COMPUTED:
                 try:
                     factory.reference(spec.name, "the schema fuzz")
                 except Unreachable:
@@ -148,6 +150,9 @@ class Fuzzer:
         self.remember("users", me["user"], target=False)
         for name, uri in factory.created.items():
             self.remember(name, uri)
+        for name, source in COMPUTED.items():
+            if source in factory.created:
+                self.remember(name, factory.created[source])
 
     def remember(self, name, uri, target=True):
         """A resource cases may refer to, and (`target`) act on: not the administrator's own user and bureau."""

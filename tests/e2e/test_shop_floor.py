@@ -151,6 +151,7 @@ def test_an_order_goes_through_the_shop_floor(admin, floor, tmp_path):
     floor.moved(blank_printing, "error")
     floor.all_become("print", blank, "error", position=0)
     floor.all_become("piece", blank, "error")
+    floor.becomes(blank, "error")  # its only piece failed and none is progressing (§1.4)
     assert error(floor.move(blank_printing, "complete"), 409) == runs.NOT_ALLOWED
     floor.moved(blank_printing, "complete", force=True)  # the forced edge
     floor.all_become("print", blank, "complete", position=0)
@@ -186,9 +187,12 @@ def test_an_order_goes_through_the_shop_floor(admin, floor, tmp_path):
             floor.becomes(order, "processing")  # one complete, one still shipping
     floor.becomes(order, "complete")
     assert [admin.get(item).json()["completed_quantity"] for item in (modelled, blank)] == [2, 1]
-    for item in (modelled, blank):  # every status the line item went through, the system's own first moves too
-        assert status_history(admin, item) == ["new", "calculating_estimates", "pending", "confirmed", "printing",
+    # every status each line item went through, the system's own first moves too; the blank one's only piece failed
+    # printing, so it was in `error` (production.md §1.4: a piece in error and none progressing) until forced on
+    assert status_history(admin, modelled) == ["new", "calculating_estimates", "pending", "confirmed", "printing",
                                                "post-processing", "shipping", "complete"]
+    assert status_history(admin, blank) == ["new", "calculating_estimates", "pending", "confirmed", "printing",
+                                            "error", "post-processing", "shipping", "complete"]
 
     # finished runs stay: not deleted, not moved back
     assert error(admin.delete(printing), 400) == runs.RUN_STARTED

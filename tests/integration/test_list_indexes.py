@@ -188,10 +188,59 @@ def test_list_keys_kept_by_the_triggers_equal_a_fill_from_the_documents(store, r
     assert kept == filled and len(kept) > (50 if resource == "order" else 0)
 
 
+def test_the_run_status_filter_is_served_by_the_status_index(store):
+    """orders.md: filter[run_status] lists the orders where at least one run has one of the statuses; it is read
+    from the hidden per-(order, status) documents through their status index, not by reading every run."""
+    order_paths = [f"/order/{n:08d}-0000-4000-8000-000000000000/" for n in range(ORDERS)]
+    runs = [(f"{n:08d}-0000-4000-8000-00000000000f", order_paths[n:n + size], status)  # a run's orders: one bureau's
+            for n, size, status in ((10, 2, "queued"), (20, 2, "in-progress"), (21, 2, "queued"), (30, 3, "error"),
+                                    (3, 2, "queued"), (39, 1, "queued"))]
+    feed = [{"position": i + 1, "application": "production", "resource": "run", "uuid": uuid, "version": 1,
+             "event": "production/run/Created", "user": None, "timestamp": "2026-11-30T01:00:00+00:00",
+             "kind": "created", "bureau": OTHER if uuid.startswith("00000039") else BUREAU,
+             "fields": {"orders": orders, "status": status, "prints": []}, "names": []}
+            for i, (uuid, orders, status) in enumerate(runs)]
+    feed.append(dict(feed[2], position=len(feed) + 1, kind="updated", fields={"status": "complete"}))
+    store.apply_feed("production", feed, len(feed))
+    current = {uuid: (orders, status) for uuid, orders, status in runs}
+    current[runs[2][0]] = (runs[2][1], "complete")
+
+    def expected(statuses, bureau=BUREAU):
+        wanted = {o for orders, status in current.values() if status in statuses for o in orders}
+        return sorted(p for p in wanted if p != "/order/00000004-0000-4000-8000-000000000000/"  # deleted
+                      and (bureau == OTHER) == (int(p[7:15]) % 10 == 9))  # order_event's bureaus
+
+    for statuses in (["queued"], ["in-progress", "complete"], ["error"], ["paused"]):
+        got = sorted(r.path for r in page(store, f"filter[run_status]={','.join(statuses)}&page[limit]=1000").rows)
+        assert got == expected(statuses), statuses
+    assert [r.path for r in page(store, "filter[run_status]=queued", OTHER).rows] == expected(["queued"], OTHER)
+
+    captured = []
+    from sqlalchemy import event
+
+    def capture(conn, cursor, statement, parameters, context, many):
+        captured.append((statement, parameters))
+    event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        page(store, "filter[run_status]=queued")
+    finally:
+        event.remove(store.engine, "before_cursor_execute", capture)
+    statement, parameters = captured[0]
+    with store.engine.connect() as conn:
+        if store.is_sqlite:
+            shown = "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                                       parameters).all())
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            shown = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters).all())
+    assert "ix_ref_order_run_status_status" in shown, shown
+
+
 def _all_list_keys(store):
+    """The list keys of what the orders feed makes (the module's other tests also apply a production feed)."""
     with store.engine.connect() as conn:
         return {table.name: sorted(tuple(row) for row in conn.execute(table.select()))
-                for table in indexes.all_tables()}
+                for table in (indexes.keys_table("order"), indexes.keys_table("flat-order"))}
 
 
 def _plans_on_an_index(store, resource, field):
@@ -212,7 +261,7 @@ def test_a_bulk_load_ends_with_the_list_keys_the_triggers_keep(store, tmp_path):
     once, indexes rebuilt; the result equals what the triggers keep event by event. A bulk load interrupted
     half-way (a crash) is finished by the next migrate step."""
     live = _all_list_keys(store)
-    assert len(live["lk_order"]) > 50
+    assert len(live["lk_order"]) > 50 and len(live["lk_flat_order"]) > 50
     feed = [order_event(n + 1, n) for n in range(ORDERS)]
     feed.append(order_event(ORDERS + 1, 3, "updated", {"name": "renamed", "priority": 99}))
     feed.append(order_event(ORDERS + 2, 4, "deleted", {}))
@@ -239,3 +288,26 @@ def test_a_bulk_load_ends_with_the_list_keys_the_triggers_keep(store, tmp_path):
         keys = indexes.keys_table("order")
         names = {row.f_name for row in conn.execute(keys.select())}
     assert "after the load" in names
+
+
+def test_a_text_longer_than_an_index_entry_is_listed_and_found_by_its_whole_value(store):
+    """A B-tree entry on PostgreSQL holds ~2,700 bytes: an order whose notes are longer (8,000 random characters,
+    nothing to compress) once failed its list-key insert and with it the projector's whole batch, for ever. Now its
+    key holds the notes' start; a filter on the whole value finds it, and one on its start alone or on a value that
+    differs only at the end does not."""
+    import secrets
+
+    notes = secrets.token_hex(4000)
+    position = store.position("orders") + 1
+    event = order_event(position, 900, fields={"name": "long notes", "notes": notes, "status": "new"})
+    assert store.apply_feed("orders", [event], position) == position
+    assert not store.parked()
+    path = f"/order/{event['uuid']}/"
+    assert [r.path for r in page(store, "filter[name]=long notes").rows] == [path]
+    assert [r.path for r in page(store, f"filter[notes]={notes}").rows] == [path]
+    assert [r.path for r in page(store, f"filter[notes]={notes},other").rows] == [path]
+    start = notes[:indexes.TEXT_KEY_LENGTH]
+    assert page(store, f"filter[notes]={start}").rows == []
+    assert page(store, f"filter[notes]={notes[:-1] + ('0' if notes[-1] != '0' else '1')}").rows == []
+    assert path in [r.path for r in page(store, f"filter[notes]>{notes[:-1]}&page[limit]=1000").rows]
+    assert path not in [r.path for r in page(store, f"filter[notes]>{notes}&page[limit]=1000").rows]

@@ -38,6 +38,11 @@ RELEASES = {  # fixture directory → the services it holds stores of
 }
 
 
+# Read views of the gateway that v0.1.0 did not have (gateway.production_views, and its hidden run_status documents)
+VIEWS_SINCE_V0_1_0 = {"workstation", "flat-piece", "pieces-by-run", "line-items-by-run", "run-material",
+                      "piece-actuals", "line-item-actuals", "order-run-status"}
+
+
 def stored_rows(path):
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         return conn.execute("SELECT originator_id, originator_version, topic, state FROM stored_events "
@@ -130,6 +135,9 @@ def test_a_read_side_rebuilt_from_an_earlier_release_equals_the_one_it_built(ope
         rebuilt = _read_side(store)
     finally:
         store.dispose()
+    # views added after the release derive rows from its feeds that it never built (its printer and shipping station
+    # are workstations now): those are left out, everything it did build must be equal
+    rebuilt["documents"] = [row for row in rebuilt["documents"] if row["resource"] not in VIEWS_SINCE_V0_1_0]
     for table in ("documents", "credentials"):
         want = sorted(_canonical(row) for row in expected[table])
         assert sorted(_canonical(row) for row in rebuilt[table]) == want, table

@@ -173,10 +173,21 @@ def _initial_batch(factory):
 # materials.md §3.4, §3.5, §4: a lot's containers need a size, a lot action and a batch action their metadata (an
 # action on a batch of its own, so the action, not a new batch, is what the POST names).
 REALISTIC = {
+    # capture-and-platform.md A5: start_job (the first type) needs a job file; a connection test needs nothing more
+    "modeler-command": lambda factory, payload: dict(payload, type="check_configuration"),
     "material-lot": lambda factory, payload: dict(payload, size_of_container=10.0),
     "material-lot-action": lambda factory, payload: dict(payload, action_type="add_containers", metadata={
         "number_of_containers": 1, "size_of_container": 5.0}),
     "material-batch-action": lambda factory, payload: dict(payload, action_type="edit_batch_details",
                                                            source_batch=_initial_batch(factory),
                                                            metadata={"notes": "conformance"}),
+    # production.md §2.3: a transformation names the prints of its source run it transforms
+    "run-transformation": lambda factory, payload: dict(payload, prints=factory.api.get(
+        payload["source_run"]).json()["prints"]),
+    # §3.15: one stock per (material, location): each stock payload at a location of its own
+    "stock": lambda factory, payload: dict(payload, location=factory.create(catalogue.resource("location"))),
+    # §3.13: a consume needs material in the stock; a replenish of a new stock is always possible
+    "material-stock-action": lambda factory, payload: dict(payload, action_type="replenish", action_quantity=2.0),
+    "material-batch-traceability-report": lambda factory, payload: dict(payload,
+                                                                        material_batch=_initial_batch(factory)),
 }
