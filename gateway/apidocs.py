@@ -322,7 +322,8 @@ def _gateway_paths():
                        "previous token.",
         "requestBody": _body({"type": "object", "properties": {"username": {"type": "string"},
                                                               "email": {"type": "string"}}}),
-        "responses": {"202": {"description": "Accepted (whether or not the account exists)"},
+        "responses": {"202": {"description": "Accepted (whether or not the account exists)", "content": json_of(
+            {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}})},
                       **_responses({}, body=True), "429": error("Too many failed logins from this address", retry)}}}
     paths["/password-reset/confirm/"] = {"post": {
         "summary": "Set a new password with a mailed reset token (Stratum extension)",
