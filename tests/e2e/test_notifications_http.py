@@ -519,3 +519,48 @@ def test_each_bureau_signs_with_its_own_webhook_secret_which_its_managers_may_re
     assert webhooks.verify(replaced["secret"].encode(), stamp, body, signed)
     assert not webhooks.verify(mine["secret"].encode(), stamp, body, signed)  # the old one no longer signs
     assert not webhooks.verify(theirs["secret"].encode(), stamp, body, signed)
+
+
+# -- materials' events (E2: stock below its minimum) ------------------------------------------------------------------
+
+def test_stock_falling_below_its_minimum_mails_the_locations_contact_and_the_custom_emails(tenant, smtp):
+    from shared import catalogue
+    from tests.kit.payloads import PayloadFactory
+
+    buyer = f"buyer-{tag()}@example.com"
+    set_notifications(tenant, notification_custom_emails=[buyer])
+    contact = email_of(tenant.manager, tenant.standard_user)
+    manager = email_of(tenant.manager, tenant.manager_user)
+    api = tenant.manager
+    factory = PayloadFactory(api, tenant.bureau, tenant.manager_user)
+    material_name = f"PA12 {tag()}"
+    material = api.post("/material/", json=dict(factory.minimal(catalogue.resource("material")), name=material_name,
+                                                 units="kg", density=1.01))
+    assert material.status_code == 201, material.text
+    location = api.post("/location/", json={"name": f"Store {tag()}", "address": "1 Loop Rd",
+                                            "contact": tenant.standard_user})
+    assert location.status_code == 201, location.text
+    stock = api.post("/stock/", json={"material": material.headers["Location"],
+                                      "location": location.headers["Location"], "quantity": 10.0, "stock_min": 8.0})
+    assert stock.status_code == 201, stock.text
+
+    def consume(amount):
+        response = api.post("/material-stock-action/", json={"action_type": "consume", "action_quantity": amount,
+                                                             "source_stock": stock.headers["Location"],
+                                                             "metadata": {}})
+        assert response.status_code == 201, response.text
+
+    def mails():
+        return [m for m in smtp.messages(template="nautilus.stock_available_below_min_quantity")
+                if material_name in m["Subject"]]
+
+    consume(1.0)  # 9: still above its minimum
+    time.sleep(2)
+    assert mails() == []
+    consume(2.5)  # 6.5 < 8
+    [message] = eventually(mails, timeout=20)
+    assert sorted(r.strip() for r in message["X-RcptTo"].split(",")) == sorted([contact, buyer])
+    assert "6.5" in text_of(message) and manager not in message["X-RcptTo"]
+    consume(1.0)  # under it already: no new fall, no new mail
+    time.sleep(2)
+    assert len(mails()) == 1
