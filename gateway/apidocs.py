@@ -110,6 +110,8 @@ def _location(text):
 
 
 def _created(spec, ref):
+    if spec.item_path is None:  # nothing to GET afterwards (/contact-us/)
+        return {"204": {"description": "Accepted", "headers": dict(_IGNORED)}}
     headers = dict(_location("URI of the new resource"), **_IGNORED)
     if spec.name in UPLOADS:
         headers["X-Upload-Location"] = {"required": True, "schema": {"type": "string", "format": "uri"},
@@ -297,6 +299,41 @@ def _gateway_paths():
             "delete": {"summary": "Log out", "operationId": "delete-sessions", "tags": ["identity"],
                        "responses": {"204": {"description": "Logged out"}, **_refs("401", "503")}}},
     }
+    webhook_secret = {"type": "object", "properties": {
+        "bureau": {"type": "string", "format": "uri"}, "secret": {"type": "string"}, "generation": {"type": "integer"},
+        "header": {"type": "string"}, "scheme": {"type": "string"}}}
+    paths["/webhook-secret/"] = {
+        "get": {"summary": "The bureau's webhook signing secret (Stratum extension; managers)",
+                "operationId": "get-webhook-secret", "tags": ["notifications"],
+                "description": "Order webhooks carry X-Stratum-Signature: sha256=<hex HMAC-SHA256(secret, "
+                               "X-Stratum-Timestamp + '.' + raw body)>, with this bureau's own secret.",
+                "responses": {"200": {"description": "OK", "content": json_of(webhook_secret)},
+                              **_refs("401", "503"), "403": error("Not a manager of the bureau")}},
+        "post": {"summary": "Replace the bureau's webhook signing secret (Stratum extension; managers)",
+                 "operationId": "post-webhook-secret", "tags": ["notifications"],
+                 "responses": {"200": {"description": "The new secret", "content": json_of(webhook_secret)},
+                               **_refs("401", "503"), "403": error("Not a manager of the bureau")}}}
+    paths["/password-reset/"] = {"post": {
+        "summary": "Ask for a password reset mail (Stratum extension)", "operationId": "post-password-reset",
+        "tags": ["identity"], "security": [],
+        "description": "Mails a single-use token, valid for an hour, to the account with this username or e-mail "
+                       "(template `users.password_reset`). The answer is the same whether or not the account "
+                       "exists. Requests closer than a minute apart send no new mail; a new request replaces the "
+                       "previous token.",
+        "requestBody": _body({"type": "object", "properties": {"username": {"type": "string"},
+                                                              "email": {"type": "string"}}}),
+        "responses": {"202": {"description": "Accepted (whether or not the account exists)", "content": json_of(
+            {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}})},
+                      **_responses({}, body=True), "429": error("Too many failed logins from this address", retry)}}}
+    paths["/password-reset/confirm/"] = {"post": {
+        "summary": "Set a new password with a mailed reset token (Stratum extension)",
+        "operationId": "post-password-reset-confirm", "tags": ["identity"], "security": [],
+        "description": "The token works once, until it expires; it also lifts a lock-out after failed logins.",
+        "requestBody": _body({"type": "object", "required": ["token", "password"], "properties": {
+            "token": {"type": "string"}, "password": {"type": "string", "writeOnly": True}}}),
+        "responses": {"204": {"description": "The password is changed"},
+                      **_responses({}, body=True),
+                      "429": error("Too many failed logins (or wrong tokens) from this address", retry)}}}
     audit_row = dict(fields("event"), properties=dict(fields("event")["properties"], id={
         "type": "integer", "description": "The row's position in the stream (resume after it with Last-Event-ID)"}))
     position = {"type": "integer", "minimum": 0}

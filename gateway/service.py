@@ -104,6 +104,65 @@ class GatewayService:
             raise Forbidden("You are not authorized to complete the request.") from None
         return json_response({"token": csrf_token(self.config, caller)})
 
+    # -- the bureau's webhook signing secret (a Stratum extension: services/notifications/webhooks.py) --------------
+
+    @http(ANY_METHOD, "/webhook-secret/")
+    def webhook_secret(self, request):
+        """GET: the caller's bureau's secret for X-Stratum-Signature; POST: replace it (the old one stops signing).
+        Managers only (platform administrators too)."""
+        if request.method not in ("GET", "POST"):
+            raise MethodNotAllowed("Allowed methods on /webhook-secret/: GET, POST.", allow=("GET", "POST"))
+        caller = authenticate(request, self.read.store, self.config)
+        if not caller.platform_admin and self._role(caller) != "manager":
+            raise Forbidden("Only a manager of the bureau can read or replace its webhook secret.")
+        if not caller.bureau:
+            raise InvalidPayload("The session has no bureau.")
+        method = "webhook_secret" if request.method == "GET" else "rotate_webhook_secret"
+        body = self.services.call("notifications", method, caller.bureau)
+        body = dict(body, bureau=self._base(request) + body["bureau"], header="X-Stratum-Signature",
+                    scheme="sha256=HMAC-SHA256(secret, X-Stratum-Timestamp + '.' + raw body), hex")
+        response = json_response(body, 200)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    # -- password reset (capture-and-platform.md C4 `users.password_reset`; a Stratum extension: no session) ---------
+
+    @http(ANY_METHOD, "/password-reset/")
+    def password_reset(self, request):
+        """Ask for a reset mail with {"username": …} (or {"email": …}). The answer is the same 202 whether or not
+        such an account exists, so it tells nobody which accounts exist; the account's e-mail gets the token."""
+        if request.method != "POST":
+            raise MethodNotAllowed("Allowed methods on /password-reset/: POST.", allow=("POST",))
+        payload = read_payload(request, max_bytes=self._max_body())
+        name = payload.get("username") or payload.get("email")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidPayload("The field 'username' (or 'email') is required.", field="username")
+        FAILED_LOGINS.check(request.remote_addr or "unknown")  # an address locked out of logins asks nothing either
+        self.services.call("identity", "request_password_reset", name)
+        return json_response({"detail": "If an account with this name exists, an e-mail with a password reset token "
+                                        "is on its way to it. The token works once, within the hour."}, 202)
+
+    @http(ANY_METHOD, "/password-reset/confirm/")
+    def password_reset_confirm(self, request):
+        """Set a new password with the mailed token: {"token": …, "password": …} → 204; a wrong, used or expired
+        token → 400 (and counts as a failed login of the address)."""
+        if request.method != "POST":
+            raise MethodNotAllowed("Allowed methods on /password-reset/confirm/: POST.", allow=("POST",))
+        payload = read_payload(request, max_bytes=self._max_body())
+        for name in ("token", "password"):
+            if not isinstance(payload.get(name), str) or not payload[name]:
+                raise InvalidPayload(f"The field '{name}' is required.", field=name)
+        address = request.remote_addr or "unknown"
+        FAILED_LOGINS.check(address)
+        try:
+            result = self.services.call("identity", "reset_password", payload["token"], payload["password"])
+        except InvalidPayload as refused:
+            if refused.field == "token":
+                FAILED_LOGINS.failed(address)
+            raise
+        self._catch_up(result)
+        return json_response(None, 204)
+
     def _login(self, request):
         payload = read_payload(request, max_bytes=self._max_body())
         username, password = payload.get("username"), payload.get("password")
@@ -160,6 +219,8 @@ class GatewayService:
             fields, ignored = self._checked(request, spec, caller)
             self._authorize(spec, verb, caller, fields, request)
             result = self._write(spec.service, "create", spec.name, fields, caller, request)
+            if spec.item_path is None:  # nothing to GET afterwards (/contact-us/): the reference answers 204
+                return _reporting(json_response(None, 204), ignored)
             location = self._base(request) + result["uri"]
             if "secret" in result:  # a generated secret (API token) is shown once, here
                 body = {"uri": location, "uuid": result["uuid"], "secret": result["secret"], **fields}

@@ -50,6 +50,7 @@ DEFAULTS = {
     "STRATUM_DELIVERY_BACKOFF_SECONDS": "30",  # …waiting this × 2^(n-1) seconds after the n-th failed one
     "STRATUM_DELIVERY_LEASE_SECONDS": "120",  # an attempt interrupted by a crash is made again after this long
     "STRATUM_WEBHOOK_SECRET": "",  # HMAC key of X-Stratum-Signature (default: derived from the secret key)
+    "STRATUM_SUPPORT_EMAIL": "",  # where /contact-us/ requests are mailed (default: STRATUM_ADMIN_EMAIL)
 }
 
 

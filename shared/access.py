@@ -13,6 +13,8 @@ DEFAULT_ROLE = "standard-user"  # a member with no role row yet
 MANAGER_ONLY = frozenset({
     "users", "role", "groups", "memberships", "custom-group", "custom_field", "feature", "bureau", "bureau-settings",
     "bureau-branding", "bureau-intake-settings", "permissions", "permission-bureau", "integration",
+    # capture-and-platform.md E2/E3: mails sent in the bureau's name, and announcements to all its users
+    "notifications", "bureau-notification",
 })
 PLATFORM_ONLY_CREATE = frozenset({"bureau"})
 # Resources that belong to one user rather than to the bureau (capture-and-platform.md C2: a token's `user_uuid` is

@@ -7,11 +7,11 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.identity.domain import (ApiToken, Bureau, Role, Session, User, hash_password, login_key, login_names,
-                                      password_matches)
+from services.identity.domain import (RESET_REFUSED, ApiToken, Bureau, Role, Session, User, hash_password, login_key,
+                                      login_names, password_matches, password_reset_token, user_of_reset_token)
 from shared.application import ResourceApplication, Unit
 from shared.credentials import hash_secret, new_secret
-from shared.errors import TooManyRequests, Unauthorized
+from shared.errors import InvalidPayload, TooManyRequests, Unauthorized
 from shared.registry import resource_classes
 from shared.resource import UniqueKey
 from shared.uris import resource_path
@@ -25,6 +25,8 @@ class Identity(ResourceApplication):
     aggregates = resource_classes("identity", [Bureau, User, Session, ApiToken, Role])
     # the notifications service finds a bureau's settings row by its bureau
     indexed_references = (("bureau-settings", "bureau"),)
+
+    secret_key = None  # set by the service from its config (shared.settings.secret_key): signs reset tokens
 
     # -- bootstrap and login ------------------------------------------------------------------------------------
 
@@ -95,3 +97,46 @@ class Identity(ResourceApplication):
         except AggregateNotFoundError:
             password_matches(_DUMMY_HASH, "not the password")
             return None
+
+    # -- password reset (capture-and-platform.md C4; the mail is the notifications service's, from this feed) --------
+
+    def request_password_reset(self, login):
+        """Record a reset request for the account with this login name, if there is one. Returns the recording's
+        result, or None when nothing was recorded (no such account, archived, asked again too soon): the gateway
+        answers the same in every case, so the answer tells nobody whether an account exists."""
+        try:
+            index = self.repository.get(UniqueKey.id_for("login", login_key(login)))
+            user = self.repository.get(UUID(index.value["user_id"]))
+        except AggregateNotFoundError:
+            return None
+        if not user.request_password_reset(datetime.now(timezone.utc), secrets.token_urlsafe(24)):
+            return None
+        recordings = self.save(user)
+        return {"application": self.name, "position": recordings[-1].notification.id}
+
+    def reset_password(self, token, password):
+        """Set a new password with a mailed token (single use, expiring); 400 for any token that does not work."""
+        user_id = user_of_reset_token(token)
+        try:
+            user = self.repository.get(user_id) if user_id else None
+        except AggregateNotFoundError:
+            user = None
+        if not isinstance(user, User):
+            raise InvalidPayload(RESET_REFUSED, field="token")
+        user.reset_password(datetime.now(timezone.utc), self.secret_key, token, password)
+        recordings = self.save(user)
+        return {"uri": resource_path("users", user.id), "application": self.name,
+                "position": recordings[-1].notification.id}
+
+    def password_reset_token(self, user_id):
+        """For the notifications service, when it sends the reset mail: the token of the user's pending request and
+        when it expires, or None when there is none any more (used, replaced by a newer one, expired)."""
+        try:
+            user = self.repository.get(UUID(str(user_id)))
+        except (AggregateNotFoundError, ValueError):
+            return None
+        pending = user.pending_reset(datetime.now(timezone.utc)) if isinstance(user, User) else None
+        if pending is None:
+            return None
+        return {"token": password_reset_token(self.secret_key, user.id, pending["nonce"]),
+                "expires": pending["expires"]}

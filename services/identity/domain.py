@@ -1,5 +1,8 @@
 """Identity aggregates. Secrets are stored only as hashes and never leave this service (private_fields),
 except a session's secret hash, which the gateway needs to authenticate requests from its read side."""
+import base64
+import hashlib
+import hmac
 from datetime import datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
@@ -9,7 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from shared import catalogue
 from shared.access import OWNED_BY_USER
 from shared.credentials import hash_secret, new_secret
-from shared.errors import NotFound
+from shared.errors import InvalidPayload, NotFound
 from shared.resource import Resource
 from shared.uris import parse_uri, resource_path, uuid_of
 
@@ -80,11 +83,49 @@ class Bureau(Resource):
                           "subgroups": []}, resource_path("bureau", bureau_id))]
 
 
+RESET_REFUSED = "This password reset token is invalid, was already used, or has expired; request a new one."
+
+
+def password_reset_token(key, user_id, nonce):
+    """The token a password-reset mail carries: `<user uuid>.<HMAC(secret key, user, nonce)>`. It is derived, never
+    stored: identity keeps only the request's random nonce (a private field), so neither the event store, the read
+    side nor the notification record holds a usable token; only the mail does."""
+    mac = hmac.new(key, f"stratum:password-reset:{user_id}:{nonce}".encode(), hashlib.sha256).digest()
+    return f"{user_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def user_of_reset_token(token):
+    """The user uuid a reset token names (None for a token of another shape)."""
+    if not isinstance(token, str) or token.count(".") != 1:
+        return None
+    try:
+        return UUID(token.partition(".")[0])
+    except ValueError:
+        return None
+
+
 class User(Resource):
     resource = "users"
-    private_fields = ("password_hash", "failed_logins")
+    private_fields = ("password_hash", "failed_logins", "password_reset")
     MAX_FAILED_LOGINS = 5
     LOCK_OUT = timedelta(minutes=15)
+    RESET_LIFETIME = timedelta(hours=1)  # a reset token expires this long after it was requested
+    RESET_INTERVAL = timedelta(seconds=60)  # requests closer together send no new mail (no mail bombing)
+
+    class BlockedForLogin(Resource.Updated):
+        """capture-and-platform.md C1: UserBlockedForLogin{until} (the notification service mails the user)."""
+        field = "blocked_until"
+
+    class PasswordResetRequested(Resource.Updated):
+        """C4: UserPasswordResetRequested. The change (nonce, times) is private: the feed carries only the name."""
+        field = "password_reset"
+
+    @classmethod
+    def named_change(cls, key, value):
+        # an unblock, or a reset request used up, is a plain update: only a lock and a request are named facts
+        if key in ("blocked_until", "password_reset") and not value:
+            return None
+        return super().named_change(key, value)
 
     @staticmethod
     def id_for_bootstrap(email):
@@ -130,6 +171,38 @@ class User(Resource):
             self.update({"failed_logins": 0, "blocked_until": (now + self.LOCK_OUT).isoformat()}, None)
         else:
             self.update({"failed_logins": failures}, None)
+
+    def request_password_reset(self, now, nonce):
+        """C4: a password reset is requested. Nothing is recorded (so no mail is sent) for an archived user, or
+        within RESET_INTERVAL of the previous request; the caller answers the same either way. Returns whether a
+        request was recorded. A new request replaces the previous one (its token stops working)."""
+        if self.deleted or self.fields.get("archived"):
+            return False
+        previous = self.fields.get("password_reset") or {}
+        if previous and now < datetime.fromisoformat(previous["requested"]) + self.RESET_INTERVAL:
+            return False
+        self.update({"password_reset": {"nonce": nonce, "requested": now.isoformat(),
+                                        "expires": (now + self.RESET_LIFETIME).isoformat()}}, None)
+        return True
+
+    def pending_reset(self, now):
+        """The password reset that may still be used ({nonce, requested, expires}), or None."""
+        pending = self.fields.get("password_reset")
+        if not pending or self.deleted or self.fields.get("archived"):
+            return None
+        return pending if now < datetime.fromisoformat(pending["expires"]) else None
+
+    def reset_password(self, now, key, token, password):
+        """Set a new password with the mailed token: single use (the request is cleared with the change), expiring,
+        and only the latest request's token works. It also lifts a lock-out: the mailbox owner proved who they are.
+        A wrong, used or expired token is one 400 that says no more."""
+        pending = self.pending_reset(now)
+        if pending is None or not isinstance(token, str) or not hmac.compare_digest(
+                password_reset_token(key, self.id, pending["nonce"]).encode(), token.encode()):
+            raise InvalidPayload(RESET_REFUSED, field="token")
+        if not isinstance(password, str) or not password:
+            raise InvalidPayload("The field 'password' is required.", field="password")
+        self.update({"password": password, "password_reset": None, "failed_logins": 0, "blocked_until": None}, None)
 
     def login_succeeded(self):
         if self.fields.get("failed_logins") or self.fields.get("blocked_until"):

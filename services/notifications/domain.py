@@ -16,6 +16,7 @@ from uuid import NAMESPACE_URL, uuid5
 from eventsourcing.domain import Aggregate
 
 from shared.resource import Resource
+from shared.uris import uuid_of
 from shared.topics import name_aggregate
 
 QUEUED, SENDING, RETRYING, SENT, FAILED = "queued", "sending", "retrying", "sent", "failed"
@@ -130,6 +131,85 @@ class WebhookDelivery(Delivery):
         return uuid5(NAMESPACE_URL, f"stratum:webhook:{trigger}:{url}")
 
 
+INTERNAL = {"platform_admin": True, "internal": True}
+SUPPORT_TEMPLATE = "customer.support_request"
+
+
+def _author(peers, ctx):
+    """The caller as identity has them (name, e-mail), for what a command records under their name."""
+    if not ctx.get("user"):
+        return {}
+    return peers.call("identity", "get", "users", uuid_of(ctx["user"]), INTERNAL) or {}
+
+
+class Announcement(Resource):
+    """capture-and-platform.md E3: a markdown announcement shown in the app to a bureau's users (not an e-mail).
+    Posted by the bureau's managers (shared.access.MANAGER_ONLY) for their own bureau, never changed or deleted
+    (no PUT or DELETE: 405); `author_name` is the poster's, from the session, not the payload. Its event is
+    BureauAnnouncementPosted, which reaches the bureau's users on /event-stream/ as it happens."""
+
+    resource = "bureau-notification"
+    display_name = "BureauAnnouncement"
+
+    class Posted(Resource.Created):
+        pass
+
+    @classmethod
+    def create(cls, id, fields, bureau, actor):
+        return cls._create(cls.Posted, id=id, fields=fields, bureau=bureau, actor=actor)
+
+    @classmethod
+    def gather(cls, peers, verb, uuid, payload, ctx):
+        if verb != "create":
+            return ctx
+        author = _author(peers, ctx)
+        return dict(ctx, author_name=author.get("name") or author.get("username"))
+
+    @classmethod
+    def on_create(cls, unit, new_id, fields):
+        return dict(fields, author_name=unit.ctx.get("author_name")), [], {}
+
+
+class SupportRequest(Resource):
+    """capture-and-platform.md E5, /contact-us/: a user's request to the deployment's support, mailed with
+    `customer.support_request` to STRATUM_SUPPORT_EMAIL (by default the platform administrator's address,
+    STRATUM_ADMIN_EMAIL), with the user's address as Reply-To. The request and its mail are recorded together."""
+
+    resource = "contact-us"
+    display_name = "SupportRequest"
+
+    class Submitted(Resource.Created):
+        pass
+
+    @classmethod
+    def create(cls, id, fields, bureau, actor):
+        return cls._create(cls.Submitted, id=id, fields=fields, bureau=bureau, actor=actor)
+
+    @classmethod
+    def gather(cls, peers, verb, uuid, payload, ctx):
+        if verb != "create":
+            return ctx
+        author = _author(peers, ctx)
+        bureau = peers.call("identity", "get", "bureau", uuid_of(ctx["bureau"]), INTERNAL) if ctx.get("bureau") \
+            else {}
+        return dict(ctx, author={"name": author.get("name") or author.get("username"),
+                                 "email": author.get("email")},
+                    bureau_name=(bureau or {}).get("name"),
+                    support_email=peers.config.get("STRATUM_SUPPORT_EMAIL") or peers.config.get("STRATUM_ADMIN_EMAIL"))
+
+    @classmethod
+    def on_create(cls, unit, new_id, fields):
+        author = unit.ctx.get("author") or {}
+        support = unit.ctx.get("support_email")
+        fields = dict(fields, user=unit.actor)
+        mail = {"template": SUPPORT_TEMPLATE, "emails": [support] if support else None, "user": None,
+                "reply_to": author.get("email"), "trigger": f"notifications:contact-us:{new_id}",
+                "context": {"support_request_payload": fields["support_request_payload"],
+                            "user_name": author.get("name"), "user_email": author.get("email"),
+                            "user_uri": unit.actor, "requesting_bureau": unit.ctx.get("bureau_name")}}
+        return fields, [unit.new("notifications", Notification.id_for(mail["trigger"], SUPPORT_TEMPLATE), mail)], {}
+
+
 class FeedPosition(Aggregate):
     """How far this service has read another service's feed. Saved in the same transaction as the notifications
     the read events made, so they and the position move together; optimistic concurrency on this aggregate makes
@@ -162,3 +242,35 @@ class FeedPosition(Aggregate):
 
 
 name_aggregate(FeedPosition, "notifications/feed-position")
+
+
+class WebhookKey(Aggregate):
+    """Which generation of its webhook signing secret a bureau uses (services.notifications.webhooks.bureau_secret).
+    Only the number is stored, never a secret; a bureau that never rotated has none (generation 0)."""
+
+    class Started(Aggregate.Created):
+        bureau: str
+
+    class Rotated(Aggregate.Event):
+        generation: int
+
+        def apply(self, aggregate):
+            aggregate.generation = self.generation
+
+    def __init__(self, bureau):
+        self.bureau = bureau
+        self.generation = 0
+
+    @staticmethod
+    def id_for(bureau):
+        return uuid5(NAMESPACE_URL, f"stratum:notifications:webhook-key:{bureau}")
+
+    @classmethod
+    def start(cls, bureau):
+        return cls._create(cls.Started, id=cls.id_for(bureau), bureau=bureau)
+
+    def rotate(self):
+        self.trigger_event(self.Rotated, generation=self.generation + 1)
+
+
+name_aggregate(WebhookKey, "notifications/webhook-key")

@@ -47,6 +47,29 @@ class Facts:
         user = self.user(path)
         return user.get("email") or (user.get("username") if "@" in (user.get("username") or "") else None)
 
+    def referencing(self, service, resource, field, target):
+        """[{uri, fields}] of `resource` whose `field` is `target` now (the owning service's reference index)."""
+        key = ("referencing", service, resource, field, target)
+        if key not in self._cache:
+            self._cache[key] = self.call(service, "referencing", resource, field, target, INTERNAL)
+        return self._cache[key]
+
+    def location(self, path):
+        return self._by_path("materials", path)
+
+    def location_settings(self, location):
+        """The location's location-settings row ({} when it has none: every switch off)."""
+        found = self.referencing("materials", "location-settings", "location", location) if location else []
+        return found[0]["fields"] if found else {}
+
+    def password_reset(self, user_path):
+        """The pending password reset of a user ({token, expires}), or None (used, replaced or expired): asked at
+        send time, never cached nor stored."""
+        try:
+            return self.call("identity", "password_reset_token", parse_uri(user_path)[1])
+        except (TypeError, ValueError):
+            return None
+
     def bureau(self, path):
         return self._by_path("identity", path)
 

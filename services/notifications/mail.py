@@ -29,10 +29,17 @@ SUBJECTS = {
     "nautilus.order_start_printing": "Order {{ order_name }} started printing",
     "nautilus.order_shipped": "Order {{ order_name }} is shipping",
     "nautilus.order_complete": "Order {{ order_name }} is complete",
+    "nautilus.order_scheduled": "Order {{ order_name }} is scheduled",
+    "nautilus.print_error": "Order {{ order_name }}: printing failed{% if run_name %} in run {{ run_name }}{% endif %}",
+    "nautilus.stock_available_below_min_quantity": "Stock of {{ material_name or 'a material' }}"
+                                                   "{% if location_name %} at {{ location_name }}{% endif %} is low",
     "nautilus.user_mentioned_in_comment": "{{ author_name or 'Someone' }} mentioned you in a comment",
     "nautilus.model_upload_failed": "Your model {{ model_name }} could not be processed",
     "users.welcome_mailer": "Welcome to {{ bureau_name or 'Stratum' }}",
     "users.blocked_for_login": "Your account is locked after too many failed logins",
+    "customer.support_request": "Support request from {{ user_name or user_email or 'a user' }}"
+                                "{% if requesting_bureau %} ({{ requesting_bureau }}){% endif %}",
+    "users.password_reset": "Reset your {{ bureau_name or 'Stratum' }} password",
 }
 GENERIC_SUBJECT = "{{ subject or template }}"
 

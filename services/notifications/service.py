@@ -17,7 +17,7 @@ from services.notifications.facts import Facts
 from services.notifications.subscriber import SOURCES, Subscriber
 from shared.amqp import event_handler
 from shared.eventstore import EventStore
-from shared.service import NEWS_EVENT, ResourceService
+from shared.service import NEWS_EVENT, ResourceService, rpc
 from shared.settings import secret_key
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ class Outbound(DependencyProvider):
         """The subscriber and deliverer over this container's store (made on first use: the store is ready then)."""
         if self.subscriber is None:
             config = self.config
+            self.app = app
             self.subscriber = Subscriber(app)
             self.deliverer = Deliverer(
                 app, self.send_email, self.send_webhook,
@@ -72,15 +73,25 @@ class Outbound(DependencyProvider):
         sender_name = settings.get("email_sender_name") or bureau.get("name")
         context = dict(fields.get("context") or {})
         context.setdefault("bureau_name", sender_name)
+        if fields["template"] == "users.password_reset":  # the token goes into the mail only, never a record
+            reset = facts.password_reset(fields.get("user"))
+            if not reset:
+                raise webhooks.Refused("the password reset was already used, replaced by a newer one, or expired")
+            context.update(reset_token=reset["token"], reset_expires=reset["expires"],
+                           reset_uri=facts.absolute("/password-reset/confirm/"))
         message = mail.build_message(notification.id, dict(fields, context=context), self.sender, sender_name,
                                      reply_to)
         self.transport.send(message)
         return {"message_id": message["Message-ID"]}
 
+    def bureau_secret(self, app, bureau):
+        return webhooks.bureau_secret(self.secret, bureau, app.webhook_generation(bureau))
+
     def send_webhook(self, delivery, facts):
         fields = delivery.fields
         payload = dict(fields.get("payload") or {}, delivery=str(delivery.id))
-        webhooks.post(fields["url"], payload, self.secret, delivery.id, fields.get("event") or "", self.allow_private)
+        secret = self.bureau_secret(self.app, delivery.bureau or fields.get("bureau"))
+        webhooks.post(fields["url"], payload, secret, delivery.id, fields.get("event") or "", self.allow_private)
         return {}
 
 
@@ -97,6 +108,18 @@ class NotificationsService(ResourceService):
 
     def _deliver(self):
         self.outbound.over(self.app).deliverer.deliver_due(self._facts())
+
+    # -- the bureau's webhook signing secret (the gateway's GET/POST /webhook-secret/, for managers) ---------------
+
+    @rpc
+    def webhook_secret(self, bureau):
+        return {"bureau": bureau, "secret": self.outbound.bureau_secret(self.app, bureau).decode(),
+                "generation": self.app.webhook_generation(bureau)}
+
+    @rpc
+    def rotate_webhook_secret(self, bureau):
+        self.app.rotate_webhook_key(bureau)
+        return self.webhook_secret(bureau)
 
     @timer(interval=CATCH_UP_INTERVAL)
     def catch_up_all(self):

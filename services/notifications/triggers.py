@@ -9,7 +9,7 @@ notification_custom_emails; 0 = nobody. A bureau without settings, or with a bit
 """
 from dataclasses import dataclass, field
 
-from shared.uris import normalise, resource_path
+from shared.uris import normalise, resource_path, uuid_of
 
 OWNER, CUSTOMER, CUSTOM = 1, 2, 4
 
@@ -67,6 +67,22 @@ def recipients_by_bitmask(bits, order, settings, facts):
     return unique_emails(emails)
 
 
+def location_contacts(setting, order, facts):
+    """materials.md §3.19: the order's location's contact, when the location-settings switch of the same name is on
+    (a location without settings, or with the switch off, adds nobody)."""
+    location = order.get("location")
+    if not location or not facts.location_settings(location).get(setting):
+        return []
+    contact = facts.location(location).get("contact")
+    return [facts.email_of(contact)] if contact else []
+
+
+def order_recipients(setting, order, settings, facts):
+    """E2: the bitmask's recipients ∪ the location's contact (when its switch is on)."""
+    return unique_emails(recipients_by_bitmask(settings.get(setting), order, settings, facts)
+                         + location_contacts(setting, order, facts))
+
+
 def unique_emails(emails):
     seen, found = set(), []
     for email in emails:
@@ -93,7 +109,7 @@ def intents_for(event, facts):
                 continue
             if trigger.status is not None and (event.get("fields") or {}).get("status") != trigger.status:
                 continue
-            emails = recipients_by_bitmask(settings.get(trigger.setting), order, settings, facts)
+            emails = order_recipients(trigger.setting, order, settings, facts)
             if emails:
                 intents.append(email_intent(Notification.id_for(trigger_of(event), trigger.template), bureau,
                                             trigger.template, order_context(order, path, event, facts), emails,
@@ -120,7 +136,100 @@ def intents_for(event, facts):
                                         emails, event, user=owner))
     elif application == "identity" and resource == "users":
         intents += user_intents(event, path, facts)
+    elif application == "production" and resource == "run" and "RunFailed" in names:
+        intents += print_error_intents(event, path, facts)
+    elif application == "production" and resource == "print" and "PrintAssignedToRun" in names \
+            and (event.get("fields") or {}).get("run"):
+        intents += order_scheduled_intents(event, path, facts)
+    elif application == "materials" and resource == "stock" and "StockBelowMinimum" in names:
+        intents += stock_below_minimum_intents(event, path, facts)
     return intents
+
+
+def _order_mail(order_path, template, setting, id, event, facts, **extra):
+    """One order notification of a production event: to the order's recipients under `setting` (or none)."""
+    from services.notifications.domain import Notification  # noqa: avoid a cycle at import
+
+    order = facts.get("orders", "order", uuid_of(order_path))
+    if not order:
+        return []
+    bureau = order.get("bureau")
+    emails = order_recipients(setting, order, facts.settings(bureau), facts)
+    if not emails:
+        return []
+    context = dict(order_context(order, order_path, event, facts), **extra)
+    return [email_intent(id or Notification.id_for(trigger_of(event), template, order_path), bureau, template,
+                         context, emails, event)]
+
+
+def print_error_intents(event, path, facts):
+    """E2 `nautilus.print_error`: a run failed (RunFailed); every order with a print in it is told once for this
+    failure, under `notification_print_error`."""
+    run = dict(facts.get("production", "run", event["uuid"]), **(event.get("fields") or {}))
+    orders = []
+    for print_path in run.get("prints") or []:
+        order = facts.get("production", "print", uuid_of(print_path)).get("order")
+        if order and order not in orders:
+            orders.append(order)
+    intents = []
+    for order in orders:
+        intents += _order_mail(order, "nautilus.print_error", "notification_print_error", None, event, facts,
+                               run_name=run.get("name"), run_uri=facts.absolute(path), notes=run.get("notes"))
+    return intents
+
+
+def order_scheduled_intents(event, path, facts):
+    """E2 `nautilus.order_scheduled`: all objects of an order are scheduled, i.e. every live piece's first print
+    is in a run. Looked at whenever one of its prints joins a run; told once per order (the id is the order's)."""
+    from services.notifications.domain import Notification  # noqa: avoid a cycle at import
+
+    print_ = dict(facts.get("production", "print", event["uuid"]), **(event.get("fields") or {}))
+    order_path = print_.get("order")
+    if not order_path:
+        return []
+    order = facts.get("orders", "order", uuid_of(order_path))
+    first = {}  # piece → its live print at the lowest step
+    for line_item in order.get("line_items") or []:
+        for found in facts.referencing("production", "print", "line_item", line_item):
+            fields = found["fields"]
+            if fields.get("status") == "cancelled" or not fields.get("piece"):
+                continue
+            position = fields.get("process_step_position") or 0
+            current = first.get(fields["piece"])
+            if current is None or position < (current.get("process_step_position") or 0):
+                first[fields["piece"]] = fields
+    if not first or not all(p.get("run") for p in first.values()):
+        return []
+    template = "nautilus.order_scheduled"
+    return _order_mail(order_path, template, "notification_order_scheduled",
+                       Notification.id_for(f"order-scheduled:{order_path}", template), event, facts,
+                       pieces=len(first))
+
+
+def stock_below_minimum_intents(event, path, facts):
+    """E2 `nautilus.stock_available_below_min_quantity` (materials.md Q18, §3.13): stock fell below stock_min. Not
+    when what is on order makes up for it (`on_order_quantity` reduces false positives). Recipients (the map names
+    none; decided here): the stock location's contact and the bureau's notification_custom_emails."""
+    from services.notifications.domain import Notification  # noqa: avoid a cycle at import
+
+    stock = dict(facts.get("materials", "stock", event["uuid"]), **(event.get("fields") or {}))
+    quantity, minimum = stock.get("quantity"), stock.get("stock_min")
+    if minimum is not None and quantity is not None and quantity + (stock.get("on_order_quantity") or 0) >= minimum:
+        return []
+    location = facts.location(stock.get("location")) if stock.get("location") else {}
+    bureau = event.get("bureau") or location.get("bureau")
+    settings = facts.settings(bureau)
+    emails = unique_emails(([facts.email_of(location["contact"])] if location.get("contact") else [])
+                           + list(settings.get("notification_custom_emails") or []))
+    if not emails:
+        return []
+    material = facts.get("materials", "material", uuid_of(stock["material"])) if stock.get("material") else {}
+    template = "nautilus.stock_available_below_min_quantity"
+    context = {"material_name": material.get("name"), "location_name": location.get("name"),
+               "quantity": quantity, "stock_min": minimum, "on_order_quantity": stock.get("on_order_quantity"),
+               "stock_uri": facts.absolute(path)}
+    return [email_intent(Notification.id_for(trigger_of(event), template), bureau, template, context, emails,
+                         event)]
 
 
 def email_intent(id, bureau, template, context, emails, event, user=None):
@@ -183,18 +292,26 @@ def mention_intents(event, path, facts):
 
 
 def user_intents(event, path, facts):
-    """E2: a new user is welcomed; a user locked out after failed logins is told."""
+    """E2: a new user is welcomed; a user locked out after failed logins is told; a user who asked for a password
+    reset gets the token. The token is not in the notification (its record is readable in the bureau): the
+    notifications service asks identity for it when it sends the mail (service.Outbound.send_email)."""
     from services.notifications.domain import Notification
 
     fields = event.get("fields") or {}
+    names = set(event.get("names") or ())
     if event["kind"] == "created":
         template, context, user = "users.welcome_mailer", {"name": fields.get("name"),
                                                           "username": fields.get("username")}, fields
-    elif fields.get("blocked_until"):
+    elif fields.get("blocked_until"):  # UserBlockedForLogin (a plain UserUpdated in older releases)
         user = facts.user(path)
         template, context = "users.blocked_for_login", {"name": user.get("name"),
                                                         "blocked_until": fields["blocked_until"]}
+    elif "UserPasswordResetRequested" in names:
+        user = facts.user(path)
+        template, context = "users.password_reset", {"name": user.get("name"), "username": user.get("username")}
     else:
+        return []
+    if user.get("archived"):
         return []
     emails = unique_emails([user.get("email") or user.get("username")])
     if not emails:

@@ -8,9 +8,11 @@ Signature (documented in the README): the headers
     X-Stratum-Timestamp: <unix seconds when this attempt was made>
     X-Stratum-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>." + raw body)>
 
-where the secret is STRATUM_WEBHOOK_SECRET (or, without it, one derived from the deployment's secret key). A
-receiver recomputes the HMAC over the raw body it received and compares in constant time, and refuses timestamps
-older than a few minutes.
+where the secret is the order's bureau's own: derived from the deployment's webhook key (STRATUM_WEBHOOK_SECRET,
+or without it one derived from the deployment's secret key), the bureau and the bureau's key generation, so no
+bureau's receiver can sign for another's. A manager reads it at GET /webhook-secret/ and replaces it with POST
+/webhook-secret/ (a new generation: the old secret stops signing at once). A receiver recomputes the HMAC over the
+raw body it received and compares in constant time, and refuses timestamps older than a few minutes.
 
 The URL passes the same server-side request forgery guard as model callbacks (shared.outbound) when each attempt is
 made; a refused URL is not retried.
@@ -36,6 +38,12 @@ def webhook_secret(config, secret_key):
     if config.get("STRATUM_WEBHOOK_SECRET"):
         return config["STRATUM_WEBHOOK_SECRET"].encode()
     return hmac.new(secret_key, b"stratum:webhooks", hashlib.sha256).hexdigest().encode()
+
+
+def bureau_secret(deployment_secret, bureau, generation=0):
+    """One bureau's signing secret (bytes): never stored, derived when needed; a new generation replaces it."""
+    message = f"stratum:webhook-secret:{bureau}:{int(generation)}".encode()
+    return ("whsec_" + hmac.new(deployment_secret, message, hashlib.sha256).hexdigest()).encode()
 
 
 def signature(secret, timestamp, body):

@@ -71,6 +71,9 @@ def test_round_trip(admin, factory, spec):
     except Unreachable as reason:
         pytest.fail(str(reason))
     created = admin.post(spec.path, json=payload)
+    if spec.item_path is None:  # nothing to GET afterwards (/contact-us/): 204, as the reference answers
+        assert created.status_code == 204, created.text
+        return
     assert created.status_code == 201, created.text
     location = created.headers["Location"]
 

@@ -5,6 +5,7 @@ an unreachable SMTP server is retried, then the failure is recorded; webhooks ar
 refused for internal addresses."""
 import json
 import mailbox
+import re
 import socket
 import subprocess
 import sys
@@ -17,11 +18,12 @@ import pytest
 
 from services.notifications import webhooks
 from tests.e2e.test_files_http import new_model, put_file, settled
-from tests.kit.plugin import eventually, free_port, login
+from tests.kit.plugin import ApiSession, eventually, free_port, login
 from tests.kit.tenants import make_tenant
 
 pytestmark = pytest.mark.e2e
 SECRET = "whsec-test-" + uuid.uuid4().hex
+SUPPORT = "support@stratum.test"
 
 
 class SmtpProcess:
@@ -76,7 +78,7 @@ def config_overrides(smtp):
     return {"STRATUM_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "STRATUM_MAIL_FROM": "mail@stratum.test",
             "STRATUM_CALLBACKS_ALLOW_PRIVATE": "127.0.0.1/32", "STRATUM_WEBHOOK_SECRET": SECRET,
             "STRATUM_DELIVERY_MAX_ATTEMPTS": "3", "STRATUM_DELIVERY_BACKOFF_SECONDS": "0.3",
-            "STRATUM_DELIVERY_LEASE_SECONDS": "5"}
+            "STRATUM_DELIVERY_LEASE_SECONDS": "5", "STRATUM_SUPPORT_EMAIL": SUPPORT}
 
 
 def tag():
@@ -278,8 +280,11 @@ def test_order_webhooks_are_signed_and_retried_after_a_500(tenant):
         (first_headers, first_body), (headers, body) = receiver.calls[:2]
     finally:
         receiver.close()
-    assert webhooks.verify(SECRET.encode(), headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
+    secret = tenant.manager.get("/webhook-secret/").json()["secret"].encode()
+    assert webhooks.verify(secret, headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
     assert not webhooks.verify(b"wrong", headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
+    # the bureau's own secret: not the deployment's key
+    assert not webhooks.verify(SECRET.encode(), headers["X-Stratum-Timestamp"], body, headers["X-Stratum-Signature"])
     assert headers["X-Stratum-Delivery"] == first_headers["X-Stratum-Delivery"]  # the retry is the same delivery
     payload = json.loads(body)
     assert payload["event"] == "OrderCreated" and payload["order"] == order
@@ -304,3 +309,258 @@ def test_another_bureau_sees_neither_notifications_nor_deliveries(tenant, admin)
     assert other.manager.get("/webhook-delivery/").json()["resources"] == []
     assert all(n["template"] == "users.welcome_mailer" for n in
                other.manager.get("/notifications/").json()["resources"])
+
+
+# -- identity's mails: password reset, lock-out (capture-and-platform.md C1, C4, E2) --------------------------------
+
+TOKEN = re.compile(r"\b([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[A-Za-z0-9_-]{43})\b")
+
+
+def new_user(admin, tenant):
+    """A fresh user of the tenant's bureau (its password is changed by these tests): (e-mail, password, uri)."""
+    email, password = f"reset-{tag()}@example.com", f"pw-{tag()}"
+    response = admin.post("/users/", json={"username": email, "email": email, "name": "Rita Reset",
+                                           "bureau": tenant.bureau, "password": password})
+    assert response.status_code == 201, response.text
+    return email, password, response.headers["Location"]
+
+
+def text_of(message):
+    return next(part.get_payload(decode=True).decode() for part in message.walk()
+                if part.get_content_type() == "text/plain")
+
+
+def token_in(message):
+    found = set(TOKEN.findall(text_of(message)))
+    assert len(found) == 1, text_of(message)
+    return found.pop()
+
+
+def login_status(system, username, password):
+    with ApiSession(system.base_url) as anonymous:
+        return anonymous.post("/sessions/", json={"username": username, "password": password}).status_code
+
+
+def test_a_password_reset_mails_a_single_use_token_and_tells_nobody_which_accounts_exist(tenant, admin, smtp,
+                                                                                         system):
+    email, old_password, user = new_user(admin, tenant)
+    nobody = f"nobody-{tag()}@example.com"
+    anonymous = ApiSession(system.base_url)
+    asked = anonymous.post("/password-reset/", json={"username": email})
+    unknown = anonymous.post("/password-reset/", json={"username": nobody})
+    assert asked.status_code == unknown.status_code == 202
+    assert asked.json() == unknown.json()  # the same answer: no user enumeration
+
+    [message] = eventually(lambda: smtp.messages(to=email, template="users.password_reset"))
+    assert message["X-RcptTo"].strip() == email  # the user, nobody else
+    token = token_in(message)
+    assert f"{system.base_url}/password-reset/confirm/" in text_of(message)
+    # the token is in the mail only: not in the notification record the bureau can read
+    record = eventually(lambda: [r for r in tenant.manager.get(
+        "/notifications/?filter[template]=users.password_reset").json()["resources"]
+        if r["emails"] == [email] and r["status"] == "sent"])[0]
+    assert token not in json.dumps(record) and token.split(".")[1] not in json.dumps(record)
+
+    refused = anonymous.post("/password-reset/confirm/", json={"token": token[:-3] + "abc", "password": "x-new-1"})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "token"
+    new_password = f"new-{tag()}"
+    done = anonymous.post("/password-reset/confirm/", json={"token": token, "password": new_password})
+    assert done.status_code == 204, done.text
+    assert login_status(system, email, new_password) == 201
+    assert login_status(system, email, old_password) == 401
+    again = anonymous.post("/password-reset/confirm/", json={"token": token, "password": "y-new-2"})
+    assert again.status_code == 400 and "already used" in again.json()["errors"][0]["title"]
+    assert login_status(system, email, new_password) == 201
+
+    time.sleep(2)  # the unknown account's request had time to make a mail, if it were to make one
+    assert smtp.messages(to=nobody) == []
+    assert len(smtp.messages(to=email, template="users.password_reset")) == 1
+    anonymous.close()
+
+
+def test_an_account_locked_after_failed_logins_mails_its_user_once(tenant, admin, smtp, system):
+    email, password, user = new_user(admin, tenant)
+    manager = email_of(tenant.manager, tenant.manager_user)
+    for _ in range(5):
+        assert login_status(system, email, "not-the-password") == 401
+    assert login_status(system, email, password) == 429  # locked, even with the right password
+
+    [message] = eventually(lambda: smtp.messages(to=email, template="users.blocked_for_login"))
+    assert message["X-RcptTo"].strip() == email
+    assert "locked after too many failed logins" in text_of(message)
+    locked_until = admin.get(user).json()["blocked_until"]
+    assert locked_until and locked_until[:16] in text_of(message)
+
+    # a password reset lifts the lock: the mailbox's owner proved who they are
+    with ApiSession(system.base_url) as anonymous:
+        assert anonymous.post("/password-reset/", json={"email": email}).status_code == 202
+        [reset] = eventually(lambda: smtp.messages(to=email, template="users.password_reset"))
+        new_password = f"new-{tag()}"
+        assert anonymous.post("/password-reset/confirm/",
+                              json={"token": token_in(reset), "password": new_password}).status_code == 204
+    assert login_status(system, email, new_password) == 201
+    time.sleep(2)
+    assert len(smtp.messages(to=email, template="users.blocked_for_login")) == 1  # one lock, one mail
+    assert smtp.messages(to=manager, template="users.blocked_for_login") == []
+
+
+# -- announcements (E3), /contact-us/ (E5), who may POST a notification ----------------------------------------------
+
+@pytest.fixture(scope="module")
+def other(admin):
+    return make_tenant(admin, login, "other")
+
+
+def test_a_managers_announcement_reaches_the_bureaus_users_and_no_other_bureau(tenant, other):
+    text = f"**Closed** on Friday ({tag()})"
+    posted = tenant.manager.post("/bureau-notification/", json={"text": text})
+    assert posted.status_code == 201, posted.text
+    location = posted.headers["Location"]
+    manager_name = tenant.manager.get(tenant.manager_user).json()["name"]
+    [seen] = [a for a in tenant.standard.get("/bureau-notification/").json()["resources"] if a["text"] == text]
+    assert seen["uri"] == location and seen["author_name"] == manager_name and seen["bureau"] == tenant.bureau
+    assert seen["created"]
+    # only managers post; nobody changes or deletes one; another bureau neither sees it nor posts into this one
+    refused = tenant.standard.post("/bureau-notification/", json={"text": "I am the manager now"})
+    assert refused.status_code == 403
+    assert tenant.manager.put(location, json={"text": "changed"}).status_code == 405
+    assert tenant.manager.delete(location).status_code == 405
+    assert other.manager.get(location).status_code == 404
+    assert all(a["text"] != text for a in other.manager.get("/bureau-notification/").json()["resources"])
+    foreign = other.manager.post("/bureau-notification/", json={"text": "hello", "bureau": tenant.bureau})
+    assert foreign.status_code in (400, 403, 404), foreign.text
+    assert all(a["text"] != "hello" for a in tenant.standard.get("/bureau-notification/").json()["resources"])
+    # the author's name comes from the session, not the payload
+    forged = tenant.manager.post("/bureau-notification/", json={"text": f"forged {tag()}", "author_name": "CEO"})
+    if forged.status_code == 201:
+        assert tenant.manager.get(forged.headers["Location"]).json()["author_name"] == manager_name
+    else:
+        assert forged.status_code == 400
+
+
+def test_contact_us_mails_support_with_the_users_address_to_reply_to(tenant, smtp):
+    text = f"The printer makes a strange noise ({tag()})"
+    user_email = email_of(tenant.standard, tenant.standard_user)
+    answered = tenant.standard.post("/contact-us/", json={"support_request_payload": text})
+    assert answered.status_code == 204, answered.text
+    [message] = eventually(lambda: [m for m in smtp.messages(to=SUPPORT, template="customer.support_request")
+                                    if text.encode() in m.as_bytes()])
+    assert message["X-RcptTo"].strip() == SUPPORT  # support only: not the user, not the bureau
+    assert message["Reply-To"] == user_email
+    assert text in text_of(message)
+    missing = tenant.standard.post("/contact-us/", json={})
+    assert missing.status_code == 400
+
+
+def test_only_managers_post_notifications(tenant, smtp):
+    address = f"spam-{tag()}@x.test"
+    refused = tenant.standard.post("/notifications/", json={"template": "vision.alert", "context": {},
+                                                            "emails": [address]})
+    assert refused.status_code == 403
+    time.sleep(2)
+    assert smtp.messages(to=address) == []
+
+
+# -- production's events (E2: order scheduled, print error) -----------------------------------------------------------
+
+def test_an_order_scheduled_then_failing_to_print_mails_its_owner_once_each(tenant, smtp):
+    from tests.e2e.test_production_http import Shop, created, settled_count
+    from tests.e2e.test_shop_floor import Floor
+
+    set_notifications(tenant, notification_order_scheduled=1, notification_print_error=1,
+                      notification_order_started_printing=0)
+    owner = email_of(tenant.manager, tenant.standard_user)
+    manager = email_of(tenant.manager, tenant.manager_user)
+    floor = Floor(tenant.manager, Shop(tenant.manager))
+    order = create_order(tenant.manager, order_owner=tenant.standard_user)
+    name = tenant.manager.get(order).json()["name"]
+    product = created(tenant.manager, "/product/", {"order": order, "no_model_upload": True})
+    item = created(tenant.manager, "/line-item/", {"product": product, "quantity": 2, "workflow": floor.workflow})
+    floor.becomes(item, "pending")
+    assert tenant.manager.put(item, json={"status": "confirmed"}).status_code == 204
+    settled_count(tenant.manager, "print", item, 6)
+
+    def mails(template):
+        return [m for m in smtp.messages(template=template) if name in m["Subject"]]
+
+    time.sleep(2)
+    assert mails("nautilus.order_scheduled") == []  # pieces exist, none in a run yet
+    run = floor.run(item, 0, printer=floor.shop.printer)  # both pieces' first prints: the order is scheduled
+    [scheduled] = eventually(lambda: mails("nautilus.order_scheduled"), timeout=30)
+    assert scheduled["X-RcptTo"].strip() == owner
+
+    floor.moved(run, "in-progress")
+    floor.moved(run, "error")
+    [failed] = eventually(lambda: mails("nautilus.print_error"), timeout=30)
+    assert failed["X-RcptTo"].strip() == owner
+    assert run in text_of(failed) and order in text_of(failed)
+    time.sleep(2)
+    assert len(mails("nautilus.order_scheduled")) == 1 and len(mails("nautilus.print_error")) == 1
+    assert mails("nautilus.order_start_printing") == []  # its bits are off
+    assert all(manager not in (m["X-RcptTo"] or "") for m in mails("nautilus.print_error"))
+
+
+def test_each_bureau_signs_with_its_own_webhook_secret_which_its_managers_may_replace(tenant, other):
+    assert tenant.standard.get("/webhook-secret/").status_code == 403
+    mine = tenant.manager.get("/webhook-secret/").json()
+    theirs = other.manager.get("/webhook-secret/").json()
+    assert mine["secret"] != theirs["secret"] and mine["bureau"] == tenant.bureau
+    receiver = Receiver(failures=0)
+    try:
+        replaced = tenant.manager.post("/webhook-secret/").json()
+        assert replaced["secret"] != mine["secret"] and replaced["generation"] == mine["generation"] + 1
+        assert tenant.manager.get("/webhook-secret/").json()["secret"] == replaced["secret"]
+        create_order(tenant.manager, callback_url=receiver.url)
+        eventually(lambda: receiver.calls, timeout=20)
+        headers, body = receiver.calls[0]
+    finally:
+        receiver.close()
+    stamp, signed = headers["X-Stratum-Timestamp"], headers["X-Stratum-Signature"]
+    assert webhooks.verify(replaced["secret"].encode(), stamp, body, signed)
+    assert not webhooks.verify(mine["secret"].encode(), stamp, body, signed)  # the old one no longer signs
+    assert not webhooks.verify(theirs["secret"].encode(), stamp, body, signed)
+
+
+# -- materials' events (E2: stock below its minimum) ------------------------------------------------------------------
+
+def test_stock_falling_below_its_minimum_mails_the_locations_contact_and_the_custom_emails(tenant, smtp):
+    from shared import catalogue
+    from tests.kit.payloads import PayloadFactory
+
+    buyer = f"buyer-{tag()}@example.com"
+    set_notifications(tenant, notification_custom_emails=[buyer])
+    contact = email_of(tenant.manager, tenant.standard_user)
+    manager = email_of(tenant.manager, tenant.manager_user)
+    api = tenant.manager
+    factory = PayloadFactory(api, tenant.bureau, tenant.manager_user)
+    material_name = f"PA12 {tag()}"
+    material = api.post("/material/", json=dict(factory.minimal(catalogue.resource("material")), name=material_name,
+                                                 units="kg", density=1.01))
+    assert material.status_code == 201, material.text
+    location = api.post("/location/", json={"name": f"Store {tag()}", "address": "1 Loop Rd",
+                                            "contact": tenant.standard_user})
+    assert location.status_code == 201, location.text
+    stock = api.post("/stock/", json={"material": material.headers["Location"],
+                                      "location": location.headers["Location"], "quantity": 10.0, "stock_min": 8.0})
+    assert stock.status_code == 201, stock.text
+
+    def consume(amount):
+        response = api.post("/material-stock-action/", json={"action_type": "consume", "action_quantity": amount,
+                                                             "source_stock": stock.headers["Location"],
+                                                             "metadata": {}})
+        assert response.status_code == 201, response.text
+
+    def mails():
+        return [m for m in smtp.messages(template="nautilus.stock_available_below_min_quantity")
+                if material_name in m["Subject"]]
+
+    consume(1.0)  # 9: still above its minimum
+    time.sleep(2)
+    assert mails() == []
+    consume(2.5)  # 6.5 < 8
+    [message] = eventually(mails, timeout=20)
+    assert sorted(r.strip() for r in message["X-RcptTo"].split(",")) == sorted([contact, buyer])
+    assert "6.5" in text_of(message) and manager not in message["X-RcptTo"]
+    consume(1.0)  # under it already: no new fall, no new mail
+    time.sleep(2)
+    assert len(mails()) == 1

@@ -103,3 +103,18 @@ def test_the_stream_needs_a_login_and_a_sane_position(bureaus, system):
     mine, _ = bureaus
     assert mine.manager.get("/event-stream/?after=-3").status_code == 400
     assert mine.manager.get("/event-stream/?after=soon").status_code == 400
+
+
+def test_an_announcement_reaches_the_bureaus_users_live_and_no_other_bureau(bureaus):
+    """capture-and-platform.md E3: an in-app announcement; the bureau's users see it on their stream as it is posted."""
+    mine, theirs = bureaus
+    user_stream = Reader(mine.standard, max_seconds=6)
+    foreign_stream = Reader(theirs.manager, max_seconds=6)
+    posted = mine.manager.post("/bureau-notification/", json={"text": f"Fire drill at 3 ({uuid.uuid4().hex[:6]})"})
+    assert posted.status_code == 201, posted.text
+    announcement = posted.headers["Location"]
+    eventually(lambda: announcement in user_stream.references())
+    user_stream.finish()
+    foreign_stream.finish()
+    assert {r["key"] for r in user_stream.rows if r["reference"] == announcement} >= {"text"}
+    assert announcement not in foreign_stream.references()

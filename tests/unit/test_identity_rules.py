@@ -4,7 +4,7 @@ import pytest
 
 from gateway.ratelimit import FailedLogins
 from shared import access
-from shared.errors import TooManyRequests
+from shared.errors import InvalidPayload, TooManyRequests
 
 
 def test_highest_role_counts():
@@ -122,3 +122,91 @@ def test_cookie_writes_from_another_origin_are_refused():
                               "comes from 'https://evil.example',")
     for origin in ("null", "https://mes.example.evil.example", "http://mes.example"):
         assert attempt(Origin=origin).startswith("This cross-origin request was refused"), origin
+
+
+# -- password reset and lock-out (capture-and-platform.md C1, C4) ---------------------------------------------------
+
+def _user(identity, username="grace@example.com", password="first"):
+    from tests.kit.apps import BUREAU, command_ctx
+
+    identity.secret_key = b"test-secret-key"
+    created = identity.create("users", {"username": username, "email": username, "password": password,
+                                        "bureau": BUREAU}, command_ctx())
+    return UUID(created["uri"].split("/")[2])
+
+
+def _feed_names(identity, user_id):
+    return [e["names"] for e in identity.feed(1, 100)["events"] if e["uuid"] == str(user_id)]
+
+
+def test_a_reset_token_works_once_and_only_for_its_user(identity):
+    from services.identity.domain import RESET_REFUSED
+
+    user_id = _user(identity)
+    other_id = _user(identity, "hopper@example.com")
+    assert identity.request_password_reset("Grace@Example.com") is not None  # login names are case-insensitive
+    token = identity.password_reset_token(user_id)["token"]
+    assert identity.password_reset_token(other_id) is None  # nobody else has a pending reset
+    for wrong in ("", "not-a-token", f"{other_id}.{token.split('.')[1]}", token[:-2] + "xx"):
+        with pytest.raises(InvalidPayload) as refused:
+            identity.reset_password(wrong, "second")
+        assert refused.value.title == RESET_REFUSED and refused.value.status == 400
+    identity.reset_password(token, "second")
+    assert identity.repository.get(user_id).check_password("second")
+    assert not identity.repository.get(user_id).check_password("first")
+    with pytest.raises(InvalidPayload):  # single use
+        identity.reset_password(token, "third")
+    assert identity.password_reset_token(user_id) is None
+    assert identity.repository.get(user_id).check_password("second")
+
+
+def test_unknown_accounts_record_nothing_and_requests_are_spaced(identity):
+    user_id = _user(identity)
+    before = identity.recorder.max_notification_id()
+    assert identity.request_password_reset("nobody@example.com") is None
+    assert identity.recorder.max_notification_id() == before
+    assert identity.request_password_reset("grace@example.com") is not None
+    first = identity.password_reset_token(user_id)["token"]
+    assert identity.request_password_reset("grace@example.com") is None  # within a minute: no second mail
+    assert identity.password_reset_token(user_id)["token"] == first
+
+
+def test_a_reset_token_expires_and_a_newer_request_replaces_it(identity):
+    from datetime import datetime, timedelta, timezone
+
+    from services.identity.domain import User, password_reset_token
+
+    user_id = _user(identity)
+    user = identity.repository.get(user_id)
+    then = datetime.now(timezone.utc) - User.RESET_LIFETIME - timedelta(seconds=1)
+    assert user.request_password_reset(then, "old-nonce")
+    identity.save(user)
+    expired = password_reset_token(identity.secret_key, user_id, "old-nonce")
+    assert identity.password_reset_token(user_id) is None
+    with pytest.raises(InvalidPayload):
+        identity.reset_password(expired, "second")
+    identity.request_password_reset("grace@example.com")  # a new request: a new token, the old one dead
+    fresh = identity.password_reset_token(user_id)["token"]
+    assert fresh != expired
+    identity.reset_password(fresh, "second")
+
+
+def test_a_lock_out_and_a_reset_request_are_named_in_the_feed_without_their_secrets(identity):
+    from shared.errors import TooManyRequests as Locked, Unauthorized
+
+    user_id = _user(identity)
+    for _ in range(5):
+        with pytest.raises(Unauthorized):
+            identity.login("grace@example.com", "wrong")
+    with pytest.raises(Locked):
+        identity.login("grace@example.com", "first")
+    identity.request_password_reset("grace@example.com")
+    token = identity.password_reset_token(user_id)["token"]
+    identity.reset_password(token, "second")  # proves the mailbox: lifts the lock-out too
+    assert identity.login("grace@example.com", "second")["session_key"]
+    names = _feed_names(identity, user_id)
+    assert ["UserUpdated", "UserBlockedForLogin"] in names
+    assert ["UserUpdated", "UserPasswordResetRequested"] in names
+    assert names.count(["UserUpdated", "UserBlockedForLogin"]) == 1  # the unblock is a plain update
+    events = repr(identity.feed(1, 100)["events"])
+    assert "nonce" not in events and token.split(".")[1] not in events and "password_reset" not in events

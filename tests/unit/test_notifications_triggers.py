@@ -45,6 +45,15 @@ class FakeFacts:
     def settings(self, bureau):
         return self._settings
 
+    def location(self, path):
+        return self.resources.get(("location", path.strip("/").rsplit("/", 1)[-1]), {})
+
+    def location_settings(self, location):
+        return self.resources.get(("location-settings", location), {})
+
+    def referencing(self, service, resource, field, target):
+        return self.resources.get(("referencing", resource, field, target), [])
+
     def absolute(self, path):
         return "https://stratum.test" + path
 
@@ -171,6 +180,19 @@ def test_a_new_user_is_welcomed_and_a_locked_one_told():
                        FakeFacts()) == []
 
 
+def test_a_password_reset_request_mails_the_user_without_the_token():
+    user_uuid = OWNER.split("/")[2]
+    [reset] = intents_for(event(["UserUpdated", "UserPasswordResetRequested"], {}, resource="users",
+                                application="identity", uuid_=user_uuid), FakeFacts())
+    assert reset.fields["template"] == "users.password_reset" and reset.fields["emails"] == ["owner@example.com"]
+    assert reset.fields["user"] == OWNER and "token" not in repr(reset.fields)
+    # an archived user gets no mail
+    facts = FakeFacts()
+    facts.users[OWNER]["archived"] = True
+    assert intents_for(event(["UserUpdated", "UserPasswordResetRequested"], {}, resource="users",
+                             application="identity", uuid_=user_uuid), facts) == []
+
+
 def test_an_order_with_a_callback_url_gets_a_webhook_per_event():
     facts = FakeFacts(settings={})
     order = dict(ORDER, callback_url="https://hooks.example.com/stratum")
@@ -246,3 +268,201 @@ def test_an_unreadable_event_is_passed_over_but_an_outage_stops_the_batch(notifi
     with pytest.raises(ServiceUnavailable):
         notifications.record_batch("orders", [event(["OrderCreated"], ORDER, kind="created", position=2)], 2, Down())
     assert notifications.feed_position("orders") == 1
+
+
+# -- announcements (E3) and /contact-us/ (E5) ----------------------------------------------------------------------
+
+class FakePeers:
+    def __init__(self, config=None):
+        self.config = config or {"STRATUM_ADMIN_EMAIL": "admin@stratum.test"}
+        self.calls = []
+
+    def call(self, service, method, resource, uuid_, ctx):
+        self.calls.append((service, method, resource))
+        return {"users": {"name": "Mona Manager", "email": "mona@example.com"},
+                "bureau": {"name": "Acme"}}[resource]
+
+
+def test_an_announcement_is_posted_under_its_authors_name(notifications):
+    from services.notifications.domain import Announcement
+    from tests.kit.apps import BUREAU, command_ctx
+
+    ctx = Announcement.gather(FakePeers(), "create", None, {}, command_ctx(user=OWNER))
+    assert ctx["author_name"] == "Mona Manager"
+    made = notifications.create("bureau-notification", {"text": "**Closed** on Friday", "bureau": BUREAU}, ctx)
+    events = [e for e in notifications.feed(1, 100)["events"] if e["resource"] == "bureau-notification"]
+    assert [e["names"] for e in events] == [["BureauAnnouncementCreated", "BureauAnnouncementPosted"]]
+    assert events[0]["fields"]["author_name"] == "Mona Manager" and events[0]["bureau"] == BUREAU
+    assert made["uri"].startswith("/bureau-notification/")
+
+
+def test_a_support_request_queues_one_mail_to_support_replying_to_the_user(notifications):
+    from services.notifications.domain import SupportRequest
+    from tests.kit.apps import command_ctx
+
+    for config, support in (({"STRATUM_ADMIN_EMAIL": "admin@stratum.test"}, "admin@stratum.test"),
+                            ({"STRATUM_ADMIN_EMAIL": "admin@stratum.test", "STRATUM_SUPPORT_EMAIL": "help@x.test"},
+                             "help@x.test")):
+        ctx = SupportRequest.gather(FakePeers(config), "create", None, {}, command_ctx(user=OWNER))
+        notifications.create("contact-us", {"support_request_payload": "The printer is on fire"}, ctx)
+        mails = [e for e in notifications.feed(1, 100)["events"] if e["resource"] == "notifications"]
+        mail = mails[-1]["fields"]
+        assert mail["template"] == "customer.support_request" and mail["emails"] == [support]
+        assert mail["reply_to"] == "mona@example.com" and mail["status"] == "queued"
+        assert mail["context"]["support_request_payload"] == "The printer is on fire"
+        assert mail["context"]["requesting_bureau"] == "Acme"
+    names = [e["names"] for e in notifications.feed(1, 100)["events"] if e["resource"] == "contact-us"]
+    assert names == [["SupportRequestCreated", "SupportRequestSubmitted"]] * 2
+
+
+# -- location contacts, production and materials triggers --------------------------------------------------------
+
+LOCATION_ID = "55555555-5555-5555-5555-555555555555"
+LOCATION = f"/location/{LOCATION_ID}/"
+
+
+def test_a_locations_contact_is_told_when_its_switch_is_on():
+    on = FakeFacts(settings={"notification_order_created": 0}, resources={
+        ("location", LOCATION_ID): {"contact": MENTIONED, "bureau": BUREAU},
+        ("location-settings", LOCATION): {"notification_order_created": True}})
+    [created] = intents_for(event(["OrderCreated"], dict(ORDER, location=LOCATION), kind="created"), on)
+    assert created.fields["emails"] == ["mentioned@example.com"]
+    off = FakeFacts(settings={"notification_order_created": 1}, resources={
+        ("location", LOCATION_ID): {"contact": MENTIONED, "bureau": BUREAU},
+        ("location-settings", LOCATION): {"notification_order_created": False,
+                                          "notification_order_owner": True}})
+    [created] = intents_for(event(["OrderCreated"], dict(ORDER, location=LOCATION), kind="created"), off)
+    assert created.fields["emails"] == ["owner@example.com"]  # the bitmask's, not the contact's
+    assert intents_for(event(["OrderCreated"], dict(ORDER, location=LOCATION), kind="created"),
+                       FakeFacts(settings={})) == []
+
+
+def _order(uuid_, **fields):
+    return (("order", uuid_), dict(ORDER, **fields))
+
+
+def test_a_failed_run_tells_each_order_with_a_print_in_it_once():
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    prints = {str(uuid.uuid4()): a, str(uuid.uuid4()): a, str(uuid.uuid4()): b}
+    resources = dict([_order(a, name="Gearbox"), _order(b, name="Hinge", order_owner=CREATOR)])
+    resources.update({("print", p): {"order": f"/order/{o}/"} for p, o in prints.items()})
+    run = str(uuid.uuid4())
+    resources[("run", run)] = {"name": "Run 7", "prints": [f"/print/{p}/" for p in prints]}
+    facts = FakeFacts(settings={"notification_print_error": 1}, resources=resources)
+    failed = event(["RunUpdated", "RunStatusChanged", "RunFailed"], {"status": "error"}, application="production",
+                   resource="run", uuid_=run)
+    intents = intents_for(failed, facts)
+    assert [(i.fields["template"], i.fields["emails"], i.fields["context"]["order_name"]) for i in intents] == [
+        ("nautilus.print_error", ["owner@example.com"], "Gearbox"),
+        ("nautilus.print_error", ["creator@example.com"], "Hinge")]
+    assert intents[0].fields["context"]["run_name"] == "Run 7" and intents[0].id != intents[1].id
+    assert intents_for(failed, FakeFacts(settings={"notification_print_error": 0}, resources=resources)) == []
+    # a run going back to the queue is no error
+    assert intents_for(event(["RunUpdated", "RunStatusChanged"], {"status": "queued"}, application="production",
+                             resource="run", uuid_=run), facts) == []
+
+
+def test_an_order_is_scheduled_once_every_pieces_first_print_is_in_a_run():
+    order, line_item = str(uuid.uuid4()), "/line-item/66666666-6666-6666-6666-666666666666/"
+    order_path = f"/order/{order}/"
+
+    def prints(second_piece_run):
+        return [{"uri": "/print/1/", "fields": {"piece": "/piece/1/", "process_step_position": 0, "run": "/run/9/",
+                                                "status": "queued", "order": order_path}},
+                {"uri": "/print/2/", "fields": {"piece": "/piece/1/", "process_step_position": 1, "run": None,
+                                                "status": "created", "order": order_path}},
+                {"uri": "/print/3/", "fields": {"piece": "/piece/2/", "process_step_position": 0,
+                                                "run": second_piece_run, "status": "created", "order": order_path}},
+                {"uri": "/print/4/", "fields": {"piece": "/piece/3/", "process_step_position": 0, "run": None,
+                                                "status": "cancelled", "order": order_path}}]
+
+    def facts(second_piece_run):
+        return FakeFacts(settings={"notification_order_scheduled": 1}, resources=dict(
+            [_order(order, line_items=[line_item]),
+             (("referencing", "print", "line_item", line_item), prints(second_piece_run)),
+             (("print", "3"), {"order": order_path})]))
+
+    assigned = event(["PrintUpdated", "PrintAssignedToRun"], {"run": "/run/9/", "status": "queued"},
+                     application="production", resource="print", uuid_="3")
+    assert intents_for(assigned, facts(None)) == []  # the second piece is not in a run yet
+    [scheduled] = intents_for(assigned, facts("/run/9/"))
+    assert scheduled.fields["template"] == "nautilus.order_scheduled"
+    assert scheduled.fields["emails"] == ["owner@example.com"] and scheduled.fields["context"]["pieces"] == 2
+    # whichever print completes the picture, the order is told once: the id is the order's
+    [again] = intents_for(dict(assigned, position=99), facts("/run/9/"))
+    assert again.id == scheduled.id
+    # a print leaving its run is no news
+    assert intents_for(event(["PrintUpdated", "PrintAssignedToRun"], {"run": None}, application="production",
+                             resource="print", uuid_="3"), facts("/run/9/")) == []
+
+
+def test_stock_below_its_minimum_mails_the_locations_contact_and_the_custom_emails():
+    stock = str(uuid.uuid4())
+    resources = {("location", LOCATION_ID): {"contact": MENTIONED, "bureau": BUREAU, "name": "Main hall"},
+                 ("material", "77777777-7777-7777-7777-777777777777"): {"name": "PA12"},
+                 ("stock", stock): {"location": LOCATION, "material": "/material/77777777-7777-7777-7777-777777777777/",
+                                    "quantity": 2.0, "stock_min": 5.0, "on_order_quantity": None}}
+    facts = FakeFacts(settings={"notification_custom_emails": ["buyer@example.com"]}, resources=resources)
+    below = event(["StockUpdated", "StockBelowMinimum"], {"quantity": 2.0}, application="materials",
+                  resource="stock", uuid_=stock)
+    [mail] = intents_for(below, facts)
+    assert mail.fields["template"] == "nautilus.stock_available_below_min_quantity" and mail.bureau == BUREAU
+    assert mail.fields["emails"] == ["mentioned@example.com", "buyer@example.com"]
+    assert mail.fields["context"]["material_name"] == "PA12" and mail.fields["context"]["location_name"] == "Main hall"
+    # what is on order makes up for it: no mail
+    resources[("stock", stock)]["on_order_quantity"] = 4.0
+    assert intents_for(below, facts) == []
+    # another event of the stock is no alert
+    resources[("stock", stock)]["on_order_quantity"] = None
+    assert intents_for(event(["StockUpdated"], {"quantity": 2.0}, application="materials", resource="stock",
+                             uuid_=stock), facts) == []
+
+
+@pytest.mark.parametrize("template, shows", [("nautilus.print_error", "Gearbox"),
+                                             ("nautilus.order_scheduled", "Gearbox"),
+                                             ("nautilus.stock_available_below_min_quantity", "PA12"),
+                                             ("users.password_reset", "TOKEN"),
+                                             ("customer.support_request", "help me")])
+def test_every_new_template_renders_its_own_text(template, shows):
+    from services.notifications.mail import render
+
+    subject, text, html = render(template, {"order_name": "Gearbox", "material_name": "PA12", "pieces": 2,
+                                            "reset_token": "TOKEN", "support_request_payload": "help me"})
+    assert subject and subject != template  # its own subject line
+    assert shows in text and shows in html and "<html>" in html
+
+
+def test_webhook_secrets_are_per_bureau_and_replaced_by_a_new_generation(notifications):
+    from services.notifications import webhooks
+
+    other = "/bureau/99999999-9999-9999-9999-999999999999/"
+    key = b"deployment-key"
+    assert notifications.webhook_generation(BUREAU) == 0
+    first = webhooks.bureau_secret(key, BUREAU, notifications.webhook_generation(BUREAU))
+    assert first != webhooks.bureau_secret(key, other, 0) and first != key
+    assert notifications.rotate_webhook_key(BUREAU) == 1
+    second = webhooks.bureau_secret(key, BUREAU, notifications.webhook_generation(BUREAU))
+    assert second != first and notifications.webhook_generation(other) == 0
+    body = b'{"event":"OrderCreated"}'
+    signed = webhooks.signature(second, "1700000000", body)
+    assert webhooks.verify(second, "1700000000", body, signed) and not webhooks.verify(first, "1700000000", body,
+                                                                                        signed)
+    assert "deployment-key" not in repr([n.state for n in notifications.recorder.select_notifications(1, 100)])
+
+
+def test_a_position_an_earlier_release_stored_still_counts(notifications):
+    """Releases before the move to shared.follower kept the position as a FeedPosition aggregate: it loads, and
+    the subscriber goes on after it (nothing mailed twice, nothing skipped); tracking takes over from there."""
+    from services.notifications.domain import FeedPosition
+
+    old = FeedPosition.start("orders")
+    old.advance(5)
+    notifications.save(old)
+    facts = FakeFacts(settings={"notification_order_created": 1})
+    assert notifications.feed_position("orders") == 5
+    assert notifications.begin_at("orders", 9) == 5  # begun long ago: the migrate step moves nothing
+    batch = [event(["OrderCreated"], ORDER, kind="created", position=p) for p in (5, 6)]
+    assert notifications.record_batch("orders", batch, 6, facts) == 6
+    assert len(_stored(notifications)) == 1  # position 5 was mailed by the earlier release
+    assert notifications.recorder.max_tracking_id("orders") == 6
+    assert notifications.repository.get(FeedPosition.id_for("orders")).position == 5  # nothing writes it now
