@@ -108,32 +108,49 @@ class RpcConsumer(nameko_rpc.RpcConsumer):
         return result, exc_info
 
 
-class EventDispatcher(events.EventDispatcher):
-    """nameko declares the event exchange at start on a connection from kombu's process-wide pool, which may be dead
-    (a broker restart since it was last used) or closed (kombu puts a connection it closed after an error back in
-    the pool, so every later start in the process fails). This one declares on a connection of its own, retried."""
+SETUP_ATTEMPTS = 10
 
-    SETUP_ATTEMPTS = 10
+
+def _declare_robustly(container, amqp_uri, entities, what):
+    """nameko declares a publisher's exchange at start on a connection from kombu's process-wide pool, which may be
+    dead (a broker restart since it was last used) or closed (kombu puts a connection it closed after an error back
+    in the pool, so every later start in the process fails). Declare on a connection of our own, retried."""
+    config = container.config
+    ssl, login_method = config.get(AMQP_SSL_CONFIG_KEY), config.get(LOGIN_METHOD_CONFIG_KEY)
+    for attempt in range(1, SETUP_ATTEMPTS + 1):
+        try:
+            with Connection(amqp_uri, ssl=ssl, login_method=login_method) as connection:
+                connection.ensure_connection(max_retries=1)
+                channel = connection.channel()
+                for entity in entities:
+                    entity(channel).declare()
+            return ssl, login_method
+        except BROKER_ERRORS as error:
+            if attempt == SETUP_ATTEMPTS:
+                raise
+            log.warning("could not declare %s (%s); retrying", what, error)
+            eventlet.sleep(min(0.5 * attempt, 3))
+
+
+class EventDispatcher(events.EventDispatcher):
+    """nameko's, with the event exchange declared robustly (_declare_robustly)."""
 
     def setup(self):
-        config = self.container.config
-        self.exchange = events.get_event_exchange(self.container.service_name, config)
+        self.exchange = events.get_event_exchange(self.container.service_name, self.container.config)
         self.declare.append(self.exchange)
-        ssl, login_method = config.get(AMQP_SSL_CONFIG_KEY), config.get(LOGIN_METHOD_CONFIG_KEY)
-        for attempt in range(1, self.SETUP_ATTEMPTS + 1):
-            try:
-                with Connection(self.amqp_uri, ssl=ssl, login_method=login_method) as connection:
-                    connection.ensure_connection(max_retries=1)
-                    channel = connection.channel()
-                    for entity in self.declare:
-                        entity(channel).declare()
-                break
-            except BROKER_ERRORS as error:
-                if attempt == self.SETUP_ATTEMPTS:
-                    raise
-                log.warning("could not declare the %s event exchange (%s); retrying", self.container.service_name,
-                            error)
-                eventlet.sleep(min(0.5 * attempt, 3))
+        ssl, login_method = _declare_robustly(self.container, self.amqp_uri, self.declare,
+                                              f"the {self.container.service_name} event exchange")
+        self.publisher = self.publisher_cls(self.amqp_uri, serializer=self.options.pop("serializer", self.serializer),
+                                            exchange=self.exchange, declare=self.declare, ssl=ssl,
+                                            login_method=login_method, **self.options)
+
+
+class Publisher(messaging.Publisher):
+    """nameko's, with its exchange and queues declared robustly (_declare_robustly)."""
+
+    def setup(self):  # the exchange (and queues) to declare are in self.declare since __init__
+        ssl, login_method = _declare_robustly(self.container, self.amqp_uri, self.declare,
+                                              f"the exchange of a {self.container.service_name} publisher")
         self.publisher = self.publisher_cls(self.amqp_uri, serializer=self.options.pop("serializer", self.serializer),
                                             exchange=self.exchange, declare=self.declare, ssl=ssl,
                                             login_method=login_method, **self.options)

@@ -4,14 +4,13 @@ and the machines' live status reports off the broker, AMQP or MQTT (services.cap
 import logging
 
 from kombu import Exchange, Queue
-from nameko.messaging import Publisher
 
 from services.capture.application import Capture
 from services.capture.domain import Capture as CaptureRecord
 from services.capture import telemetry
 from services.capture.commands import COMMAND_EVENT
 from services.capture.processing import CAPTURE_RECEIVED, Pipeline
-from shared.amqp import consume, event_handler
+from shared.amqp import Publisher, consume, event_handler
 from shared.blobstore import Blobs
 from shared.errors import NotFound, StratumError
 from shared import uris

@@ -6,7 +6,7 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from nameko import events, rpc
+from nameko import events, messaging, rpc
 from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR, DependencyProvider
 
 from runtime.topology import PROCESSES, load
@@ -81,6 +81,8 @@ def test_every_process_uses_the_resilient_entrypoints(name):
     for dependency in dependencies(service_cls):
         if isinstance(dependency, events.EventDispatcher):
             assert type(dependency) is amqp.EventDispatcher, (name, "dispatch")
+        elif isinstance(dependency, messaging.Publisher):  # nameko's declares on a pooled connection, maybe dead
+            assert type(dependency) is amqp.Publisher, (name, type(dependency).__name__)
         for extension in vars(type(dependency)).values():
             if isinstance(extension, rpc.ReplyListener):
                 assert type(extension) is amqp.ReplyListener, (name, type(dependency).__name__)
