@@ -219,9 +219,10 @@ class GatewayService:
             fields, ignored = self._checked(request, spec, caller)
             self._authorize(spec, verb, caller, fields, request)
             result = self._write(spec.service, "create", spec.name, fields, caller, request)
-            if spec.item_path is None and str(result.get("uri") or "").startswith(spec.path):
-                # nothing to GET afterwards (/contact-us/): the reference answers 204; a request that made another
-                # resource (/zipfile-request/ → its /zipfile/) still points at it (201, Location)
+            if spec.item_path is None and "LIST" not in spec.verbs and str(result.get("uri") or "").startswith(
+                    spec.path):
+                # nothing to read back at all (/contact-us/): the reference answers 204. A listed one (/sentry/) or a
+                # request that made another resource (/zipfile-request/ → its /zipfile/) points at it: 201, Location
                 return _reporting(json_response(None, 204), ignored)
             location = self._base(request) + result["uri"]
             if "secret" in result:  # a generated secret (API token) is shown once, here

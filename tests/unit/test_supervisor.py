@@ -74,9 +74,16 @@ LAUNCHER = textwrap.dedent("""
 """)
 
 
+def _as_a_terminal_starts_it():
+    # A shell's background job ignores SIGINT, and a child inherits that (Python then installs no Ctrl-C handler):
+    # the launcher gets the default disposition a terminal gives it, however the suite itself was started.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_launcher():
     return subprocess.Popen([PYTHON, "-c", LAUNCHER], stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=os.getcwd()), start_new_session=True)
+                            env=dict(os.environ, PYTHONPATH=os.getcwd()), start_new_session=True,
+                            preexec_fn=_as_a_terminal_starts_it)
 
 
 def gone(pid):
