@@ -110,8 +110,11 @@ def _location(text):
 
 
 def _created(spec, ref):
-    if spec.item_path is None:  # nothing to GET afterwards (/contact-us/)
-        return {"204": {"description": "Accepted", "headers": dict(_IGNORED)}}
+    if spec.item_path is None and "LIST" not in spec.verbs:  # nothing to read back (/contact-us/): 204, unless the
+        # request made a resource of another kind (/zipfile-request/ → its /zipfile/): 201 pointing at it
+        return {"204": {"description": "Accepted", "headers": dict(_IGNORED)},
+                "201": {"description": "Made a resource of another kind",
+                        "headers": dict(_location("URI of the resource it made"), **_IGNORED)}}
     headers = dict(_location("URI of the new resource"), **_IGNORED)
     if spec.name in UPLOADS:
         headers["X-Upload-Location"] = {"required": True, "schema": {"type": "string", "format": "uri"},
