@@ -104,10 +104,13 @@ class FeedFollower:
         return last
 
 
-def pull(app, services, followed, apply_batch, announce, batch_size=BATCH_SIZE):
+def pull(app, services, followed, apply_batch, announce, news=None, batch_size=BATCH_SIZE):
     """Pull `followed`'s feed from our own position until it is exhausted, one puller per process and feed at a
     time. `apply_batch(feed)` applies one batch (returns the position held); `announce(payload)` rings our own
-    doorbell when the batch changed our store. A failure is logged: the next doorbell or timer pulls again."""
+    doorbell when the batch changed our store. A failure is logged: the next doorbell or timer pulls again.
+    `news`: the doorbell that woke us (None: a timer); nothing is pulled when we already hold its position."""
+    if news is not None and app.position(followed) >= int(news.get("position") or 0):
+        return
     with _lock((id(app), followed)):
         try:
             stalled = 0

@@ -36,16 +36,15 @@ class MaterialsService(ResourceService):
 
     @event_handler(PRODUCTION, NEWS_EVENT)
     def on_production_news(self, payload):
-        if self.app.position(PRODUCTION) >= int(payload.get("position") or 0):
-            return
-        self._follow_production()
+        self._follow_production(news=payload)
 
     @timer(interval=CATCH_UP_INTERVAL)
     def follow_production(self):
         self._follow_production()
 
-    def _follow_production(self):
-        pull(self.app, self.services, PRODUCTION, lambda feed: self.app.apply_feed(PRODUCTION, feed), self._announce)
+    def _follow_production(self, news=None):
+        pull(self.app, self.services, PRODUCTION, lambda feed: self.app.apply_feed(PRODUCTION, feed), self._announce,
+             news=news)
 
     # -- traceability reports (background jobs) ------------------------------------------------------------------------
 

@@ -34,29 +34,25 @@ class ProductionService(LayoutJobs, RunTransformationJobs, ResourceService):  # 
 
     @event_handler(FOLLOWED, NEWS_EVENT)
     def on_orders_news(self, payload):
-        if self.app.position(FOLLOWED) >= int(payload.get("position") or 0):
-            return
-        self._follow()
+        self._follow(news=payload)
 
     @timer(interval=CATCH_UP_INTERVAL)
     def catch_up(self):
         self._follow()
         self._follow_capture()
 
-    def _follow(self):
+    def _follow(self, news=None):
         pull(self.app, self.services, FOLLOWED,
-             lambda feed: self.app.apply_feed(FOLLOWED, feed, self._model_name), self._announce)
+             lambda feed: self.app.apply_feed(FOLLOWED, feed, self._model_name), self._announce, news=news)
 
     # -- following the capture feed (F6 step 5) -----------------------------------------------------------------------
 
     @event_handler(CAPTURE, NEWS_EVENT)
     def on_capture_news(self, payload):
-        if self.app.position(CAPTURE) >= int(payload.get("position") or 0):
-            return
-        self._follow_capture()
+        self._follow_capture(news=payload)
 
-    def _follow_capture(self):
-        pull(self.app, self.services, CAPTURE, self.app.apply_capture_feed, self._announce)
+    def _follow_capture(self, news=None):
+        pull(self.app, self.services, CAPTURE, self.app.apply_capture_feed, self._announce, news=news)
 
     def _model_name(self, model_path):
         try:
