@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
-export PSYCOPG_IMPL := python
+export PSYCOPG_WAIT_FUNC := wait_select
 
 .PHONY: install run migrate rebuild test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild bench-scale bench-packing catalogue clean
 

@@ -9,6 +9,6 @@ eventlet.monkey_patch()
 
 import os  # noqa: E402
 
-os.environ.setdefault("PSYCOPG_IMPL", "python")  # psycopg's C wait would block the eventlet hub
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")  # psycopg's C wait would block the eventlet hub
 
 pytest_plugins = ["tests.kit.plugin"]

@@ -41,7 +41,7 @@ def _collecting(app):
 
 
 def _seed_range(environ, bureau, user, first, last, progress):
-    os.environ.setdefault("PSYCOPG_IMPL", "python")
+    os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")  # as the services do
     config = seeding_config(environ)
     orders_cls = load(APPLICATIONS["orders"])
     app = orders_cls(env=dict(event_store_env(config, "orders"), POSTGRES_POOL_SIZE="1",

@@ -129,7 +129,7 @@ def service_env(postgres_dsn, amqp_uri, port, data_dir):
         "STRATUM_ADMIN_EMAIL": ADMIN_EMAIL,
         "STRATUM_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "STRATUM_LOG_LEVEL": "WARNING",
-        "PSYCOPG_IMPL": "python",
+        "PSYCOPG_WAIT_FUNC": "wait_select",
         "PYTHONPATH": str(ROOT),
     })
     return env

@@ -200,7 +200,7 @@ def main():
         warning = server_headroom(config["STRATUM_POSTGRES_DSN"], budget)
         if warning:
             say(f"warning: {warning}")
-    env = dict(os.environ, PSYCOPG_IMPL="python")
+    env = dict(os.environ, PSYCOPG_WAIT_FUNC="wait_select")
     supervisor = Supervisor({name: [sys.executable, "-m", "runtime.serve", name] for name in PROCESSES}, env=env)
     url = f"http://{config['STRATUM_HOST']}:{config['STRATUM_PORT']}"
     storage = "PostgreSQL" if config["STRATUM_POSTGRES_DSN"] else f"SQLite in {config['STRATUM_DATA_DIR']}"

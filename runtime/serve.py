@@ -16,7 +16,8 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 
-os.environ.setdefault("PSYCOPG_IMPL", "python")
+# psycopg decodes in C, but must wait with select.select (green after monkey_patch): its C wait blocks the hub
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
 from nameko.runners import ServiceRunner  # noqa: E402
 

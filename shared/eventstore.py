@@ -1,7 +1,7 @@
 """The event store inside nameko: one `eventsourcing` application per service container."""
 import os
 
-os.environ.setdefault("PSYCOPG_IMPL", "python")  # psycopg's C wait blocks the eventlet hub
+os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")  # psycopg's C wait would block the eventlet hub
 
 # Imported eagerly: two containers constructing Postgres apps concurrently would otherwise race on a
 # half-imported module under green threads ("Found 0 infrastructure factory classes").

@@ -31,7 +31,7 @@ def vhost():
 @pytest.fixture(scope="module")
 def launched(postgres_dsn, vhost, tmp_path_factory):
     data = tmp_path_factory.mktemp("launch")
-    env = dict(os.environ, PYTHONPATH=str(ROOT), PSYCOPG_IMPL="python", STRATUM_POSTGRES_DSN=postgres_dsn,
+    env = dict(os.environ, PYTHONPATH=str(ROOT), PSYCOPG_WAIT_FUNC="wait_select", STRATUM_POSTGRES_DSN=postgres_dsn,
                AMQP_URI=AMQP_BASE.rstrip("/") + "/" + vhost, STRATUM_PORT=str(free_port()),
                STRATUM_DATA_DIR=str(data), STRATUM_ADMIN_EMAIL=ADMIN_EMAIL, STRATUM_ADMIN_PASSWORD=ADMIN_PASSWORD,
                STRATUM_RPC_TIMEOUT="10", STRATUM_LOG_LEVEL="WARNING")
