@@ -22,8 +22,8 @@ class ProjectorService:
     services = Services()
     read = ReadSide()
 
-    def _catch_up(self, application):
-        return self.read.catch_up(application, self.services.fetcher(application))
+    def _catch_up(self, application, news=None):
+        return self.read.catch_up(application, self.services.fetcher(application), news=news)
 
     @timer(interval=CATCH_UP_INTERVAL)
     def catch_up_all(self):
@@ -51,7 +51,8 @@ class ProjectorService:
         if self.read.store.position(application) >= int(payload.get("position") or 0):
             return
         try:
-            self._catch_up(application)
+            # the ring's own events (a command's, shared.service) are applied without a pull when they continue ours
+            self._catch_up(application, news=payload if "events" in payload else None)
         except Exception:  # e.g. the service is stopping; the timer pulls whatever this doorbell announced
             log.warning("catch-up of %s after its doorbell failed; the timer will retry", application, exc_info=True)
 

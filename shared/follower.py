@@ -111,12 +111,13 @@ def pull(app, services, followed, apply_batch, announce, news=None, batch_size=B
     `news`: the doorbell that woke us (None: a timer); nothing is pulled when we already hold its position."""
     if news is not None and app.position(followed) >= int(news.get("position") or 0):
         return
+    read = from_news(lambda start, limit: services.call(followed, "get_notifications", start, limit), news)
     with _lock((id(app), followed)):
         try:
             stalled = 0
             while True:
                 position = app.position(followed)
-                feed = services.call(followed, "get_notifications", position + 1, batch_size)
+                feed = read(position + 1, batch_size)
                 if feed["last"] is None:
                     return
                 reached = apply_batch(feed)
@@ -131,6 +132,25 @@ def pull(app, services, followed, apply_batch, announce, news=None, batch_size=B
                         return
         except Exception:  # the followed service may be away: the timer pulls again
             log.warning("following the %s feed failed; will retry", followed, exc_info=True)
+
+
+def from_news(fetch, news):
+    """A feed reader (`fetch(start, limit)`) that answers from a doorbell's own events when they continue `start`
+    without a gap, and pulls otherwise (no events in the ring, a gap before them, or a position past them). The slice
+    holds every notification `first`..`last` (shared.service), so answering from it is what the pull would answer
+    up to `last`; what came after has its own ring, or the timer."""
+    events = (news or {}).get("events")
+    if events is None:
+        return fetch
+    first, last = news["first"], news["last"]
+
+    def read(start, limit):
+        if first <= start <= last:
+            return {"application": news.get("application"), "events": [e for e in events if e["position"] >= start],
+                    "last": last, "complete": True}
+        return fetch(start, limit)
+
+    return read
 
 
 def _lock(key):

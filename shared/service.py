@@ -7,6 +7,12 @@ result), so the projector usually finds nothing to pull; the ring still goes, be
 follows orders, notifications follows everyone) must hear of the write at once, not at their next timer. Writes at
 the same moment share one ring (`Doorbell`): followers pull from their own position, so the highest position
 announces them all.
+
+A command's ring also carries its events, as the feed gives them (`first`..`last`, every notification between them:
+one transaction's notifications are consecutive). A follower whose position is `first - 1` or later applies them
+without pulling (shared.follower.from_news), so one write costs its followers no RPC and its service no feed
+decoding per follower; a follower that finds a gap before `first` pulls as before. Rings merged by the Doorbell keep
+their events only when the slices are contiguous (another replica's writes may sit in a gap).
 """
 import logging
 import threading
@@ -24,6 +30,7 @@ from shared.rpc import COMMANDS, Services
 log = logging.getLogger(__name__)
 
 NEWS_EVENT = "events_recorded"
+DOORBELL_EVENTS = 200  # events a ring carries at most (a bulk write rings its position only: followers pull)
 
 # Domain errors are answers, not failures: log them without a traceback.
 rpc = amqp_rpc(expected_exceptions=StratumError)
@@ -90,7 +97,8 @@ class ResourceService:
         aggregate_cls = self.app.aggregates.get(resource)
         if aggregate_cls is not None:
             ctx = aggregate_cls.gather(Peers(self.app, self.services, self.config), verb, uuid, payload, ctx)
-        result = self._announce(run(dict(ctx, **{CALLER_CATCHES_UP: True}) if catches_up else ctx))
+        # the command's events always come back ("news"): the doorbell carries them; the caller gets them if it asked
+        result = self._announce(run(dict(ctx, **{CALLER_CATCHES_UP: True})), hand_over=catches_up)
         for event_type, body in aggregate_cls.follow_ups(verb, result, payload) if aggregate_cls else ():
             try:
                 self.dispatch(event_type, body)
@@ -114,15 +122,21 @@ class ResourceService:
     def max_position(self):
         return self.app.recorder.max_notification_id()
 
-    def _announce(self, result):
-        _doorbell(result["application"]).ring(lambda news: self.dispatch(NEWS_EVENT, news),
-                                              {"application": result["application"], "position": result["position"]})
+    def _announce(self, result, hand_over=False):
+        """Ring the doorbell for a commit (`result`: application, position, and the command's `news` if it has it,
+        which stays in the result only when `hand_over`)."""
+        news = result.get("news") if hand_over else result.pop("news", None)
+        ring = {"application": result["application"], "position": result["position"]}
+        if news and news["last"] == result["position"] and len(news["events"]) <= DOORBELL_EVENTS:
+            ring.update(first=news["first"], last=news["last"], events=news["events"])
+        _doorbell(result["application"]).ring(lambda payload: self.dispatch(NEWS_EVENT, payload), ring)
         return result
 
 
 class Doorbell:
     """One ring for the writes of a moment: while a ring is being published, later writes only raise the position the
-    next ring announces, and the ringing worker publishes that one too before it returns."""
+    next ring announces, and the ringing worker publishes that one too before it returns. The rings it merges keep
+    their events while they continue each other without a gap (and stay under DOORBELL_EVENTS)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -132,8 +146,7 @@ class Doorbell:
     def ring(self, publish, news):
         with self._lock:
             if self._ringing:
-                if self._next is None or news["position"] > self._next["position"]:
-                    self._next = news
+                self._next = news if self._next is None else _merged(self._next, news)
                 return
             self._ringing = True
         try:
@@ -150,6 +163,20 @@ class Doorbell:
             with self._lock:
                 self._ringing = False
             raise
+
+
+SLICE = ("first", "last", "events")
+
+
+def _merged(earlier, later):
+    """One ring announcing both: the higher position, and the events of both when `later` continues `earlier`."""
+    if later["position"] < earlier["position"]:
+        earlier, later = later, earlier
+    ring = {key: value for key, value in later.items() if key not in SLICE}
+    if ("events" in earlier and "events" in later and earlier["last"] + 1 == later["first"]
+            and len(earlier["events"]) + len(later["events"]) <= DOORBELL_EVENTS):
+        ring.update(first=earlier["first"], last=later["last"], events=earlier["events"] + later["events"])
+    return ring
 
 
 _doorbells = {}

@@ -16,6 +16,7 @@ from services.notifications.delivery import Deliverer
 from services.notifications.facts import Facts
 from services.notifications.subscriber import SOURCES, Subscriber
 from shared.amqp import event_handler
+from shared.follower import from_news
 from shared.eventstore import EventStore
 from shared.service import NEWS_EVENT, ResourceService, rpc
 from shared.settings import secret_key
@@ -103,8 +104,9 @@ class NotificationsService(ResourceService):
     def _facts(self):
         return Facts(self.services.call, self.outbound.base_url)
 
-    def _follow(self, source, until=None):
-        self.outbound.over(self.app).subscriber.catch_up(source, self.services.fetcher(source), self._facts(), until)
+    def _follow(self, source, until=None, news=None):
+        fetch = from_news(self.services.fetcher(source), news)
+        self.outbound.over(self.app).subscriber.catch_up(source, fetch, self._facts(), until)
 
     def _deliver(self):
         self.outbound.over(self.app).deliverer.deliver_due(self._facts())
@@ -138,7 +140,7 @@ class NotificationsService(ResourceService):
 
     def _on_news(self, source, payload):
         try:
-            self._follow(source, until=int(payload.get("position") or 0) or None)
+            self._follow(source, until=int(payload.get("position") or 0) or None, news=payload)
             self._deliver()
         except Exception:  # e.g. the source is stopping; the timer pulls whatever this doorbell announced
             log.warning("notifications: catch-up of %s after its doorbell failed; the timer will retry", source,

@@ -2,6 +2,7 @@
 every write is announced by a ring published after it, none is left for the followers' timers."""
 import eventlet
 
+from shared.follower import from_news
 from shared.service import Doorbell
 
 
@@ -53,3 +54,62 @@ def test_a_worker_killed_while_ringing_leaves_the_bell_free():
     ringer.kill()  # GreenletExit, as when a container stops its workers
     bell.ring(rung.append, {"position": 2})
     assert rung == [{"position": 2}]
+
+
+# -- rings that carry their command's events (shared.service._merged, shared.follower.from_news) ---------------------
+
+def _ring(first, last):
+    return {"application": "orders", "position": last, "first": first, "last": last,
+            "events": [{"position": p, "uuid": f"u{p}"} for p in range(first, last + 1)]}
+
+
+def _held_while_ringing(*rings):
+    """What a busy bell publishes next after `rings` arrived during a slow first ring."""
+    bell, rung, started = Doorbell(), [], eventlet.event.Event()
+
+    def slow_publish(news):
+        if not started.ready():
+            started.send()
+            eventlet.sleep(0.01)
+        rung.append(news)
+
+    first = eventlet.spawn(bell.ring, slow_publish, _ring(1, 1))
+    started.wait()
+    for ring in rings:
+        bell.ring(slow_publish, ring)
+    first.wait()
+    return rung[1]
+
+
+def test_contiguous_rings_merge_with_all_their_events():
+    merged = _held_while_ringing(_ring(2, 3), _ring(4, 6))
+    assert (merged["first"], merged["last"], merged["position"]) == (2, 6, 6)
+    assert [e["position"] for e in merged["events"]] == [2, 3, 4, 5, 6]
+
+
+def test_rings_with_a_gap_between_them_merge_into_the_position_only():
+    """Notification 4 may be another replica's write: a slice claiming 2..6 would hide it from the followers."""
+    merged = _held_while_ringing(_ring(2, 3), _ring(5, 6))
+    assert merged == {"application": "orders", "position": 6}
+
+
+def test_rings_arriving_out_of_order_merge_when_they_still_join():
+    merged = _held_while_ringing(_ring(4, 6), _ring(2, 3))
+    assert (merged["first"], merged["last"]) == (2, 6)
+
+
+def test_a_follower_applies_a_ring_that_continues_its_position_without_pulling():
+    pulls = []
+    read = from_news(lambda start, limit: pulls.append(start) or {"events": [], "last": None}, _ring(5, 7))
+    feed = read(6, 200)  # position 5 held already (say, from an earlier ring): the rest of the slice
+    assert [e["position"] for e in feed["events"]] == [6, 7] and feed["last"] == 7 and feed["complete"]
+    assert pulls == []
+
+
+def test_a_follower_behind_the_ring_pulls_the_gap():
+    pulls = []
+    read = from_news(lambda start, limit: pulls.append(start) or {"events": [], "last": None}, _ring(5, 7))
+    read(3, 200)  # 3 and 4 are not in the ring: pulled from the feed
+    read(8, 200)  # past the ring: pulled too
+    assert pulls == [3, 8]
+    assert from_news(len, {"application": "orders", "position": 7}) is len  # a ring without events: always pulls
