@@ -12,7 +12,7 @@ import pytest
 
 from services.production import capacity, queue, schedule_runs
 from tests.kit.apps import command_ctx
-from tests.unit.test_production_planning import apps, uuid  # noqa: F401
+from tests.unit.test_production_planning import apps, confirm, follow_all, line_item, uuid  # noqa: F401
 from tests.unit.test_production_runs import Floor
 from tests.unit.test_production_workstations import OTHER_BUREAU, create, error_of
 
@@ -148,3 +148,12 @@ def test_the_inputs_are_checked(shop):
         "description": "x", "printer": shop.printer, "start": jan(4, 7), "finish": jan(4, 8)},
         command_ctx(bureau=OTHER_BUREAU)))
     assert foreign.field == "printer"
+
+
+def test_a_new_run_joins_the_queue_by_priority(shop):
+    shop.item = line_item(shop.orders, 2, shop.workflow)  # another line item's prints, on the same printer
+    confirm(shop.orders, shop.item)
+    follow_all(shop.orders, shop.production)
+    urgent = shop.one_run(shop.prints(0)[0], printer=shop.printer, priority=90)
+    late = shop.one_run(shop.prints(0)[1], printer=shop.printer, priority=10)
+    assert shop.read(shop.printer)["queue"] == [urgent, shop.r1, shop.r2, late]
