@@ -56,6 +56,7 @@ class Pass:
         self.loaded = dict(touched or {})  # path → aggregate (the copies the command already changed)
         self.downtimes = dict(downtimes or {})  # path → fields (None: deleted) a command changes: not indexed yet
         self.touched = {}
+        self.shown_downtimes = {}  # station path → [[start, finish, description]] the pass counted
 
     def get(self, path):
         if path not in self.loaded:
@@ -101,7 +102,8 @@ class Pass:
             for run_path in stale:  # a run in error waits for rework: no estimate meanwhile
                 if self._is_run(run_path):
                     self._write_run(run_path, None, None)
-            self._write(self.get(station.key), {"available_at": _iso(result.available_at.get(station.key))})
+            self._write(self.get(station.key), {"available_at": _iso(result.available_at.get(station.key)),
+                                                "_downtimes": self.shown_downtimes.get(station.key, [])})
         return list(self.touched.values())
 
     # -- reading ------------------------------------------------------------------------------------------------------
@@ -202,10 +204,12 @@ class Pass:
         field = station.resource.replace("-", "_")
         found = {d["uri"]: d["fields"] for d in self.unit.app.referencing("downtime", field, path, ADMIN)}
         found.update(self.downtimes)
-        downtimes = []
+        downtimes, shown = [], []
         for fields in found.values():
             if fields and fields.get(field) == path and fields.get("status") != "complete":
                 downtimes.append((parse_instant(fields.get("start")), parse_instant(fields.get("finish"))))
+                shown.append([fields.get("start"), fields.get("finish"), fields.get("description")])
+        self.shown_downtimes[path] = sorted(shown, key=lambda d: str(d[0]))  # for the Gantt (gateway.gantt)
         return WorkingTime(week=week, utc_offset=offset, downtimes=downtimes)
 
     # -- writing ------------------------------------------------------------------------------------------------------

@@ -7,8 +7,10 @@ not depend on the day the test runs); its type works Monday–Friday 08:00–18:
 with 30 min before and 30 min after each print; the sifter works non-stop, its type's 1800 s per run.
 """
 from datetime import datetime, timedelta, timezone
+from xml.etree import ElementTree
 
 import pytest
+import requests
 
 from services.production import queue, schedule_runs
 from tests.e2e.test_production_http import Shop, created, error, line_item, settled_count
@@ -81,6 +83,15 @@ def test_schedule_then_requeue(admin, floor):
     assert admin.get(shop.printer).json()["queue"] == [r2, r1]
     assert dates(admin, r1) == (jan(4, 14), jan(5, 9))  # Monday 14:00–17:00 and Tuesday 07:00–09:00
     assert (row(admin, r2)["workstation_queue_position"], row(admin, r1)["workstation_queue_position"]) == (0, 1)
+    # the printer's Gantt picture, through its signed link (no session needed): r2 then r1, and the downtime
+    link = admin.get(shop.printer).json()["schedule_svg_content"]
+    picture = requests.get(link, timeout=30)
+    assert picture.status_code == 200 and picture.headers["Content-Type"].startswith("image/svg+xml")
+    titles = [t.text for t in ElementTree.fromstring(picture.text).iter("{http://www.w3.org/2000/svg}title")]
+    assert any(t.startswith(r2.rstrip("/").rsplit("/", 1)[1][:8]) and "2027-01-04 07:00 – 2027-01-04 14:00" in t
+               for t in titles), titles
+    assert any(t.startswith("Maintenance") and "2027-01-04 07:00 UTC" in t for t in titles), titles
+    assert requests.get(link.replace("signature=", "signature=0"), timeout=30).status_code == 403
     assert admin.post("/run-queue/", json={"run": r2, "relative_to": r1, "position": "after"}).status_code in (
         201, 204)
     eventually(lambda: admin.get(shop.printer).json()["queue"] == [r1, r2], timeout=30)

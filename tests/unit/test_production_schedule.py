@@ -93,3 +93,21 @@ def test_overnight_windows_offsets_and_a_calendar_without_working_time():
 def test_a_week_that_is_not_one_is_refused(week):
     with pytest.raises(ValueError):
         check_week(week)
+
+
+def test_the_gantt_picture_puts_overlapping_runs_on_lanes_and_hatches_downtimes():
+    from xml.etree import ElementTree
+
+    from gateway.gantt import LEFT, WIDTH, svg
+    bars = [("A", "in-progress", utc(4, 10), utc(4, 14)), ("B", "queued", utc(4, 12), utc(4, 16)),
+            ("C", "queued", utc(4, 14), utc(4, 18))]
+    root = ElementTree.fromstring(svg("Oven", bars, [("Belt", utc(4, 16), utc(4, 17))], NOW, lanes=2))
+    ns = "{http://www.w3.org/2000/svg}"
+    runs = [g.find(ns + "rect") for g in root.iter(ns + "g") if g.get("class") == "run"]
+    # the axis spans Fri 10:00–18:00 (8 h); A and C share lane 0, B (overlapping A) takes lane 1
+    scale = (WIDTH - 2 * LEFT) / (8 * 3600)
+    assert [(float(r.get("x")), float(r.get("y"))) for r in runs] == [
+        (LEFT, 43.0), (pytest.approx(LEFT + 2 * 3600 * scale, abs=0.1), 73.0),
+        (pytest.approx(LEFT + 4 * 3600 * scale, abs=0.1), 43.0)]
+    down = [r for r in root.iter(ns + "rect") if r.get("class") == "downtime"]
+    assert len(down) == 1 and float(down[0].get("width")) == pytest.approx(3600 * scale, abs=0.1)
