@@ -49,10 +49,14 @@ def svg(title, bars, downtimes, now, lanes=1):
            '</pattern></defs>',
            f'<text x="{LEFT}" y="16" font-size="13">{escape(title)}</text>']
     day = datetime.combine(begin.date() + timedelta(days=1), datetime.min.time(), tzinfo=timezone.utc)
+    every = max(1, -(-70 // int(86400 * scale or 1)))  # a date label at most every 70 px
+    count = 0
     while day < end:
-        out.append(f'<line x1="{x(day):.1f}" y1="{TOP - 12}" x2="{x(day):.1f}" y2="{height - 20}" stroke="#ccc"/>'
-                   f'<text x="{x(day) + 2:.1f}" y="{TOP - 4}" fill="#666">{day:%a %d %b}</text>')
+        out.append(f'<line x1="{x(day):.1f}" y1="{TOP - 12}" x2="{x(day):.1f}" y2="{height - 20}" stroke="#ccc"/>')
+        if count % every == 0:
+            out.append(f'<text x="{x(day) + 2:.1f}" y="{TOP - 4}" fill="#666">{day:%a %d %b}</text>')
         day += timedelta(days=1)
+        count += 1
     for label, start, finish in downtimes:
         out.append(f'<rect class="downtime" x="{x(start):.1f}" y="{TOP}" width="{max(1.0, x(finish) - x(start)):.1f}" '
                    f'height="{ROW * len(free)}" fill="url(#down)"><title>{escape(label)}: {start:%Y-%m-%d %H:%M} – '
