@@ -12,6 +12,7 @@ from datetime import datetime, time, timedelta, timezone
 
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 HORIZON = timedelta(days=5 * 366)  # no working time within five years: the schedule says "unknown" instead
+LAST_YEAR = 9000  # work ready later than this is not placed (the horizon would pass datetime's last year)
 BAD_WEEK = ("week must map days (monday … sunday) to {\"start\": \"HH:MM\", \"finish\": \"HH:MM\"} (local times of "
             "day; a finish before its start ends the next morning).")
 
@@ -128,7 +129,11 @@ class WorkingTime:
     def place(self, ready, seconds):
         """Work of `seconds` that may begin at `ready`: (start, end), start at the first free instant, end once that
         much free time has passed; None when there is no working time within the horizon."""
-        remaining = timedelta(seconds=max(0.0, float(seconds or 0)))
+        seconds = float(seconds or 0)
+        if not seconds <= HORIZON.total_seconds() or ready.year > LAST_YEAR:  # NaN, absurd durations or dates
+            return None
+        seconds = max(0.0, seconds)
+        remaining = timedelta(seconds=seconds)
         start = None
         for free_start, free_end in self.free(ready):
             if start is None:

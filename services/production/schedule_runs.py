@@ -10,6 +10,7 @@ run it replaces the post-processor's duration. It stays the run's estimate for l
 A run being estimated by hand (`calculating`) answers the reference's 400 "Wait until estimation process for this
 run will finish"; a finished run (complete, cancelled) and a run without an exact workstation have nothing to
 schedule (400)."""
+from services.production.calendar import HORIZON
 from services.production.queue import visible_run
 from services.production.scheduler import reschedule, station_of
 from shared.errors import InvalidPayload
@@ -20,7 +21,7 @@ CALCULATING = "Wait until estimation process for this run will finish"
 FINISHED = "A {} run has nothing left to schedule."
 NO_STATION = "A run is scheduled on its workstation: give it a printer (or post-processor) first."
 BAD_ESTIMATES = ("estimates must be {\"time\": seconds, \"run_type\": the run's operation}; time may also be an "
-                 "object of seconds, summed.")
+                 "object of seconds, summed (each at most five years).")
 
 
 def estimated_seconds(estimates, operation):
@@ -33,7 +34,8 @@ def estimated_seconds(estimates, operation):
         raise InvalidPayload(f"estimates.run_type must be this run's operation ({operation}).", field="estimates")
     time = estimates.get("time")
     values = list(time.values()) if isinstance(time, dict) else [time] if time is not None else []
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 for v in values):
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= HORIZON.total_seconds()
+           for v in values):  # NaN and absurd lengths too
         raise InvalidPayload(BAD_ESTIMATES, field="estimates")
     return float(sum(values)) if time is not None else None
 

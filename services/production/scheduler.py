@@ -227,10 +227,12 @@ class Pass:
 
 
 def _number(value):
+    """Seconds from a stored field: a negative one counts as 0, NaN stays NaN (the run gets no estimate)."""
     try:
-        return max(0.0, float(value or 0))
+        number = float(value or 0)
     except (TypeError, ValueError):
         return 0.0
+    return number if number != number else max(0.0, number)
 
 
 def _iso(value):

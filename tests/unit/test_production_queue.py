@@ -113,6 +113,7 @@ def test_what_the_queue_and_the_schedule_refuse(shop):
     assert error_of(lambda: shop.requeue(shop.r1)).title == queue.NOT_NOW  # its queue is being estimated
     shop.production.update("run", uuid(shop.r2), {"status": "cancelled"}, command_ctx())
     assert error_of(lambda: shop.schedule(shop.r1, estimates={"time": "soon"})).field == "estimates"
+    assert error_of(lambda: shop.schedule(shop.r1, estimates={"time": {"print": 1e308}})).field == "estimates"
     assert error_of(lambda: shop.schedule(shop.r1, estimates={"run_type": "shipping"})).field == "estimates"
     shop.production.update("run", uuid(shop.r1), {"status": "in-progress"}, command_ctx())
     assert error_of(lambda: shop.requeue(shop.r1)).title == queue.ALREADY_RUNNING["printer"]

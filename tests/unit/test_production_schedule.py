@@ -84,6 +84,9 @@ def test_overnight_windows_offsets_and_a_calendar_without_working_time():
     assert night.place(NOW, 2 * HOUR) == (utc(5, 3), utc(5, 5))
     assert night.place(NOW, 10 * HOUR) == (utc(5, 3), utc(12, 5))  # 8 h this week, 2 h the next Friday night
     assert WorkingTime(week={}).place(NOW, HOUR) is None
+    # durations or dates no schedule can hold: no estimate, rather than an overflow
+    assert WorkingTime().place(NOW, 1e308) is None and WorkingTime().place(NOW, float("nan")) is None
+    assert WorkingTime().place(datetime(9999, 12, 31, tzinfo=timezone.utc), HOUR) is None
 
 
 @pytest.mark.parametrize("week", [{"funday": {"start": "08:00", "finish": "18:00"}},
