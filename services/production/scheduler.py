@@ -19,7 +19,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 from services.production.calendar import WorkingTime, check_week, parse_instant
 from services.production.domain import PostProcessor, Print, Printer
-from services.production.runs import PRINTER_IN_PROGRESS_MAX, WAITING, Run, RunActuals, _piece_prints
+from services.production.runs import PRINTER_IN_PROGRESS_MAX, WAITING, Run, RunActuals
 from services.production.schedule import Job, Station, plan
 from shared.resource import Resource
 from shared.uris import resource_path
@@ -57,6 +57,7 @@ class Pass:
         self.downtimes = dict(downtimes or {})  # path → fields (None: deleted) a command changes: not indexed yet
         self.touched = {}
         self.shown_downtimes = {}  # station path → [[start, finish, description]] the pass counted
+        self.line_items, self.by_piece = set(), {}  # the prints of the line items read so far, by piece
 
     def get(self, path):
         if path not in self.loaded:
@@ -124,9 +125,21 @@ class Pass:
                 if isinstance(p, Print) and not p.deleted and p.fields.get("status") != "cancelled"]
 
     def _piece_prints(self, each):
+        """The live prints of this print's piece, by step: its line item's prints, read once per pass."""
         piece = self.get(each.fields.get("piece"))
-        return [self.loaded.get(resource_path("print", p.id), p) for p in _piece_prints(self.unit, piece)] \
-            if isinstance(piece, Resource) else []
+        if not isinstance(piece, Resource):
+            return []
+        item = piece.fields.get("line_item")
+        if item not in self.line_items:
+            self.line_items.add(item)
+            for found in self.unit.app.referencing("print", "line_item", item, ADMIN):
+                other = self.get(found["uri"])
+                if isinstance(other, Print) and not other.deleted and other.fields.get("status") != "cancelled" \
+                        and not other.fields.get("remanufactured_to"):  # replaced by rework: its replacement counts
+                    self.by_piece.setdefault(other.fields.get("piece"), []).append(other)
+            for prints in self.by_piece.values():
+                prints.sort(key=lambda p: p.fields.get("process_step_position") or 0)
+        return self.by_piece.get(each.fields.get("piece"), [])
 
     def _next_runs(self, run_path):
         """The runs holding the next step of this run's prints."""

@@ -80,6 +80,13 @@ def test_a_schedule_honours_the_downtime_the_weekend_calendar_and_the_previous_s
                                          "start": jan(4, 12, 30), "finish": jan(4, 13)})
     assert shop.dates(shop.s1) == (jan(4, 12), jan(4, 13, 40))
     assert shop.dates(shop.s2) == (jan(5, 9), jan(5, 10, 10))
+    belt = shop.production.referencing("downtime", "post_processor", shop.sander, {"platform_admin": True})[0]["uri"]
+    # moved to Tuesday 09:30–10:00: s1 is whole again; s2 (09:00) works 30 min, waits, and ends at 10:40
+    shop.production.update("downtime", uuid(belt), {"start": jan(5, 9, 30), "finish": jan(5, 10)}, command_ctx())
+    assert shop.dates(shop.s1) == (jan(4, 12), jan(4, 13, 10))
+    assert shop.dates(shop.s2) == (jan(5, 9), jan(5, 10, 40))
+    shop.production.delete("downtime", uuid(belt), command_ctx())
+    assert shop.dates(shop.s2) == (jan(5, 9), jan(5, 10, 10))
 
 
 def test_the_queue_moves_and_the_schedule_follows(shop):
@@ -145,6 +152,9 @@ def test_the_inputs_are_checked(shop):
                                      "week": {"someday": {}}}).field == "week"
     assert refused("labor", {"post_processor_type": shop.sander_type, "type": "labor_to_start",
                              "duration": 60}).title == capacity.LABOR_TAKEN.format("post_processor_type")
+    before_start = {"finish": "2020-01-01T00:00:00+00:00"}
+    assert error_of(lambda: shop.production.update("downtime", uuid(shop.downtime), before_start,
+                                                   command_ctx())).title == capacity.FINISH_FIRST
     foreign = error_of(lambda: shop.production.create("downtime", {
         "description": "x", "printer": shop.printer, "start": jan(4, 7), "finish": jan(4, 8)},
         command_ctx(bureau=OTHER_BUREAU)))
