@@ -2,7 +2,7 @@
 dates the scheduler wrote on it (services.production.scheduler: estimated_start, estimated_end,
 workstation_queue_position, schedule_uuid). The row's `uri` is the run's (gateway.rendering.URI_FIELD); it is kept
 under the run's uuid at /run-schedule/<uuid>/ and recomputed from the run's document whenever the run changes."""
-from gateway.viewstore import delete_view, document, upsert_view
+from gateway.viewstore import delete_view, upsert_view
 from shared.uris import resource_path, uuid_of
 
 RUN_FIELDS = ("name", "notes", "operation", "post_processor", "post_processor_type", "printer", "printer_type",
@@ -16,13 +16,10 @@ def refresh_run_schedule(batch, event, path, bureau, before, after):
     if after is None:
         delete_view(batch, target)
         return
-    orders = after.get("orders") or []
-    order = document(batch, orders[0]) if orders else {}
-    order_uuid = uuid_of(orders[0]) if orders else None
     row = {name: after.get(name) for name in RUN_FIELDS}
-    row.update(uri=path, bureau=bureau, id=after.get("id") or uuid_of(path),
-               customer_id=after.get("customer_id") or order.get("customer_id") or (
-                   order_uuid[:8] if order_uuid else None))
+    # the run's own documents only: a row made from another feed's document (the order's customer_id) would differ
+    # between a live read side and one rebuilt in another order, since an order's change does not reach this row
+    row.update(uri=path, bureau=bureau, id=after.get("id") or uuid_of(path), customer_id=after.get("customer_id"))
     upsert_view(batch, target, "run-schedule", bureau, row, after.get("created"))
 
 
