@@ -9,7 +9,7 @@ from uuid import UUID
 
 from werkzeug.wrappers import Response
 
-from gateway import links
+from gateway import gantt, links
 from shared import catalogue, uris
 from shared.blobstore import Blob, CorruptBlob, TooLarge
 from shared.errors import Conflict, NotFound, PayloadTooLarge, StoredContentDamaged
@@ -18,6 +18,7 @@ from shared.errors import Conflict, NotFound, PayloadTooLarge, StoredContentDama
 # file as content_download and its parsed content as content_parsed_download; a layout its picture as PNG and SVG
 BLOB_FIELDS = (("_content", "content"), ("_snapshot", "snapshot_content"), ("_snapshot_svg", "snapshot_svg_content"),
                ("_content", "content_download"), ("_parsed", "content_parsed_download"))
+SCHEDULE_PICTURE = "schedule_svg_content"  # a printer's or post-processor's Gantt picture (gateway.gantt)
 UPLOAD_FIELDS = ("upload-location", "upload_location", "content_upload")
 SNAPSHOT_SETTINGS = ("width", "height", "color", "samples", "slice_height", "x", "y", "z", "u", "v", "w")
 
@@ -38,6 +39,8 @@ class Links:
             if field in spec.fields:
                 body[field] = links.upload_link(self.config, self.base, resource, uuid) \
                     if doc.get("_awaiting_upload") else None
+        if field_of_picture(spec):  # a workstation's schedule, drawn when its link is followed (gateway.gantt)
+            body[SCHEDULE_PICTURE] = links.content_link(self.config, self.base, resource, uuid, SCHEDULE_PICTURE)
         for field in ("snapshot", "model_render"):  # paths of snapshot views, stored relative like every URI
             if field in spec.fields and doc.get(field):
                 body[field] = uris.absolute(self.base, doc[field])
@@ -90,11 +93,20 @@ def download(gateway, request, uuid):
     uuid = _uuid(uuid)
     resource, field = request.args.get("resource", ""), request.args.get("field", "")
     links.check(gateway.config, "content", resource, uuid, field, request.args)
+    if field == SCHEDULE_PICTURE and field_of_picture(catalogue.catalogue().get(resource)):
+        picture = gantt.workstation_picture(gateway.read.store, uris.resource_path(resource, uuid))
+        if picture is None:
+            raise NotFound("The requested content cannot be found.")
+        return Response(picture, mimetype="image/svg+xml", headers={"Cache-Control": "no-store"})
     doc = gateway.read.store.document(uris.resource_path(resource, uuid), None)
     blob_key = next((k for k, f in BLOB_FIELDS if f == field), None)
     if doc is None or blob_key is None or not doc.get(blob_key):
         raise NotFound("The requested content cannot be found.")
     return _send(gateway, Blob.from_dict(doc[blob_key]))
+
+
+def field_of_picture(spec):
+    return spec is not None and spec.name in ("printer", "post-processor") and SCHEDULE_PICTURE in spec.fields
 
 
 def snapshot_view(gateway, action, path, doc, base, request):

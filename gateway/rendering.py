@@ -7,7 +7,7 @@ NESTED_URIS = {"layout": {"positions": "model", "unfitted": "model"}, "run-mater
                "line-item-actuals": {"per_step_details": "process_step"}}
 # Views whose `uri` names another resource (production.md §4.5: a workstation's is its printer, post-processor or
 # shipping station, which shares its uuid), stored under this document field.
-URI_FIELD = {"workstation": "uri"}
+URI_FIELD = {"workstation": "uri", "run-schedule": "uri"}  # a run-schedule row's is its run's (schedule_views)
 
 
 def render(spec, path, doc, base_url):

@@ -3,12 +3,15 @@ their actuals (services.production.runs), the orders feed it follows to plan pie
 (services.production.planning) and the capture feed it follows to move runs by their machines' builds
 (services.production.builds)."""
 from services.production import builds
+from services.production.capacity import Downtime, Labor, WorkSchedule
 from services.production.domain import (OPERATIONS, Piece, PostProcessor, PostProcessorType, Print, Printer,
                                         PrinterType, ProcessStep, Workflow)
 from services.production.packing.layout import Layout
 from services.production.planning import WorkflowUsage, apply_event
+from services.production.queue import RunQueue
 from services.production.rework import RunTransformation
 from services.production.runs import Run, RunActuals
+from services.production.schedule_runs import ScheduleRuns
 from shared.application import ResourceApplication
 from shared.errors import NotFound
 from shared.follower import FeedFollower
@@ -23,7 +26,9 @@ class Production(FeedFollower, ResourceApplication):
     aggregates = resource_classes("production", [PrinterType, Printer, PostProcessorType, PostProcessor,
                                                  ProcessStep, Workflow, Piece, Print, Run, RunActuals,
                                                  Layout,  # Layout: /layout/ (services/production/packing)
-                                                 RunTransformation])  # /run-transformation/ (rework.py)
+                                                 RunTransformation,  # /run-transformation/ (rework.py)
+                                                 # queue and schedule (queue.py, schedule_runs.py, capacity.py)
+                                                 RunQueue, ScheduleRuns, Downtime, WorkSchedule, Labor])
     indexed_references = (
         ("print", "line_item"),  # a line item's prints: orders' delete rule asks for them
         ("piece", "line_item"),
@@ -33,6 +38,10 @@ class Production(FeedFollower, ResourceApplication):
         # names unique in a bureau (the reference's "… name already exists.")
         ("printer-type", "name"), ("printer", "name"), ("post-processor-type", "name"), ("post-processor", "name"),
         ("process-step", "name"), ("workflow", "name"),
+        # the scheduler's inputs per workstation and per workstation type (services.production.scheduler)
+        ("downtime", "printer"), ("downtime", "post_processor"),
+        ("work-schedule", "printer_type"), ("work-schedule", "post_processor_type"),
+        ("labor", "printer_type"), ("labor", "post_processor_type"),
     )
 
     # -- following the orders feed (F1: shared.follower keeps the position) ------------------------------------------

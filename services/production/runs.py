@@ -411,9 +411,16 @@ def _workstation(unit, fields, touched=None):
 
 
 def _join_queue(touched, unit, fields, path):
+    """A run joins its workstation's queue by priority: ahead of the first run of a lower priority (the end of the
+    queue among equals); /run-queue/ (services.production.queue) moves it anywhere after that."""
     station = _workstation(unit, fields, touched)
-    if station is not None and path not in (station.fields.get("queue") or []):
-        Resource.update(station, {"queue": [*(station.fields.get("queue") or []), path]}, None)
+    queue = list(station.fields.get("queue") or []) if station is not None else []
+    if station is not None and path not in queue:
+        priority = fields.get("priority") if fields.get("priority") is not None else 65
+        lower = [i for i, r in enumerate(queue) if isinstance(unit.get(r), Run) and (
+            unit.get(r).fields.get("priority") if unit.get(r).fields.get("priority") is not None else 65) < priority]
+        queue.insert(lower[0] if lower else len(queue), path)
+        Resource.update(station, {"queue": queue}, None)
         touched.add(station)
 
 

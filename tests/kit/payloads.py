@@ -190,4 +190,19 @@ REALISTIC = {
     "material-stock-action": lambda factory, payload: dict(payload, action_type="replenish", action_quantity=2.0),
     "material-batch-traceability-report": lambda factory, payload: dict(payload,
                                                                         material_batch=_initial_batch(factory)),
+    # production.md §4.7–4.9: a downtime blocks one workstation, finishing after it starts; a work-schedule and a
+    # labor record belong to one workstation type each (one per type: a type of their own)
+    "downtime": lambda factory, payload: dict(payload, printer=factory.reference("printer", "downtime"),
+                                              start="2027-01-04T08:00:00+00:00", finish="2027-01-04T10:00:00+00:00"),
+    "work-schedule": lambda factory, payload: dict(payload, printer_type=factory.create(
+        catalogue.resource("printer-type"))),
+    "labor": lambda factory, payload: dict(payload, printer_type=factory.create(catalogue.resource("printer-type")),
+                                           duration=60.0),
+    # §2.4, §2.8: the run moved or estimated waits in a printer's queue
+    "run-queue": lambda factory, payload: dict(payload, run=_queued_run(factory)),
+    "schedule_runs": lambda factory, payload: dict(payload, run=_queued_run(factory)),
 }
+
+
+def _queued_run(factory):
+    return factory._post("/run/", {"prints": [factory.free_print()], "printer": factory.reference("printer", "run")})
