@@ -23,7 +23,9 @@ class ProjectorService:
     read = ReadSide()
 
     def _catch_up(self, application, news=None):
-        return self.read.catch_up(application, self.services.fetcher(application), news=news)
+        # with a ring's events: up to the ring's position (what comes later rings on its own, or the timer pulls it)
+        until = news["last"] if news else None
+        return self.read.catch_up(application, self.services.fetcher(application), until=until, news=news)
 
     @timer(interval=CATCH_UP_INTERVAL)
     def catch_up_all(self):
