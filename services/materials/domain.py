@@ -320,7 +320,7 @@ class MaterialLotAction(Resource):
 
 class MaterialContainer(Resource):
     resource = "material-container"
-    private_fields = ("_units",)
+    private_fields = ("_units", "_last_action")  # _last_action: its latest container action (its version)
 
     class QuantityChanged(Resource.Updated):
         field = "quantity"
