@@ -26,7 +26,9 @@ class Materials(FeedFollower, ResourceApplication):
                                                 Stock, MaterialStockAction, MaterialBatchTraceabilityReport,
                                                 TraceabilityReport])
     # which batches are (or were) loaded in a printer: a completed run's printer names the batches it printed from
-    indexed_references = (("material-batch", "at_machine"),)
+    indexed_references = (("material-batch", "at_machine"),
+                          # a stock's lots: those of its material at its location (services.materials.stock)
+                          ("material-lot", "location"))
 
     def genealogy(self, batch_uuid, ctx):
         """The /material-genealogy/ document of a batch (its uuid), walked from its edges now."""
