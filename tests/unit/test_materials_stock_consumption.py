@@ -9,6 +9,7 @@ import pytest
 
 from services.materials.consumption import PrintingRun
 from shared.errors import InvalidPayload
+from tests.kit.apps import IN_MEMORY
 from tests.unit.materials_kit import Kit
 from tests.unit.test_materials_consumption import PRINTER, Production
 
@@ -169,3 +170,31 @@ def test_a_manual_consume_by_a_run_relates_its_lots_and_pieces(kit):
         kit.create("material-stock-action", {"action_type": "replenish", "source_stock": s,
                                              "action_quantity": 1.0, "run": f"/run/{run}/"})
     assert "Only a consume" in refused.value.title
+
+
+def test_lots_saved_before_the_lot_index_are_indexed_by_the_migrate_step(tmp_path):
+    """A store written by a release without the lot index: its stock learns its lots when the migrate step runs."""
+    from services.materials.application import Materials
+    from services.materials.lot_index import index_lots
+
+    class Earlier(Materials):
+        indexed_references = (("material-batch", "at_machine"),)
+
+    store = {**IN_MEMORY, "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+             "SQLITE_DBNAME": str(tmp_path / "materials.sqlite")}
+    kit = Kit(**store)
+    kit.app.close()
+    kit.app = Earlier(env=store)
+    kit._material = kit.material(units="meter", density=None, name="PLA filament")
+    kit._location = kit.location()
+    lot = kit.lot(containers=2, size=5.0, status="on_order")
+    kit.app.close()
+    kit.app = Materials(env=store)
+    s = stock(kit)
+    assert kit.get(s)["material_lots"] == [] and kit.get(s)["on_order_quantity"] == 0.0  # not indexed yet
+    assert index_lots(kit.app) == 1
+    assert kit.get(s)["material_lots"] == [lot] and kit.get(s)["on_order_quantity"] == 10.0
+    before = kit.app.recorder.max_notification_id()
+    index_lots(kit.app)  # again: nothing to record
+    assert kit.app.recorder.max_notification_id() == before
+    kit.close()
