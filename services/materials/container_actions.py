@@ -66,9 +66,10 @@ class ContainerLedger:
         self.q = 0.0 if quantity is None else float(quantity)
         if self.q < 0:
             raise InvalidPayload(f"'quantity' must be 0 or more, not {self.q:g}.", field="quantity")
-        self.meta = dict(fields.get("metadata") or {}) if isinstance(fields.get("metadata") or {}, dict) else None
-        if self.meta is None:
+        metadata = fields.get("metadata") if fields.get("metadata") is not None else {}
+        if not isinstance(metadata, dict):
             raise InvalidPayload("'metadata' must be an object.", field="metadata")
+        self.meta = dict(metadata)
         self.container = None
         self.batch = None  # the batch the action is about (the container's, or the one loaded into it)
         self.batch_actions = 0
@@ -243,8 +244,10 @@ class ContainerLedger:
             raise InvalidPayload("load_container needs a quantity of more than 0.", field="quantity")
         self.check_restrictions(container, source)
         # the loaded material is a batch of its own, split from the source, in this container
-        self.batch = self.batch_action("split_batch", source, self.q)
-        self.fill(container, self.batch, self.q)
+        new = self.batch_action("split_batch", source, self.q)
+        self.fill(container, new, self.q)
+        self.batch = source  # the action's source_batch: the batch loaded into the container (§3.7)
+        self.meta["batch"] = path(new)
 
     def top_off_container(self):
         container = self.container

@@ -71,7 +71,8 @@ def test_a_permanent_container_through_its_ledger(admin, shop):
     (split,) = caused_by(admin, load, batch)
     assert split["action_type"] == "split_batch" and split["quantity"] == 8.0
     action = admin.get(load).json()
-    assert path(action["source_batch"]) == held and action["materials"]["material_lots"]
+    assert path(action["source_batch"]) == path(batch) and path(action["metadata"]["batch"]) == held
+    assert action["materials"]["material_lots"] == [path(lot) for lot in admin.get(batch).json()["material_lots"]]
 
     top_off = act(admin, "top_off_container", first, 2.0, source=donor)
     assert admin.get(first).json()["quantity"] == 10.0

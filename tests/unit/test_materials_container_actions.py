@@ -61,7 +61,8 @@ def test_load_container_makes_the_loaded_material_a_batch_of_its_own_in_the_cont
     assert split["source_batch"] == batch and split["quantity"] == 6.0
     assert kit.get(loaded)["source_material_batches"] == [batch]  # the genealogy edge
     body = kit.get(action)
-    assert body["source_batch"] == loaded and body["parent_container_action"] is None
+    assert body["source_batch"] == batch and body["metadata"]["batch"] == loaded
+    assert body["parent_container_action"] is None
     assert body["materials"] == {"material_lots": kit.get(batch)["material_lots"], "material_names": ["Ti64"]}
 
 
