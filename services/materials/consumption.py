@@ -266,9 +266,8 @@ def actual_used(run):
     return sum(float(u) for u in used) if used else None
 
 
-def run_pieces(batch_or_find, run):
-    """[(piece, material)] of a run's printing prints, as the feed told them."""
-    find = batch_or_find.get if hasattr(batch_or_find, "get") else batch_or_find
+def run_pieces(find, run):
+    """[(piece, material)] of a run's printing prints, as the feed told them; `find(id)` loads an aggregate."""
     found = []
     for print_path in run.fields.get("prints") or []:
         noted = find(PrintedPiece.id_for(print_path))
@@ -280,13 +279,13 @@ def run_pieces(batch_or_find, run):
 def consume_stock(batch, run):
     """F6: a complete printing run no powder batch printed, whose actual is known, consumes from its materials'
     stocks at its location (once)."""
-    from services.materials.stock import consume_for_run  # stock's rules; it imports nothing from here
+    from services.materials.stock import consume_for_run  # stock imports this module: imported when needed
     if run.fields.get("stock_consumed") is not None or run.fields.get("deleted") or run.fields.get("batches"):
         return
     if run.fields.get("operation", "printing") != "printing" or not run.fields.get("location"):
         return
     used = actual_used(run)
-    pieces = run_pieces(batch, run)
+    pieces = run_pieces(batch.get, run)
     if not used or not pieces:
         return
     by_material = {}

@@ -29,6 +29,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from uuid import uuid5
 
+from services.materials.consumption import PrintingRun, run_pieces
 from services.materials.units import EPSILON, convert, rounded
 from services.materials.work import Work, path, path_of
 from shared.errors import InvalidPayload
@@ -319,7 +320,6 @@ class MaterialStockAction(Resource):
 
 def pieces_of(work, run_path, material):
     """The pieces of a run (of this material, when the feed said it) materials learnt from production's feed."""
-    from services.materials.consumption import PrintingRun, run_pieces
     run = work._get(PrintingRun.id_for(run_path))
     if run is None:
         return []
