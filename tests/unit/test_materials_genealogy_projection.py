@@ -47,3 +47,14 @@ def test_the_projection_answers_what_the_replayed_aggregates_answer_and_stays_cu
         assert other.genealogy(parse_uri(later)[1], ADMIN) == kit.genealogy(later)
     finally:
         other.close()
+
+
+def test_the_service_keeps_the_projection_current_between_answers(kit):
+    from nameko.testing.services import worker_factory
+
+    from services.materials.service import MaterialsService
+    batch = kit.initial_batch(kit.lot(containers=1, size=10.0))
+    service = worker_factory(MaterialsService, app=kit.app)
+    service.keep_genealogy_current()
+    assert projection_of(kit.app).position == kit.app.recorder.max_notification_id()
+    assert batch in projection_of(kit.app).nodes
