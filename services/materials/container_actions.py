@@ -347,8 +347,8 @@ class ContainerLedger:
             self.meta["workstation"] = container.fields.get("workstation_uri")
             return
         if container.fields.get("is_docked"):
-            raise InvalidPayload(f"The module {path(container)} is docked at {container.fields.get('workstation_uri')}.",
-                                 field="metadata")
+            raise InvalidPayload(f"The module {path(container)} is docked at "
+                                 f"{container.fields.get('workstation_uri')}.", field="metadata")
         workstation = _workstation(self.meta.get("workstation"))
         if workstation is None:
             raise InvalidPayload("'metadata.workstation' must be a printer or post-processor URI.", field="metadata")
