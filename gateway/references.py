@@ -38,8 +38,9 @@ URI_OR_WILDCARD = {("permissions", "holder"): "*"}
 MISSING_IS_NOT_FOUND = frozenset({"zipfile-request"})
 
 # URI fields whose map documents the target's 404 for a target that is missing or not the caller's (materials.md §3.9:
-# a batch action on an unknown batch is a 404).
-REFERENCE_NOT_FOUND = frozenset({("material-batch-action", "source_batch")})
+# a batch action on an unknown batch is a 404; §3.6–3.7: so is a container action on an unknown container).
+REFERENCE_NOT_FOUND = frozenset({("material-batch-action", "source_batch"),
+                                 ("material-container-action", "source_material_container")})
 
 # URI fields whose map documents the resource's own 404 ("… or related object cannot be found.") for a target that is
 # missing or not the caller's (production.md §2.3: a run transformation of an unknown run).

@@ -29,6 +29,18 @@ def migrate(config):
     finally:
         store.dispose()
     start_notification_feeds(config)
+    index_material_lots(config)
+
+
+def index_material_lots(config):
+    """Lots saved before the materials service indexed them by location are indexed (a stock's lots, issue 14)."""
+    from services.materials.lot_index import index_lots
+    env = dict(event_store_env(config, "materials"), POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="0")
+    materials = load(APPLICATIONS["materials"])(env=env)
+    try:
+        index_lots(materials)
+    finally:
+        materials.close()
 
 
 def start_notification_feeds(config):

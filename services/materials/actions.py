@@ -477,6 +477,10 @@ class Ledger:
 
     def machine_top_off(self):
         batch = self.source
+        if self.fields.get("from_container_action") and self.meta.get("container"):
+            # top_off_container (services.materials.container_actions): the donor tops off the batch in a container,
+            # not in a machine; the material is available in the container, not reserved
+            return self._top_off(batch, into_machine=False)
         if not batch.fields.get("at_machine"):
             raise InvalidPayload(f"The batch {path(batch)} is not loaded in a machine: top off the loaded batch.",
                                  field="source_batch")
@@ -484,6 +488,9 @@ class Ledger:
         if printer and printer != batch.fields.get("at_machine"):
             raise InvalidPayload(f"The batch {path(batch)} is loaded in {batch.fields['at_machine']}, not {printer}.",
                                  field="metadata")
+        self._top_off(batch, into_machine=True)
+
+    def _top_off(self, batch, into_machine):
         if not self.meta.get("batch_to_load"):
             raise InvalidPayload("'metadata.batch_to_load' must name the batch to top off with.", field="metadata")
         donor = self.batch(self.meta["batch_to_load"], "metadata.batch_to_load")
@@ -499,7 +506,7 @@ class Ledger:
         self.need_available(donor, taken, "machine_top_off")
         self.merge_lots(batch, [donor])
         self.change(donor, available=-taken)
-        self.change(batch, reserved=self.q)
+        self.change(batch, **({"reserved": self.q} if into_machine else {"available": self.q}))
         batch.set({"usage_cycles": max(int(batch.fields.get("usage_cycles") or 0),
                                        int(donor.fields.get("usage_cycles") or 0))}, self.actor)
         self.link(donor, batch, self.q)

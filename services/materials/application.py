@@ -6,6 +6,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from services.materials import consumption, genealogy
 from services.materials.actions import MaterialBatchAction
+from services.materials.container_actions import MaterialContainerAction
 from services.materials.domain import (MaterialBatch, MaterialContainer, MaterialLot, MaterialLotAction,
                                        MaterialPurchaseOrder)
 from services.materials.reports import MaterialBatchTraceabilityReport, TraceabilityReport
@@ -21,10 +22,13 @@ class Materials(FeedFollower, ResourceApplication):
     name = "materials"
     aggregates = resource_classes("materials", [MaterialPurchaseOrder, MaterialLot, MaterialLotAction,
                                                 MaterialContainer, MaterialBatch, MaterialBatchAction,
+                                                MaterialContainerAction,
                                                 Stock, MaterialStockAction, MaterialBatchTraceabilityReport,
                                                 TraceabilityReport])
     # which batches are (or were) loaded in a printer: a completed run's printer names the batches it printed from
-    indexed_references = (("material-batch", "at_machine"),)
+    indexed_references = (("material-batch", "at_machine"),
+                          # a stock's lots: those of its material at its location (services.materials.stock)
+                          ("material-lot", "location"))
 
     def genealogy(self, batch_uuid, ctx):
         """The /material-genealogy/ document of a batch (its uuid), walked from its edges now."""

@@ -15,6 +15,17 @@ batch; the batch's unload measures what they consumed, and materials records it.
   base_material_used in the batch's units), created by a command to production with an id and command id derived
   from the consumption (a repeat changes nothing); the service sends it after the unload commits
   (`run_consumption_recorded`), and a sweeper sends any the log shows unsent (a message lost in a crash).
+
+Stock-tracked materials (F6, §3.13–3.14): a printing run no powder batch printed (filament, resin) consumes from the
+`/stock/` of its material at its location. The feed gives the rest: the run's prints and location (`run` events),
+each printing print's piece and base material (`print` events, noted as a `PrintedPiece`), and the run's actual
+base material used (production's `/run-actuals-additive/` rows without a batch, noted on the run through a
+`RunLink` from its run-actuals and from each additive row). Once the run is complete and its actual is known
+(whichever comes second), one `/material-stock-action/` consume per material of its pieces records it, with the
+run, `action_quantity` the actual (shared by the pieces' materials in proportion to their pieces), and the
+relationship rows lot → piece (services.materials.stock). Its id is derived from the run and the stock, and the run
+notes it: a feed read twice consumes once. A later correction of the actual is not re-consumed (reconcile the
+stock).
 """
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -97,8 +108,58 @@ class RunConsumption(Aggregate):
             self.trigger_event(self.Sent, run_actuals_additive=additive_path)
 
 
+class PrintedPiece(Aggregate):
+    """A printing print as materials needs it (F6): its piece and base material."""
+
+    class Started(Aggregate.Created):
+        fields: dict
+
+    class Noted(Aggregate.Event):
+        changes: dict
+
+        def apply(self, printed):
+            printed.fields.update(self.changes)
+
+    def __init__(self, fields):
+        self.fields = dict(fields)
+
+    @staticmethod
+    def id_for(print_path):
+        return uuid5(NAMESPACE_URL, f"stratum:materials:printed-piece:{print_path}")
+
+    @classmethod
+    def start(cls, print_path, fields):
+        return cls._create(cls.Started, id=cls.id_for(print_path), fields=fields)
+
+    def note(self, **changes):
+        changed = {k: v for k, v in changes.items() if self.fields.get(k) != v}
+        if changed:
+            self.trigger_event(self.Noted, changes=changed)
+
+
+class RunLink(Aggregate):
+    """Which run a run-actuals record or a run-actuals-additive row is of (their later events name only
+    themselves)."""
+
+    class Started(Aggregate.Created):
+        run: str
+
+    def __init__(self, run):
+        self.run = run
+
+    @staticmethod
+    def id_for(some_path):
+        return uuid5(NAMESPACE_URL, f"stratum:materials:run-link:{some_path}")
+
+    @classmethod
+    def start(cls, some_path, run_path):
+        return cls._create(cls.Started, id=cls.id_for(some_path), run=run_path)
+
+
 name_aggregate(PrintingRun, "materials/printing-run")
 name_aggregate(RunConsumption, "materials/run-consumption")
+name_aggregate(PrintedPiece, "materials/printed-piece")
+name_aggregate(RunLink, "materials/run-link")
 
 
 def additive_id(consumption_id):
@@ -110,14 +171,23 @@ def apply_event(batch, event, loaded_at):
     """One public production event (shared.application feed shape). `loaded_at(printer)` → the paths of the batches
     loaded in that printer now."""
     resource = event.get("resource")
-    if resource not in ("run", "run-actuals"):
+    if resource not in ("run", "run-actuals", "print", "run-actuals-additive"):
         return
     fields = event.get("fields") or {}
+    if resource == "print":
+        _print(batch, event, fields)
+        return
+    if resource == "run-actuals-additive":
+        _additive(batch, event, fields)
+        return
     if resource == "run-actuals":
         run = _run(batch, fields["run"], event, create=False) if event["kind"] == "created" and fields.get(
             "run") else None
         if run is not None:  # a printing run's actuals (opened when it went in-progress)
-            run.note(run_actual=resource_path("run-actuals", event["uuid"]))
+            actual = resource_path("run-actuals", event["uuid"])
+            run.note(run_actual=actual)
+            if batch.get(RunLink.id_for(actual)) is None:
+                batch.add(RunLink.start(actual, run.run))
         return
     run_path = resource_path("run", event["uuid"])
     printing = fields.get("operation") in (None, "printing")  # a post-processing or shipping run takes no powder
@@ -127,7 +197,7 @@ def apply_event(batch, event, loaded_at):
     if event["kind"] == "deleted":
         run.note(deleted=True)
         return
-    run.note(**{k: fields[k] for k in ("printer", "operation", "status") if k in fields})
+    run.note(**{k: fields[k] for k in ("printer", "operation", "status", "prints", "location") if k in fields})
     if fields.get("status") == "complete" and run.fields.get("operation", "printing") == "printing" \
             and run.fields.get("printer") and not run.fields.get("batches"):
         printed = []
@@ -137,6 +207,97 @@ def apply_event(batch, event, loaded_at):
                     and material_batch.printed(run_path, event.get("timestamp")):
                 printed.append(batch_path)
         run.note(batches=printed)
+    if fields.get("status") == "complete":
+        consume_stock(batch, run)
+
+
+def _print(batch, event, fields):
+    """F6: a printing print's piece and base material (only printing prints consume material)."""
+    print_path = resource_path("print", event["uuid"])
+    noted = batch.get(PrintedPiece.id_for(print_path))
+    if noted is None:
+        if event["kind"] != "created" or fields.get("operation") not in (None, "printing"):
+            return
+        noted = batch.add(PrintedPiece.start(print_path, {}))
+    changes = {}
+    if "piece" in fields:
+        changes["piece"] = fields["piece"]
+    if "base_material" in fields:
+        changes["material"] = _material_path(fields["base_material"])
+    if event["kind"] == "deleted":
+        changes["deleted"] = True
+    noted.note(**changes)
+
+
+def _material_path(value):
+    if not value:
+        return None
+    return value if str(value).startswith("/") else resource_path("material", value)
+
+
+def _additive(batch, event, fields):
+    """F6: production's actual base material of a run (rows without a batch: a powder batch's are F3's)."""
+    additive = resource_path("run-actuals-additive", event["uuid"])
+    link = batch.get(RunLink.id_for(additive))
+    if link is None:
+        actual_link = batch.get(RunLink.id_for(fields.get("run_actual"))) if fields.get("run_actual") else None
+        if actual_link is None or event["kind"] != "created":
+            return  # not a printing run materials follows
+        link = batch.add(RunLink.start(additive, actual_link.run))
+    run = batch.get(PrintingRun.id_for(link.run))
+    if run is None:
+        return
+    rows = dict(run.fields.get("additives") or {})
+    row = dict(rows.get(additive) or {})
+    row.update({k: fields[k] for k in ("base_material_used", "material_batch") if k in fields})
+    if event["kind"] == "deleted":
+        rows.pop(additive, None)
+    else:
+        rows[additive] = row
+    run.note(additives=rows)
+    if run.fields.get("status") == "complete":
+        consume_stock(batch, run)
+
+
+def actual_used(run):
+    """The run's actual base material used, as production's run-material sums it, without powder batches' rows."""
+    used = [row.get("base_material_used") for row in (run.fields.get("additives") or {}).values()
+            if not row.get("material_batch") and row.get("base_material_used") is not None]
+    return sum(float(u) for u in used) if used else None
+
+
+def run_pieces(find, run):
+    """[(piece, material)] of a run's printing prints, as the feed told them; `find(id)` loads an aggregate."""
+    found = []
+    for print_path in run.fields.get("prints") or []:
+        noted = find(PrintedPiece.id_for(print_path))
+        if noted is not None and not noted.fields.get("deleted") and noted.fields.get("piece"):
+            found.append((noted.fields["piece"], noted.fields.get("material")))
+    return found
+
+
+def consume_stock(batch, run):
+    """F6: a complete printing run no powder batch printed, whose actual is known, consumes from its materials'
+    stocks at its location (once)."""
+    from services.materials.stock import consume_for_run  # stock imports this module: imported when needed
+    if run.fields.get("stock_consumed") is not None or run.fields.get("deleted") or run.fields.get("batches"):
+        return
+    if run.fields.get("operation", "printing") != "printing" or not run.fields.get("location"):
+        return
+    used = actual_used(run)
+    pieces = run_pieces(batch.get, run)
+    if not used or not pieces:
+        return
+    by_material = {}
+    for piece, material in pieces:
+        by_material.setdefault(material, []).append(piece)
+    actions = []
+    for material, of_material in sorted(by_material.items(), key=lambda item: str(item[0])):
+        share = used * len(of_material) / len(pieces)
+        action = consume_for_run(batch, run.run, run.bureau, material, run.fields["location"], share, of_material)
+        if action:
+            actions.append(action)
+    run.note(stock_consumed=actions)
 
 
 def _run(batch, run_path, event, create=True):

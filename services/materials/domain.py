@@ -10,6 +10,7 @@ from uuid import uuid5
 
 from eventsourcing.application import AggregateNotFoundError
 
+from services.materials.stock import refresh_stock_of
 from services.materials.units import EPSILON, convert, rounded
 from services.materials.work import Work, path
 from shared.errors import InvalidPayload
@@ -180,15 +181,19 @@ class MaterialLot(Resource):
         return path(sub)
 
     def consequences(self, unit):
-        """The purchase order's delivered quantity follows its lots (Q9)."""
+        """The purchase order's delivered quantity follows its lots (Q9); the stock of its material at its location
+        its lots and what is on order (§3.15)."""
+        work = Work(unit)
+        work.loaded[self.id] = self
+        stocks = refresh_stock_of(self, work.find, unit.app.repository, unit.actor)
         po_path = self.fields.get("material_purchase_order")
         if not po_path:
-            return []
+            return stocks
         po = unit.get(po_path)
         if po is None:
-            return []
+            return stocks
         po.record_lot(self, unit.actor)
-        return [po] if po.pending_events else []
+        return stocks + ([po] if po.pending_events else [])
 
     def update(self, changes, actor):
         for name in LOT_FIXED:
@@ -278,6 +283,7 @@ class MaterialLotAction(Resource):
         po = work.find(lot.fields.get("material_purchase_order"))
         if po is not None:  # Q9: what the PO has delivered follows its received lots
             po.record_lot(lot, unit.actor)
+        refresh_stock_of(lot, work.find, unit.app.repository, unit.actor)  # §3.15: on order no more, or more
         fields = dict(fields, material_lot=path(lot), user=unit.actor)
         return fields, work.changed(), {}
 
@@ -320,7 +326,7 @@ class MaterialLotAction(Resource):
 
 class MaterialContainer(Resource):
     resource = "material-container"
-    private_fields = ("_units",)
+    private_fields = ("_units", "_last_action")  # _last_action: its latest container action (its version)
 
     class QuantityChanged(Resource.Updated):
         field = "quantity"

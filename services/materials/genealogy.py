@@ -101,7 +101,9 @@ def stored_events_of(recorder, ids):
 def genealogy(app, batch_uuid, ctx, reader=None):
     """The /material-genealogy/ document of one batch, as the caller may see it (404 like the batch otherwise)."""
     batch = app.load("material-batch", batch_uuid, ctx)
-    reader = reader or Reader(app)
+    if reader is None:  # the process's projection, caught up (services.materials.genealogy_projection)
+        from services.materials.genealogy_projection import projection_of
+        reader = projection_of(app).reader(app)
     batch_path = resource_path("material-batch", batch.id)
     reader.loaded[batch_path] = batch
     actions, batches = {}, {batch_path: compact(batch)}
@@ -171,7 +173,8 @@ class Walk:
                         self.reader.find(p) for p in link.fields.get("containers") or [])
                         if c is not None and c.fields.get("material_lot")})
                     continue
-                self.batches[other_path] = compact(other)
+                if other_path not in self.batches:  # reached again: the same compact fields
+                    self.batches[other_path] = compact(other)
                 if other_path not in expanded:
                     expanded.add(other_path)
                     level.append((other, node[nest_key]))

@@ -9,6 +9,7 @@ from nameko.timer import timer
 
 from services.materials.application import INTERNAL, Materials
 from services.materials.consumption import PRODUCTION, RUN_CONSUMPTION_RECORDED, RunConsumption, additive_id
+from services.materials.genealogy_projection import projection_of
 from services.materials.reports import REPORT_CLASSES, REPORT_REQUESTED, ReportJob
 from shared.blobstore import Blobs
 from shared.amqp import event_handler
@@ -31,6 +32,15 @@ class MaterialsService(ResourceService):
     def genealogy(self, batch_uuid, ctx):
         """GET /material-genealogy/ (the gateway asks; the trees are built on read, services.materials.genealogy)."""
         return self.app.genealogy(batch_uuid, ctx)
+
+    @timer(interval=CATCH_UP_INTERVAL)
+    def keep_genealogy_current(self):
+        """The genealogy projection follows the store between answers, so that no request builds it from the whole
+        log (a new process's first answer would; services.materials.genealogy_projection)."""
+        try:
+            projection_of(self.app).catch_up(self.app)
+        except Exception:  # the store may be away: the next tick, or the next answer, catches up
+            log.warning("the genealogy projection could not catch up; will retry", exc_info=True)
 
     # -- following production's feed (F3) -------------------------------------------------------------------------------
 
