@@ -1,19 +1,28 @@
 """The lot index by location (services.materials.stock: a stock's lots) for lots saved before it existed: the
 migrate step indexes every lot of the store under its current location and brings each stock's `material_lots` and
 `on_order_quantity` up to date with them. Idempotent (a path already indexed is not added again, a stock already
-current records nothing), so it runs on every migrate; lots saved since are indexed as they are saved."""
+current records nothing). It runs once per store: its end is recorded (DONE), so later migrate steps do not read the
+whole log again at every start; lots saved since are indexed as they are saved. A step that dies half-way runs again."""
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
+from shared.resource import UniqueKey
 from shared.topics import legacy_topics, topic_of
 from shared.uris import parse_uri
 
 PAGE = 1_000
+DONE = ("migration", "materials:lot-location-index:1")
 
 
 def index_lots(app):
-    """Index the store's lots and refresh their stocks; returns how many lots were read."""
+    """Index the store's lots and refresh their stocks, once; returns how many lots were read (None: done before)."""
+    try:
+        app.repository.get(UniqueKey.id_for(*DONE))
+        return None
+    except AggregateNotFoundError:
+        pass
     from services.materials.domain import MaterialLot
     from services.materials.stock import refresh_stock_of
     aggregate_topics = [topic_of(MaterialLot), *legacy_topics("materials", MaterialLot.resource)]
@@ -51,4 +60,8 @@ def index_lots(app):
     stocks = [s for changed in refreshed.values() for s in changed]
     if stocks:
         app.save(*stocks)
+    try:
+        app.save(UniqueKey.claim(*DONE, {"lots": len(lots)}))
+    except IntegrityError:  # another migrate step finished it at the same time
+        pass
     return len(lots)
