@@ -8,6 +8,7 @@ from services.materials import consumption, genealogy
 from services.materials.actions import MaterialBatchAction
 from services.materials.domain import (MaterialBatch, MaterialContainer, MaterialLot, MaterialLotAction,
                                        MaterialPurchaseOrder)
+from services.materials.locations import Location
 from services.materials.reports import MaterialBatchTraceabilityReport, TraceabilityReport
 from services.materials.stock import MaterialStockAction, Stock
 from shared.application import ResourceApplication
@@ -22,9 +23,10 @@ class Materials(FeedFollower, ResourceApplication):
     aggregates = resource_classes("materials", [MaterialPurchaseOrder, MaterialLot, MaterialLotAction,
                                                 MaterialContainer, MaterialBatch, MaterialBatchAction,
                                                 Stock, MaterialStockAction, MaterialBatchTraceabilityReport,
-                                                TraceabilityReport])
-    # which batches are (or were) loaded in a printer: a completed run's printer names the batches it printed from
-    indexed_references = (("material-batch", "at_machine"),)
+                                                TraceabilityReport, Location])
+    # which batches are (or were) loaded in a printer: a completed run's printer names the batches it printed from;
+    # the notifications service finds a location's settings row by its location
+    indexed_references = (("material-batch", "at_machine"), ("location-settings", "location"))
 
     def genealogy(self, batch_uuid, ctx):
         """The /material-genealogy/ document of a batch (its uuid), walked from its edges now."""
