@@ -7,8 +7,9 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.identity.domain import (RESET_REFUSED, ApiToken, Bureau, Role, Session, User, hash_password, login_key,
-                                      login_names, password_matches, password_reset_token, user_of_reset_token)
+from services.identity.domain import (RESET_REFUSED, ApiToken, Bureau, PasswordResetRequests, Role, Session, User,
+                                      hash_password, login_key, login_names, password_matches, password_reset_token,
+                                      user_of_reset_token)
 from shared.application import ResourceApplication, Unit
 from shared.credentials import hash_secret, new_secret
 from shared.errors import InvalidPayload, TooManyRequests, Unauthorized
@@ -100,19 +101,38 @@ class Identity(ResourceApplication):
 
     # -- password reset (capture-and-platform.md C4; the mail is the notifications service's, from this feed) --------
 
-    def request_password_reset(self, login):
-        """Record a reset request for the account with this login name, if there is one. Returns the recording's
-        result, or None when nothing was recorded (no such account, archived, asked again too soon): the gateway
+    def request_password_reset(self, login, now=None):
+        """Record a reset request for the account with this login name, if there is one. At most
+        PasswordResetRequests.PER_HOUR requests an hour pass for one address, known or not, and each one that
+        passes is recorded, so both paths do the same work: one transaction (and, by the service, one doorbell).
+        Returns the recording's result with `mailed` (whether a mail follows: an account, neither archived nor
+        asked for within User.RESET_INTERVAL), or None when the limit refused it (nothing recorded). The gateway
         answers the same in every case, so the answer tells nobody whether an account exists."""
+        now = now or datetime.now(timezone.utc)
+        for _ in range(3):  # a concurrent write to the same user or address: load both again and decide again
+            user = self._user_of_login(login)
+            key = f"user:{user.id}" if user is not None else f"login:{login_key(login)}"
+            try:
+                requests = self.repository.get(PasswordResetRequests.id_for(key))
+            except AggregateNotFoundError:
+                requests = PasswordResetRequests.start(key)
+            if not requests.grant(now):
+                return None
+            mailed = user is not None and user.request_password_reset(now, secrets.token_urlsafe(24))
+            try:
+                recordings = self.save(requests, *([user] if mailed else []))
+            except IntegrityError:
+                continue
+            return {"application": self.name, "position": recordings[-1].notification.id, "mailed": mailed}
+        return None
+
+    def _user_of_login(self, login):
         try:
             index = self.repository.get(UniqueKey.id_for("login", login_key(login)))
             user = self.repository.get(UUID(index.value["user_id"]))
         except AggregateNotFoundError:
             return None
-        if not user.request_password_reset(datetime.now(timezone.utc), secrets.token_urlsafe(24)):
-            return None
-        recordings = self.save(user)
-        return {"application": self.name, "position": recordings[-1].notification.id}
+        return user if isinstance(user, User) else None
 
     def reset_password(self, token, password):
         """Set a new password with a mailed token (single use, expiring); 400 for any token that does not work."""

@@ -160,15 +160,68 @@ def test_a_reset_token_works_once_and_only_for_its_user(identity):
     assert identity.repository.get(user_id).check_password("second")
 
 
-def test_unknown_accounts_record_nothing_and_requests_are_spaced(identity):
+def test_unknown_accounts_mail_nobody_and_requests_are_spaced(identity):
     user_id = _user(identity)
-    before = identity.recorder.max_notification_id()
-    assert identity.request_password_reset("nobody@example.com") is None
-    assert identity.recorder.max_notification_id() == before
-    assert identity.request_password_reset("grace@example.com") is not None
+    unknown = identity.request_password_reset("nobody@example.com")
+    assert unknown is not None and unknown["mailed"] is False
+    assert identity.request_password_reset("grace@example.com")["mailed"] is True
     first = identity.password_reset_token(user_id)["token"]
-    assert identity.request_password_reset("grace@example.com") is None  # within a minute: no second mail
+    assert identity.request_password_reset("grace@example.com")["mailed"] is False  # within a minute: no 2nd mail
     assert identity.password_reset_token(user_id)["token"] == first
+
+
+def _saves(identity):
+    """Counts the transactions of the application's own saves (the store writes of one request)."""
+    calls = []
+    original = identity.save
+
+    def counting(*objs, **kwargs):
+        calls.append(sorted(type(o).__name__ for o in objs))
+        return original(*objs, **kwargs)
+
+    identity.save = counting
+    return calls
+
+
+def test_a_known_and_an_unknown_address_do_the_same_work(identity):
+    """The same answer is not enough: the same work too (one transaction each, with one rate-limit entry), so the
+    time it takes tells nobody whether an account exists. Nothing of either reaches the public feed but the
+    known account's UserPasswordResetRequested."""
+    user_id = _user(identity)
+    before = identity.feed(1, 1000)["events"]
+    calls = _saves(identity)
+    known = identity.request_password_reset("grace@example.com")
+    unknown = identity.request_password_reset("nobody@example.com")
+    assert [known["mailed"], unknown["mailed"]] == [True, False]
+    assert calls == [["PasswordResetRequests", "User"], ["PasswordResetRequests"]]
+    new = identity.feed(1, 1000)["events"][len(before):]
+    assert [(e["uuid"], e["names"][-1]) for e in new] == [(str(user_id), "UserPasswordResetRequested")]
+
+
+def test_password_resets_are_limited_per_address_known_or_not(identity):
+    from datetime import datetime, timedelta, timezone
+
+    from services.identity.domain import PasswordResetRequests, User
+
+    user_id = _user(identity)
+    start = datetime.now(timezone.utc)
+    spaced = [start + i * (User.RESET_INTERVAL + timedelta(seconds=1)) for i in range(PasswordResetRequests.PER_HOUR)]
+    for when in spaced:
+        assert identity.request_password_reset("grace@example.com", now=when)["mailed"] is True
+        assert identity.request_password_reset("nobody@example.com", now=when)["mailed"] is False
+    token = identity.password_reset_token(user_id)["token"]
+    later = spaced[-1] + User.RESET_INTERVAL + timedelta(seconds=1)
+    calls = _saves(identity)
+    assert identity.request_password_reset("grace@example.com", now=later) is None  # the limit: nothing recorded
+    assert identity.request_password_reset("GRACE@example.com ", now=later) is None  # the same address, typed else
+    assert identity.request_password_reset("nobody@example.com", now=later) is None  # limited alike
+    assert calls == []
+    assert identity.password_reset_token(user_id)["token"] == token  # no new request, so no new mail
+    mails = [n for n in _feed_names(identity, user_id) if n[-1] == "UserPasswordResetRequested"]
+    assert len(mails) == PasswordResetRequests.PER_HOUR
+    assert identity.request_password_reset("hopper@example.com", now=later)["mailed"] is False  # others still may
+    an_hour_on = spaced[0] + PasswordResetRequests.WINDOW + timedelta(seconds=1)
+    assert identity.request_password_reset("grace@example.com", now=max(an_hour_on, later))["mailed"] is True
 
 
 def test_a_reset_token_expires_and_a_newer_request_replaces_it(identity):
