@@ -378,6 +378,23 @@ def test_a_password_reset_mails_a_single_use_token_and_tells_nobody_which_accoun
     anonymous.close()
 
 
+def test_repeated_password_reset_requests_answer_alike_and_mail_no_more(tenant, admin, smtp, system):
+    """The limit (services.identity.domain.PasswordResetRequests; at most 3 an hour per address, unit-tested with
+    a clock) and the spacing of requests: asked again and again, known or not, the answer is the same 202 and the
+    known account gets one mail."""
+    email, _, _ = new_user(admin, tenant)
+    nobody = f"nobody-{tag()}@example.com"
+    with ApiSession(system.base_url) as anonymous:
+        answers = [anonymous.post("/password-reset/", json={"username": name})
+                   for name in [email] * 5 + [nobody] * 5]
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.text for a in answers}) == 1
+    eventually(lambda: smtp.messages(to=email, template="users.password_reset"))
+    time.sleep(2)
+    assert len(smtp.messages(to=email, template="users.password_reset")) == 1
+    assert smtp.messages(to=nobody) == []
+
+
 def test_an_account_locked_after_failed_logins_mails_its_user_once(tenant, admin, smtp, system):
     email, password, user = new_user(admin, tenant)
     manager = email_of(tenant.manager, tenant.manager_user)
