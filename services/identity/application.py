@@ -102,23 +102,49 @@ class Identity(ResourceApplication):
     # -- password reset (capture-and-platform.md C4; the mail is the notifications service's, from this feed) --------
 
     def request_password_reset(self, login, now=None):
-        """Record a reset request for the account with this login name, if there is one. At most
-        PasswordResetRequests.PER_HOUR requests an hour pass for one address, known or not, and each one that
-        passes is recorded, so both paths do the same work: one transaction (and, by the service, one doorbell).
-        Returns the recording's result with `mailed` (whether a mail follows: an account, neither archived nor
-        asked for within User.RESET_INTERVAL), or None when the limit refused it (nothing recorded). The gateway
-        answers the same in every case, so the answer tells nobody whether an account exists."""
+        """Grant a reset request for this login name, known or not: at most PasswordResetRequests.PER_HOUR an hour
+        pass for one address. A known and an unknown address do the same work here (the login index read, the
+        address's requests read, one event saved, a nonce made), so the time it takes tells nobody whether an
+        account exists; the account's side follows in the background (apply_password_reset). Returns the
+        recording's result with the requests' id (`requests`), or None when the limit refused it (nothing
+        recorded). The gateway answers the same in every case."""
         now = now or datetime.now(timezone.utc)
-        for _ in range(3):  # a concurrent write to the same user or address: load both again and decide again
-            user = self._user_of_login(login)
-            key = f"user:{user.id}" if user is not None else f"login:{login_key(login)}"
+        for _ in range(3):  # a concurrent request for the same address: read it again and decide again
+            user_id = self._user_id_of_login(login)
+            key = f"user:{user_id}" if user_id is not None else f"login:{login_key(login)}"
             try:
                 requests = self.repository.get(PasswordResetRequests.id_for(key))
             except AggregateNotFoundError:
                 requests = PasswordResetRequests.start(key)
-            if not requests.grant(now):
+            if not requests.grant(now, user_id, secrets.token_urlsafe(24)):
                 return None
-            mailed = user is not None and user.request_password_reset(now, secrets.token_urlsafe(24))
+            try:
+                recordings = self.save(requests)
+            except IntegrityError:
+                continue
+            return {"application": self.name, "position": recordings[-1].notification.id,
+                    "requests": str(requests.id)}
+        return None
+
+    def apply_password_reset(self, requests_id):
+        """The account's side of a granted request (background; idempotent): the user records the reset request
+        (UserPasswordResetRequested: the notifications service mails the token) unless it is archived or asked
+        within User.RESET_INTERVAL. Returns the recording's result with `mailed`, or None when nothing waited."""
+        for _ in range(3):
+            try:
+                requests = self.repository.get(UUID(str(requests_id)))
+            except (AggregateNotFoundError, ValueError):
+                return None
+            pending = requests.pending if isinstance(requests, PasswordResetRequests) else None
+            if pending is None:
+                return None
+            try:
+                user = self.repository.get(UUID(pending["user"]))
+            except AggregateNotFoundError:
+                user = None
+            mailed = isinstance(user, User) and user.request_password_reset(datetime.fromisoformat(pending["at"]),
+                                                                            pending["nonce"])
+            requests.applied(pending["at"])
             try:
                 recordings = self.save(requests, *([user] if mailed else []))
             except IntegrityError:
@@ -126,13 +152,11 @@ class Identity(ResourceApplication):
             return {"application": self.name, "position": recordings[-1].notification.id, "mailed": mailed}
         return None
 
-    def _user_of_login(self, login):
+    def _user_id_of_login(self, login):
         try:
-            index = self.repository.get(UniqueKey.id_for("login", login_key(login)))
-            user = self.repository.get(UUID(index.value["user_id"]))
+            return UUID(self.repository.get(UniqueKey.id_for("login", login_key(login))).value["user_id"])
         except AggregateNotFoundError:
             return None
-        return user if isinstance(user, User) else None
 
     def reset_password(self, token, password):
         """Set a new password with a mailed token (single use, expiring); 400 for any token that does not work."""

@@ -99,8 +99,10 @@ def password_reset_token(key, user_id, nonce):
 class PasswordResetRequests(Aggregate):
     """The password resets granted for one address in the last hour: at most PER_HOUR pass, so nobody mails an
     inbox full of reset mails. One per account when the address names one, else one per address as typed (login
-    key): a known and an unknown address are limited alike and each granted request records one event either way,
-    so the two paths do the same work and answer alike. Not a resource: never in the feed, nor on the read side."""
+    key): a known and an unknown address are limited alike, and a request that passes records one event here
+    either way, so the two paths do the same work (the account's own side, the user's PasswordResetRequested that
+    makes the mail, follows in the background: `pending` until it is applied). Not a resource: never in the feed,
+    nor on the read side."""
 
     PER_HOUR = 3
     WINDOW = timedelta(hours=1)
@@ -110,15 +112,27 @@ class PasswordResetRequests(Aggregate):
 
     class Granted(Aggregate.Event):
         at: str
+        user: str | None  # the account's uuid; None for an address that names none
+        nonce: str  # the reset's nonce, made for both alike (the user's side uses it)
 
         def apply(self, aggregate):
             at = datetime.fromisoformat(self.at)
             aggregate.granted = [t for t in aggregate.granted if at - datetime.fromisoformat(t) < aggregate.WINDOW]
             aggregate.granted.append(self.at)
+            aggregate.pending = {"at": self.at, "user": self.user, "nonce": self.nonce} if self.user else None
+
+    class Applied(Aggregate.Event):
+        """The user's side of the request granted `at` is recorded (or was refused by the user's own rules)."""
+        at: str
+
+        def apply(self, aggregate):
+            if aggregate.pending and aggregate.pending["at"] == self.at:
+                aggregate.pending = None
 
     def __init__(self, key):
         self.key = key
         self.granted = []
+        self.pending = None
 
     @classmethod
     def id_for(cls, key):
@@ -128,13 +142,16 @@ class PasswordResetRequests(Aggregate):
     def start(cls, key):
         return cls._create(cls.Started, id=cls.id_for(key), key=key)
 
-    def grant(self, now):
+    def grant(self, now, user_id, nonce):
         """Count a request at `now`; False (nothing recorded) when PER_HOUR were granted within the hour."""
         recent = [t for t in self.granted if now - datetime.fromisoformat(t) < self.WINDOW]
         if len(recent) >= self.PER_HOUR:
             return False
-        self.trigger_event(self.Granted, at=now.isoformat())
+        self.trigger_event(self.Granted, at=now.isoformat(), user=str(user_id) if user_id else None, nonce=nonce)
         return True
+
+    def applied(self, at):
+        self.trigger_event(self.Applied, at=at)
 
 
 name_aggregate(PasswordResetRequests, "identity/password-reset-requests")
