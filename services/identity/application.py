@@ -7,8 +7,9 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from services.identity.domain import (RESET_REFUSED, ApiToken, Bureau, Role, Session, User, hash_password, login_key,
-                                      login_names, password_matches, password_reset_token, user_of_reset_token)
+from services.identity.domain import (RESET_REFUSED, ApiToken, Bureau, PasswordResetRequests, Role, Session, User,
+                                      hash_password, login_key, login_names, password_matches, password_reset_token,
+                                      user_of_reset_token)
 from shared.application import ResourceApplication, Unit
 from shared.credentials import hash_secret, new_secret
 from shared.errors import InvalidPayload, TooManyRequests, Unauthorized
@@ -100,19 +101,62 @@ class Identity(ResourceApplication):
 
     # -- password reset (capture-and-platform.md C4; the mail is the notifications service's, from this feed) --------
 
-    def request_password_reset(self, login):
-        """Record a reset request for the account with this login name, if there is one. Returns the recording's
-        result, or None when nothing was recorded (no such account, archived, asked again too soon): the gateway
-        answers the same in every case, so the answer tells nobody whether an account exists."""
+    def request_password_reset(self, login, now=None):
+        """Grant a reset request for this login name, known or not: at most PasswordResetRequests.PER_HOUR an hour
+        pass for one address. A known and an unknown address do the same work here (the login index read, the
+        address's requests read, one event saved, a nonce made), so the time it takes tells nobody whether an
+        account exists; the account's side follows in the background (apply_password_reset). Returns the
+        recording's result with the requests' id (`requests`), or None when the limit refused it (nothing
+        recorded). The gateway answers the same in every case."""
+        now = now or datetime.now(timezone.utc)
+        for _ in range(3):  # a concurrent request for the same address: read it again and decide again
+            user_id = self._user_id_of_login(login)
+            key = f"user:{user_id}" if user_id is not None else f"login:{login_key(login)}"
+            try:
+                requests = self.repository.get(PasswordResetRequests.id_for(key))
+            except AggregateNotFoundError:
+                requests = PasswordResetRequests.start(key)
+            if not requests.grant(now, user_id, secrets.token_urlsafe(24)):
+                return None
+            try:
+                recordings = self.save(requests)
+            except IntegrityError:
+                continue
+            return {"application": self.name, "position": recordings[-1].notification.id,
+                    "requests": str(requests.id)}
+        return None
+
+    def apply_password_reset(self, requests_id):
+        """The account's side of a granted request (background; idempotent): the user records the reset request
+        (UserPasswordResetRequested: the notifications service mails the token) unless it is archived or asked
+        within User.RESET_INTERVAL. Returns the recording's result with `mailed`, or None when nothing waited."""
+        for _ in range(3):
+            try:
+                requests = self.repository.get(UUID(str(requests_id)))
+            except (AggregateNotFoundError, ValueError):
+                return None
+            pending = requests.pending if isinstance(requests, PasswordResetRequests) else None
+            if pending is None:
+                return None
+            try:
+                user = self.repository.get(UUID(pending["user"]))
+            except AggregateNotFoundError:
+                user = None
+            mailed = isinstance(user, User) and user.request_password_reset(datetime.fromisoformat(pending["at"]),
+                                                                            pending["nonce"])
+            requests.applied(pending["at"])
+            try:
+                recordings = self.save(requests, *([user] if mailed else []))
+            except IntegrityError:
+                continue
+            return {"application": self.name, "position": recordings[-1].notification.id, "mailed": mailed}
+        return None
+
+    def _user_id_of_login(self, login):
         try:
-            index = self.repository.get(UniqueKey.id_for("login", login_key(login)))
-            user = self.repository.get(UUID(index.value["user_id"]))
+            return UUID(self.repository.get(UniqueKey.id_for("login", login_key(login))).value["user_id"])
         except AggregateNotFoundError:
             return None
-        if not user.request_password_reset(datetime.now(timezone.utc), secrets.token_urlsafe(24)):
-            return None
-        recordings = self.save(user)
-        return {"application": self.name, "position": recordings[-1].notification.id}
 
     def reset_password(self, token, password):
         """Set a new password with a mailed token (single use, expiring); 400 for any token that does not work."""

@@ -8,12 +8,14 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from eventsourcing.domain import Aggregate
 
 from shared import catalogue
 from shared.access import OWNED_BY_USER
 from shared.credentials import hash_secret, new_secret
 from shared.errors import InvalidPayload, NotFound
 from shared.resource import Resource
+from shared.topics import name_aggregate
 from shared.uris import parse_uri, resource_path, uuid_of
 
 _hasher = PasswordHasher()
@@ -92,6 +94,67 @@ def password_reset_token(key, user_id, nonce):
     side nor the notification record holds a usable token; only the mail does."""
     mac = hmac.new(key, f"stratum:password-reset:{user_id}:{nonce}".encode(), hashlib.sha256).digest()
     return f"{user_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+class PasswordResetRequests(Aggregate):
+    """The password resets granted for one address in the last hour: at most PER_HOUR pass, so nobody mails an
+    inbox full of reset mails. One per account when the address names one, else one per address as typed (login
+    key): a known and an unknown address are limited alike, and a request that passes records one event here
+    either way, so the two paths do the same work (the account's own side, the user's PasswordResetRequested that
+    makes the mail, follows in the background: `pending` until it is applied). Not a resource: never in the feed,
+    nor on the read side."""
+
+    PER_HOUR = 3
+    WINDOW = timedelta(hours=1)
+
+    class Started(Aggregate.Created):
+        key: str
+
+    class Granted(Aggregate.Event):
+        at: str
+        user: str | None  # the account's uuid; None for an address that names none
+        nonce: str  # the reset's nonce, made for both alike (the user's side uses it)
+
+        def apply(self, aggregate):
+            at = datetime.fromisoformat(self.at)
+            aggregate.granted = [t for t in aggregate.granted if at - datetime.fromisoformat(t) < aggregate.WINDOW]
+            aggregate.granted.append(self.at)
+            aggregate.pending = {"at": self.at, "user": self.user, "nonce": self.nonce} if self.user else None
+
+    class Applied(Aggregate.Event):
+        """The user's side of the request granted `at` is recorded (or was refused by the user's own rules)."""
+        at: str
+
+        def apply(self, aggregate):
+            if aggregate.pending and aggregate.pending["at"] == self.at:
+                aggregate.pending = None
+
+    def __init__(self, key):
+        self.key = key
+        self.granted = []
+        self.pending = None
+
+    @classmethod
+    def id_for(cls, key):
+        return uuid5(NAMESPACE_URL, f"stratum:password-reset-requests:{key}")
+
+    @classmethod
+    def start(cls, key):
+        return cls._create(cls.Started, id=cls.id_for(key), key=key)
+
+    def grant(self, now, user_id, nonce):
+        """Count a request at `now`; False (nothing recorded) when PER_HOUR were granted within the hour."""
+        recent = [t for t in self.granted if now - datetime.fromisoformat(t) < self.WINDOW]
+        if len(recent) >= self.PER_HOUR:
+            return False
+        self.trigger_event(self.Granted, at=now.isoformat(), user=str(user_id) if user_id else None, nonce=nonce)
+        return True
+
+    def applied(self, at):
+        self.trigger_event(self.Applied, at=at)
+
+
+name_aggregate(PasswordResetRequests, "identity/password-reset-requests")
 
 
 def user_of_reset_token(token):

@@ -1,12 +1,16 @@
 import logging
 
 from services.identity.application import Identity
+from services.identity.domain import PasswordResetRequests
+from shared.amqp import event_handler
 from shared.errors import Unauthorized
 from shared.eventstore import EventStore
 from shared.service import ResourceService, rpc
 from shared.settings import secret_key
+from shared.sweep import sweep_timer, sweeper_for
 
 log = logging.getLogger(__name__)
+PASSWORD_RESET_GRANTED = "password_reset_granted"
 
 
 class IdentityStore(EventStore):
@@ -41,11 +45,27 @@ class IdentityService(ResourceService):
 
     @rpc
     def request_password_reset(self, login):
-        """Answers None whether or not the account exists (the gateway says the same to every caller)."""
+        """Answers None whether or not the account exists (the gateway says the same to every caller). A granted
+        request, known or not, publishes the same message; the account's side is applied by its handler."""
         result = self.app.request_password_reset(login)
         if result:
-            self._announce(result)
+            self.dispatch(PASSWORD_RESET_GRANTED, {"requests": result["requests"]})
         return None
+
+    @event_handler("identity", PASSWORD_RESET_GRANTED)
+    def apply_password_reset(self, payload):
+        result = self.app.apply_password_reset(payload["requests"])
+        if result and result["mailed"]:
+            self._announce(result)  # the UserPasswordResetRequested the notifications service mails
+
+    @sweep_timer(interval=30)
+    def resume_password_resets(self):
+        """A granted request whose message a crash lost is found in the log and applied (shared.sweep)."""
+        sweeper = sweeper_for(self.app, "password-resets",
+                              [(PasswordResetRequests, PasswordResetRequests.Granted)],
+                              int(self.config["STRATUM_SWEEP_SECONDS"]))
+        sweeper.sweep(lambda requests: requests.pending is not None,
+                      lambda requests: self.dispatch(PASSWORD_RESET_GRANTED, {"requests": str(requests.id)}))
 
     @rpc
     def reset_password(self, token, password):

@@ -9,6 +9,7 @@ from services.materials.actions import MaterialBatchAction
 from services.materials.container_actions import MaterialContainerAction
 from services.materials.domain import (MaterialBatch, MaterialContainer, MaterialLot, MaterialLotAction,
                                        MaterialPurchaseOrder)
+from services.materials.locations import Location
 from services.materials.reports import MaterialBatchTraceabilityReport, TraceabilityReport
 from services.materials.stock import MaterialStockAction, Stock
 from shared.application import ResourceApplication
@@ -24,11 +25,13 @@ class Materials(FeedFollower, ResourceApplication):
                                                 MaterialContainer, MaterialBatch, MaterialBatchAction,
                                                 MaterialContainerAction,
                                                 Stock, MaterialStockAction, MaterialBatchTraceabilityReport,
-                                                TraceabilityReport])
+                                                TraceabilityReport, Location])
     # which batches are (or were) loaded in a printer: a completed run's printer names the batches it printed from
     indexed_references = (("material-batch", "at_machine"),
                           # a stock's lots: those of its material at its location (services.materials.stock)
-                          ("material-lot", "location"))
+                          ("material-lot", "location"),
+                          # the notifications service finds a location's settings row by its location
+                          ("location-settings", "location"))
 
     def genealogy(self, batch_uuid, ctx):
         """The /material-genealogy/ document of a batch (its uuid), walked from its edges now."""

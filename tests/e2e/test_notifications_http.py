@@ -378,6 +378,23 @@ def test_a_password_reset_mails_a_single_use_token_and_tells_nobody_which_accoun
     anonymous.close()
 
 
+def test_repeated_password_reset_requests_answer_alike_and_mail_no_more(tenant, admin, smtp, system):
+    """The limit (services.identity.domain.PasswordResetRequests; at most 3 an hour per address, unit-tested with
+    a clock) and the spacing of requests: asked again and again, known or not, the answer is the same 202 and the
+    known account gets one mail."""
+    email, _, _ = new_user(admin, tenant)
+    nobody = f"nobody-{tag()}@example.com"
+    with ApiSession(system.base_url) as anonymous:
+        answers = [anonymous.post("/password-reset/", json={"username": name})
+                   for name in [email] * 5 + [nobody] * 5]
+    assert {a.status_code for a in answers} == {202}
+    assert len({a.text for a in answers}) == 1
+    eventually(lambda: smtp.messages(to=email, template="users.password_reset"))
+    time.sleep(2)
+    assert len(smtp.messages(to=email, template="users.password_reset")) == 1
+    assert smtp.messages(to=nobody) == []
+
+
 def test_an_account_locked_after_failed_logins_mails_its_user_once(tenant, admin, smtp, system):
     email, password, user = new_user(admin, tenant)
     manager = email_of(tenant.manager, tenant.manager_user)
@@ -564,3 +581,133 @@ def test_stock_falling_below_its_minimum_mails_the_locations_contact_and_the_cus
     consume(1.0)  # under it already: no new fall, no new mail
     time.sleep(2)
     assert len(mails()) == 1
+
+
+# -- order owner changes (E2 `nautilus.order_owner`) ------------------------------------------------------------------
+
+def test_an_order_owner_change_mails_the_new_owner_and_nobody_else(tenant, admin, smtp):
+    set_notifications(tenant, notification_order_created=0, notification_order_owner=1,
+                      notification_custom_emails=[f"not-bit-4-{tag()}@x.test"])
+    first_email, _, first = new_user(admin, tenant)
+    second_email, _, second = new_user(admin, tenant)
+    order = create_order(tenant.manager, order_owner=first)
+    name = tenant.manager.get(order).json()["name"]
+
+    def mails(to=None):
+        return [m for m in smtp.messages(to=to, template="nautilus.order_owner") if name in m["Subject"]]
+
+    assert tenant.manager.put(order, json={"order_owner": second}).status_code == 204
+    [message] = eventually(lambda: mails(second_email))
+    assert message["X-RcptTo"].strip() == second_email  # the new owner (bit 1) only: bit 4 is off
+    assert order in text_of(message)
+    assert tenant.manager.put(order, json={"priority": 5}).status_code == 204  # not an owner change
+    time.sleep(2)
+    assert len(mails()) == 1 and mails(first_email) == []
+
+
+# -- location contacts (materials.md §3.18–3.19: a location's switches, capture-and-platform.md E2) ------------------
+
+def settings_of_location(api, location):
+    """A location's one location-settings row, made with the location (the resource has no POST)."""
+    rows = eventually(lambda: [r for r in api.get("/location-settings/").json()["resources"]
+                               if r["location"] == location])
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def new_location(api, contact, **switches):
+    response = api.post("/location/", json={"name": f"Site {tag()}", "address": "1 Loop Rd", "contact": contact})
+    assert response.status_code == 201, response.text
+    location = response.headers["Location"]
+    settings = settings_of_location(api, location)
+    assert not any(v for k, v in settings.items() if k.startswith("notification_"))  # all off until switched on
+    if switches:
+        assert api.put(settings["uri"], json=switches).status_code == 204
+        eventually(lambda: all(settings_of_location(api, location)[k] == v for k, v in switches.items()))
+    return location
+
+
+def order_mails(smtp, to):
+    """The mails to `to` but the welcome a new user gets."""
+    return [m for m in smtp.messages(to=to) if m["X-Stratum-Template"] != "users.welcome_mailer"]
+
+
+# the order switches whose triggers HTTP alone drives (production's two, scheduled and print error, are below)
+ORDER_SWITCHES = {
+    "notification_order_created": "nautilus.order_created",
+    "notification_line_items_confirmed": "nautilus.order_line_items_confirmed",
+    "notification_order_owner": "nautilus.order_owner",
+    "notification_order_started_printing": "nautilus.order_start_printing",
+    "notification_order_shipped": "nautilus.order_shipped",
+    "notification_order_completed": "nautilus.order_complete",
+}
+
+
+def live_order(api, location, new_owner):
+    """An order at `location` through every step above: created, its line item confirmed, its owner changed, then
+    printing, shipping and complete (the line item moved by PUT: no workflow, so production makes no pieces)."""
+    order = create_order(api, location=location)
+    line_item = confirm_line_items(api, order)
+    assert api.put(order, json={"order_owner": new_owner}).status_code == 204
+    for status in ("printing", "shipping", "complete"):
+        assert api.put(line_item, json={"status": status}).status_code == 204, status
+        eventually(lambda: api.get(order).json()["status"] == status)
+    return order
+
+
+def test_a_locations_contact_is_mailed_for_each_switch_that_is_on_and_only_for_those(tenant, admin, smtp):
+    set_notifications(tenant, **{setting: 0 for setting in ORDER_SWITCHES}, notification_custom_emails=[])
+    names = sorted(ORDER_SWITCHES)
+    half = names[::2]  # each switch is on at one of the two locations and off at the other
+    contacts, orders = {}, {}
+    for label, on in (("half", half), ("other-half", [n for n in names if n not in half])):
+        contacts[label], _, contact = new_user(admin, tenant)
+        location = new_location(tenant.manager, contact, **{setting: setting in on for setting in names})
+        orders[label] = (live_order(tenant.manager, location, tenant.standard_user), on)
+    quiet_email, _, quiet_contact = new_user(admin, tenant)
+    quiet = live_order(tenant.manager, new_location(tenant.manager, quiet_contact), tenant.standard_user)
+
+    def templates(to, order):
+        name = tenant.manager.get(order).json()["name"]
+        return sorted(m["X-Stratum-Template"] for m in smtp.messages(to=to) if name in m["Subject"] or
+                      order in text_of(m))
+
+    for label, (order, on) in orders.items():
+        expected = sorted(ORDER_SWITCHES[setting] for setting in on)
+        eventually(lambda: templates(contacts[label], order) == expected, timeout=30)
+    time.sleep(2)  # the quiet order's events came before the last mail was made: by now they were read
+    for label, (order, on) in orders.items():
+        assert templates(contacts[label], order) == sorted(ORDER_SWITCHES[setting] for setting in on)
+        for message in order_mails(smtp, contacts[label]):
+            assert message["X-RcptTo"].strip() == contacts[label]  # the bureau's bits are 0: the contact alone
+    assert order_mails(smtp, quiet_email) == []  # every switch of its location is off
+    assert templates(contacts["half"], quiet) == []
+
+
+def test_a_locations_contact_hears_of_its_orders_scheduling_and_print_error(tenant, admin, smtp):
+    from tests.e2e.test_production_http import Shop, created, settled_count
+    from tests.e2e.test_shop_floor import Floor
+
+    set_notifications(tenant, notification_order_scheduled=0, notification_print_error=0,
+                      notification_order_started_printing=0)
+    contact_email, _, contact = new_user(admin, tenant)
+    location = new_location(tenant.manager, contact, notification_order_scheduled=True,
+                            notification_print_error=True)
+    floor = Floor(tenant.manager, Shop(tenant.manager))
+    order = create_order(tenant.manager, location=location)
+    product = created(tenant.manager, "/product/", {"order": order, "no_model_upload": True})
+    item = created(tenant.manager, "/line-item/", {"product": product, "quantity": 1, "workflow": floor.workflow})
+    floor.becomes(item, "pending")
+    assert tenant.manager.put(item, json={"status": "confirmed"}).status_code == 204
+    settled_count(tenant.manager, "print", item, 3)
+    run = floor.run(item, 0, printer=floor.shop.printer)
+    [scheduled] = eventually(lambda: smtp.messages(to=contact_email, template="nautilus.order_scheduled"),
+                             timeout=30)
+    floor.moved(run, "in-progress")
+    floor.moved(run, "error")
+    [failed] = eventually(lambda: smtp.messages(to=contact_email, template="nautilus.print_error"), timeout=30)
+    assert scheduled["X-RcptTo"].strip() == failed["X-RcptTo"].strip() == contact_email
+    assert order in text_of(failed)
+    time.sleep(2)
+    assert sorted(m["X-Stratum-Template"] for m in order_mails(smtp, contact_email)) == [
+        "nautilus.order_scheduled", "nautilus.print_error"]  # printing started: its switch is off

@@ -198,3 +198,23 @@ def test_a_read_database_of_an_earlier_release_is_migrated_with_every_event_uuid
         store.dispose()
     assert [row["uuid"] for row in migrated] == [row["uuid"] for row in expected]
     assert migrated == expected
+
+
+def test_a_location_of_an_earlier_release_has_no_settings_until_its_next_change(open_release):
+    """materials.md §3.19: v0.1.0 stored locations without their location-settings. Such a location loads as a
+    Location, counts as every switch off (no row: what the notifications service reads), and its next PUT makes
+    its row."""
+    from services.materials.locations import Location, settings_id
+
+    app = open_release("v0.1.0-25a73e5", "materials")
+    [location_id] = {row[0] for row in stored_rows(FIXTURES / "v0.1.0-25a73e5" / "materials.sqlite")
+                     if row[2] == "shared.generic:Location.Created"}
+    location = app.repository.get(location_id)
+    assert isinstance(location, Location)
+    path, admin = f"/location/{location.id}/", {"platform_admin": True}
+    assert app.referencing("location-settings", "location", path, admin) == []
+    app.update("location", str(location_id), {"phone": "+1 555 0100"}, dict(admin, bureau=location.bureau))
+    [found] = app.referencing("location-settings", "location", path, admin)
+    assert found["uri"] == f"/location-settings/{settings_id(location.id)}/"
+    assert not any(value for key, value in found["fields"].items() if key.startswith("notification_"))
+    assert app.repository.get(settings_id(location.id)).bureau == location.bureau

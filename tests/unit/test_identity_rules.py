@@ -144,7 +144,7 @@ def test_a_reset_token_works_once_and_only_for_its_user(identity):
 
     user_id = _user(identity)
     other_id = _user(identity, "hopper@example.com")
-    assert identity.request_password_reset("Grace@Example.com") is not None  # login names are case-insensitive
+    assert reset(identity, "Grace@Example.com")  # login names are case-insensitive
     token = identity.password_reset_token(user_id)["token"]
     assert identity.password_reset_token(other_id) is None  # nobody else has a pending reset
     for wrong in ("", "not-a-token", f"{other_id}.{token.split('.')[1]}", token[:-2] + "xx"):
@@ -160,15 +160,81 @@ def test_a_reset_token_works_once_and_only_for_its_user(identity):
     assert identity.repository.get(user_id).check_password("second")
 
 
-def test_unknown_accounts_record_nothing_and_requests_are_spaced(identity):
+def test_unknown_accounts_mail_nobody_and_requests_are_spaced(identity):
     user_id = _user(identity)
-    before = identity.recorder.max_notification_id()
-    assert identity.request_password_reset("nobody@example.com") is None
-    assert identity.recorder.max_notification_id() == before
-    assert identity.request_password_reset("grace@example.com") is not None
+    assert reset(identity, "nobody@example.com") is False
+    assert reset(identity, "grace@example.com") is True
     first = identity.password_reset_token(user_id)["token"]
-    assert identity.request_password_reset("grace@example.com") is None  # within a minute: no second mail
+    assert reset(identity, "grace@example.com") is False  # within a minute: no 2nd mail
     assert identity.password_reset_token(user_id)["token"] == first
+
+
+def reset(identity, login, now=None):
+    """A reset request and its background side, as the identity service runs them: whether a mail follows (None
+    when the limit refused it)."""
+    granted = identity.request_password_reset(login, now=now)
+    if granted is None:
+        return None
+    applied = identity.apply_password_reset(granted["requests"])
+    return bool(applied and applied["mailed"])
+
+
+def _saves(identity):
+    """Counts the transactions of the application's own saves (the store writes of one request)."""
+    calls = []
+    original = identity.save
+
+    def counting(*objs, **kwargs):
+        calls.append(sorted(type(o).__name__ for o in objs))
+        return original(*objs, **kwargs)
+
+    identity.save = counting
+    return calls
+
+
+def test_a_known_and_an_unknown_address_do_the_same_work(identity):
+    """The same answer is not enough: the same work too (one transaction each, of one rate-limit event), so the time
+    it takes tells nobody whether an account exists. The account's side follows in the background, once: only
+    then does the feed carry the known account's UserPasswordResetRequested, and nothing of the unknown one."""
+    user_id = _user(identity)
+    before = identity.feed(1, 1000)["events"]
+    calls = _saves(identity)
+    known = identity.request_password_reset("grace@example.com")
+    unknown = identity.request_password_reset("nobody@example.com")
+    assert calls == [["PasswordResetRequests"], ["PasswordResetRequests"]]
+    assert identity.feed(1, 1000)["events"] == before
+    assert identity.apply_password_reset(unknown["requests"]) is None  # nothing waits for an unknown address
+    assert identity.apply_password_reset(known["requests"])["mailed"] is True
+    assert identity.apply_password_reset(known["requests"]) is None  # applied once, whatever the repeats
+    assert calls[2:] == [["PasswordResetRequests", "User"]]
+    new = identity.feed(1, 1000)["events"][len(before):]
+    assert [(e["uuid"], e["names"][-1]) for e in new] == [(str(user_id), "UserPasswordResetRequested")]
+
+
+def test_password_resets_are_limited_per_address_known_or_not(identity):
+    from datetime import datetime, timedelta, timezone
+
+    from services.identity.domain import PasswordResetRequests, User
+
+    user_id = _user(identity)
+    start = datetime.now(timezone.utc)
+    spaced = [start + i * (User.RESET_INTERVAL + timedelta(seconds=1)) for i in range(PasswordResetRequests.PER_HOUR)]
+    for when in spaced:
+        assert reset(identity, "grace@example.com", now=when) is True
+        assert reset(identity, "nobody@example.com", now=when) is False
+    token = identity.password_reset_token(user_id)["token"]
+    later = spaced[-1] + User.RESET_INTERVAL + timedelta(seconds=1)
+    calls = _saves(identity)
+    assert reset(identity, "grace@example.com", now=later) is None  # the limit: nothing recorded
+    assert reset(identity, "GRACE@example.com ", now=later) is None  # the same address, typed else
+    assert reset(identity, "nobody@example.com", now=later) is None  # limited alike
+    assert calls == []
+    assert identity.password_reset_token(user_id)["token"] == token  # no new request, so no new mail
+    mails = [n for n in _feed_names(identity, user_id) if n[-1] == "UserPasswordResetRequested"]
+    assert len(mails) == PasswordResetRequests.PER_HOUR
+    assert reset(identity, "hopper@example.com", now=later) is False  # others still may
+    an_hour_on = spaced[0] + PasswordResetRequests.WINDOW + timedelta(seconds=1)
+    assert reset(identity, "grace@example.com", now=max(an_hour_on, later)) is True
 
 
 def test_a_reset_token_expires_and_a_newer_request_replaces_it(identity):
@@ -185,7 +251,7 @@ def test_a_reset_token_expires_and_a_newer_request_replaces_it(identity):
     assert identity.password_reset_token(user_id) is None
     with pytest.raises(InvalidPayload):
         identity.reset_password(expired, "second")
-    identity.request_password_reset("grace@example.com")  # a new request: a new token, the old one dead
+    reset(identity, "grace@example.com")  # a new request: a new token, the old one dead
     fresh = identity.password_reset_token(user_id)["token"]
     assert fresh != expired
     identity.reset_password(fresh, "second")
@@ -200,7 +266,7 @@ def test_a_lock_out_and_a_reset_request_are_named_in_the_feed_without_their_secr
             identity.login("grace@example.com", "wrong")
     with pytest.raises(Locked):
         identity.login("grace@example.com", "first")
-    identity.request_password_reset("grace@example.com")
+    reset(identity, "grace@example.com")
     token = identity.password_reset_token(user_id)["token"]
     identity.reset_password(token, "second")  # proves the mailbox: lifts the lock-out too
     assert identity.login("grace@example.com", "second")["session_key"]
@@ -210,3 +276,24 @@ def test_a_lock_out_and_a_reset_request_are_named_in_the_feed_without_their_secr
     assert names.count(["UserUpdated", "UserBlockedForLogin"]) == 1  # the unblock is a plain update
     events = repr(identity.feed(1, 100)["events"])
     assert "nonce" not in events and token.split(".")[1] not in events and "password_reset" not in events
+
+
+def test_a_granted_request_whose_message_was_lost_is_found_and_applied_once(identity):
+    """The service publishes a message for each granted request and applies the account's side from it; a crash
+    that loses the message leaves the request pending in the log, where the identity service's sweeper finds it."""
+    from services.identity.domain import PasswordResetRequests
+    from shared.sweep import Sweeper
+
+    user_id = _user(identity)
+    known = identity.request_password_reset("grace@example.com")
+    identity.request_password_reset("nobody@example.com")  # nothing waits for it
+    sweeper = Sweeper(identity, [(PasswordResetRequests, PasswordResetRequests.Granted)], 0)
+    resumed = []
+    sweeper.sweep(lambda requests: requests.pending is not None, lambda requests: resumed.append(str(requests.id)))
+    assert resumed == [known["requests"]]
+    assert identity.password_reset_token(user_id) is None  # not applied yet: no token, no mail
+    assert identity.apply_password_reset(resumed[0])["mailed"] is True
+    assert identity.password_reset_token(user_id)["token"]
+    identity.request_password_reset("nobody@example.com")
+    sweeper.sweep(lambda requests: requests.pending is not None, lambda requests: resumed.append(str(requests.id)))
+    assert resumed == [known["requests"]]
