@@ -71,3 +71,38 @@ def test_matrix_moves_the_turned_bounding_box_to_its_place():
                                                                                                         bounds[5])]
         moved = [[sum(m[r][c] * v for c, v in enumerate((*p, 1))) for r in range(3)] for p in corners]
         assert [min(c[i] for c in moved) for i in range(3)] == pytest.approx([40, 50, 60])
+
+
+def test_the_packing_child_stacks_real_meshes(tmp_path):
+    """The worker's pack3d job on the 20 mm cube of ../shared/data/stl: every position, applied to the mesh read here
+    with trimesh, lands inside the volume and apart from every other copy by the spacing."""
+    import io
+    from pathlib import Path
+
+    import numpy as np
+    import trimesh
+
+    from services.production.packing.worker import run_job
+
+    cube = Path("/work/shared/data/stl/20mm-xyz-cube.stl")
+    job = {"packer": "pack3d", "plate": {"kind": "rectangle", "x": 50, "y": 50, "z": 50}, "spacing": 2,
+           "models": [{"key": "/model/cube/", "path": str(cube), "unit": "mm", "name": "cube"}],
+           "copies": ["/model/cube/"] * 10, "png": str(tmp_path / "l.png"), "svg": str(tmp_path / "l.svg")}
+    result = run_job(job, io.StringIO())
+    assert len(result["positions"]) == 8 and [u["index"] for u in result["unfitted"]] == [8, 9]
+    assert result["unfitted"][0]["reason"] == "It did not fit in the build volume."
+    mesh = trimesh.load(str(cube), file_type="stl", force="mesh")
+    assert result["fill_percentage"] == pytest.approx(8 * mesh.volume / 125000 * 100, rel=1e-3)  # the mesh's own volume
+    vertices = np.asarray(mesh.vertices)
+    placed = []
+    for p in result["positions"]:
+        m = np.asarray(p["matrix"])
+        moved = vertices @ m[:3, :3].T + m[:3, 3]
+        low, high = moved.min(axis=0), moved.max(axis=0)
+        assert (low >= 1 - 1e-6).all() and (high <= 49 + 1e-6).all()
+        placed.append((low, high))
+    assert len({round(float(low[2]), 3) for low, _ in placed}) == 2  # two layers
+    for (a0, a1), (b0, b1) in itertools.combinations(placed, 2):
+        gap = np.maximum(b0 - a1, a0 - b1).max()  # the largest separating distance along an axis
+        assert gap >= 2 - 1e-6
+    assert (tmp_path / "l.png").stat().st_size > 0 and "<svg" in (tmp_path / "l.svg").read_text()
