@@ -73,6 +73,7 @@ class Bureau:
         product = created(self.api, "/product/", {"order": order})
         item = created(self.api, "/line-item/", {"product": product, "model": self.model, "quantity": quantity,
                                                  "workflow": workflow or self.flat_flow})
+        self.last_item = item
         eventually(lambda: self.api.get(item).json()["status"] == "pending", timeout=30)
         assert self.api.put(order, json={"status": "confirmed"}).status_code == 204
 
@@ -166,8 +167,18 @@ def test_split_builds_makes_two_runs_and_infills_the_open_downstream_run(admin, 
     assert first_plate["fill_percentage"] == pytest.approx(4 * 400 / 3600 * 100, rel=0.05)
 
 
+def available(api, printer):
+    body = api.get(f"/line-item-available-for-run/?filter[available_for_printer]={printer}&per_page=100").json()
+    return {row["uri"].rstrip("/").rsplit("/", 1)[1]: row for row in body["resources"]}
+
+
 def test_ignore_leaves_what_did_not_fit_unscheduled(admin, bureau):
     pieces = bureau.pieces(6)
+    item_uuid = bureau.last_item.rstrip("/").rsplit("/", 1)[1]
+    row = eventually(lambda: available(admin, bureau.flat).get(item_uuid))  # the ADD RUN page lists it
+    assert (row["available_quantity"], row["quantity"], row["available_for_printer"]) == (6, 6, [bureau.flat])
+    assert row["dimensions"]["x"] == pytest.approx(20, abs=0.01) and row["size"] == pytest.approx(8000, rel=1e-3)
+    assert item_uuid not in available(admin, bureau.bed)  # its prints are not at the powder bed's type
     done = bureau.create_runs(pieces)  # on_packing_process_failure defaults to ignore
     assert done["status"] == "complete", done
     assert len(done["unfitted_pieces"]) == 2 and set(done["unfitted_pieces"]) < set(pieces)
@@ -177,6 +188,11 @@ def test_ignore_leaves_what_did_not_fit_unscheduled(admin, bureau):
     for piece in done["unfitted_pieces"]:  # still available for a new run
         assert bureau.get(bureau.get(piece)["current_print"])["run"] is None
         assert bureau.get(piece)["status"] == "confirmed"
+    eventually(lambda: available(admin, bureau.flat).get(item_uuid, {}).get("available_quantity") == 2)
+    row = admin.get(f"/line-item-available-for-run/{item_uuid}/")
+    assert row.status_code == 200 and row.json()["available_quantity"] == 2
+    assert bureau.create_runs(done["unfitted_pieces"])["status"] == "complete"  # the rest, on a plate of their own
+    eventually(lambda: admin.get(f"/line-item-available-for-run/{item_uuid}/").status_code == 404)
 
 
 def test_pack3d_stacks_the_cubes_in_one_powder_bed(admin, bureau):
