@@ -235,3 +235,18 @@ def test_bad_requests_change_nothing(admin, bureau):
     missing = admin.get("/create-runs/00000000-0000-0000-0000-000000000000/")
     assert error(missing, 404) == "The requested runs creation process or related object cannot be found."
     assert admin.put(f"/create-runs/{'0' * 8}-0000-0000-0000-{'0' * 12}/", json={}).status_code in (404, 405)
+
+
+def test_notify_user_mails_the_requester_what_did_not_fit(admin, bureau):
+    from tests.kit.plugin import ADMIN_EMAIL
+
+    done = bureau.create_runs(bureau.pieces(5), on_packing_process_failure="notify-user")
+    assert done["status"] == "complete" and len(done["unfitted_pieces"]) == 1
+
+    def mailed():
+        found = admin.get("/notifications/?filter[template]=stratum.create_runs_finished&per_page=100").json()
+        return [n for n in found["resources"] if n["context"].get("create_runs_uri", "").endswith(
+            done["uri"].split("//", 1)[1].split("/", 1)[1])]
+    notes = eventually(mailed, timeout=60)
+    assert len(notes) == 1 and notes[0]["emails"] == [ADMIN_EMAIL]
+    assert notes[0]["context"]["unfitted_count"] == 1 and notes[0]["context"]["pieces_count"] == 5

@@ -205,3 +205,40 @@ def test_a_saga_that_cannot_make_its_run_ends_in_error_with_notes(shop):
     assert done["status"] == "error" and done["finished"]
     assert done["notes"].startswith("The runs could not be created: ") and "another run" in done["notes"]
     assert done["resulting_runs"] == [] and done["primary_run"] is None
+
+
+# -- notify-user (capture-and-platform.md E2, "Packing (create-runs / packing-process) notify-user") -------------------
+
+def test_notify_user_tells_the_requester_once_the_saga_ends():
+    from services.notifications.mail import render
+    from services.notifications.triggers import intents_for
+    from tests.unit.test_notifications_triggers import CREATOR, FakeFacts, event
+
+    saga_uuid = "77777777-7777-7777-7777-777777777777"
+    stored = {"user": CREATOR, "printer_name": "Fuse #1", "pieces_count": 6, "on_packing_process_failure": "ignore",
+              "on_packing_process_success": "silent"}
+
+    def ended(fields, **options):
+        facts = FakeFacts(resources={("create-runs", saga_uuid): dict(stored, **options)})
+        names = ["RunCreationUpdated", "RunCreationStatusChanged",
+                 "RunCreationFailed" if fields["status"] == "error" else "RunCreationCompleted"]
+        return intents_for(event(names, fields, application="production", resource="create-runs",
+                                 uuid_=saga_uuid), facts)
+
+    unfitted = {"status": "complete", "unfitted_pieces": ["/piece/1/", "/piece/2/"], "resulting_runs_count": 2,
+                "primary_run": "/run/9/", "notes": "2 piece(s) did not fit the build plate."}
+    assert ended(unfitted) == []  # ignore, silent: nobody is told
+    told = ended(unfitted, on_packing_process_failure="notify-user")
+    assert [(i.fields["template"], i.fields["emails"]) for i in told] == [
+        ("stratum.create_runs_finished", ["creator@example.com"])]
+    subject, text, html = render("stratum.create_runs_finished", told[0].fields["context"])
+    assert subject == "Runs on Fuse #1: 2 piece(s) did not fit" and "2 of the 6 pieces did not fit" in text
+    assert "https://stratum.test/run/9/" in html
+    everything = {"status": "complete", "unfitted_pieces": [], "resulting_runs_count": 3, "primary_run": "/run/9/"}
+    assert ended(everything, on_packing_process_failure="notify-user") == []  # nothing failed
+    told = ended(everything, on_packing_process_success="notify-user")
+    assert render("stratum.create_runs_finished", told[0].fields["context"])[0] == "Runs on Fuse #1 are created"
+    failed = ended({"status": "error", "notes": "The runs could not be created: …"},
+                   on_packing_process_failure="notify-user")
+    assert render("stratum.create_runs_finished", failed[0].fields["context"])[0] == \
+        "Runs on Fuse #1 could not be created"
