@@ -271,17 +271,27 @@ class CreateRunsJob:
 
     def _place(self, uuid, saga, ctx, position, group):
         if group["run"]:
-            run = self._get(group["run"])
-            wanted = list(run.fields.get("prints") or []) + [p for p in group["prints"]
-                                                             if p not in (run.fields.get("prints") or [])]
-            self._once(f"{RESOURCE}:{uuid}:infill-{position}-{group['prints'][0]}", lambda c: self.app.update(
-                "run", str(run.id), {"prints": wanted}, dict(ctx, command_id=c)))
+            self._once(f"{RESOURCE}:{uuid}:infill-{position}-{group['prints'][0]}",
+                       lambda c: self._infill(group["run"], group["prints"], dict(ctx, command_id=c)))
             return group["run"]
         key = f"step-{position}-{group['prints'][0]}"
         payload = {"prints": group["prints"], "pieces_locked": bool(saga.fields.get("locked", True)),
                    "priority": saga.fields.get("priority", 65)}
         return self._once(f"{RESOURCE}:{uuid}:{key}", lambda c: self.app.create(
             "run", payload, dict(ctx, uuid=str(id_for(uuid, key)), command_id=c)))["uri"]
+
+    def _infill(self, run_path, prints, ctx):
+        """The prints join the open run as it is when the command runs (retried on a concurrent change, so another
+        saga's infill of the same run is never undone), through the run's own rules."""
+        unit = Unit(self.app, ctx)
+
+        def command():
+            run = self.app.load("run", uuid_of(run_path), ctx)
+            current = list(run.fields.get("prints") or [])
+            run.update({"prints": current + [p for p in prints if p not in current]}, ctx.get("user"))
+            return self.app.outcome(run, unit)
+
+        return self.app._execute(ctx, command)
 
     def _open_runs(self, saga, type_path, sizes):
         """The runs of this workstation type a new print may join: waiting, unlocked, of the saga's bureau."""
