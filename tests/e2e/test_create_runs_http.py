@@ -250,3 +250,21 @@ def test_notify_user_mails_the_requester_what_did_not_fit(admin, bureau):
     notes = eventually(mailed, timeout=60)
     assert len(notes) == 1 and notes[0]["emails"] == [ADMIN_EMAIL]
     assert notes[0]["context"]["unfitted_count"] == 1 and notes[0]["context"]["pieces_count"] == 5
+
+
+def test_a_piece_no_empty_plate_takes_stays_unfitted_under_split_builds(admin, bureau):
+    maker = created(admin, "/manufacturer/", {"name": unique("Tiny")})
+    tiny_type = created(admin, "/printer-type/", {
+        "name": unique("Tiny"), "manufacturer": maker, "materials": [], "build_plate_shape": "rectangular",
+        "build_volume": {"x": 15, "y": 15, "z": 100}, "min_packing_distance": SPACING})
+    location = bureau.get(bureau.flat)["location"]
+    tiny = created(admin, "/printer/", {"name": unique("Tiny #1"), "printer_type": tiny_type, "location": location})
+    flow = created(admin, "/workflow/", {"name": unique("Tiny"), "process_steps": [bureau.step(tiny_type)]})
+    pieces = bureau.pieces(2, flow)
+    done = bureau.create_runs(pieces, printer=tiny, on_packing_process_failure="split-builds")
+    assert done["status"] == "complete", done
+    assert done["unfitted_pieces"] == pieces and done["primary_run"] is None and done["resulting_runs"] == []
+    assert "not even an empty one" in done["notes"]
+    plates = admin.get(f"/packing-process/?filter[create_runs]={done['uri']}").json()["resources"]
+    assert len(plates) == 1 and plates[0]["status"] == "complete" and plates[0]["run"] is None  # one try, no loop
+    assert plates[0]["unfitted_pieces"] == pieces
