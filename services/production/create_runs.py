@@ -130,12 +130,12 @@ class _Promise(Resource):
         if self.fields.get("status") == "pending":
             self.trigger_event(self.Started, changes={"status": "processing"}, actor=None)
 
-    def fail(self, notes, at=None):
+    def fail(self, notes, at=None, made=()):
         if self.waiting:
-            self.trigger_event(self.Failed, changes={"status": "error", "notes": notes, **self._finished(at)},
+            self.trigger_event(self.Failed, changes={"status": "error", "notes": notes, **self._finished(at, made)},
                                actor=None)
 
-    def _finished(self, at):
+    def _finished(self, at, made):
         return {}
 
 
@@ -182,8 +182,9 @@ class CreateRuns(_Promise):
                 "resulting_runs_count": len(resulting_runs), "unfitted_pieces": list(unfitted),
                 "notes": notes or None, "finished": at}, actor=None)
 
-    def _finished(self, at):
-        return {"finished": at}
+    def _finished(self, at, made):
+        """A failed saga lists the runs it made or infilled before the failure (they stay: nothing is undone)."""
+        return {"finished": at, "resulting_runs": list(made), "resulting_runs_count": len(made)}
 
 
 class PackingProcess(_Promise):

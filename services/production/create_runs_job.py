@@ -84,7 +84,7 @@ class CreateRunsJob:
     def _run(self, uuid, saga):
         self._step(RESOURCE, uuid, "start", lambda s: s.start())
         ctx = {"bureau": saga.bureau, "user": saga.fields.get("user"), "internal": True}
-        notes = []
+        notes, self._made = [], []
         try:
             plates, unfitted = self._plates(uuid, saga, ctx, notes)
             if unfitted:
@@ -99,7 +99,9 @@ class CreateRunsJob:
         except Exception as error:  # noqa: BLE001 - whatever happens, the saga ends, never in limbo
             log.exception("create-runs %s failed", uuid)
             reason = error.title if isinstance(error, StratumError) else f"{type(error).__name__}: {error}"
-            self._step(RESOURCE, uuid, "done", lambda s: s.fail(f"The runs could not be created: {reason}", now()))
+            made = list(dict.fromkeys(self._made))  # what was made before the failure stays, and is listed
+            self._step(RESOURCE, uuid, "done", lambda s: s.fail(f"The runs could not be created: {reason}", now(),
+                                                                made))
             self._end_packing(saga, None, failed=reason)
             return
         runs = [p["run"] for p in primary]
@@ -216,6 +218,7 @@ class CreateRunsJob:
         run_id = id_for(uuid, f"run-{n}")
         result = self._once(f"{RESOURCE}:{uuid}:run-{n}", lambda c: self.app.create(
             "run", payload, dict(ctx, uuid=str(run_id), command_id=c)))
+        self._made.append(result["uri"])
         self._step(PackingProcess.resource, uuid_of(plate["packing_process"]), "done",
                    lambda p: p.complete(result["uri"]))
         return {"run": result["uri"], "prints": plate["prints"]}
@@ -273,12 +276,15 @@ class CreateRunsJob:
         if group["run"]:
             self._once(f"{RESOURCE}:{uuid}:infill-{position}-{group['prints'][0]}",
                        lambda c: self._infill(group["run"], group["prints"], dict(ctx, command_id=c)))
+            self._made.append(group["run"])
             return group["run"]
         key = f"step-{position}-{group['prints'][0]}"
         payload = {"prints": group["prints"], "pieces_locked": bool(saga.fields.get("locked", True)),
                    "priority": saga.fields.get("priority", 65)}
-        return self._once(f"{RESOURCE}:{uuid}:{key}", lambda c: self.app.create(
+        made = self._once(f"{RESOURCE}:{uuid}:{key}", lambda c: self.app.create(
             "run", payload, dict(ctx, uuid=str(id_for(uuid, key)), command_id=c)))["uri"]
+        self._made.append(made)
+        return made
 
     def _infill(self, run_path, prints, ctx):
         """The prints join the open run as it is when the command runs (retried on a concurrent change, so another

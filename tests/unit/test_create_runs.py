@@ -242,3 +242,12 @@ def test_notify_user_tells_the_requester_once_the_saga_ends():
                    on_packing_process_failure="notify-user")
     assert render("stratum.create_runs_finished", failed[0].fields["context"])[0] == \
         "Runs on Fuse #1 could not be created"
+
+
+def test_a_saga_failing_after_its_printing_run_lists_what_it_made(shop, monkeypatch):
+    def broken(strategy, workstation_type):  # a fault after the printing run: the batching step breaks
+        raise RuntimeError("batching broke")
+    monkeypatch.setattr(batching, "capacity", broken)
+    done = shop.saga(shop.create_runs(shop.pieces(2)))
+    assert done["status"] == "error" and done["notes"] == "The runs could not be created: RuntimeError: batching broke"
+    assert done["resulting_runs_count"] == 1 and shop.read(done["resulting_runs"][0])["operation"] == "printing"
