@@ -1,13 +1,17 @@
 """`/line-item-available-for-run/` (orders.md §1.17, production.md §12 F1 step 3; the reference's path was lost):
-the line items with prints available for a new run, for the ADD RUN page. One row per line item (the row's uuid is
-the line item's) while at least one of its pieces waits for a run: its current print has no run and the status
-`created`. `available_quantity` counts those pieces; `available_for_printer` lists the printers of the types those
-prints' steps need, so `filter[available_for_printer]=<printer>` gives what that printer can take.
+the line items with prints available for a new run, for the ADD RUN page. One row per live line item (the row's
+uuid is the line item's); `available` says whether at least one of its pieces waits for a run (its current print has
+no run and the status `created`), and LIST shows only those by default (`filter[available]=true`, the catalogue's
+default filter). `available_quantity` counts those pieces; `available_for_printer` lists the printers of the types
+those prints' steps need, so `filter[available_for_printer]=<printer>` gives what that printer can take.
 
 Rows are recomputed from the current documents whenever a source changes (a print, a piece, the line item, its
-order, a printer), as gateway.production_views does.
+order, model, material or workflow, a printer), as gateway.production_views does, so the live read side and one
+rebuilt in any feed order agree: a row exists exactly while its line item does, and a removed one is an empty
+tombstone.
 """
-from gateway.viewstore import delete_view, document, pointing_at, upsert_view
+from gateway.batch import Entry
+from gateway.viewstore import document, pointing_at, upsert_view
 from shared.uris import resource_path, uuid_of
 
 VIEW = "line-item-available-for-run"
@@ -36,8 +40,10 @@ def refresh(batch, line_item_path):
             available += 1
             if current.get("workstation_type_uri") and current["workstation_type_uri"] not in types:
                 types.append(current["workstation_type_uri"])
-    if not available:
-        delete_view(batch, target)
+    if item is None:
+        existing = batch.entry(target)
+        if existing is not None and not existing.deleted:
+            batch.put(target, Entry(existing.resource, existing.bureau, {}, True))  # the same whatever the order
         return
     order = document(batch, item.get("order"))
     model = document(batch, item.get("model"))
@@ -49,7 +55,7 @@ def refresh(batch, line_item_path):
         volume = None
     printers = sorted({ref.path for kind in types for ref in pointing_at(batch, "printer", "printer_type", kind)
                        if not document(batch, ref.path).get("archived")})
-    row = {"name": item.get("name"), "order": item.get("order"), "order_name": order.get("name"),
+    row = {"available": available > 0, "name": item.get("name"), "order": item.get("order"), "order_name": order.get("name"),
            "order_due_date": order.get("due_date"), "location": order.get("location"),
            "quantity": item.get("quantity"), "available_quantity": available, "available_for_printer": printers,
            "dimensions": size or None, "size": volume, "material": material,
@@ -89,8 +95,16 @@ def _line_item_changed(batch, event, path, bureau, before, after):
 def _order_changed(batch, event, path, bureau, before, after):
     if _touches(event, ("name", "due_date", "location")):
         for ref in pointing_at(batch, "line-item", "order", path):
-            if batch.entry(row_path(ref.path)) is not None:
+            refresh(batch, ref.path)
+
+
+def _named_by_line_items(field, shown):
+    """A model's size, a material's name or a workflow's type shows on the rows of the line items naming it."""
+    def changed(batch, event, path, bureau, before, after):
+        if _touches(event, shown):
+            for ref in pointing_at(batch, "line-item", field, path):
                 refresh(batch, ref.path)
+    return changed
 
 
 def _printer_changed(batch, event, path, bureau, before, after):
@@ -109,7 +123,10 @@ def _printer_changed(batch, event, path, bureau, before, after):
 
 
 VIEWS = {"print": (_print_changed,), "piece": (_piece_changed,), "line-item": (_line_item_changed,),
-         "order": (_order_changed,), "printer": (_printer_changed,)}
+         "order": (_order_changed,), "printer": (_printer_changed,),
+         "model": (_named_by_line_items("model", ("size",)),),
+         "material": (_named_by_line_items("materials.base", ("name",)),),
+         "workflow": (_named_by_line_items("workflow", ("type",)),)}
 DERIVED_PATHS = {"line-item": (lambda path: [row_path(path)],)}
 POINTED = {"line-item": (lambda path, doc: [("piece", "line_item", path)],)}
 REFERENCES = (("printer", "printer_type"),)
