@@ -6,7 +6,7 @@ from uuid import NAMESPACE_URL
 
 from sqlalchemy import select, update
 
-from gateway import order_views, production_views, schedule_views, task_views
+from gateway import order_views, production_views, run_pool_views, schedule_views, task_views
 from gateway.batch import Entry, dialect_insert
 from gateway.tables import credentials
 from gateway.viewstore import delete_view
@@ -113,10 +113,11 @@ def _merged(*registries):
     return merged
 
 
-DERIVED = _merged(order_views.VIEWS, task_views.VIEWS, production_views.VIEWS, schedule_views.VIEWS)
+DERIVED = _merged(order_views.VIEWS, task_views.VIEWS, production_views.VIEWS, schedule_views.VIEWS,
+                  run_pool_views.VIEWS)
 DERIVED_PATHS = _merged(order_views.DERIVED_PATHS, task_views.DERIVED_PATHS, production_views.DERIVED_PATHS,
-                        schedule_views.DERIVED_PATHS)
-POINTED = _merged(order_views.POINTED, task_views.POINTED, production_views.POINTED)
+                        schedule_views.DERIVED_PATHS, run_pool_views.DERIVED_PATHS)
+POINTED = _merged(order_views.POINTED, task_views.POINTED, production_views.POINTED, run_pool_views.POINTED)
 
 
 def _audited(changes):

@@ -21,7 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway import cursors, indexes, production_views
+from gateway import cursors, indexes, production_views, run_pool_views
 from gateway.batch import Batch, dialect_insert, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
@@ -804,7 +804,7 @@ REFERENCES = (("line-item", "order"), ("line-item", "model"), ("line-item", "mat
               ("line-item", "materials.support"), ("line-item", "workflow"), ("order", "order_owner"),
               ("order", "user"), ("prep-workflow-record", "line_item"),
               ("prep-task-record", "prep_workflow_record"), ("comment", "related_uuid"),
-              *production_views.REFERENCES)
+              *production_views.REFERENCES, *run_pool_views.REFERENCES)
 
 
 def reference_indexes(dialect, schema):

@@ -40,6 +40,9 @@ SUBJECTS = {
     "customer.support_request": "Support request from {{ user_name or user_email or 'a user' }}"
                                 "{% if requesting_bureau %} ({{ requesting_bureau }}){% endif %}",
     "users.password_reset": "Reset your {{ bureau_name or 'Stratum' }} password",
+    "stratum.create_runs_finished": "{% if status == 'error' %}Runs on {{ printer_name }} could not be created"
+                                    "{% elif failed %}Runs on {{ printer_name }}: {{ unfitted_count }} piece(s) did not "
+                                    "fit{% else %}Runs on {{ printer_name }} are created{% endif %}",
 }
 GENERIC_SUBJECT = "{{ subject or template }}"
 

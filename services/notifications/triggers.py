@@ -141,6 +141,9 @@ def intents_for(event, facts):
     elif application == "production" and resource == "print" and "PrintAssignedToRun" in names \
             and (event.get("fields") or {}).get("run"):
         intents += order_scheduled_intents(event, path, facts)
+    elif application == "production" and resource == "create-runs" and names & {"RunCreationCompleted",
+                                                                              "RunCreationFailed"}:
+        intents += create_runs_intents(event, path, facts)
     elif application == "materials" and resource == "stock" and "StockBelowMinimum" in names:
         intents += stock_below_minimum_intents(event, path, facts)
     return intents
@@ -160,6 +163,30 @@ def _order_mail(order_path, template, setting, id, event, facts, **extra):
     context = dict(order_context(order, order_path, event, facts), **extra)
     return [email_intent(id or Notification.id_for(trigger_of(event), template, order_path), bureau, template,
                          context, emails, event)]
+
+
+def create_runs_intents(event, path, facts):
+    """E2 "Packing (create-runs / packing-process) notify-user": the requester is told once the saga ends, when its
+    `on_packing_process_failure` is notify-user and pieces did not fit (or it failed), or when its
+    `on_packing_process_success` is notify-user and everything was scheduled."""
+    from services.notifications.domain import Notification  # noqa: avoid a cycle at import
+
+    saga = dict(facts.get("production", "create-runs", event["uuid"]), **(event.get("fields") or {}))
+    unfitted = saga.get("unfitted_pieces") or []
+    failed = saga.get("status") == "error" or bool(unfitted)
+    option = saga.get("on_packing_process_failure") if failed else saga.get("on_packing_process_success")
+    requester = saga.get("user") or event.get("user")
+    emails = unique_emails([facts.email_of(requester)]) if option == "notify-user" and requester else []
+    if not emails:
+        return []
+    template = "stratum.create_runs_finished"
+    bureau = event.get("bureau") or facts.user(requester).get("bureau")
+    context = {"status": saga.get("status"), "failed": failed, "printer_name": saga.get("printer_name"),
+               "pieces_count": saga.get("pieces_count"), "resulting_runs_count": saga.get("resulting_runs_count"),
+               "unfitted_count": len(unfitted), "notes": saga.get("notes"), "create_runs_uri": facts.absolute(path),
+               "primary_run_uri": facts.absolute(saga["primary_run"]) if saga.get("primary_run") else None}
+    return [email_intent(Notification.id_for(trigger_of(event), template), bureau, template, context, emails, event,
+                         user=requester)]
 
 
 def print_error_intents(event, path, facts):

@@ -4,6 +4,7 @@ their actuals (services.production.runs), the orders feed it follows to plan pie
 (services.production.builds)."""
 from services.production import builds
 from services.production.capacity import Downtime, Labor, WorkSchedule
+from services.production.create_runs import CreateRuns, PackingProcess
 from services.production.domain import (OPERATIONS, Piece, PostProcessor, PostProcessorType, Print, Printer,
                                         PrinterType, ProcessStep, Workflow)
 from services.production.packing.layout import Layout
@@ -28,12 +29,14 @@ class Production(FeedFollower, ResourceApplication):
                                                  Layout,  # Layout: /layout/ (services/production/packing)
                                                  RunTransformation,  # /run-transformation/ (rework.py)
                                                  # queue and schedule (queue.py, schedule_runs.py, capacity.py)
-                                                 RunQueue, ScheduleRuns, Downtime, WorkSchedule, Labor])
+                                                 RunQueue, ScheduleRuns, Downtime, WorkSchedule, Labor,
+                                                 CreateRuns, PackingProcess])  # create_runs.py
     indexed_references = (
         ("print", "line_item"),  # a line item's prints: orders' delete rule asks for them
         ("piece", "line_item"),
         ("printer", "printer_type"), ("post-processor", "post_processor_type"),  # the types' delete guards
         ("process-step", "workstation_type_uri"),
+        ("run", "post_processor_type"), ("run", "shipping"),  # open runs a create-runs may infill (create_runs_job)
         ("post-processor-type", "special_type"),  # the bureau's non-conformance review station (rework.py)
         # names unique in a bureau (the reference's "… name already exists.")
         ("printer-type", "name"), ("printer", "name"), ("post-processor-type", "name"), ("post-processor", "name"),

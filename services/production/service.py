@@ -6,6 +6,7 @@ import logging
 from nameko.timer import timer
 
 from services.production.application import Production
+from services.production.create_runs_job import CreateRunsJobs
 from services.production.packing.service import LayoutJobs
 from services.production.rework_job import RunTransformationJobs
 from shared.amqp import event_handler
@@ -22,7 +23,8 @@ CAPTURE = "capture"  # F6 step 5: builds move their runs
 WORKFLOW_REPLACED = "workflow_replaced"  # published by production after a /workflow/{uuid}/replace/ committed
 
 
-class ProductionService(LayoutJobs, RunTransformationJobs, ResourceService):  # /layout/'s, /run-transformation/'s jobs
+# the jobs of /layout/, /run-transformation/, /create-runs/ and /packing-process/
+class ProductionService(LayoutJobs, RunTransformationJobs, CreateRunsJobs, ResourceService):
     name = "production"
     app = EventStore(Production)
 

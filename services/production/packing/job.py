@@ -106,7 +106,7 @@ class LayoutJob:
                                "name": found.get("name") or ""})
             for model_path, why in problems.items():
                 models.append({"key": model_path, "path": None, "error": why})
-            job = {"plate": fields["_plate"], "spacing": fields["_spacing"], "rotations": fields["_rotations"],
+            job = {"packer": fields.get("_packer") or "pack2d", "plate": fields["_plate"], "spacing": fields["_spacing"], "rotations": fields["_rotations"],
                    "time_limit": fields["_time_limit"], "check_height": fields.get("do_build_volume_check", True),
                    "models": models, "copies": copies, "png": os.path.join(work, "layout.png"),
                    "svg": os.path.join(work, "layout.svg"), "seed": int(uuid.replace("-", "")[:8], 16)}

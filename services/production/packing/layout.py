@@ -97,6 +97,9 @@ class Layout(Resource):
                 raise InvalidPayload(f"{plates.BUILD_INVALID} 'printer_type' is not a printer type you can see.",
                                      field="build") from None
         plate = plates.plate_of(build, printer_type)
+        packer = plates.packer(build)
+        if packer == "pack3d":
+            plates.volume_of(plate)
         resolved = unit.ctx.get("layout_models") or {}
         targets = {}
         for uri in fields["models"]:
@@ -106,7 +109,8 @@ class Layout(Resource):
                 raise _bad_model(uri)
             targets[uri] = resolved[path]
         fields = dict(fields, status="queued", positions=None, fill_percentage=None, error=None,
-                      _plate=plate, _spacing=spacing, _rotations=rotations, _time_limit=time_limit, _models=targets)
+                      _plate=plate, _spacing=spacing, _rotations=rotations, _time_limit=time_limit, _models=targets,
+                      _packer=packer)
         return fields, [], {}
 
     @classmethod

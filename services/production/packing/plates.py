@@ -5,8 +5,9 @@
 height limit of the build-volume check); or `{"printer_type": "/printer-type/<uuid>/"}`, whose `build_plate_shape`
 (`rectangular|circular`) and `build_volume` (`{"x", "y", "z"}`; a circular plate's diameter in `x` or `diameter`)
 give the plate. Stratum extensions: `rotations` (degrees about Z allowed for every copy, default [0, 90, 180, 270])
-and `time_limit_s` (how long the packer may search, default 20 s). `packer_type` is `pack2d` (the default): the
-other documented packers are not available in this release.
+and `time_limit_s` (how long the packer may search, default 20 s). `packer_type` is `pack2d` (the default) or
+`pack3d` (parts stacked in the build volume: a rectangular plate with a height `z`, services.production.packing.
+pack3d); the other documented packers are not available in this release.
 """
 import math
 
@@ -19,6 +20,7 @@ DEFAULT_TIME_LIMIT = 20.0
 MAX_TIME_LIMIT = 600.0
 MAX_SIZE_MM = 100_000.0
 MAX_ROTATIONS = 72
+PACKERS = ("pack2d", "pack3d")
 SHAPES = {"rectangle": "rectangle", "rectangular": "rectangle", "circle": "circle", "circular": "circle"}
 
 
@@ -55,9 +57,7 @@ def options(build):
     """The packing options of a build object: (rotations, time limit in s). Raises the documented 400."""
     if not isinstance(build, dict):
         raise _invalid("'build' must be an object.")
-    packer = build.get("packer_type", "pack2d")
-    if packer != "pack2d":
-        raise _invalid(f"packer_type {packer!r} is not available in this release; use 'pack2d'.")
+    packer(build)
     rotations = build.get("rotations", DEFAULT_ROTATIONS)
     if not isinstance(rotations, list) or not 1 <= len(rotations) <= MAX_ROTATIONS:
         raise _invalid(f"'rotations' must be a list of 1 to {MAX_ROTATIONS} angles in degrees.")
@@ -73,6 +73,23 @@ def options(build):
             or not 0 < limit <= MAX_TIME_LIMIT:
         raise _invalid(f"'time_limit_s' must be a number of seconds, more than 0 and at most {MAX_TIME_LIMIT:g}.")
     return turned, float(limit)
+
+
+def packer(build):
+    """The build's packer: pack2d (the default) or pack3d, which stacks in a volume and so needs its height."""
+    chosen = build.get("packer_type") or "pack2d"
+    if chosen not in PACKERS:
+        raise _invalid(f"packer_type {chosen!r} is not available in this release; use 'pack2d' or 'pack3d'.")
+    if chosen == "pack3d" and build.get("z") is None and build.get("printer_type") is None:
+        raise _invalid("pack3d stacks parts in a build volume: give its height 'z' (mm) or a 'printer_type'.")
+    return chosen
+
+
+def volume_of(plate):
+    """(X, Y, Z) of the volume pack3d fills; the documented 400 unless a rectangular plate with a height."""
+    if plate["kind"] != "rectangle" or not plate.get("z"):
+        raise _invalid("pack3d needs a rectangular build volume with a height 'z'.")
+    return plate["x"], plate["y"], plate["z"]
 
 
 def plate_of(build, printer_type=None):

@@ -32,6 +32,80 @@ def plate_polygon(plate):
 
 
 def run_job(job, out):
+    if job.get("packer") == "pack3d":
+        return run_job_3d(job, out)
+    return run_job_2d(job, out)
+
+
+def run_job_3d(job, out):
+    """pack3d: each model's bounding box as it rests on the plate, stacked in the volume
+    (services.production.packing.pack3d); the picture shows the placed boxes from above."""
+    import numpy as np
+    from shapely.geometry import Polygon, box
+
+    from services.files.mesh import MeshError, load_triangles
+    from services.production.packing import picture
+    from services.production.packing.pack3d import Box, fill_percentage, fits_alone, matrix, pack3d
+
+    started = time.monotonic()
+    plate = job["plate"]
+    volume = (plate["x"], plate["y"], plate["z"])
+    copies = job["copies"]
+    emit(out, {"progress": {"phase": "footprints", "copies": len(copies), "placed": 0}})
+    bounds, problems = {}, {}
+    for model in job["models"]:
+        if not model.get("path"):
+            problems[model["key"]] = model.get("error") or "The model has no mesh."
+            continue
+        try:
+            triangles = load_triangles(model["path"], model.get("unit")).triangles
+        except (MeshError, ValueError) as error:
+            problems[model["key"]] = getattr(error, "reason", str(error))
+            continue
+        low, high = triangles.reshape(-1, 3).min(axis=0), triangles.reshape(-1, 3).max(axis=0)
+        solid = abs(float(np.einsum("ij,ij->i", triangles[:, 0], np.cross(triangles[:, 1], triangles[:, 2])).sum())
+                    / 6)
+        bounds[model["key"]] = ([float(v) for v in (*low, *high)], solid, model.get("name") or "")
+    keys = list(bounds)
+    boxes = [Box(key, b[3] - b[0], b[4] - b[1], b[5] - b[2], copies.count(key), solid)
+             for key, (b, solid, _) in ((k, bounds[k]) for k in keys)]
+    emit(out, {"progress": {"phase": "packing", "engine": "pack3d", "copies": len(copies), "placed": 0}})
+    result = pack3d(boxes, volume, job["spacing"])
+    entries = {}
+    for index, key in enumerate(copies):
+        entries.setdefault(key, []).append(index)
+    positions, drawn, unfitted = [], [], []
+    for p in sorted(result.placements, key=lambda p: entries[boxes[p.part].key][p.copy]):
+        key = boxes[p.part].key
+        index = entries[key][p.copy]
+        m = matrix(p.rotation, round(p.x, 6), round(p.y, 6), round(p.z, 6), bounds[key][0])
+        positions.append({"model": key, "index": index, "x": m[0][3], "y": m[1][3], "z": m[2][3],
+                          "rotation_z": float(p.rotation), "matrix": m,
+                          "box": [round(v, 6) for v in (p.x, p.y, p.z, p.x + p.size[0], p.y + p.size[1],
+                                                        p.z + p.size[2])]})
+        label = f"{index + 1}" + (f" {bounds[key][2][:18]}" if bounds[key][2] else "")
+        drawn.append((label, key, box(p.x, p.y, p.x + p.size[0], p.y + p.size[1])))
+    for part, copy in result.unfitted:
+        key = boxes[part].key
+        why = "It did not fit in the build volume." if fits_alone(boxes[part], volume, job["spacing"]) else (
+            "It is larger than the build volume.")
+        unfitted.append({"model": key, "index": entries[key][copy], "reason": why})
+    for key, why in problems.items():
+        unfitted += [{"model": key, "index": i, "reason": why} for i in entries.get(key, [])]
+    unfitted.sort(key=lambda u: u["index"])
+    fill = fill_percentage(boxes, volume, result.placements)
+    outline = Polygon([(0, 0), (volume[0], 0), (volume[0], volume[1]), (0, volume[1])])
+    title = f"{len(positions)} of {len(copies)} copies in {volume[2]:g} mm, {fill:.1f} % of the volume filled"
+    if job.get("svg"):
+        with open(job["svg"], "w", encoding="utf-8") as handle:
+            handle.write(picture.svg(outline, drawn, title))
+    if job.get("png"):
+        picture.png(outline, drawn, job["png"])
+    return {"positions": positions, "unfitted": unfitted, "fill_percentage": round(fill, 4), "engine": "pack3d",
+            "stats": {}, "seconds": round(time.monotonic() - started, 2)}
+
+
+def run_job_2d(job, out):
     from services.files.mesh import MeshError
     from services.production.packing import picture
     from services.production.packing.engine import Part, fill_percentage, matrix, pack, placed_shape
