@@ -849,7 +849,12 @@ def json_loads(text):
     gives the same Python values for what it accepts), and json.loads for the rest — NaN and Infinity, lone
     surrogates — so every stored document reads exactly as before. orjson reads an integer past 64 bits as a float,
     so a text with 19 digits in a row (in a number, or needlessly in a string) goes to json.loads as well."""
-    raw = text if isinstance(text, (bytes, bytearray)) else text.encode("utf-8", "surrogatepass")
+    if isinstance(text, str):
+        raw = text.encode("utf-8", "surrogatepass")
+    elif isinstance(text, (bytes, bytearray)):
+        raw = text
+    else:  # a number SQLite stored as one: json.loads's TypeError is what SQLAlchemy's SQLite JSON type expects
+        return json.loads(text)
     if _DIGIT_RUN not in raw.translate(_DIGITS_ONLY):  # ~1 µs a document, a twentieth of a regular expression's
         try:
             return orjson.loads(text)

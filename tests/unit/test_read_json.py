@@ -40,3 +40,9 @@ def test_bytes_too():
 def test_invalid_json_still_fails():
     with pytest.raises(ValueError):
         json_loads("{not json")
+
+
+def test_a_number_is_refused_as_json_loads_refuses_it():
+    # SQLAlchemy's SQLite JSON type reads a value SQLite stored as a number by catching exactly this TypeError
+    with pytest.raises(TypeError):
+        json_loads(5)
