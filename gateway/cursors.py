@@ -6,6 +6,7 @@ misread. Filters are not part of it: a cursor with other filters pages on from t
 """
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import math
@@ -17,6 +18,7 @@ from shared.errors import InvalidPayload
 FIELD = "page[after]"
 
 
+@functools.lru_cache(maxsize=1024)  # a (resource, sort) pair: a handful per deployment, asked for on every full page
 def _signature(signature):
     return hashlib.sha256(json.dumps(signature, default=str).encode()).hexdigest()[:12]
 

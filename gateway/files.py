@@ -31,6 +31,8 @@ class Links:
         self.base = base
 
     def decorate(self, spec, path, doc, body):
+        if not _carries_links(spec):  # most resources (an order): nothing to mint, and no path to parse
+            return body
         resource, uuid = uris.parse_uri(path)
         for blob_key, field in BLOB_FIELDS:
             if field in spec.fields and doc.get(blob_key):
@@ -45,6 +47,17 @@ class Links:
             if field in spec.fields and doc.get(field):
                 body[field] = uris.absolute(self.base, doc[field])
         return body
+
+
+_LINK_FIELDS = {field for _, field in BLOB_FIELDS} | set(UPLOAD_FIELDS) | {"snapshot", "model_render"}
+_CARRIES_LINKS = {}  # id(spec) → (spec, whether Links.decorate has anything to do for it), once per resource
+
+
+def _carries_links(spec):
+    known = _CARRIES_LINKS.get(id(spec))
+    if known is None or known[0] is not spec:
+        known = _CARRIES_LINKS[id(spec)] = (spec, bool(_LINK_FIELDS & spec.fields.keys()) or field_of_picture(spec))
+    return known[1]
 
 
 def receive_upload(gateway, request, resource, uuid):

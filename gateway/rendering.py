@@ -11,23 +11,50 @@ URI_FIELD = {"workstation": "uri", "run-schedule": "uri"}  # a run-schedule row'
 
 
 def render(spec, path, doc, base_url):
+    base = base_url.rstrip("/")  # shared.uris.absolute, once per document rather than once per URI
     body = {}
-    for name, field in spec.fields.items():
-        if field.writeonly:
-            continue  # a password or a CSRF token is taken, never shown (its `null` would only claim it is unset)
+    for name, kind, keys in _plan(spec):
         value = doc.get(name)
-        if field.type == "uri":
-            value = absolute(base_url, value)
-        elif field.type == "array" and field.items == "uri":
-            value = [absolute(base_url, item) for item in value or []]
-        elif name in NESTED_URIS.get(spec.name, {}) and isinstance(value, list):
-            keys = NESTED_URIS[spec.name][name]
-            keys = (keys,) if isinstance(keys, str) else keys
+        if kind is _URI:
+            value = None if value is None else base + value
+        elif kind is _URIS:
+            value = [None if item is None else base + item for item in value or []]
+        elif kind is _NESTED and isinstance(value, list):
             value = [dict(item, **{key: absolute(base_url, item.get(key)) for key in keys})
                      if isinstance(item, dict) else item for item in value]
         body[name] = value
     body["uri"] = absolute(base_url, doc.get(URI_FIELD[spec.name]) if spec.name in URI_FIELD else path)
     return body
+
+
+_PLAIN, _URI, _URIS, _NESTED = "plain", "uri", "uris", "nested"
+
+
+def _plan(spec):
+    """How each shown field of `spec` is rendered, worked out once per resource instead of once per document (a
+    page of 50 orders looked each field's type up 50 times): [(name, kind, nested URI keys)]. Kept per spec object
+    (a Resource holds dicts, so it is not hashable; the catalogue's specs live as long as the process)."""
+    known = _PLANS.get(id(spec))
+    if known is not None and known[0] is spec:
+        return known[1]
+    plan = []
+    for name, field in spec.fields.items():
+        if field.writeonly:
+            continue  # a password or a CSRF token is taken, never shown (its `null` would only claim it is unset)
+        if field.type == "uri":
+            plan.append((name, _URI, ()))
+        elif field.type == "array" and field.items == "uri":
+            plan.append((name, _URIS, ()))
+        elif name in NESTED_URIS.get(spec.name, {}):
+            keys = NESTED_URIS[spec.name][name]
+            plan.append((name, _NESTED, (keys,) if isinstance(keys, str) else keys))
+        else:
+            plan.append((name, _PLAIN, ()))
+    _PLANS[id(spec)] = (spec, tuple(plan))
+    return _PLANS[id(spec)][1]
+
+
+_PLANS = {}
 
 
 def render_audit(row, base_url):
