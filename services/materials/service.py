@@ -32,6 +32,11 @@ class MaterialsService(ResourceService):
         """GET /material-genealogy/ (the gateway asks; the trees are built on read, services.materials.genealogy)."""
         return self.app.genealogy(batch_uuid, ctx)
 
+    @rpc
+    def batch_residency(self, batch_uuid, ctx):
+        """The sub-locations a batch sat in, and when (the capture service's /material_batch_sensor_data/ asks)."""
+        return self.app.batch_residency(batch_uuid, ctx)
+
     # -- following production's feed (F3) -------------------------------------------------------------------------------
 
     @event_handler(PRODUCTION, NEWS_EVENT)
