@@ -16,7 +16,7 @@ within LINGER seconds (or PREFETCH messages, whichever comes first) is one batch
 (services.capture.readings), and only then acknowledged, with one multiple-ack of the batch's last delivery tag.
 A crash before the ack leaves the batch unacknowledged: the broker delivers it again, and the readings' primary key
 (sensor, timestamp) stores nothing twice. A batch that cannot be stored (the database away) is given back to the
-broker (nack, requeue) and tried again after a pause. State changes of the sensors (new → idle, → error) are ordinary
+broker (each message rejected with requeue) and tried again after a pause. State changes of the sensors (new → idle, → error) are ordinary
 events, written after the readings commit: few, and idempotent (a sensor already idle records nothing).
 """
 import json
@@ -166,6 +166,11 @@ class BatchConsumer(Entrypoint):
                     return
                 log.warning("sensor readings: lost the broker (%s); reconnecting", error)
                 eventlet.sleep(1.0)
+            except Exception:  # never let the loop die (a dead managed thread kills the whole container)
+                if self._stopping:
+                    return
+                log.exception("sensor readings: the consumer failed; starting again")
+                eventlet.sleep(1.0)
 
     def _consume(self, connection):
         channel = connection.channel()
@@ -201,7 +206,8 @@ class BatchConsumer(Entrypoint):
             return
         log.warning("sensor readings: a batch of %s messages could not be stored (%s); given back to the broker",
                     len(batch), exc_info[1])
-        channel.basic_nack(last, multiple=True, requeue=True)
+        for message in batch:  # (py-amqp has no basic_nack: each is rejected back to the queue)
+            message.requeue()
         if not self._stopping:
             eventlet.sleep(RETRY_PAUSE)
 
