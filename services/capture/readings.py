@@ -194,7 +194,7 @@ class ReadingStore:
         and the average, minimum and maximum of each quantity."""
         where, params = self._spans(spans)
         size = int(bucket_ms)
-        start = f"(at - (at % {size}))"  # at is never negative here (readings after 1970)
+        start = f"((at / {size}) * {size})"  # integer division on both databases (at ≥ 0: readings after 1970)
         order = "DESC" if descending else "ASC"
         sql = (f"SELECT sensor, {start} AS at, COUNT(*) AS n, AVG(temperature) AS temperature, "
                "MIN(temperature) AS temperature_min, MAX(temperature) AS temperature_max, AVG(humidity) AS humidity, "
@@ -209,7 +209,7 @@ class ReadingStore:
         size = int(bucket_ms)
         with self.datastore.transaction(commit=False) as cursor:
             cursor.execute(f"SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM {self.table} WHERE {where} "
-                           f"GROUP BY sensor, (at - (at % {size}))) AS grouped", params)
+                           f"GROUP BY sensor, ((at / {size}) * {size})) AS grouped", params)
             return int(cursor.fetchone()["n"])
 
     def _spans(self, spans):
