@@ -8,12 +8,13 @@ Per backend, one run makes a throwaway RabbitMQ vhost (and PostgreSQL database),
 tables (runtime.migrate's step for it) and `--sensors` sensors, then measures:
 
 (raw)     the ceiling: a pika publisher (this process, persistent messages, one reading per message) and a pika
-          consumer in a child process (prefetch 1000, one multiple-ack per 1000 messages) on a fresh queue bound to
+          consumer in a child process (prefetch 2000, one multiple-ack per 1000 messages, as the capture service) on a fresh queue bound to
           amq.topic — readings/s from the first publish to the last message consumed. This is what the broker and
           pika can move on this machine with nothing stored;
 (stratum) the same publisher, the same messages (stratum.sensor.<uuid>.reading on amq.topic), the capture service
           running in a child process (nameko, services.capture.ingest) — readings/s from the first publish until the
-          last reading is committed in the readings table (polled with COUNT(*)), i.e. stored and queryable by
+          last reading is committed in the readings table (polled by its primary key, then COUNT(*) checks that
+          every reading is there), i.e. stored and queryable by
           /sensor-data/; one query of the kind /sensor-data/ makes (a page, a bucketed day) is timed after;
 (size)    the readings table's bytes on disk (PostgreSQL: pg_total_relation_size, table + primary key; SQLite: its
           pages in dbstat, the WITHOUT ROWID table being its own key) ÷ readings × 1,000,000.
@@ -50,7 +51,8 @@ from runtime.config import build_config
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
 GOAL = 0.5
-RAW_PREFETCH = 1000
+RAW_PREFETCH = 2000
+RAW_ACK_EVERY = 1000
 T0 = 1_690_000_000_000  # epoch ms, 2023-07-22
 STORE_TIMEOUT = 600
 
@@ -94,7 +96,7 @@ def raw_consume(amqp_uri, queue, count, ready, done):
 
     def on_message(ch, method, properties, body):
         seen[0] += 1
-        if seen[0] % RAW_PREFETCH == 0 or seen[0] == count:
+        if seen[0] % RAW_ACK_EVERY == 0 or seen[0] == count:
             ch.basic_ack(method.delivery_tag, multiple=True)
         if seen[0] == count:
             ch.stop_consuming()
@@ -155,6 +157,18 @@ def stored_count(config):
         return conn.execute("SELECT COUNT(*) FROM sensor_readings").fetchone()[0]
 
 
+def has_reading(config, sensor, timestamp):
+    from services.capture.readings import to_millis
+    if config.get("STRATUM_POSTGRES_DSN"):
+        with psycopg.connect(config["STRATUM_POSTGRES_DSN"]) as conn:
+            return conn.execute("SELECT 1 FROM capture.sensor_readings r JOIN capture.sensor_keys k ON k.key = "
+                                "r.sensor WHERE k.sensor = %s AND r.at = %s", (sensor, to_millis(timestamp))
+                                ).fetchone() is not None
+    with contextlib.closing(sqlite3.connect(os.path.join(config["STRATUM_DATA_DIR"], "capture.sqlite"))) as conn:
+        return conn.execute("SELECT 1 FROM sensor_readings r JOIN sensor_keys k ON k.key = r.sensor "
+                            "WHERE k.sensor = ? AND r.at = ?", (sensor, to_millis(timestamp))).fetchone() is not None
+
+
 def measure_stratum(config, batch, workdir):
     config_path = os.path.join(workdir, "config.json")
     with open(config_path, "w") as handle:
@@ -168,11 +182,19 @@ def measure_stratum(config, batch, workdir):
         publish(config["AMQP_URI"], batch)
         published = time.time()
         deadline = start + STORE_TIMEOUT
-        while stored_count(config) < len(batch):
+        last = json.loads(batch[-1][1])["timestamp"]
+        # batches commit in delivery order: once the last reading is in, all are (checked by the count after); its
+        # primary-key lookup costs the service nothing, where polling COUNT(*) would scan the table each time
+        while not has_reading(config, batch[-1][0].split(".")[2], last):
             if time.time() > deadline:
                 raise TimeoutError(f"only {stored_count(config)} of {len(batch)} readings were stored")
-            time.sleep(0.05)
+            time.sleep(0.02)
         stored = time.time()
+        while stored_count(config) < len(batch):  # a batch given back to the broker comes after the last one
+            if time.time() > deadline:
+                raise TimeoutError(f"only {stored_count(config)} of {len(batch)} readings were stored")
+            time.sleep(0.1)
+            stored = time.time()
     finally:
         child.terminate()
         child.wait(30)

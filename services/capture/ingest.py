@@ -11,8 +11,9 @@ or its bridge failed: the sensor's state becomes `error` until its next reading.
 UTC; temperature (°C) and humidity (%) are numbers or null. A reading that is not this is logged and dropped alone;
 a message for a sensor that does not exist (or was deleted) is logged and dropped.
 
-How it is taken (BatchConsumer): the queue is consumed with a prefetch of PREFETCH messages; whatever has arrived
-within LINGER seconds (or PREFETCH messages, whichever comes first) is one batch, stored in one transaction
+How it is taken (BatchConsumer): the queue is consumed with a prefetch of PREFETCH messages (two batches, so the
+broker sends the next batch while one is being stored); whatever has arrived within LINGER seconds (or BATCH
+messages, whichever comes first) is one batch, stored in one transaction
 (services.capture.readings), and only then acknowledged, with one multiple-ack of the batch's last delivery tag.
 A crash before the ack leaves the batch unacknowledged: the broker delivers it again, and the readings' primary key
 (sensor, timestamp) stores nothing twice. A batch that cannot be stored (the database away) is given back to the
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 EXCHANGE = "amq.topic"
 ROUTING_KEYS = "stratum.sensor.*.reading"
 QUEUE = "capture-sensor-readings"
-PREFETCH = 1000
+BATCH = 1000  # messages stored in one transaction at most
+PREFETCH = 2 * BATCH  # the broker streams the next batch while this one is stored
 LINGER = 0.05  # seconds a batch waits for more messages once one has arrived
 RETRY_PAUSE = 2.0
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -135,8 +137,8 @@ class BatchConsumer(Entrypoint):
     them when it returns; the batch is then acknowledged with one multiple-ack. Runs its own connection and channel
     (nameko's consumer acks message by message), reconnecting while the broker is away."""
 
-    def __init__(self, queue, prefetch=PREFETCH, linger=LINGER, **kwargs):
-        self.queue, self.prefetch, self.linger = queue, prefetch, linger
+    def __init__(self, queue, batch=BATCH, prefetch=PREFETCH, linger=LINGER, **kwargs):
+        self.queue, self.batch, self.prefetch, self.linger = queue, batch, prefetch, linger
         self._stopping = False
         self._thread = None
         super().__init__(**kwargs)
@@ -182,12 +184,12 @@ class BatchConsumer(Entrypoint):
             while not self._stopping:
                 try:
                     connection.drain_events(timeout=self.linger if buffer else 1.0)
-                    if len(buffer) < self.prefetch:
+                    if len(buffer) < self.batch:
                         continue
                 except socket.timeout:
                     if not buffer:
                         continue
-                batch, buffer[:] = list(buffer), []
+                batch, buffer[:] = buffer[:self.batch], buffer[self.batch:]
                 self._handle(channel, batch)
 
     def _handle(self, channel, batch):
