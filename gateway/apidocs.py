@@ -216,6 +216,8 @@ def _paths_of(spec, ref):
         collection["get"] = {"summary": f"List {spec.name}", "parameters": _list_parameters(spec),
                              "responses": _responses({"200": {"description": "OK", "content": {
                                  "application/json": {"schema": listing}}}})}
+        if spec.name in TIME_SERIES:  # a sensor (or batch) the filter names that the caller cannot see: 404 (A12)
+            collection["get"]["responses"].update(_refs("404"))
     if "POST" in spec.verbs:
         collection["post"] = {"summary": f"Create {spec.name}", "requestBody": _body(ref),
                               "responses": _responses(_created(spec, ref), write=True, body=True)}

@@ -189,3 +189,25 @@ def test_a_batch_gets_the_readings_of_where_it_sat_while_it_sat_there(app):
     assert again == point
     with pytest.raises(NotFound):  # the batch is not where it was any more: the point is not its
         batch_point(app, point["uuid"], lambda uuid: residency[:1], command_ctx())
+
+
+# -- where a batch sat (materials' side of /material_batch_sensor_data/) ------------------------------------------------
+
+def test_a_batch_residency_follows_its_relocations():
+    from tests.unit.materials_kit import OTHER_BUREAU as MATERIALS_OTHER, Kit
+    kit = Kit()
+    try:
+        place = kit.location("Store")
+        shelf, oven = (kit.create("sub-location", {"name": name, "location": place, "bureau": kit.bureau})
+                       for name in ("Shelf", "Oven"))
+        batch = kit.initial_batch(kit.lot(location=place, sub_location=shelf, containers=1, size=10.0))
+        kit.act("edit_batch_details", batch, custom_status="QA hold")  # not a move: no new interval
+        kit.act("relocate", batch, location=place, sub_location=oven)
+        uuid = uuid_of(batch)
+        first, second = kit.app.batch_residency(uuid, kit.ctx())
+        assert (first["sub_location"], second["sub_location"]) == (shelf, oven)
+        assert first["since"] < first["until"] == second["since"] and second["until"] is None
+        with pytest.raises(NotFound):
+            kit.app.batch_residency(uuid, command_ctx(bureau=MATERIALS_OTHER))
+    finally:
+        kit.close()
