@@ -32,11 +32,6 @@ class MaterialsService(ResourceService):
         """GET /material-genealogy/ (the gateway asks; the trees are built on read, services.materials.genealogy)."""
         return self.app.genealogy(batch_uuid, ctx)
 
-    @rpc
-    def batch_residency(self, batch_uuid, ctx):
-        """The sub-locations a batch sat in, and when (the capture service's /material_batch_sensor_data/ asks)."""
-        return self.app.batch_residency(batch_uuid, ctx)
-
     # -- following production's feed (F3) -------------------------------------------------------------------------------
 
     @event_handler(PRODUCTION, NEWS_EVENT)
@@ -110,6 +105,13 @@ class MaterialsService(ResourceService):
             "run-actuals-additive", uuid))
         if position:
             self._announce({"application": self.app.name, "position": position})
+
+    # -- where a batch sat (the capture service's /material_batch_sensor_data/ asks) ------------------------------------
+
+    @rpc
+    def batch_residency(self, batch_uuid, ctx):
+        """The sub-locations a batch sat in, and when (services.materials.application.Materials.batch_residency)."""
+        return self.app.batch_residency(batch_uuid, ctx)
 
 
 def _epoch(timestamp):
