@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)
 export PSYCOPG_WAIT_FUNC := wait_select
 
-.PHONY: install run migrate rebuild test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild bench-scale bench-packing catalogue clean
+.PHONY: install run migrate rebuild test test-unit test-integration test-e2e test-faults bench bench-analysis bench-rebuild bench-scale bench-packing bench-capture catalogue clean
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench-scale: install
 
 bench-packing: install
 	$(PY) -m bench.packing
+
+# sensor readings stored and queryable against a raw pika loop, and bytes per million readings (ARGS="--readings 1000000")
+bench-capture: install
+	$(PY) -m bench.capture $(ARGS)
 
 clean:
 	rm -rf var .pytest_cache

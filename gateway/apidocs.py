@@ -188,7 +188,22 @@ def _list_parameters(spec):
     params += [{"name": f"filter[{name}]", "in": "query", "required": name in spec.required_filters,
                 "schema": {"type": "string"}, "description": "comma-separated values (any of)"}
                for name in spec.fields if name != "uri"]
+    if spec.name in TIME_SERIES:
+        params.append(BUCKET_PARAMETER)
     return params
+
+
+# Readings (gateway.computed, services.capture.sensor_data): downsampling for long ranges.
+TIME_SERIES = ("sensor-data", "material_batch_sensor_data")
+BUCKET_PARAMETER = {
+    "name": "bucket", "in": "query", "schema": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string",
+                                                                                            "enum": ["auto"]}]},
+    "description": "Extension: downsample the readings into buckets of this many seconds (aligned on the epoch), "
+                   "or `auto` for the bucket (whole minutes) that fits the time range (filter[timestamp]>…, "
+                   "filter[timestamp]<…) in one page. Each row is one bucket of one sensor: `timestamp` is the "
+                   "bucket's start, `temperature` and `humidity` the averages, plus `temperature_min`, "
+                   "`temperature_max`, `humidity_min`, `humidity_max`, `count` and `bucket_seconds`; a bucket has "
+                   "no `uri`. meta.bucket_seconds names the bucket used."}
 
 
 def _paths_of(spec, ref):
@@ -201,6 +216,8 @@ def _paths_of(spec, ref):
         collection["get"] = {"summary": f"List {spec.name}", "parameters": _list_parameters(spec),
                              "responses": _responses({"200": {"description": "OK", "content": {
                                  "application/json": {"schema": listing}}}})}
+        if spec.name in TIME_SERIES:  # a sensor (or batch) the filter names that the caller cannot see: 404 (A12)
+            collection["get"]["responses"].update(_refs("404"))
     if "POST" in spec.verbs:
         collection["post"] = {"summary": f"Create {spec.name}", "requestBody": _body(ref),
                               "responses": _responses(_created(spec, ref), write=True, body=True)}

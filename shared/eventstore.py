@@ -72,6 +72,8 @@ def create_store(env, application_cls):
     app = application_cls(env=dict(env, CREATE_TABLE="y", POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="0"))
     try:
         create_checkpoint_table(app)  # where its sweepers keep their place (shared.sweep)
+        if hasattr(app, "create_extra_tables"):  # tables of its own beside the events (capture's sensor readings)
+            app.create_extra_tables()
     finally:
         app.close()
 

@@ -1,12 +1,14 @@
 """The capture application: its resources' classes (services.capture.domain), the platform's machine catalogue, and
 the steps of a capture's life that the capture service and its background parser run."""
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.capture import machines
 from services.capture.commands import ModelerCommand
+from services.capture.readings import ReadingStore
+from services.capture.sensors import Sensor
 from services.capture.domain import Build, Capture as CaptureRecord, CaptureType, Modeler, ModelerType
 from shared import uris
 from shared.application import ResourceApplication, Unit
@@ -18,7 +20,8 @@ INTERNAL = {"platform_admin": True}
 class Capture(ResourceApplication):
     name = "capture"
     aggregates = resource_classes("capture", [ModelerType, CaptureType, Modeler, CaptureRecord, Build,
-                                              ModelerCommand])
+                                              ModelerCommand, Sensor])
+    indexed_references = (("sensor", "sub_location"),)  # a sub-location's sensors (batch sensor data)
 
     # -- platform data ---------------------------------------------------------------------------------------------
 
@@ -155,3 +158,55 @@ class Capture(ResourceApplication):
         if run and not build.fields.get("run"):
             build.update({"run": run}, None)  # BuildLinkedToRun
         return build
+
+    # -- sensors' readings (services.capture.readings, services.capture.ingest) --------------------------------------
+
+    @property
+    def readings(self):
+        store = self.__dict__.get("_stratum_readings")
+        if store is None:
+            store = ReadingStore(self)
+            if not store.postgres or self.factory.env_create_table():
+                store.create_tables()  # SQLite and tests make their own tables; PostgreSQL has the migrate step
+            store = self.__dict__.setdefault("_stratum_readings", store)
+        return store
+
+    def create_extra_tables(self):
+        """Migrate step (shared.eventstore.create_store): the readings tables."""
+        ReadingStore(self).create_tables()
+
+    def sensor_exists(self, sensor):
+        """Whether readings of this sensor uuid are taken: a registered sensor not deleted. Remembered per process
+        once true (a deleted sensor's later readings are still stored: they are invisible with it)."""
+        known = self.__dict__.setdefault("_stratum_sensors", set())
+        if sensor in known:
+            return True
+        try:
+            found = self.repository.get(UUID(sensor))
+        except (AggregateNotFoundError, ValueError):
+            return False
+        if isinstance(found, Sensor) and not found.deleted:
+            known.add(sensor)
+            return True
+        return False
+
+    def sensor_state(self, sensor, error=None):
+        """The sensor's state after a batch: idle (readings stored) or error (`error` reported). None when nothing
+        changed, else the command's result (to announce)."""
+        idle = self.__dict__.setdefault("_stratum_idle_sensors", set())
+        if error is None and sensor in idle:
+            return None
+        unit = Unit(self, INTERNAL)
+        changed = []
+
+        def command():
+            found = self.repository.get(UUID(sensor))
+            changed[:] = [found.failed(error) if error is not None else found.readings_arrived()]
+            return self.outcome(found, unit)
+
+        result = self._execute({"command_id": f"sensor-state:{sensor}:{uuid4()}"}, command)
+        if error is None:
+            idle.add(sensor)
+        else:
+            idle.discard(sensor)
+        return result if changed and changed[0] else None

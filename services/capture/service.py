@@ -7,7 +7,7 @@ from kombu import Exchange, Queue
 
 from services.capture.application import Capture
 from services.capture.domain import Capture as CaptureRecord
-from services.capture import telemetry
+from services.capture import ingest, sensor_data, telemetry
 from services.capture.commands import COMMAND_EVENT
 from services.capture.processing import CAPTURE_RECEIVED, Pipeline
 from shared.amqp import Publisher, consume, event_handler
@@ -72,6 +72,35 @@ class CaptureService(ResourceService):
                                                                                           message_id)
         except Exception:  # acked and logged: a capture left awaiting parsing is found by the sweep
             log.exception("taking the report on %s failed", routing_key)
+
+    # -- sensors (A12, F8): readings off the broker a batch at a time, and the reads over them ---------------------
+
+    @ingest.consume_batches(ingest.READINGS)
+    def sensor_readings(self, messages):
+        """A delivery batch of sensor readings (services.capture.ingest): stored in one transaction before the
+        batch is acknowledged; raising gives the batch back to the broker."""
+        ingest.Ingest(self.app, self._announce).take(messages)
+
+    @rpc
+    def sensor_data(self, sensors, query, ctx):
+        """LIST /sensor-data/ (the gateway asks): readings of the sensors (uuids) the caller can see."""
+        return sensor_data.sensor_data(self.app, sensors, query, ctx)
+
+    @rpc
+    def sensor_data_point(self, uuid, ctx):
+        return sensor_data.sensor_point(self.app, uuid, ctx)
+
+    @rpc
+    def batch_sensor_data(self, batch_uuid, query, ctx):
+        """LIST /material_batch_sensor_data/: materials says where the batch sat and when; the readings of those
+        sub-locations' sensors in those intervals are its data points."""
+        residency = self.services.call("materials", "batch_residency", batch_uuid, ctx)
+        return sensor_data.batch_data(self.app, residency, batch_uuid, query, ctx)
+
+    @rpc
+    def batch_sensor_data_point(self, uuid, ctx):
+        return sensor_data.batch_point(
+            self.app, uuid, lambda batch: self.services.call("materials", "batch_residency", batch, ctx), ctx)
 
     # -- commands (A5): relayed to their machine, answered by it ----------------------------------------------------
 

@@ -15,6 +15,7 @@ from services.materials.stock import MaterialStockAction, Stock
 from shared.application import ResourceApplication
 from shared.follower import FeedFollower
 from shared.registry import resource_classes
+from shared.resource import Resource
 
 INTERNAL = {"platform_admin": True}
 
@@ -36,6 +37,25 @@ class Materials(FeedFollower, ResourceApplication):
     def genealogy(self, batch_uuid, ctx):
         """The /material-genealogy/ document of a batch (its uuid), walked from its edges now."""
         return genealogy.genealogy_or_404(self, batch_uuid, ctx)
+
+    def batch_residency(self, batch_uuid, ctx):
+        """Where a batch has sat (materials.md H2, §3.8 relocate): [{"sub_location", "since", "until"}] in time order,
+        read from the batch's own events (its creation and each change of `sub_location`, at the time it was
+        recorded); `until` is None for where it is now, and time outside any sub-location is left out. The capture
+        service joins these intervals with the sub-locations' sensor readings (/material_batch_sensor_data/)."""
+        batch = self.load("material-batch", batch_uuid, ctx)  # another bureau's or no batch: NotFound
+        intervals, current, since = [], None, None
+        for event in self.events.get(batch.id):
+            fields = event.fields if isinstance(event, Resource.Created) else getattr(event, "changes", None)
+            if not isinstance(fields, dict) or "sub_location" not in fields or fields["sub_location"] == current:
+                continue
+            at = event.timestamp.isoformat()
+            if current:
+                intervals.append({"sub_location": current, "since": since, "until": at})
+            current, since = fields["sub_location"], at
+        if current:
+            intervals.append({"sub_location": current, "since": since, "until": None})
+        return intervals
 
     # -- following production's feed (F3: shared.follower keeps the position) -----------------------------------------
 

@@ -116,6 +116,13 @@ class MaterialsService(ResourceService):
         if position:
             self._announce({"application": self.app.name, "position": position})
 
+    # -- where a batch sat (the capture service's /material_batch_sensor_data/ asks) ------------------------------------
+
+    @rpc
+    def batch_residency(self, batch_uuid, ctx):
+        """The sub-locations a batch sat in, and when (services.materials.application.Materials.batch_residency)."""
+        return self.app.batch_residency(batch_uuid, ctx)
+
 
 def _epoch(timestamp):
     return timestamp.timestamp() if hasattr(timestamp, "timestamp") else float(timestamp)
