@@ -12,20 +12,18 @@ doorbell handler and a catch-up timer both run. Production follows orders (F1, p
 (F3, line items and orders moved by their pieces' progress).
 """
 import logging
-import threading
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Tracking
 
+from shared.locks import keyed_lock
 from shared.uris import parse_uri
 
 log = logging.getLogger(__name__)
 BATCH_SIZE = 200
 CATCH_UP_INTERVAL = 2  # seconds: a lost doorbell costs this much latency, never an effect
 
-_locks = {}
-_locks_guard = threading.Lock()
 
 
 class Batch:
@@ -112,7 +110,7 @@ def pull(app, services, followed, apply_batch, announce, news=None, batch_size=B
     if news is not None and app.position(followed) >= int(news.get("position") or 0):
         return
     read = from_news(lambda start, limit: services.call(followed, "get_notifications", start, limit), news)
-    with _lock((id(app), followed)):
+    with keyed_lock("follow", id(app), followed):
         try:
             stalled = 0
             while True:
@@ -151,8 +149,3 @@ def from_news(fetch, news):
         return fetch(start, limit)
 
     return read
-
-
-def _lock(key):
-    with _locks_guard:
-        return _locks.setdefault(key, threading.Lock())

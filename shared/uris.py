@@ -17,6 +17,11 @@ def uuid_of(path):
     return path.strip("/").rsplit("/", 1)[-1] if path else None
 
 
+def id_of(path):
+    """The uuid at the end of a stored resource path, as a UUID (an aggregate's id)."""
+    return UUID(uuid_of(path))
+
+
 def parse_uri(value):
     """Return (resource, uuid) from an absolute URI or a path; raise ValueError when it is not a resource URI."""
     if not isinstance(value, str):

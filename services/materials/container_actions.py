@@ -22,7 +22,8 @@ the store (a conflicting save runs again on the fresh container); a client that 
 """
 from uuid import uuid5
 
-from services.materials.actions import DOCKABLE, Ledger, MaterialBatchAction, location_fields, normalise_or_400
+from services.materials.actions import (DOCKABLE, Ledger, MaterialBatchAction, location_fields, normalise_or_400,
+                                       q_text)
 from services.materials.units import EPSILON, convert, rounded
 from services.materials.work import Work, path
 from shared.errors import Conflict, InvalidPayload
@@ -48,10 +49,6 @@ class MaterialContainerAction(Resource):
     @classmethod
     def on_create(cls, unit, new_id, fields):
         return ContainerLedger(Work(unit), new_id, fields).run()
-
-
-def q_text(value, units):
-    return f"{rounded(value):g} {units}"
 
 
 class ContainerLedger:

@@ -4,7 +4,6 @@ by batching strategy → complete, or error with notes. Every step is recorded u
 step), and everything it makes has a derived uuid, so a redelivered message or a saga resumed by the sweep changes
 nothing that is done. Runs are made through /run/'s own rules, as a client's POST /run/ would be."""
 import logging
-import threading
 import time
 from datetime import datetime, timezone
 
@@ -21,7 +20,8 @@ from shared.errors import StratumError
 from shared.resource import Resource
 from shared.service import Peers
 from shared.sweep import sweep_timer, sweeper_for
-from shared.uris import parse_uri, resource_path, uuid_of
+from shared.locks import keyed_lock
+from shared.uris import id_of, parse_uri, resource_path, uuid_of
 
 log = logging.getLogger(__name__)
 RESOURCE = "create-runs"
@@ -70,13 +70,13 @@ class CreateRunsJob:
         return result
 
     def _get(self, path):
-        return self.app.repository.get(_uuid(path))
+        return self.app.repository.get(id_of(path))
 
     # -- the saga -----------------------------------------------------------------------------------------------------
 
     def run(self, path):
         uuid = uuid_of(path)
-        with _lock(uuid):
+        with keyed_lock("create-runs", uuid):
             saga = self.app.load(RESOURCE, uuid, INTERNAL)
             if saga.waiting:
                 self._run(uuid, saga)
@@ -348,20 +348,6 @@ class CreateRunsJob:
             except (StratumError, KeyError, TypeError, ValueError):
                 cache[model] = {}
         return cache[model]
-
-
-_locks = {}
-_locks_guard = threading.Lock()
-
-
-def _lock(key):
-    with _locks_guard:
-        return _locks.setdefault(key, threading.Lock())
-
-
-def _uuid(path):
-    from uuid import UUID
-    return UUID(uuid_of(path))
 
 
 class CreateRunsJobs:

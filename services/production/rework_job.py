@@ -4,7 +4,6 @@ complete, or error with a note. Each step is recorded under a command id derived
 redelivered message, or the sweep restarting a job whose message was lost or whose process died, changes nothing
 that is done; the mixin below is what the production service lists (services/production/service.py)."""
 import logging
-import threading
 import time
 
 from services.production.rework import (INTERNAL, TRANSFORMATION_REQUESTED, ReworkFailed, RunTransformation, apply,
@@ -14,7 +13,8 @@ from shared.application import Unit
 from shared.errors import StratumError
 from shared.resource import Resource
 from shared.sweep import sweep_timer, sweeper_for
-from shared.uris import resource_path, uuid_of
+from shared.locks import keyed_lock
+from shared.uris import id_of, resource_path, uuid_of
 
 log = logging.getLogger(__name__)
 RESOURCE = "run-transformation"
@@ -38,7 +38,8 @@ class ReworkJob:
 
     def run(self, path):
         uuid = uuid_of(path)
-        with _lock(uuid):  # one start at a time in this process (a second process is safe through the receipts)
+        # one start at a time in this process (a second process is safe through the receipts)
+        with keyed_lock("run-transformation", uuid):
             self._run(uuid)
 
     def _run(self, uuid):
@@ -93,9 +94,9 @@ class ReworkJob:
 
     def _review_run(self, uuid, ctx, schedule):
         """The review prints go to a waiting, unlocked run at the review post-processor (infilled), else a new one."""
-        station = self.app.repository.get(_id(schedule["station"]))
+        station = self.app.repository.get(id_of(schedule["station"]))
         for run_path in station.fields.get("queue") or []:
-            run = self.app.repository.get(_id(run_path))
+            run = self.app.repository.get(id_of(run_path))
             if run.fields.get("status") in ("queued", "queued-work-ready") and not run.fields.get("pieces_locked"):
                 prints = list(run.fields.get("prints") or [])
                 if set(schedule["review"]) <= set(prints):
@@ -124,20 +125,6 @@ class ReworkJob:
             raise
         self.announce(result)
         return result
-
-
-_locks = {}
-_locks_guard = threading.Lock()
-
-
-def _lock(key):
-    with _locks_guard:
-        return _locks.setdefault(key, threading.Lock())
-
-
-def _id(path):
-    from uuid import UUID
-    return UUID(uuid_of(path))
 
 
 class RunTransformationJobs:
