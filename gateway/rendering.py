@@ -4,7 +4,10 @@ from shared.uris import absolute
 # URIs stored inside the items of an array of objects: {resource: {field: key}} (a layout's positions name models)
 NESTED_URIS = {"layout": {"positions": "model", "unfitted": "model"}, "run-material": {"materials": "material"},
                "piece-actuals": {"per_step_details": ("process_step", "run")},
-               "line-item-actuals": {"per_step_details": "process_step"}}
+               "line-item-actuals": {"per_step_details": "process_step"},
+               # materials.md §4, §3.7: where a relocation put the batch or the container (stored as paths)
+               "material-batch-action": {"metadata": ("location", "sub_location")},
+               "material-container-action": {"metadata": ("location", "sub_location")}}
 # Views whose `uri` names another resource (production.md §4.5: a workstation's is its printer, post-processor or
 # shipping station, which shares its uuid), stored under this document field.
 URI_FIELD = {"workstation": "uri", "run-schedule": "uri"}  # a run-schedule row's is its run's (schedule_views)
@@ -22,6 +25,9 @@ def render(spec, path, doc, base_url):
         elif kind is _NESTED and isinstance(value, list):
             value = [dict(item, **{key: absolute(base_url, item.get(key)) for key in keys})
                      if isinstance(item, dict) else item for item in value]
+        elif kind is _NESTED and isinstance(value, dict):  # an object holding paths among other values
+            value = dict(value, **{key: base + value[key] for key in keys
+                                   if isinstance(value.get(key), str) and value[key].startswith("/")})
         body[name] = value
     body["uri"] = absolute(base_url, doc.get(URI_FIELD[spec.name]) if spec.name in URI_FIELD else path)
     return body

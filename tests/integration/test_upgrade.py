@@ -40,7 +40,8 @@ RELEASES = {  # fixture directory → the services it holds stores of
 
 # Read views of the gateway that v0.1.0 did not have (gateway.production_views, and its hidden run_status documents)
 VIEWS_SINCE_V0_1_0 = {"workstation", "flat-piece", "pieces-by-run", "line-items-by-run", "run-material",
-                      "piece-actuals", "line-item-actuals", "order-run-status"}
+                      "piece-actuals", "line-item-actuals", "order-run-status", "line-item-available-for-run",
+                      "run-schedule"}
 
 
 def stored_rows(path):

@@ -201,7 +201,21 @@ REALISTIC = {
     # §2.4, §2.8: the run moved or estimated waits in a printer's queue
     "run-queue": lambda factory, payload: dict(payload, run=_queued_run(factory)),
     "schedule_runs": lambda factory, payload: dict(payload, run=_queued_run(factory)),
+    # §2.2, §4.12: the pieces of a confirmed line item, at a step done on the printer's type, in no run yet
+    "create-runs": lambda factory, payload: dict(payload, pieces=[_free_piece(factory)],
+                                                 primary_workstation=factory.reference("printer", "create-runs")),
+    "packing-process": lambda factory, payload: dict(payload, pieces=[_free_piece(factory)],
+                                                     printer=factory.reference("printer", "packing-process")),
+    # materials.md §3.7: the first action type, a move, names where the container goes
+    # capture-and-platform.md A12: a serial number is registered once on the whole platform
+    "sensor": lambda factory, payload: dict(payload, serial_number=f"conformance-{next(_names)}"),
+    "material-container-action": lambda factory, payload: dict(payload, metadata={
+        "location": factory.reference("location", "material-container-action")}),
 }
+
+
+def _free_piece(factory):
+    return factory.api.get(factory.free_print()).json()["piece"]
 
 
 def _queued_run(factory):
