@@ -174,6 +174,12 @@ def _epoch(timestamp):
     return timestamp.timestamp() if isinstance(timestamp, datetime) else float(timestamp)
 
 
+def changed_within(aggregate, seconds):
+    """Whether `aggregate` changed in the last `seconds`: a job that moved it so recently may be alive, and is not
+    started again by a sweep."""
+    return time.time() - _epoch(aggregate.modified_on) < seconds
+
+
 def sweeper_for(app, name, starts, grace_seconds):
     """The process's Sweeper called `name` for `app` (kept on the application, which lives as long as the
     container; it checkpoints under `name` in the service's database, so a new process goes on from there)."""

@@ -3,7 +3,6 @@ follows production's feed (completed runs, shared.follower) and tells production
 (services.materials.consumption). The traceability reports' background jobs run here too
 (services.materials.reports)."""
 import logging
-import time
 
 from nameko.timer import timer
 
@@ -17,7 +16,7 @@ from shared.errors import StratumError
 from shared.eventstore import EventStore
 from shared.follower import CATCH_UP_INTERVAL, pull
 from shared.service import NEWS_EVENT, ResourceService, rpc
-from shared.sweep import sweep_timer, sweeper_for
+from shared.sweep import changed_within, sweep_timer, sweeper_for
 from shared.uris import resource_path
 
 log = logging.getLogger(__name__)
@@ -73,7 +72,7 @@ class MaterialsService(ResourceService):
         sweeper = sweeper_for(self.app, "reports", [(cls, cls.Created) for cls in REPORT_CLASSES], grace)
 
         def resume(report):
-            if time.time() - _epoch(report.modified_on) < grace:
+            if changed_within(report, grace):
                 return  # asked for or started just now: look again later
             self.dispatch(REPORT_REQUESTED, {"report": resource_path(report.resource, report.id)})
 
@@ -122,7 +121,3 @@ class MaterialsService(ResourceService):
     def batch_residency(self, batch_uuid, ctx):
         """The sub-locations a batch sat in, and when (services.materials.application.Materials.batch_residency)."""
         return self.app.batch_residency(batch_uuid, ctx)
-
-
-def _epoch(timestamp):
-    return timestamp.timestamp() if hasattr(timestamp, "timestamp") else float(timestamp)

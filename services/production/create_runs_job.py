@@ -19,7 +19,7 @@ from shared.application import Unit
 from shared.errors import StratumError
 from shared.resource import Resource
 from shared.service import Peers
-from shared.sweep import sweep_timer, sweeper_for
+from shared.sweep import changed_within, sweep_timer, sweeper_for
 from shared.locks import keyed_lock
 from shared.uris import id_of, parse_uri, resource_path, uuid_of
 
@@ -367,12 +367,8 @@ class CreateRunsJobs:
         sweeper = sweeper_for(self.app, "create-runs", ((CreateRuns, CreateRuns.Requested),), grace)
 
         def resume(saga):
-            if time.time() - _epoch(saga.modified_on) < grace:
+            if changed_within(saga, grace):
                 return
             self.dispatch(CREATE_RUNS_REQUESTED, {"create_runs": f"/{RESOURCE}/{saga.id}/"})
 
         sweeper.sweep(lambda s: isinstance(s, CreateRuns) and s.waiting, resume)
-
-
-def _epoch(timestamp):
-    return timestamp.timestamp() if hasattr(timestamp, "timestamp") else float(timestamp)

@@ -4,7 +4,6 @@ complete, or error with a note. Each step is recorded under a command id derived
 redelivered message, or the sweep restarting a job whose message was lost or whose process died, changes nothing
 that is done; the mixin below is what the production service lists (services/production/service.py)."""
 import logging
-import time
 
 from services.production.rework import (INTERNAL, TRANSFORMATION_REQUESTED, ReworkFailed, RunTransformation, apply,
                                         run_id)
@@ -12,7 +11,7 @@ from shared.amqp import event_handler
 from shared.application import Unit
 from shared.errors import StratumError
 from shared.resource import Resource
-from shared.sweep import sweep_timer, sweeper_for
+from shared.sweep import changed_within, sweep_timer, sweeper_for
 from shared.locks import keyed_lock
 from shared.uris import id_of, resource_path, uuid_of
 
@@ -144,12 +143,8 @@ class RunTransformationJobs:
         sweeper = sweeper_for(self.app, "run-transformations", ((RunTransformation, Resource.Created),), grace)
 
         def resume(transformation):
-            if time.time() - _epoch(transformation.modified_on) < grace:
+            if changed_within(transformation, grace):
                 return  # moved recently: its job may be alive
             self.dispatch(TRANSFORMATION_REQUESTED, {"run_transformation": f"/{RESOURCE}/{transformation.id}/"})
 
         sweeper.sweep(lambda t: isinstance(t, RunTransformation) and t.waiting, resume)
-
-
-def _epoch(timestamp):
-    return timestamp.timestamp() if hasattr(timestamp, "timestamp") else float(timestamp)

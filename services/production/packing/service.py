@@ -1,13 +1,12 @@
 """What the production service adds for `/layout/`: the job's message handler and the sweep that restarts lost
 jobs. A mixin, so that the production service's own module only lists it (services/production/service.py)."""
 import logging
-import time
 
 from services.production.packing.job import LayoutJob
 from services.production.packing.layout import LAYOUT_REQUESTED, Layout
 from shared.amqp import event_handler
 from shared.blobstore import Blobs
-from shared.sweep import sweep_timer, sweeper_for
+from shared.sweep import changed_within, sweep_timer, sweeper_for
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +32,8 @@ class LayoutJobs:
         sweeper = sweeper_for(self.app, "layouts", ((Layout, Layout.Created),), grace)
 
         def resume(layout):
-            if time.time() - _epoch(layout.modified_on) < grace:
+            if changed_within(layout, grace):
                 return  # its job is alive: look again later
             self.dispatch(LAYOUT_REQUESTED, {"layout": f"/layout/{layout.id}/"})
 
         sweeper.sweep(lambda layout: isinstance(layout, Layout) and layout.waiting, resume)
-
-
-def _epoch(timestamp):
-    return timestamp.timestamp() if hasattr(timestamp, "timestamp") else float(timestamp)
