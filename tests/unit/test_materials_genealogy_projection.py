@@ -10,6 +10,7 @@ from services.materials.application import Materials
 from services.materials.genealogy import Reader, genealogy
 from services.materials.genealogy_projection import fill, projection_of
 from shared.uris import parse_uri
+from tests.kit.apps import counting_reads
 from tests.unit.materials_kit import Kit
 
 ADMIN = {"platform_admin": True}
@@ -113,15 +114,3 @@ def test_two_processes_apply_each_notification_once(kit):
     finally:
         other.close()
 
-
-def counting_reads(app):
-    """The ids of the notifications `app` reads from its log from now on (the recorder's own select, wrapped)."""
-    read, select = [], app.recorder.select_notifications
-
-    def counted(*args, **kwargs):
-        notifications = select(*args, **kwargs)
-        read.extend(n.id for n in notifications)
-        return notifications
-
-    app.recorder.select_notifications = counted
-    return read
