@@ -2,10 +2,11 @@
 kept in the materials service's own database beside its events (SQLite file or PostgreSQL schema).
 
 Table `genealogy_nodes`, one row per batch, H1 edge (material-batch-linking), batch action and container: its stored
-path, its kind, and (JSON) the fields the walk reads (KEPT): a batch's edges in and out in the order its actions
-wrote them, its compact fields and runs; an edge's action, its two ends, its quantity and containers; an action's
-type, metadata and quantity; a container's lot. That is the adjacency: from a batch to its edges, from an edge to
-the batches at its ends. Table `genealogy_position`: the last notification of the materials log applied to them.
+path, its kind, (JSON) the fields the walk reads (KEPT), and the position of its last change. The fields: a batch's
+edges in and out in the order its actions wrote them, its compact fields and runs; an edge's action, its two ends,
+its quantity and containers; an action's type, metadata and quantity; a container's lot. That is the adjacency:
+from a batch to its edges, from an edge to the batches at its ends. Table `genealogy_position`: the last
+notification of the materials log applied to them.
 
 Why stored: the walk itself is cheap (milliseconds over adjacency lists); replaying the events of every batch, edge
 and action of an answer was not, and a projection held in memory had to be built from the whole log by every new
@@ -18,14 +19,16 @@ starts; a process that finds it moved writes nothing and reads on from there). I
 (one SELECT of the position and one of the log when nothing is new), so an action committed before the request is
 in the answer, and on the service's timer between answers.
 
+Each process keeps the rows its answers read (decoded once), and before each answer refreshes those that changed
+since its last look (one SELECT on the index of the rows' positions): a warm answer reads no more of the database
+than what changed, and a new process starts with nothing in memory and reads nothing until it is asked.
+
 Filled once: the migrate step (runtime.migrate) creates the tables and applies the existing log, so a store written
 by an earlier release is read in full once, there; one that skipped the migrate step (SQLite makes its own tables)
 is filled by its first catch-up. Either way the position is kept, and later starts read only what is new.
 """
 import json
 import threading
-from types import SimpleNamespace
-from uuid import UUID
 
 from shared.topics import aggregate_of, registered
 from shared.uris import resource_path
@@ -57,13 +60,16 @@ class GenealogyProjection:
         self.lock = threading.Lock()  # one catch-up at a time in a process (across processes: the position row)
         self.topics = {}  # stored topic → the resource it is of (one of KEPT), or None
         self.ready = self.postgres and not app.factory.env_create_table()  # PostgreSQL: the migrate step made them
+        self.cache = {}  # path → Node, as the rows stood at `cached_at` or later
+        self.cached_at = 0
 
     # -- schema (the migrate step; SQLite and tests make their own on first use) -------------------------------------
 
     def create_tables(self):
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.nodes} (path TEXT PRIMARY KEY, kind TEXT NOT NULL, "
-                           "fields TEXT NOT NULL)")
+                           "fields TEXT NOT NULL, changed BIGINT NOT NULL)")
+            cursor.execute(f"CREATE INDEX IF NOT EXISTS {NODES}_changed ON {self.nodes} (changed)")
             cursor.execute(f"CREATE TABLE IF NOT EXISTS {self.position_table} (name TEXT PRIMARY KEY, "
                            "position BIGINT NOT NULL)")
             cursor.execute(f"INSERT INTO {self.position_table} (name, position) VALUES ({self.mark}, 0) "
@@ -119,12 +125,12 @@ class GenealogyProjection:
                 path = resource_path(resource, event.originator_id)
                 if _apply(rows, path, resource, event):
                     changed[path] = resource
+            last = notifications[-1].id
             if changed:
                 cursor.executemany(
-                    f"INSERT INTO {self.nodes} (path, kind, fields) VALUES ({m}, {m}, {m}) "
-                    "ON CONFLICT (path) DO UPDATE SET fields = excluded.fields",
-                    [(path, kind, json.dumps(rows[path])) for path, kind in changed.items()])
-            last = notifications[-1].id
+                    f"INSERT INTO {self.nodes} (path, kind, fields, changed) VALUES ({m}, {m}, {m}, {m}) "
+                    "ON CONFLICT (path) DO UPDATE SET fields = excluded.fields, changed = excluded.changed",
+                    [(path, kind, json.dumps(rows[path]), last) for path, kind in changed.items()])
             cursor.execute(f"UPDATE {self.position_table} SET position = {m} WHERE name = {m}", (last, NODES))
         return last
 
@@ -153,9 +159,35 @@ class GenealogyProjection:
         with self.datastore.transaction(commit=False) as cursor:
             return self._select(cursor, paths)
 
+    def nodes_at(self, paths):
+        """path → Node (or None: no row) for these paths, from the process's rows where it has them."""
+        found = {p: self.cache[p] for p in paths if p in self.cache}
+        missing = [p for p in paths if p not in found]
+        if missing:
+            looked_at = self.cached_at
+            fetched = {path: Node(path, fields) for path, _, fields in self.rows(missing)}
+            if looked_at == self.cached_at:  # not across a refresh, which may have read newer rows meanwhile
+                self.cache.update(fetched)
+            found.update(fetched)
+        return found
+
+    def _refresh(self):
+        """The process's rows brought up to the recorded position: those changed since the last look, re-read."""
+        m = self.mark
+        with self.lock, self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(f"SELECT position FROM {self.position_table} WHERE name = {m}", (NODES,))
+            position = int(cursor.fetchone()["position"])
+            if self.cache and position != self.cached_at:
+                cursor.execute(f"SELECT path, fields FROM {self.nodes} WHERE changed > {m}", (self.cached_at,))
+                for row in cursor.fetchall():
+                    if row["path"] in self.cache:
+                        self.cache[row["path"]] = Node(row["path"], json.loads(row["fields"]))
+            self.cached_at = position
+
     def reader(self):
         """A reader for services.materials.genealogy's walk over the projection, caught up first."""
         self.catch_up()
+        self._refresh()
         return ProjectedReader(self)
 
 
@@ -193,10 +225,20 @@ class ProjectedReader:
         wanted = {p for p in paths if p and p not in self.loaded}
         if not wanted:
             return
-        for path, _, fields in self.projection.rows(wanted):
-            self.loaded[path] = SimpleNamespace(id=UUID(path.rstrip("/").rpartition("/")[2]), fields=fields)
-        for path in wanted - self.loaded.keys():
-            self.loaded[path] = None
+        found = self.projection.nodes_at(wanted)
+        for path in wanted:
+            self.loaded[path] = found.get(path)
+
+
+class Node:
+    """A row as the walk reads an aggregate: `id` (the uuid of its path, as text: the walk only writes it back into
+    a path) and `fields`."""
+
+    __slots__ = ("id", "fields")
+
+    def __init__(self, path, fields):
+        self.id = path.rstrip("/").rpartition("/")[2]
+        self.fields = fields
 
 
 def projection_of(app):

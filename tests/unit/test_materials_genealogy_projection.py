@@ -114,3 +114,21 @@ def test_two_processes_apply_each_notification_once(kit):
     finally:
         other.close()
 
+
+
+def test_the_rows_a_process_keeps_follow_what_another_process_applied(kit):
+    """A process keeps the rows its answers read; a change applied by another process (which moved the position,
+    so this one has nothing to catch up) is in this process's next answer all the same."""
+    batch = kit.initial_batch(kit.lot(containers=2, size=10.0))
+    split = kit.act("split_batch", batch, 4.0)
+    assert kit.genealogy(split) == replayed(kit, split)  # the parent batch's row now kept in this process
+    other = Materials(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": kit.store})
+    try:
+        kit.act("sieve", batch)
+        assert projection_of(other).catch_up() > 0
+        assert projection_of(kit.app).catch_up() == 0
+        answer = kit.genealogy(split)
+        assert {b["uri"]: b["powder_quality"] for b in answer["batches"]}[batch] == "sieved"
+        assert answer == replayed(kit, split)
+    finally:
+        other.close()
