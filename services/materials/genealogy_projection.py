@@ -98,9 +98,10 @@ class GenealogyProjection:
                 if not notifications:
                     return read
                 read += len(notifications)
-                position = self._apply_page(position, notifications)
-                if len(notifications) < PAGE:
+                reached = self._apply_page(position, notifications)
+                if reached == notifications[-1].id and len(notifications) < PAGE:
                     return read
+                position = reached  # a full page, or another process's position: read on from there
 
     def _apply_page(self, start, notifications):
         """The page's changes and its last position, in one transaction, if the position still stands at `start`;

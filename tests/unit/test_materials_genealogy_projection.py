@@ -132,3 +132,29 @@ def test_the_rows_a_process_keeps_follow_what_another_process_applied(kit):
         assert answer == replayed(kit, split)
     finally:
         other.close()
+
+
+def test_a_catch_up_that_meets_another_process_mid_page_still_reaches_the_end(kit):
+    """Another process applied part of the page this one read (its own read was shorter): this one's write finds
+    the position moved to the middle of its page, and reads on from there instead of stopping short of the end."""
+    other = Materials(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": kit.store})
+    try:
+        batch = kit.initial_batch(kit.lot(containers=2, size=10.0))
+        ours, theirs = projection_of(kit.app), projection_of(other)
+        ours.catch_up()
+        split = kit.act("split_batch", batch, 4.0)
+        start, moved, select = theirs.position(), [], other.recorder.select_notifications
+
+        def interleaved(*args, **kwargs):
+            page = select(*args, **kwargs)
+            if page and not moved:  # meanwhile the other process applies the first two notifications of it
+                moved.append(ours._apply_page(start, page[:2]))
+            return page
+
+        other.recorder.select_notifications = interleaved
+        theirs.catch_up()
+        assert start < moved[0] < kit.app.recorder.max_notification_id()
+        assert theirs.position() == kit.app.recorder.max_notification_id()
+        assert other.genealogy(parse_uri(split)[1], ADMIN) == replayed(kit, split)
+    finally:
+        other.close()
