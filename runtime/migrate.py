@@ -33,12 +33,16 @@ def migrate(config):
 
 
 def index_material_lots(config):
-    """Lots saved before the materials service indexed them by location are indexed (a stock's lots, issue 14)."""
+    """Lots saved before the materials service indexed them by location are indexed (a stock's lots, issue 14), and
+    the genealogy projection is brought up to the end of the log (the whole log once, on the first migrate step
+    after the upgrade that introduced it; what is new since the last one afterwards)."""
+    from services.materials.genealogy_projection import fill
     from services.materials.lot_index import index_lots
     env = dict(event_store_env(config, "materials"), POSTGRES_POOL_SIZE="1", POSTGRES_MAX_OVERFLOW="0")
     materials = load(APPLICATIONS["materials"])(env=env)
     try:
         index_lots(materials)
+        fill(materials)
     finally:
         materials.close()
 

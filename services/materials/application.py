@@ -9,6 +9,7 @@ from services.materials.actions import MaterialBatchAction
 from services.materials.container_actions import MaterialContainerAction
 from services.materials.domain import (MaterialBatch, MaterialContainer, MaterialLot, MaterialLotAction,
                                        MaterialPurchaseOrder)
+from services.materials.genealogy_projection import GenealogyProjection
 from services.materials.locations import Location
 from services.materials.reports import MaterialBatchTraceabilityReport, TraceabilityReport
 from services.materials.stock import MaterialStockAction, Stock
@@ -37,6 +38,10 @@ class Materials(FeedFollower, ResourceApplication):
     def genealogy(self, batch_uuid, ctx):
         """The /material-genealogy/ document of a batch (its uuid), walked from its edges now."""
         return genealogy.genealogy_or_404(self, batch_uuid, ctx)
+
+    def create_extra_tables(self):
+        """Migrate step (shared.eventstore.create_store): the genealogy projection's tables."""
+        GenealogyProjection(self).create_tables()
 
     def batch_residency(self, batch_uuid, ctx):
         """Where a batch has sat (materials.md H2, §3.8 relocate): [{"sub_location", "since", "until"}] in time order,

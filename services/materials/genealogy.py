@@ -101,9 +101,9 @@ def stored_events_of(recorder, ids):
 def genealogy(app, batch_uuid, ctx, reader=None):
     """The /material-genealogy/ document of one batch, as the caller may see it (404 like the batch otherwise)."""
     batch = app.load("material-batch", batch_uuid, ctx)
-    if reader is None:  # the process's projection, caught up (services.materials.genealogy_projection)
+    if reader is None:  # the stored projection, caught up (services.materials.genealogy_projection)
         from services.materials.genealogy_projection import projection_of
-        reader = projection_of(app).reader(app)
+        reader = projection_of(app).reader()
     batch_path = resource_path("material-batch", batch.id)
     reader.loaded[batch_path] = batch
     actions, batches = {}, {batch_path: compact(batch)}

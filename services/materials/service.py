@@ -34,10 +34,10 @@ class MaterialsService(ResourceService):
 
     @timer(interval=CATCH_UP_INTERVAL)
     def keep_genealogy_current(self):
-        """The genealogy projection follows the store between answers, so that no request builds it from the whole
-        log (a new process's first answer would; services.materials.genealogy_projection)."""
+        """The stored genealogy projection follows the store between answers, so that an answer has little to catch
+        up (services.materials.genealogy_projection)."""
         try:
-            projection_of(self.app).catch_up(self.app)
+            projection_of(self.app).catch_up()
         except Exception:  # the store may be away: the next tick, or the next answer, catches up
             log.warning("the genealogy projection could not catch up; will retry", exc_info=True)
 

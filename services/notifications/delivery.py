@@ -14,19 +14,26 @@ since the interrupted attempt started: the resend carries the same Message-ID (a
 X-Stratum-Delivery), derived from the notification, so mail clients, MTAs and receivers can recognise and drop the
 duplicate. The interrupted attempt stays in the record with outcome `interrupted`. A crash anywhere else (before
 the event's notification was recorded, before AttemptStarted, after Delivered) sends exactly once.
+
+Which deliveries wait is read from the store's own log, once: after each pass the deliverer checkpoints how far it
+has read and the deliveries still unfinished (shared.sweep's checkpoints, row `deliveries`), so a restarted process
+reads only what was queued since, and still attempts what was pending before the restart.
 """
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
+from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from services.notifications.domain import Notification, WebhookDelivery
 from services.notifications.webhooks import Refused
+from shared.sweep import Checkpoints
 
 log = logging.getLogger(__name__)
 BATCH = 500
+CHECKPOINT = "deliveries"
 
 
 def _now():
@@ -44,14 +51,33 @@ class Deliverer:
         self.backoff = backoff_seconds
         self.lease = lease_seconds
         self.now = now
-        self.position = 0  # how far this process has read its own store's log for queued deliveries
-        self.pending = set()
+        self.position = 0  # how far the store's log has been read for queued deliveries
+        self.pending = set()  # queued at or before `position`, not seen finished
         self.not_before = {}  # delivery id → when it is due (known from its record: no load before then)
         self.lock = threading.Lock()
         self._queued_topics = {Notification.Created.TOPIC, WebhookDelivery.Created.TOPIC}
+        self.checkpoints = Checkpoints(app) if Checkpoints.supports(app) else None
+        self.saved = None  # (position, pending) as last checkpointed; None: not loaded yet
+
+    def _load(self):
+        if self.saved is not None:
+            return
+        self.saved = (0, set())
+        found = self.checkpoints.load(CHECKPOINT) if self.checkpoints is not None else None
+        if found is not None:
+            self.position, waiting = found
+            self.pending = {UUID(delivery_id) for delivery_id in waiting}
+            self.saved = (self.position, set(self.pending))
+
+    def _save(self):
+        """Checkpoint what this pass proved (never moving back: shared.sweep.Checkpoints.save)."""
+        if self.checkpoints is None or self.saved == (self.position, self.pending):
+            return
+        if self.checkpoints.save(CHECKPOINT, self.position, {str(i): 0 for i in self.pending}):
+            self.saved = (self.position, set(self.pending))
 
     def _read_new(self):
-        """Deliveries queued since the last look (from the start of the log after a restart)."""
+        """Deliveries queued since the last look (since the checkpoint after a restart)."""
         while True:
             notifications = self.app.recorder.select_notifications(start=self.position + 1, limit=BATCH)
             for notification in notifications:
@@ -70,6 +96,7 @@ class Deliverer:
         if not self.lock.acquire(blocking=False):
             return 0
         try:
+            self._load()
             self._read_new()
             attempted = 0
             now = self.now()
@@ -77,6 +104,7 @@ class Deliverer:
                 if delivery_id in self.not_before and now < self.not_before[delivery_id]:
                     continue
                 attempted += self.attempt(delivery_id, facts)
+            self._save()
             return attempted
         finally:
             self.lock.release()

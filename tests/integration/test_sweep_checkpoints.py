@@ -9,7 +9,7 @@ from services.files.domain import Upload
 from shared.eventstore import create_store
 from shared.settings import event_store_env
 from shared.sweep import sweeper_for
-from tests.kit.apps import command_ctx
+from tests.kit.apps import command_ctx, counting_reads
 
 pytestmark = pytest.mark.integration
 BLOB = {"sha256": "b" * 64, "size": 10, "media_type": "application/octet-stream", "name": "x.stl"}
@@ -21,18 +21,6 @@ def env(postgres_dsn, tmp_path):
     env = event_store_env({"STRATUM_POSTGRES_DSN": postgres_dsn, "STRATUM_DATA_DIR": str(tmp_path)}, "files")
     create_store(env, Files)  # the migrate step; the services then run with CREATE_TABLE off
     return env
-
-
-def _counting_reads(app):
-    read, select = [], app.recorder.select_notifications
-
-    def counted(*args, **kwargs):
-        notifications = select(*args, **kwargs)
-        read.extend(n.id for n in notifications)
-        return notifications
-
-    app.recorder.select_notifications = counted
-    return read
 
 
 def _model(files, name):
@@ -53,7 +41,7 @@ def test_a_restarted_sweeper_reads_only_what_is_new_on_postgres(env):
 
     files = Files(env=env)
     _model(files, "new.stl")
-    read = _counting_reads(files)
+    read = counting_reads(files)
     sweeper_for(files, "jobs", STARTS, 60).sweep(waiting, resumed.append, now=time.time() + 61)
     assert read and min(read) > seen
     assert [str(r.id) for r in resumed] == [pending]

@@ -219,3 +219,12 @@ def test_a_location_of_an_earlier_release_has_no_settings_until_its_next_change(
     assert found["uri"] == f"/location-settings/{settings_id(location.id)}/"
     assert not any(value for key, value in found["fields"].items() if key.startswith("notification_"))
     assert app.repository.get(settings_id(location.id)).bureau == location.bureau
+
+
+def test_the_genealogy_projection_of_an_earlier_release_is_filled_once(open_release):
+    """The first migrate step after the upgrade fills the materials service's stored genealogy projection from the
+    whole log (services.materials.genealogy_projection.fill); the next one reads nothing of it again."""
+    from services.materials.genealogy_projection import fill
+    app = open_release("v0.1.0-25a73e5", "materials")
+    assert fill(app) == app.recorder.max_notification_id() > 0
+    assert fill(app) == 0

@@ -13,7 +13,7 @@ from services.notifications.application import Notifications
 from services.notifications.delivery import Deliverer
 from services.notifications.domain import Notification, WebhookDelivery
 from shared.outbound import refusal
-from tests.kit.apps import IN_MEMORY
+from tests.kit.apps import IN_MEMORY, counting_reads
 
 BUREAU = "/bureau/11111111-1111-1111-1111-111111111111/"
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -183,6 +183,32 @@ def test_an_attempt_interrupted_by_a_crash_is_made_again_after_the_lease(app):
     record = app.repository.get(delivery_id)
     assert sent == [f"<{delivery_id}@x.test>"]  # the same Message-ID a first send had
     assert [a["outcome"] for a in record.fields["attempts"]] == ["interrupted", "sent"]
+
+
+def test_a_restarted_deliverer_reads_only_what_is_new_and_still_sends_what_was_pending(app):
+    """Issue 12 goal 4: the deliverer checkpoints how far it read its log and what still waits, so a restart reads
+    what was queued since, not the whole log, and the delivery that failed before the restart is still retried."""
+    clock = Clock()
+    done = deliverer(app, clock)
+    for _ in range(5):
+        queue(app)
+    assert done.deliver_due(None) == 5
+
+    def unreachable(notification, facts):
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    pending = queue(app)
+    seen = app.recorder.max_notification_id()  # where the next pass reads to
+    assert deliverer(app, clock, email=unreachable).deliver_due(None) == 1  # failed: retried after 10 s
+    later = queue(app)
+
+    sent = []
+    read = counting_reads(app)
+    restarted = deliverer(app, clock, email=lambda n, f: sent.append(n.id) or {})
+    clock.now += timedelta(seconds=10)
+    assert restarted.deliver_due(None) == 2
+    assert read and min(read) > seen
+    assert sorted(sent, key=str) == sorted([pending, later], key=str)
 
 
 def test_two_workers_never_send_one_notification_twice(app):
