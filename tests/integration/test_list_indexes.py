@@ -135,13 +135,16 @@ def test_every_filter_and_sort_of_a_resource_is_planned_on_its_index(store, reso
     spec = catalogue.resource(resource)
     keys = indexes.keys_table(resource)
     schema = "" if store.is_sqlite else '"gateway".'
+    if not store.is_sqlite:  # with statistics, as autovacuum keeps them: unanalyzed, the planner's ties fall anywhere
+        with store.engine.begin() as conn:
+            conn.execute(text(f'ANALYZE {schema}"{keys.name}"'))
     for field in indexes.indexed_fields(spec):
         column = '"' + indexes.column_name(field) + '"'
         table = f'{schema}"{keys.name}"'
-        filtered = plan(store, f"SELECT path FROM {table} WHERE bureau = '{BUREAU}' AND {column} = '1' "
-                               f"ORDER BY path LIMIT 5")
-        ordered = plan(store, f"SELECT path FROM {table} WHERE bureau = '{BUREAU}' ORDER BY {column} DESC, "
-                              f"path DESC LIMIT 5")
+        filtered = plan(store, f"SELECT path FROM {table} WHERE bureau = 1 AND {column} = '1' "
+                               f"ORDER BY id LIMIT 5")
+        ordered = plan(store, f"SELECT path FROM {table} WHERE bureau = 1 ORDER BY {column} DESC, "
+                              f"id DESC LIMIT 5")
         expected = indexes._index_name(keys.name, field)
         assert expected in filtered, f"{resource}.{field} filter: {filtered}"
         assert expected in ordered and "SORT" not in ordered.upper().replace("SORT KEY", ""), \
@@ -244,8 +247,8 @@ def _all_list_keys(store):
 
 
 def _plans_on_an_index(store, resource, field):
-    statement = f"SELECT path FROM {indexes.keys_table(resource).name} WHERE bureau = '{BUREAU}' ORDER BY " \
-                f"{indexes.column_name(field)}, path LIMIT 5"
+    statement = f"SELECT path FROM {indexes.keys_table(resource).name} WHERE bureau = 1 ORDER BY " \
+                f"{indexes.column_name(field)}, id LIMIT 5"
     with store.engine.connect() as conn:
         if store.is_sqlite:
             shown = "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement))
