@@ -119,6 +119,30 @@ def test_a_cursor_of_another_sort_is_refused(store):
         page(store, f"sort=name&page[offset]=3&page[after]={cursor}")
 
 
+def test_a_cursor_of_the_path_keyed_list_keys_is_refused_and_a_forged_uuid_is_a_400(store):
+    """Cursors of the release before ended in the document's path (now its uuid): refused as made for another
+    list, never misread nor a database error. A cursor whose last key is not a uuid is a 400 as well on PostgreSQL,
+    whose uuid column would refuse it; SQLite compares anything, so there it is just a page."""
+    from gateway import cursors
+
+    issued = page(store, "sort=name&page[limit]=3")
+    created, uuid = cursors.decode(issued.next, ("order", (("name", False),), "id"), 3)[1:]
+    path = f"/order/{uuid}/"
+    assert issued.rows[-1].path == path
+    name = issued.rows[-1].doc["name"]
+    earlier = cursors.encode(("order", (("name", False),)), [name, created, path])  # as the release before made it
+    with pytest.raises(InvalidPayload, match="another list or sort"):
+        page(store, f"sort=name&page[after]={earlier}")
+    forged = cursors.encode(("order", (("name", False),), "id"), [name, created, path])
+    if store.is_sqlite:
+        page(store, f"sort=name&page[after]={forged}")
+    else:
+        with pytest.raises(InvalidPayload, match="is not a cursor"):
+            page(store, f"sort=name&page[after]={forged}")
+    following = page(store, f"sort=name&page[limit]=3&page[after]={issued.next}")
+    assert [r.path for r in following.rows] == walk_offsets(store, "sort=name", 1000)[3:6]
+
+
 SAMPLE = ["order", "line-item", "flat-order", "flat-line-item", "run", "material", "users", "api_tokens"]
 
 
