@@ -47,23 +47,24 @@ def log(message):
 # -- the cases ------------------------------------------------------------------------------------------------------
 
 def cases(name, cursor):
-    """(label, HTTP path, raw SQL (with {lk}/{lkf}/{docs} tables), raw parameters)."""
-    created, path = cursor
+    """(label, HTTP path, raw SQL (with {lk}/{lkf}/{docs} tables), raw parameters). The list keys name the bureau
+    by its number (:bureau) and break ties by the document's uuid (gateway.indexes)."""
+    created, last_id = cursor
     join = "SELECT d.path, d.doc FROM {lk} k JOIN {docs} d ON d.path = k.path WHERE k.bureau = :bureau"
     return [
         ("GET /order/?page[limit]=50", f"/order/?page[limit]={LIMIT}",
-         join + f" ORDER BY k.f_created, k.path LIMIT {LIMIT}", {}),
+         join + f" ORDER BY k.f_created, k.id LIMIT {LIMIT}", {}),
         (f"?filter[status]=new&sort=-created&page[offset]={DEEP_OFFSET}",
          f"/order/?filter[status]=new&sort=-created&page[offset]={DEEP_OFFSET}&page[limit]={LIMIT}",
-         join + f" AND k.f_status = 'new' ORDER BY k.f_created DESC, k.path DESC LIMIT {LIMIT} OFFSET {DEEP_OFFSET}",
+         join + f" AND k.f_status = 'new' ORDER BY k.f_created DESC, k.id DESC LIMIT {LIMIT} OFFSET {DEEP_OFFSET}",
          {}),
         ("the same deep page by page[after]", None,  # the path is filled in once the cursor is known
-         join + " AND k.f_status = 'new' AND (k.f_created, k.path) < (:created, :path)"
-                f" ORDER BY k.f_created DESC, k.path DESC LIMIT {LIMIT}", {"created": created, "path": path}),
+         join + " AND k.f_status = 'new' AND (k.f_created, k.id) < (:created, :id)"
+                f" ORDER BY k.f_created DESC, k.id DESC LIMIT {LIMIT}", {"created": created, "id": last_id}),
         ("?filter[name]=<exact> (one row)", f"/order/?filter[name]={name}",
-         join + f" AND k.f_name = :name ORDER BY k.f_created, k.path LIMIT {LIMIT}", {"name": name}),
+         join + f" AND k.f_name = :name ORDER BY k.f_created, k.id LIMIT {LIMIT}", {"name": name}),
         ("GET /flat-order/?page[limit]=50", f"/flat-order/?page[limit]={LIMIT}",
-         join.replace("{lk}", "{lkf}") + f" ORDER BY k.f_created, k.path LIMIT {LIMIT}", {}),
+         join.replace("{lk}", "{lkf}") + f" ORDER BY k.f_created, k.id LIMIT {LIMIT}", {}),
     ]
 
 
@@ -71,22 +72,27 @@ class RawSQL:
     """The best plain SQL for a case: one connection, the same rows and documents, the same indexes."""
 
     def __init__(self, dsn, sqlite_path, bureau):
-        self.bureau = bureau
         self.sqlite = sqlite_path is not None
         if self.sqlite:
             self.conn = sqlite3.connect(sqlite_path)
             self.tables = {"lk": indexes.keys_table("order").name, "lkf": indexes.keys_table("flat-order").name,
                            "docs": "documents"}
+            self.bureau = self.conn.execute("SELECT id FROM tenants WHERE bureau = ?", (bureau,)).fetchone()[0]
         else:
             self.conn = psycopg2.connect(dsn)
             self.conn.autocommit = True
             self.tables = {"lk": f'gateway."{indexes.keys_table("order").name}"',
                            "lkf": f'gateway."{indexes.keys_table("flat-order").name}"', "docs": "gateway.documents"}
+            with self.conn.cursor() as cursor:
+                cursor.execute("SELECT id FROM gateway.tenants WHERE bureau = %s", (bureau,))
+                self.bureau = cursor.fetchone()[0]
 
     def run(self, sql, params):
         sql = sql.format(**self.tables)
         params = dict(params, bureau=self.bureau)
         if self.sqlite:
+            if "id" in params:  # SQLite keeps a uuid as its 32 hex digits
+                params["id"] = params["id"].replace("-", "")
             rows = self.conn.execute(sql, params).fetchall()
             return [(path, json.loads(doc)) for path, doc in rows]
         for key in params:
@@ -110,8 +116,8 @@ def measure_lists(session, base_url, raw, repeats, name):
     deep = session.get(base_url + f"/order/?filter[status]=new&sort=-created&page[offset]={DEEP_OFFSET - LIMIT}"
                                   f"&page[limit]={LIMIT}").json()
     cursor = deep["meta"]["next"]
-    created, path = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["k"][:2]
-    table = cases(name, (created, path))
+    created, last_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))["k"][:2]
+    table = cases(name, (created, last_id))
     table[2] = (table[2][0], f"/order/?filter[status]=new&sort=-created&page[after]={cursor}&page[limit]={LIMIT}",
                 table[2][2], table[2][3])
     one = session.get(base_url + table[3][1]).json()["resources"][0]["uri"].split(base_url, 1)[-1]

@@ -10,12 +10,15 @@ import functools
 import hashlib
 import json
 import math
+import re
 
 from sqlalchemy import Boolean, Float, Integer
 
+from gateway.indexes import DocumentId
 from shared.errors import InvalidPayload
 
 FIELD = "page[after]"
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 @functools.lru_cache(maxsize=1024)  # a (resource, sort) pair: a handful per deployment, asked for on every full page
@@ -59,6 +62,8 @@ def check_types(values, types):
             fits = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2 ** 63
         elif isinstance(kind, Float):
             fits = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        elif isinstance(kind, DocumentId):
+            fits = isinstance(value, str) and _UUID.fullmatch(value) is not None
         else:
             fits = isinstance(value, str) and "\x00" not in value
         if not fits:

@@ -6,10 +6,20 @@ a thousand indexes on `documents` cost about 5 ms of planning and 1,000 lock-tab
 PostgreSQL 15), and a handful of concurrent queries would exhaust the shared lock table. So each resource gets
 its own table of list keys, generated from the catalogue:
 
-    lk_<resource>(path PRIMARY KEY, bureau, f_<field> for each scalar field, f_created)
+    lk_<resource>(path PRIMARY KEY, bureau, id, f_<field> for each scalar field, f_created)
 
-with one index per field on (bureau, f_<field>, path): a filter, a sort and a keyset page of one resource plan
+with one index per field on (bureau, f_<field>, id): a filter, a sort and a keyset page of one resource plan
 against that resource's few indexes only. A row exists for each live (not deleted) document of the resource.
+
+The entries are compact, since an order has ~48 of them (in the release before, bureau and path text made the list
+keys 70 % of the read side): `bureau` is a small integer naming the bureau's path in `tenants` (NULL: no bureau,
+platform reference data), and the tie-breaker `id` is the document's uuid (PostgreSQL `uuid`, 16 bytes; SQLite its
+32 hex digits, as SQLite 3.40 has no unhex()). Ordering by `id` is ordering by `path`: every document of a listable
+resource is at `/<resource>/<uuid>/` (shared.uris.resource_path of an aggregate's id or a uuid5, so canonical
+lowercase), and in one resource such paths differ only in the uuid's hex digits (byte order, the C collation; the
+hyphens stand at the same places, so other collations agree). A path of any other shape (none is known) still gets a
+unique id (PostgreSQL: the path's md5; SQLite: the path itself), so pages stay complete. `path` is in the table, not
+in the indexes: the page joins its documents on it.
 
 The rows are kept by triggers on `documents`, generated here as well, so every write to `documents` keeps them in
 the same transaction, whoever writes (the projector, the derived views of
@@ -33,7 +43,9 @@ import hashlib
 import re
 from functools import lru_cache
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, MetaData, String, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text, text
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.types import TypeDecorator
 
 from gateway.tables import READ_SCHEMA
 from shared import catalogue
@@ -48,7 +60,37 @@ schema_versions = Table(
     Column("digest", String(64), nullable=False),
 )
 
+# The bureaus the list keys name, numbered: a 4-byte key in every index entry instead of the bureau's path.
+tenants = Table(
+    "tenants", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("bureau", String(200), nullable=False, unique=True),
+)
+
 _TYPES = {"integer": BigInteger, "number": Float, "boolean": Boolean}
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
+class DocumentId(TypeDecorator):
+    """The list keys' tie-breaker, a document's uuid as canonical text in Python (what a keyset cursor carries):
+    PostgreSQL `uuid`, SQLite the 32 hex digits. A value of another shape passes unchanged (SQLite's ids of
+    non-uuid paths, and a hand-made cursor, which PostgreSQL's cursor check refuses first)."""
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        return dialect.type_descriptor(UUID(as_uuid=False) if dialect.name == "postgresql" else Text())
+
+    def process_bind_param(self, value, dialect):
+        if dialect.name != "postgresql" and isinstance(value, str) and _UUID.fullmatch(value):
+            return value.replace("-", "")
+        return value
+
+    def process_result_value(self, value, dialect):
+        if dialect.name == "postgresql" or not isinstance(value, str) or not _HEX32.fullmatch(value):
+            return value if value is None else str(value)
+        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
 
 
 def indexed_fields(spec):
@@ -77,7 +119,7 @@ def keys_table(resource):
     spec = catalogue.catalogue().get(resource)
     if spec is None or spec not in listable():
         return None
-    columns = [Column("path", String(200), primary_key=True), Column("bureau", String(200))]
+    columns = [Column("path", String(200), primary_key=True), Column("bureau", Integer), Column("id", DocumentId())]
     for name, kind in indexed_fields(spec).items():
         columns.append(Column(column_name(name), _TYPES.get(kind, Text)))
     return Table(_table_name(resource), metadata, *columns)
@@ -98,6 +140,22 @@ def _index_name(table, field):
 # list-key insert fail, and with it the whole projector batch, for ever. Text keys keep their first characters; a
 # filter on a longer value rechecks the document (gateway.readstore._column_filter). SQLite has no such limit.
 TEXT_KEY_LENGTH = 200
+
+
+def _pg_id(resource, path):
+    """The document's uuid from its path `/<resource>/<uuid>/` (docstring above), as `uuid`."""
+    prefix = f"/{resource}/"
+    return (f"CASE WHEN left({path}, {len(prefix)}) = {_quote(prefix)} AND substr({path}, {len(prefix) + 1}) ~ "
+            f"'^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}/$' "
+            f"THEN substr({path}, {len(prefix) + 1}, 36)::uuid ELSE md5({path})::uuid END")
+
+
+def _sqlite_id(resource, path):
+    """The document's uuid from its path, as its 32 hex digits (text: SQLite 3.40 has no unhex())."""
+    prefix = f"/{resource}/"
+    digits = "-".join("[0-9a-f]" * n for n in (8, 4, 4, 4, 12))
+    return (f"CASE WHEN substr({path}, 1, {len(prefix)}) = {_quote(prefix)} AND substr({path}, {len(prefix) + 1}) "
+            f"GLOB '{digits}/' THEN replace(substr({path}, {len(prefix) + 1}, 36), '-', '') ELSE {path} END")
 
 
 def _pg_value(field, kind):
@@ -144,10 +202,10 @@ def _parts(resource, dialect):
     types = {"integer": "BIGINT", "number": "DOUBLE PRECISION", "boolean": "BOOLEAN", "text": "TEXT"}
     # SQLite: no declared type, so no affinity converts what json_extract gives (the comparisons stay as they were)
     columns = ", ".join(f"{_ident(column_name(f))} {types[k] if pg else ''}".rstrip() for f, k in fields.items())
-    parts = {"table": [f"CREATE TABLE IF NOT EXISTS {q(table)} (path VARCHAR(200) PRIMARY KEY, bureau VARCHAR(200), "
-                       f"{columns})"],
+    parts = {"table": [f"CREATE TABLE IF NOT EXISTS {q(table)} (path VARCHAR(200) PRIMARY KEY, bureau INTEGER, "
+                       f"id {'UUID NOT NULL' if pg else 'NOT NULL'}, {columns})"],
              "indexes": [f"CREATE INDEX IF NOT EXISTS {_ident(_index_name(table, field))} ON {q(table)} "
-                         f"(bureau, {_ident(column_name(field))}, path)" for field in fields],
+                         f"(bureau, {_ident(column_name(field))}, id)" for field in fields],
              "drop_indexes": [f"DROP INDEX IF EXISTS {q(_index_name(table, field))}" for field in fields],
              "empty": f"DELETE FROM {q(table)}"}
     names = ", ".join(_ident(column_name(f)) for f in fields)
@@ -162,18 +220,24 @@ def _parts(resource, dialect):
             f"RETURNS void LANGUAGE plpgsql AS $body$\n"
             f"BEGIN\n"
             f"  IF gone THEN DELETE FROM {q(table)} WHERE path = p; RETURN; END IF;\n"
-            f"  INSERT INTO {q(table)} AS t (path, bureau, {names}) VALUES (p, b, {values.replace('NEW.', '')})\n"
+            f"  INSERT INTO {q(table)} AS t (path, bureau, id, {names}) VALUES (p, {q('list_keys_tenant')}(b), "
+            f"{_pg_id(resource, 'p')}, {values.replace('NEW.', '')})\n"
             f"  ON CONFLICT (path) DO UPDATE SET bureau = EXCLUDED.bureau, {updates}\n"
             f"  WHERE (t.bureau, {current}) IS DISTINCT FROM (EXCLUDED.bureau, {excluded});\n"
             f"END $body$"]
         parts["unmaintain"] = []  # the one dispatcher trigger is switched off instead (suspend)
-        parts["fill"] = (f"INSERT INTO {q(table)} (path, bureau, {names}) SELECT d.path, d.bureau, "
-                         f"{values.replace('NEW.', 'd.')} FROM {q('documents')} d "
+        parts["fill"] = (f"INSERT INTO {q(table)} (path, bureau, id, {names}) SELECT d.path, n.id, "
+                         f"{_pg_id(resource, 'd.path')}, {values.replace('NEW.', 'd.')} FROM {q('documents')} d "
+                         f"LEFT JOIN {q('tenants')} n ON n.bureau = d.bureau "
                          f"WHERE d.resource = {_quote(resource)} AND NOT d.deleted ON CONFLICT (path) DO NOTHING")
         return parts
     values = ", ".join(_sqlite_value(f) for f in fields)
     write = (f"DELETE FROM {q(table)} WHERE path = NEW.path; "
-             f"INSERT INTO {q(table)} (path, bureau, {names}) SELECT NEW.path, NEW.bureau, {values} "
+             # not INSERT OR IGNORE: in a trigger the outer statement's conflict policy (an upsert's) overrides it
+             f"INSERT INTO tenants (bureau) SELECT NEW.bureau WHERE NEW.bureau IS NOT NULL AND NOT NEW.deleted "
+             f"AND NOT EXISTS (SELECT 1 FROM tenants WHERE bureau = NEW.bureau); "
+             f"INSERT INTO {q(table)} (path, bureau, id, {names}) SELECT NEW.path, "
+             f"(SELECT id FROM tenants WHERE bureau = NEW.bureau), {_sqlite_id(resource, 'NEW.path')}, {values} "
              f"WHERE NOT NEW.deleted;")
     maintain, unmaintain = [], []
     for operation in ("INSERT", "UPDATE"):
@@ -186,9 +250,37 @@ def _parts(resource, dialect):
     maintain += [unmaintain[-1], f"CREATE TRIGGER {trigger} AFTER DELETE ON documents WHEN OLD.resource = "
                                  f"{_quote(resource)} BEGIN DELETE FROM {q(table)} WHERE path = OLD.path; END"]
     parts.update(maintain=maintain, unmaintain=unmaintain,
-                 fill=f"INSERT OR IGNORE INTO {q(table)} (path, bureau, {names}) SELECT path, bureau, "
-                      f"{values.replace('NEW.', '')} FROM documents WHERE resource = {_quote(resource)} AND NOT deleted")
+                 fill=f"INSERT OR IGNORE INTO {q(table)} (path, bureau, id, {names}) SELECT d.path, n.id, "
+                      f"{_sqlite_id(resource, 'd.path')}, {values.replace('NEW.', 'd.')} FROM documents d "
+                      f"LEFT JOIN tenants n ON n.bureau = d.bureau WHERE d.resource = {_quote(resource)} AND NOT d.deleted")
     return parts
+
+
+def _number_tenants(dialect):
+    """The bureaus of `documents` numbered in `tenants` (before a fill of list keys)."""
+    if dialect != "postgresql":
+        return "INSERT OR IGNORE INTO tenants (bureau) SELECT DISTINCT bureau FROM documents WHERE bureau IS NOT NULL"
+    return (f"INSERT INTO {_ident(READ_SCHEMA)}.tenants (bureau) SELECT DISTINCT bureau FROM "
+            f"{_ident(READ_SCHEMA)}.documents WHERE bureau IS NOT NULL ON CONFLICT (bureau) DO NOTHING")
+
+
+def _pg_tenant_function():
+    """list_keys_tenant(bureau): its number, a new one for a bureau not seen before (PostgreSQL's triggers; SQLite's
+    insert it themselves)."""
+    tenants_ = f"{_ident(READ_SCHEMA)}.tenants"
+    return (
+        f"CREATE OR REPLACE FUNCTION {_ident(READ_SCHEMA)}.list_keys_tenant(b text) RETURNS integer "
+        f"LANGUAGE plpgsql AS $body$\n"
+        f"DECLARE t integer;\n"
+        f"BEGIN\n"
+        f"  IF b IS NULL THEN RETURN NULL; END IF;\n"
+        f"  SELECT id INTO t FROM {tenants_} WHERE bureau = b;\n"
+        f"  IF t IS NULL THEN\n"
+        f"    INSERT INTO {tenants_} (bureau) VALUES (b) ON CONFLICT (bureau) DO NOTHING RETURNING id INTO t;\n"
+        f"    IF t IS NULL THEN SELECT id INTO t FROM {tenants_} WHERE bureau = b; END IF;\n"
+        f"  END IF;\n"
+        f"  RETURN t;\n"
+        f"END $body$")
 
 
 def _drop(resource, dialect, conn):
@@ -265,12 +357,17 @@ def create(conn):
     if pg:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
     schema_versions.create(conn, checkfirst=True)
+    tenants.create(conn, checkfirst=True)
     known = dict(conn.execute(schema_versions.select()).all())
     interrupted = known.pop(SUSPENDED, None) is not None  # a bulk load that did not finish: resumed below
-    for spec in listable():
-        wanted = digest(spec.name, dialect)
-        if known.get(spec.name) == wanted:
-            continue
+    if pg:
+        conn.exec_driver_sql(_pg_tenant_function())
+    wanted_digests = {spec.name: digest(spec.name, dialect) for spec in listable()}
+    outdated = [spec for spec in listable() if known.get(spec.name) != wanted_digests[spec.name]]
+    if outdated:
+        conn.exec_driver_sql(_number_tenants(dialect))
+    for spec in outdated:
+        wanted = wanted_digests[spec.name]
         if spec.name in known:
             _drop(spec.name, dialect, conn)  # its fields changed: rebuilt and refilled below
         for statement in statements(spec.name, dialect):
@@ -330,6 +427,7 @@ def resume(conn):
         conn.exec_driver_sql(f"ALTER TABLE {_ident(READ_SCHEMA)}.documents ENABLE TRIGGER list_keys_sync")
     documents = f"{_ident(READ_SCHEMA)}.documents" if pg else "documents"
     present = {row[0] for row in conn.exec_driver_sql(f"SELECT DISTINCT resource FROM {documents} WHERE NOT deleted")}
+    conn.exec_driver_sql(_number_tenants(conn.dialect.name))
     for spec in listable():
         parts = _parts(spec.name, conn.dialect.name)
         statements_ = ([] if pg else parts["maintain"]) + [parts["empty"]]  # PostgreSQL kept its functions

@@ -347,9 +347,11 @@ class ReadStore:
             order.append((column if column is not None else documents.c.doc[name].as_string(), descending))
         if "created" not in {name for name, _ in query.sort}:
             order.append((keys.c[indexes.column_name("created")], False))
-        order.append((keys.c.path, order[-1][1] if query.sort else False))
+        order.append((keys.c.id, order[-1][1] if query.sort else False))  # the uuid: ties in path order (indexes)
+        # "id": a cursor of the releases whose last key was the path is refused (400), not misread
         return self._page((documents, documents.c.path, keys.c.path), source if needs_document else keys,
-                          source if needs_document else keys, conditions, order, query, (spec.name, tuple(query.sort)))
+                          source if needs_document else keys, conditions, order, query,
+                          (spec.name, tuple(query.sort), "id"))
 
     def _documents_unindexed(self, spec, bureau, query):
         conditions = [documents.c.resource == spec.name, documents.c.deleted.is_(False),
@@ -630,8 +632,11 @@ def _key_column(keys, field):
 
 
 def _keys_visible(keys, scope, resource):
-    """The list keys `scope` may read: as _documents_visible, on the list keys' own columns."""
-    clause = _bureau_clause(keys.c.bureau, scope)
+    """The list keys `scope` may read: as _documents_visible, on the list keys' own columns (the bureau by its
+    number in indexes.tenants: a bureau never numbered has no list keys, and `= NULL` matches none)."""
+    bureau = scope.bureau if isinstance(scope, Scope) else scope
+    clause = literal(True) if bureau is None else keys.c.bureau == (
+        select(indexes.tenants.c.id).where(indexes.tenants.c.bureau == bureau).scalar_subquery())
     if scope is not None and resource in PLATFORM_RESOURCES:  # platform reference data: every bureau's to read
         clause = or_(clause, keys.c.bureau.is_(None))
     if isinstance(scope, Scope) and resource in OWNED_BY_USER:
