@@ -95,8 +95,9 @@ class FeedFollower:
 
     def follow_batch(self, application, feed, apply_event):
         """Apply one batch of `application`'s feed (events after our position) with the new position, atomically:
-        `apply_event(batch, event)` for each public event. Returns the position now held."""
-        position = self.position(application)
+        `apply_event(batch, event)` for each public event. Returns the position now held. `feed["read_after"]`:
+        the position the caller read the batch after, holding this feed's lock (pull): not asked again."""
+        position = feed["read_after"] if "read_after" in feed else self.position(application)
         last = feed.get("last")
         if last is None or last <= position:
             return position
@@ -128,21 +129,24 @@ class FeedFollower:
 def pull(app, services, followed, apply_batch, announce, news=None, batch_size=BATCH_SIZE):
     """Pull `followed`'s feed from our own position until it is exhausted, one puller per process and feed at a
     time. `apply_batch(feed)` applies one batch (returns the position held); `announce(payload)` rings our own
-    doorbell when the batch changed our store (FeedFollower.recorded_since_asked). A failure is logged: the next doorbell or timer pulls again.
+    doorbell when the batch changed our store (FeedFollower.recorded_since_asked). A failure is logged: the next
+    doorbell or timer pulls again.
     `news`: the doorbell that woke us (None: a timer); nothing is pulled when we already hold its position."""
-    if news is not None and app.position(followed) >= int(news.get("position") or 0):
-        return
     read = from_news(lambda start, limit: services.call(followed, "get_notifications", start, limit), news)
     with keyed_lock("follow", id(app), followed):
         try:
+            # read once per pull, under the lock (no other puller here moves it), and handed to the batch
+            position = app.position(followed)
+            if news is not None and position >= int(news.get("position") or 0):
+                return
             stalled = 0
             while True:
-                position = app.position(followed)
                 feed = read(position + 1, batch_size)
                 if feed["last"] is None:
                     return
-                reached = apply_batch(feed)
+                reached = apply_batch(dict(feed, read_after=position))
                 if reached > position:
+                    position = reached
                     stalled = 0
                     recorded = app.recorded_since_asked(followed)
                     if recorded is not None:  # a batch that changed nothing is no news to our own followers
@@ -153,6 +157,7 @@ def pull(app, services, followed, apply_batch, announce, news=None, batch_size=B
                     stalled += 1
                     if stalled >= 3:
                         return
+                    position = app.position(followed)
         except Exception:  # the followed service may be away: the timer pulls again
             log.warning("following the %s feed failed; will retry", followed, exc_info=True)
 

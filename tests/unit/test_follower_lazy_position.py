@@ -73,3 +73,34 @@ def test_the_position_held_in_memory_is_recorded_once_it_runs_the_limit_past_the
     assert production.recorder.max_tracking_id("orders") == last  # a restart re-reads at most the limit
     assert production.recorded_since_asked("orders") is None  # a bare position is no news to ring
     production.close()
+
+
+class Direct:
+    """The RPC transport replaced by direct calls to the followed application (the feed is what it answers)."""
+
+    def __init__(self, apps):
+        self.apps = apps
+
+    def call(self, service, method, *args):
+        assert method == "get_notifications"
+        return self.apps[service].feed(*args)
+
+
+def test_only_a_pull_that_recorded_something_rings_the_followers_own_doorbell(orders):
+    production = Production(env=IN_MEMORY)
+    flow = two_step_workflow(production)
+    rings = []
+
+    def pull():
+        follower.pull(production, Direct({"orders": orders}), "orders",
+                      lambda feed: production.apply_feed("orders", feed, lambda path: "bracket.stl"), rings.append)
+
+    orders.create("order", {"name": "o"}, command_ctx())
+    pull()
+    assert production.position("orders") == orders.recorder.max_notification_id() and rings == []
+    item = line_item(orders, 1, flow)
+    confirm(orders, item)
+    pull()
+    assert production.position("orders") == orders.recorder.max_notification_id()
+    assert rings == [{"application": "production", "position": production.recorder.max_notification_id()}]
+    production.close()
