@@ -5,7 +5,11 @@ transaction as what a batch of the feed changed (the application's recorder is a
 * gap-free: it always pulls from its own position + 1, never from what a doorbell said;
 * idempotent: a batch at or below the position changes nothing; ids it makes are derived from what it follows;
 * a concurrent follower (another process) that got there first makes the write fail, and the batch is not ours
-  to apply any more.
+  to apply any more;
+* lazy about batches that change nothing (most of a feed, for most followers: a new order means nothing to
+  production): their position is held in memory and written with the next batch that changes something, or once
+  it runs UNRECORDED_LIMIT past the last recorded one. No transaction, no ring for them. A crash forgets it and
+  re-applies those batches, which changed nothing; never skips one.
 
 `FeedFollower` is the application side (mixed into a ResourceApplication), `pull` the service side: the loop a
 doorbell handler and a catch-up timer both run. Production follows orders (F1, planning); orders follows production
@@ -23,6 +27,7 @@ from shared.uris import parse_uri
 log = logging.getLogger(__name__)
 BATCH_SIZE = 200
 CATCH_UP_INTERVAL = 2  # seconds: a lost doorbell costs this much latency, never an effect
+UNRECORDED_LIMIT = 1000  # notifications a follower may hold in memory only: what a restart re-reads at most
 
 
 
@@ -67,21 +72,32 @@ class Batch:
 class FeedFollower:
     """Mixed into a ResourceApplication that follows other services' feeds."""
 
+    def __init__(self, *args, **kwargs):
+        self._unrecorded = {}  # feed → (position recorded when its batches began to change nothing, position held)
+        self._recorded = {}  # feed → the highest notification id its batches recorded, not yet announced
+        super().__init__(*args, **kwargs)
+
     def construct_recorder(self):
         """A process recorder: a feed batch's events and the position reached in that feed are recorded in one
         transaction (the tracking table the migrate step creates)."""
         return self.factory.process_recorder()
 
     def position(self, application):
-        return self.recorder.max_tracking_id(application) or 0
+        return max(self.recorder.max_tracking_id(application) or 0, self._unrecorded.get(application, (0, 0))[1])
+
+    def recorded_since_asked(self, application):
+        """The highest notification id recorded for `application`'s batches since the last call (None: nothing
+        recorded): what our own ring announces (pull)."""
+        return self._recorded.pop(application, None)
 
     def latest_position(self):
         return self.recorder.max_notification_id() or 0
 
     def follow_batch(self, application, feed, apply_event):
         """Apply one batch of `application`'s feed (events after our position) with the new position, atomically:
-        `apply_event(batch, event)` for each public event. Returns the position now held."""
-        position = self.position(application)
+        `apply_event(batch, event)` for each public event. Returns the position now held. `feed["read_after"]`:
+        the position the caller read the batch after, holding this feed's lock (pull): not asked again."""
+        position = feed["read_after"] if "read_after" in feed else self.position(application)
         last = feed.get("last")
         if last is None or last <= position:
             return position
@@ -92,12 +108,20 @@ class FeedFollower:
             if event["position"] > position:
                 apply_event(batch, event)
         changed = batch.changed()
+        recorded_at = self._unrecorded.get(application, (position, None))[0]
+        if not changed and last - recorded_at < UNRECORDED_LIMIT:
+            self._unrecorded[application] = (recorded_at, last)
+            return last
         processing = ProcessingEvent(tracking=Tracking(application_name=application, notification_id=last))
         processing.collect_events(*changed, *self._index_entries(changed))
         try:
             recordings = self._record(processing)
         except IntegrityError:
+            self._unrecorded.pop(application, None)  # another follower recorded past it: the store's position holds
             return self.position(application)
+        self._unrecorded.pop(application, None)
+        if recordings:
+            self._recorded[application] = recordings[-1].notification.id
         self._notify(recordings)
         return last
 
@@ -105,29 +129,35 @@ class FeedFollower:
 def pull(app, services, followed, apply_batch, announce, news=None, batch_size=BATCH_SIZE):
     """Pull `followed`'s feed from our own position until it is exhausted, one puller per process and feed at a
     time. `apply_batch(feed)` applies one batch (returns the position held); `announce(payload)` rings our own
-    doorbell when the batch changed our store. A failure is logged: the next doorbell or timer pulls again.
+    doorbell when the batch changed our store (FeedFollower.recorded_since_asked). A failure is logged: the next
+    doorbell or timer pulls again.
     `news`: the doorbell that woke us (None: a timer); nothing is pulled when we already hold its position."""
-    if news is not None and app.position(followed) >= int(news.get("position") or 0):
-        return
     read = from_news(lambda start, limit: services.call(followed, "get_notifications", start, limit), news)
     with keyed_lock("follow", id(app), followed):
         try:
+            # read once per pull, under the lock (no other puller here moves it), and handed to the batch
+            position = app.position(followed)
+            if news is not None and position >= int(news.get("position") or 0):
+                return
             stalled = 0
             while True:
-                position = app.position(followed)
                 feed = read(position + 1, batch_size)
                 if feed["last"] is None:
                     return
-                reached = apply_batch(feed)
+                reached = apply_batch(dict(feed, read_after=position))
                 if reached > position:
+                    position = reached
                     stalled = 0
-                    announce({"application": app.name, "position": app.latest_position()})
+                    recorded = app.recorded_since_asked(followed)
+                    if recorded is not None:  # a batch that changed nothing is no news to our own followers
+                        announce({"application": app.name, "position": recorded})
                     if feed["complete"]:
                         return
                 else:  # a concurrent write to what the batch changes: try again on fresh copies, a few times
                     stalled += 1
                     if stalled >= 3:
                         return
+                    position = app.position(followed)
         except Exception:  # the followed service may be away: the timer pulls again
             log.warning("following the %s feed failed; will retry", followed, exc_info=True)
 

@@ -18,6 +18,7 @@ import logging
 import threading
 
 import eventlet
+from kombu.entity import TRANSIENT_DELIVERY_MODE
 from nameko.dependency_providers import Config
 from nameko.exceptions import serialize
 
@@ -53,6 +54,9 @@ class ResourceService:
     `gather` (facts from other services) before, and publishes its `follow_ups` (background jobs) after."""
 
     dispatch = EventDispatcher()
+    # doorbells go unconfirmed and transient (no broker round trip, no disk): a lost ring costs a follower its
+    # catch-up interval, never an event (see the module's docstring); jobs' messages keep `dispatch`'s guarantees
+    ring_doorbell = EventDispatcher(use_confirms=False, delivery_mode=TRANSIENT_DELIVERY_MODE)
     services = Services()
     config = Config()
 
@@ -129,7 +133,7 @@ class ResourceService:
         ring = {"application": result["application"], "position": result["position"]}
         if news and news["last"] == result["position"] and len(news["events"]) <= DOORBELL_EVENTS:
             ring.update(first=news["first"], last=news["last"], events=news["events"])
-        _doorbell(result["application"]).ring(lambda payload: self.dispatch(NEWS_EVENT, payload), ring)
+        _doorbell(result["application"]).ring(lambda payload: self.ring_doorbell(NEWS_EVENT, payload), ring)
         return result
 
 

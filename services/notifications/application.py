@@ -57,10 +57,14 @@ class Notifications(FeedFollower, ResourceApplication):
     def feed_position(self, application):
         return self.position(application)
 
-    def record_batch(self, application, events, last, facts):
+    def record_batch(self, application, events, last, facts, read_after=None):
         """Turn the events after this service's position in `application`'s feed into notifications; move the
-        position to `last`. Returns the position now held (below `last` when a concurrent reader recorded first)."""
-        return self.follow_batch(application, {"events": events, "last": last},
+        position to `last`. Returns the position now held (below `last` when a concurrent reader recorded first).
+        `read_after`: the position the caller read the events after, holding the feed's lock (not asked again)."""
+        feed = {"events": events, "last": last}
+        if read_after is not None:
+            feed["read_after"] = read_after
+        return self.follow_batch(application, feed,
                                  lambda batch, event: self._apply(application, batch, event, facts))
 
     def _apply(self, application, batch, event, facts):

@@ -141,7 +141,8 @@ class NotificationsService(ResourceService):
     def _on_news(self, source, payload):
         try:
             self._follow(source, until=int(payload.get("position") or 0) or None, news=payload)
-            self._deliver()
+            if self.app.recorded_since_asked(source) is not None:  # it queued something to send: at once
+                self._deliver()
         except Exception:  # e.g. the source is stopping; the timer pulls whatever this doorbell announced
             log.warning("notifications: catch-up of %s after its doorbell failed; the timer will retry", source,
                         exc_info=True)

@@ -27,7 +27,7 @@ class Subscriber:
                 feed = fetch(position + 1, self.batch_size)
                 if feed["last"] is None:
                     break
-                position = self.app.record_batch(application, feed["events"], feed["last"], facts)
+                position = self.app.record_batch(application, feed["events"], feed["last"], facts, read_after=position)
                 if position < feed["last"]:  # another replica recorded first: go on from where it stands
                     stalled += 1
                     if stalled >= 3:

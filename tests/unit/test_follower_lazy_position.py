@@ -1,0 +1,106 @@
+"""shared.follower: a feed batch that changes nothing in the follower's store writes nothing (no transaction, no
+tracking record, no ring); its position is held in memory until a batch that changes something records it, or
+until it runs UNRECORDED_LIMIT past the last recorded one. A restart forgets it and re-applies, never skips."""
+import pytest
+
+from services.orders.application import Orders
+from services.production.application import Production
+from shared import follower
+from tests.kit.apps import IN_MEMORY, command_ctx
+from tests.unit.test_production_planning import confirm, line_item, made, two_step_workflow
+
+
+def production_on(path):
+    return Production(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(path)})
+
+
+@pytest.fixture
+def orders():
+    app = Orders(env=IN_MEMORY)
+    yield app
+    app.close()
+
+
+def follow(orders, production):
+    """One pull of the whole orders feed from production's position, as shared.follower.pull makes it."""
+    position = production.position("orders")
+    return production.apply_feed("orders", orders.feed(position + 1, 500), lambda path: "bracket.stl")
+
+
+def test_a_batch_that_changes_nothing_is_held_in_memory_and_a_restart_reapplies_it(orders, tmp_path):
+    production = production_on(tmp_path / "production.db")
+    flow = two_step_workflow(production)
+    before = production.recorder.max_notification_id()
+    orders.create("order", {"name": "o"}, command_ctx())  # a bare order means nothing to production
+    last = orders.recorder.max_notification_id()
+
+    assert follow(orders, production) == last
+    assert production.position("orders") == last
+    assert production.recorder.max_tracking_id("orders") is None  # no transaction for it
+    assert production.recorded_since_asked("orders") is None  # and nothing for production's own followers
+    assert production.recorder.max_notification_id() == before
+    production.close()
+
+    restarted = production_on(tmp_path / "production.db")
+    assert restarted.position("orders") == 0  # forgotten: read again, and again it changes nothing
+    assert follow(orders, restarted) == last
+    assert restarted.recorder.max_notification_id() == before
+
+    item = line_item(orders, 2, flow)  # now the batch plans a line item and its pieces: recorded, and rung
+    confirm(orders, item)
+    last = orders.recorder.max_notification_id()
+    assert follow(orders, restarted) == last
+    assert restarted.recorder.max_tracking_id("orders") == last
+    assert len(made(restarted, "piece", item)) == 2
+    assert restarted.recorded_since_asked("orders") == restarted.recorder.max_notification_id()
+    assert restarted.recorded_since_asked("orders") is None  # told once
+    restarted.close()
+
+
+def test_the_position_held_in_memory_is_recorded_once_it_runs_the_limit_past_the_recorded_one(orders, tmp_path,
+                                                                                             monkeypatch):
+    monkeypatch.setattr(follower, "UNRECORDED_LIMIT", 5)
+    production = production_on(tmp_path / "production.db")
+    orders.create("order", {"name": "a"}, command_ctx())
+    first = orders.recorder.max_notification_id()
+    assert first < 5
+    follow(orders, production)
+    assert production.recorder.max_tracking_id("orders") is None
+    while orders.recorder.max_notification_id() < 5:
+        orders.create("order", {"name": "b"}, command_ctx())
+    last = orders.recorder.max_notification_id()
+    follow(orders, production)
+    assert production.recorder.max_tracking_id("orders") == last  # a restart re-reads at most the limit
+    assert production.recorded_since_asked("orders") is None  # a bare position is no news to ring
+    production.close()
+
+
+class Direct:
+    """The RPC transport replaced by direct calls to the followed application (the feed is what it answers)."""
+
+    def __init__(self, apps):
+        self.apps = apps
+
+    def call(self, service, method, *args):
+        assert method == "get_notifications"
+        return self.apps[service].feed(*args)
+
+
+def test_only_a_pull_that_recorded_something_rings_the_followers_own_doorbell(orders):
+    production = Production(env=IN_MEMORY)
+    flow = two_step_workflow(production)
+    rings = []
+
+    def pull():
+        follower.pull(production, Direct({"orders": orders}), "orders",
+                      lambda feed: production.apply_feed("orders", feed, lambda path: "bracket.stl"), rings.append)
+
+    orders.create("order", {"name": "o"}, command_ctx())
+    pull()
+    assert production.position("orders") == orders.recorder.max_notification_id() and rings == []
+    item = line_item(orders, 1, flow)
+    confirm(orders, item)
+    pull()
+    assert production.position("orders") == orders.recorder.max_notification_id()
+    assert rings == [{"application": "production", "position": production.recorder.max_notification_id()}]
+    production.close()
