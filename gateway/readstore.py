@@ -474,20 +474,19 @@ class ReadStore:
         statements = None if key is None else self._shapes.get(key)
         if statements is None:
             statements = _PageStatements(self.engine.dialect, fetch, source, count_source, where, paged, order, binds)
-            if key is not None:
+            if key is not None and statements.complete:
                 self._shapes.keep(key, statements)
-        values = [bind.effective_value for bind in binds]
+        values = [bind.effective_value for bind in binds] + [query.limit, query.offset, COUNT_BOUND + 1]
         with self.engine.connect() as conn:
-            rows = conn.execute(statements.page.statement,
-                                statements.page.params(values + [query.limit, query.offset]) | _count_cap()).all()
+            rows = conn.execute(statements.page.statement, statements.page.params(values)).all()
             full = len(rows) == query.limit
             if rows and not full and query.after is None:
                 total, counted = query.offset + len(rows), False  # the last page knows the total
             elif rows:
                 total, counted = rows[0]._total, True
             elif query.offset or query.after is not None:
-                count = statements.count()
-                total, counted = conn.execute(count.statement, count.params(values) | _count_cap()).scalar(), True
+                count = statements.count
+                total, counted = conn.execute(count.statement, count.params(values)).scalar(), True
             else:
                 total, counted = 0, False
             estimate = counted and total > COUNT_BOUND
@@ -504,8 +503,7 @@ class ReadStore:
         (never below the bound + 1), the bound + 1 (a floor) on SQLite, which has no estimator."""
         if self.is_sqlite:
             return COUNT_BOUND + 1
-        explain = statements.explain()
-        plan = conn.execute(explain.statement, explain.params(values)).scalar()
+        plan = conn.execute(statements.explain.statement, statements.explain.params(values)).scalar()
         planned = plan[0]["Plan"]["Plan Rows"] if isinstance(plan, list) else COUNT_BOUND + 1
         return max(int(planned), COUNT_BOUND + 1)
 
@@ -628,26 +626,22 @@ class Page:
 
 
 def _capped_count(source, where):
-    """count(*) of the rows matching `where`, reading at most COUNT_BOUND + 1 of them (`_count_cap()`)."""
-    capped = select(literal(1).label("one")).select_from(source).where(where).limit(_COUNT_CAP).subquery()
+    """count(*) of the rows matching `where`, reading at most COUNT_BOUND + 1 of them (`_COUNT_CAP`)."""
+    capped = select(literal_column("1").label("one")).select_from(source).where(where).limit(_COUNT_CAP).subquery()
     return select(func.count()).select_from(capped)
 
 
 _COUNT_CAP = bindparam("count_cap", type_=Integer)  # a parameter: a statement kept per shape reads the bound anew
 
 
-def _count_cap():
-    return {"count_cap": COUNT_BOUND + 1}
-
-
 class _PageStatements:
     """The statements of one shape of LIST (ReadStore._page), built from the expressions of the first LIST of that
-    shape: the page with its capped count, and on demand the count alone and the planner's estimate. `binds` are
-    the shape's bound parameters (gateway.shapes.shape_of), whose values each LIST brings."""
+    shape: the page with its capped count, the count alone, and on PostgreSQL the planner's estimate. `binds` are
+    the shape's bound parameters (gateway.shapes.shape_of), whose values each LIST brings with its page size, offset
+    and count bound; `complete` says whether those are every parameter of the statements (else they are not kept:
+    a parameter left out would keep the first LIST's value)."""
 
     def __init__(self, dialect, fetch, source, count_source, where, paged, order, binds):
-        self._dialect, self._count_source, self._where, self._binds = dialect, count_source, where, binds
-        self._count = self._explain = None
         table, table_key, source_key = fetch
         limit, offset = shapes.page_bounds()
         ordering = [expression.desc() if descending else expression for expression, descending in order]
@@ -657,19 +651,17 @@ class _PageStatements:
         outer = [chosen.c[f"_key{i}"].desc() if descending else chosen.c[f"_key{i}"]
                  for i, (_, descending) in enumerate(order)]
         capped = _capped_count(count_source, where).scalar_subquery().label("_total")  # evaluated once (InitPlan)
-        self.page = shapes.Prepared(dialect, select(table, *(chosen.c[f"_key{i}"] for i in range(len(order))), capped)
-                                    .join(chosen, table_key == chosen.c._id).order_by(*outer), [*binds, limit, offset])
-
-    def count(self):
-        if self._count is None:
-            self._count = shapes.Prepared(self._dialect, _capped_count(self._count_source, self._where), self._binds)
-        return self._count
-
-    def explain(self):
-        if self._explain is None:
-            self._explain = shapes.Prepared(self._dialect, _Explain(
-                select(literal(1)).select_from(self._count_source).where(self._where)), self._binds)
-        return self._explain
+        page = (select(table, *(chosen.c[f"_key{i}"] for i in range(len(order))), capped)
+                .join(chosen, table_key == chosen.c._id).order_by(*outer))
+        brought = [*binds, limit, offset, _COUNT_CAP]  # the order of ReadStore._page's values
+        self.page = shapes.Prepared(dialect, page, brought)
+        self.count = shapes.Prepared(dialect, _capped_count(count_source, where), brought)
+        prepared = [self.page, self.count]
+        if dialect.name == "postgresql":  # the only estimator (_Explain compiles there only)
+            self.explain = shapes.Prepared(dialect, _Explain(
+                select(literal_column("1")).select_from(count_source).where(where)), brought)
+            prepared.append(self.explain)
+        self.complete = all(statement.complete for statement in prepared)
 
 
 def _key_column(keys, field):

@@ -27,13 +27,19 @@ def shape_of(*elements):
 
 
 class Prepared:
-    """A statement and, for each bound parameter of its shape, the name its compilation gave it (None when the
-    statement does not use it: the count of a keyset page has no cursor condition)."""
+    """A statement and, for each of the parameters whose values a LIST brings (`binds`), the name its compilation
+    gave it (None when the statement does not use it: the count of a keyset page has no cursor condition).
+    `complete`: the statement has no other parameter, so no value of the LIST it was built for stays in it."""
 
     def __init__(self, dialect, statement, binds):
         self.statement = statement
         names = statement.compile(dialect=dialect).bind_names
         self.names = [names.get(bind) for bind in binds]
+        # every value the statement holds (those SQLAlchemy itself would take from a new statement of this shape;
+        # a compiler's own constants, like SQLite's OFFSET 0, are none of them) is one the LIST brings
+        cache_key = statement._generate_cache_key()
+        brought = set(binds)
+        self.complete = cache_key is not None and all(bind in brought for bind in cache_key.bindparams)
 
     def params(self, values):
         return {name: value for name, value in zip(self.names, values) if name is not None}
