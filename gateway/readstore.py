@@ -21,7 +21,6 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
-from sqlalchemy.sql.visitors import InternalTraversal
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway import cursors, indexes, production_views, run_pool_views, shapes
@@ -596,9 +595,8 @@ def _audit_item(row):
 
 
 class _Explain(Executable, ClauseElement):
-    """EXPLAIN (FORMAT JSON) of a statement, executed like the statement (binds, schema translation), and compiled
-    once per statement like it (its cache key is the statement's)."""
-    _traverse_internals = [("statement", InternalTraversal.dp_clauseelement)]
+    """EXPLAIN (FORMAT JSON) of a statement, executed like the statement (binds, schema translation)."""
+    inherit_cache = False  # compiled at each use: SQLAlchemy cannot map a cached one's result onto another instance
 
     def __init__(self, statement):
         self.statement = statement
@@ -658,8 +656,8 @@ class _PageStatements:
         self.count = shapes.Prepared(dialect, _capped_count(count_source, where), brought)
         prepared = [self.page, self.count]
         if dialect.name == "postgresql":  # the only estimator (_Explain compiles there only)
-            self.explain = shapes.Prepared(dialect, _Explain(
-                select(literal_column("1")).select_from(count_source).where(where)), brought)
+            explained = select(literal_column("1")).select_from(count_source).where(where)
+            self.explain = shapes.Prepared(dialect, _Explain(explained), brought, holding=explained)
             prepared.append(self.explain)
         self.complete = all(statement.complete for statement in prepared)
 

@@ -31,13 +31,14 @@ class Prepared:
     gave it (None when the statement does not use it: the count of a keyset page has no cursor condition).
     `complete`: the statement has no other parameter, so no value of the LIST it was built for stays in it."""
 
-    def __init__(self, dialect, statement, binds):
+    def __init__(self, dialect, statement, binds, holding=None):
         self.statement = statement
         names = statement.compile(dialect=dialect).bind_names
         self.names = [names.get(bind) for bind in binds]
         # every value the statement holds (those SQLAlchemy itself would take from a new statement of this shape;
-        # a compiler's own constants, like SQLite's OFFSET 0, are none of them) is one the LIST brings
-        cache_key = statement._generate_cache_key()
+        # a compiler's own constants, like SQLite's OFFSET 0, are none of them) is one the LIST brings. `holding`:
+        # the statement whose values those are, when the statement itself has no cache key (an EXPLAIN of it)
+        cache_key = (holding if holding is not None else statement)._generate_cache_key()
         brought = set(binds)
         self.complete = cache_key is not None and all(bind in brought for bind in cache_key.bindparams)
 

@@ -112,6 +112,14 @@ def test_lists_of_one_shape_share_their_statements_and_answer_their_own_values(s
     assert len(store._shapes._kept) == 4  # and the status filter's pages, first pages by name, keyset pages by name
 
 
+def test_lists_of_two_shapes_with_one_count_are_both_estimated_past_the_bound(store, monkeypatch):
+    """Two sorts of one filter keep two shapes whose counts (and estimates) are the same statement."""
+    monkeypatch.setattr(readstore, "COUNT_BOUND", 40)
+    for query_string in ("page[limit]=5", "sort=name&page[limit]=5", "sort=-name&page[limit]=5&page[offset]=3"):
+        listed = page(store, query_string)
+        assert listed.estimate is True and listed.total > 40 and len(listed.rows) == 5
+
+
 def test_counts_are_exact_up_to_the_bound_then_flagged(store, monkeypatch):
     visible = len([n for n in range(ORDERS) if n % 10 != 9 and n != 4])
     exact = page(store, "page[limit]=5")
