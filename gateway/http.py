@@ -120,7 +120,11 @@ class JsonWebServer(WebServer):
         return _JsonWsgiApp(self)
 
     def get_wsgi_server(self, sock, wsgi_app, protocol=_NoDelayProtocol, debug=False):
-        return super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
+        server = super().get_wsgi_server(sock, wsgi_app, protocol=protocol, debug=debug)
+        # eventlet formats an access-log line (with its date) for every request, then hands it to nameko's logger;
+        # where that logger drops INFO anyway, the line is not made at all
+        server.log_output = logging.getLogger(WebServer.__module__).isEnabledFor(logging.INFO)
+        return server
 
 
 class JsonHttpEntrypoint(HttpRequestHandler):

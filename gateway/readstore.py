@@ -14,8 +14,8 @@ from decimal import Decimal
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import (Text, and_, bindparam, create_engine, delete, event, exists, func, inspect, literal, literal_column, or_,
-                        select, text, type_coerce, update)
+from sqlalchemy import (Integer, Text, and_, bindparam, create_engine, delete, event, exists, func, inspect, literal,
+                        literal_column, or_, select, text, type_coerce, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
@@ -23,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway import cursors, indexes, production_views, run_pool_views
+from gateway import cursors, indexes, production_views, run_pool_views, shapes
 from gateway.batch import Batch, dialect_insert, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
@@ -118,6 +118,7 @@ class ReadStore:
         # the hub, so writers of this process take turns here first.
         self._sqlite_writer = threading.Lock()
         self._tracked = set()  # applications whose tracking row is known to exist (saves a statement per write)
+        self._shapes = shapes.Shapes()  # the LIST statements, per shape
 
     def create_tables(self):
         """Create what is missing (the migrate step runs this on every deployment): the tables, the indexes the
@@ -458,7 +459,9 @@ class ReadStore:
         window count makes the database read and sort every matching row): it comes from the page itself when
         the page is the last one, else from a count over the list keys capped at COUNT_BOUND + 1 rows; past the
         bound the total is an estimate (PostgreSQL: the planner's; SQLite: the bound + 1, a floor) and the page
-        says so (`total_count_is_estimate`)."""
+        says so (`total_count_is_estimate`).
+
+        The statements are built once per shape of LIST (gateway.shapes) and run with this LIST's values."""
         where = and_(*conditions)
         paged = where
         if query.after is not None:
@@ -466,41 +469,42 @@ class ReadStore:
             if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
                 cursors.check_types(values, [expression.type for expression, _ in order])
             paged = and_(where, _after(order, values, nulls_high=not self.is_sqlite))
-        table, table_key, source_key = fetch
-        ordering = [expression.desc() if descending else expression for expression, descending in order]
-        keys = [expression.label(f"_key{i}") for i, (expression, _) in enumerate(order)]
-        chosen = (select(source_key.label("_id"), *keys).select_from(source).where(paged).order_by(*ordering)
-                  .limit(query.limit).offset(query.offset).subquery())
-        outer = [chosen.c[f"_key{i}"].desc() if descending else chosen.c[f"_key{i}"]
-                 for i, (_, descending) in enumerate(order)]
-        capped = _capped_count(count_source, where).scalar_subquery().label("_total")  # evaluated once (InitPlan)
+        shape = shapes.shape_of(paged, source, count_source, *fetch, *(expression for expression, _ in order))
+        key = None if shape is None else (shape[0], tuple(descending for _, descending in order))
+        binds = [] if shape is None else shape[1]
+        statements = None if key is None else self._shapes.get(key)
+        if statements is None:
+            statements = _PageStatements(self.engine.dialect, fetch, source, count_source, where, paged, order, binds)
+            if key is not None and statements.complete:
+                self._shapes.keep(key, statements)
+        values = [bind.effective_value for bind in binds] + [query.limit, query.offset, COUNT_BOUND + 1]
         with self.engine.connect() as conn:
-            rows = conn.execute(select(table, *(chosen.c[f"_key{i}"] for i in range(len(order))), capped)
-                                .join(chosen, table_key == chosen.c._id).order_by(*outer)).all()
+            rows = conn.execute(statements.page.statement, statements.page.params(values)).all()
             full = len(rows) == query.limit
             if rows and not full and query.after is None:
                 total, counted = query.offset + len(rows), False  # the last page knows the total
             elif rows:
                 total, counted = rows[0]._total, True
             elif query.offset or query.after is not None:
-                total, counted = conn.execute(_capped_count(count_source, where)).scalar(), True
+                count = statements.count
+                total, counted = conn.execute(count.statement, count.params(values)).scalar(), True
             else:
                 total, counted = 0, False
             estimate = counted and total > COUNT_BOUND
             if estimate:
-                total = self._estimate(conn, count_source, where)
+                total = self._estimate(conn, statements, values)
         following = None
         if full:
             last = rows[-1]
             following = cursors.encode(signature, [_plain(getattr(last, f"_key{i}")) for i in range(len(order))])
         return Page(rows, total, estimate, following)
 
-    def _estimate(self, conn, source, where):
-        """The number of rows matching `where` past COUNT_BOUND: the planner's estimate on PostgreSQL (never
-        below the bound + 1), the bound + 1 (a floor) on SQLite, which has no estimator."""
+    def _estimate(self, conn, statements, values):
+        """The number of rows matching the LIST's conditions past COUNT_BOUND: the planner's estimate on PostgreSQL
+        (never below the bound + 1), the bound + 1 (a floor) on SQLite, which has no estimator."""
         if self.is_sqlite:
             return COUNT_BOUND + 1
-        plan = conn.execute(_Explain(select(literal(1)).select_from(source).where(where))).scalar()
+        plan = conn.execute(statements.explain.statement, statements.explain.params(values)).scalar()
         planned = plan[0]["Plan"]["Plan Rows"] if isinstance(plan, list) else COUNT_BOUND + 1
         return max(int(planned), COUNT_BOUND + 1)
 
@@ -594,7 +598,7 @@ def _audit_item(row):
 
 class _Explain(Executable, ClauseElement):
     """EXPLAIN (FORMAT JSON) of a statement, executed like the statement (binds, schema translation)."""
-    inherit_cache = False
+    inherit_cache = False  # compiled at each use: SQLAlchemy cannot map a cached one's result onto another instance
 
     def __init__(self, statement):
         self.statement = statement
@@ -622,9 +626,42 @@ class Page:
 
 
 def _capped_count(source, where):
-    """count(*) of the rows matching `where`, reading at most COUNT_BOUND + 1 of them."""
-    capped = select(literal(1).label("one")).select_from(source).where(where).limit(COUNT_BOUND + 1).subquery()
+    """count(*) of the rows matching `where`, reading at most COUNT_BOUND + 1 of them (`_COUNT_CAP`)."""
+    capped = select(literal_column("1").label("one")).select_from(source).where(where).limit(_COUNT_CAP).subquery()
     return select(func.count()).select_from(capped)
+
+
+_COUNT_CAP = bindparam("count_cap", type_=Integer)  # a parameter: a statement kept per shape reads the bound anew
+
+
+class _PageStatements:
+    """The statements of one shape of LIST (ReadStore._page), built from the expressions of the first LIST of that
+    shape: the page with its capped count, the count alone, and on PostgreSQL the planner's estimate. `binds` are
+    the shape's bound parameters (gateway.shapes.shape_of), whose values each LIST brings with its page size, offset
+    and count bound; `complete` says whether those are every parameter of the statements (else they are not kept:
+    a parameter left out would keep the first LIST's value)."""
+
+    def __init__(self, dialect, fetch, source, count_source, where, paged, order, binds):
+        table, table_key, source_key = fetch
+        limit, offset = shapes.page_bounds()
+        ordering = [expression.desc() if descending else expression for expression, descending in order]
+        keys = [expression.label(f"_key{i}") for i, (expression, _) in enumerate(order)]
+        chosen = (select(source_key.label("_id"), *keys).select_from(source).where(paged).order_by(*ordering)
+                  .limit(limit).offset(offset).subquery())
+        outer = [chosen.c[f"_key{i}"].desc() if descending else chosen.c[f"_key{i}"]
+                 for i, (_, descending) in enumerate(order)]
+        capped = _capped_count(count_source, where).scalar_subquery().label("_total")  # evaluated once (InitPlan)
+        page = (select(table, *(chosen.c[f"_key{i}"] for i in range(len(order))), capped)
+                .join(chosen, table_key == chosen.c._id).order_by(*outer))
+        brought = [*binds, limit, offset, _COUNT_CAP]  # the order of ReadStore._page's values
+        self.page = shapes.Prepared(dialect, page, brought)
+        self.count = shapes.Prepared(dialect, _capped_count(count_source, where), brought)
+        prepared = [self.page, self.count]
+        if dialect.name == "postgresql":  # the only estimator (_Explain compiles there only)
+            explained = select(literal_column("1")).select_from(count_source).where(where)
+            self.explain = shapes.Prepared(dialect, _Explain(explained), brought, holding=explained)
+            prepared.append(self.explain)
+        self.complete = all(statement.complete for statement in prepared)
 
 
 def _key_column(keys, field):

@@ -15,48 +15,50 @@ URI_FIELD = {"workstation": "uri", "run-schedule": "uri"}  # a run-schedule row'
 
 def render(spec, path, doc, base_url):
     base = base_url.rstrip("/")  # shared.uris.absolute, once per document rather than once per URI
-    body = {}
-    for name, kind, keys in _plan(spec):
-        value = doc.get(name)
+    names, rewritten = _plan(spec)
+    get = doc.get
+    body = {name: get(name) for name in names}  # every shown field, in the catalogue's order
+    for name, kind, keys in rewritten:  # then the few holding URIs, in place (the order stays)
+        value = body[name]
         if kind is _URI:
-            value = None if value is None else base + value
+            if value is not None:
+                body[name] = base + value
         elif kind is _URIS:
-            value = [None if item is None else base + item for item in value or []]
-        elif kind is _NESTED and isinstance(value, list):
-            value = [dict(item, **{key: absolute(base_url, item.get(key)) for key in keys})
-                     if isinstance(item, dict) else item for item in value]
-        elif kind is _NESTED and isinstance(value, dict):  # an object holding paths among other values
-            value = dict(value, **{key: base + value[key] for key in keys
-                                   if isinstance(value.get(key), str) and value[key].startswith("/")})
-        body[name] = value
+            body[name] = [None if item is None else base + item for item in value or []]
+        elif isinstance(value, list):  # _NESTED
+            body[name] = [dict(item, **{key: absolute(base_url, item.get(key)) for key in keys})
+                          if isinstance(item, dict) else item for item in value]
+        elif isinstance(value, dict):  # an object holding paths among other values
+            body[name] = dict(value, **{key: base + value[key] for key in keys
+                                        if isinstance(value.get(key), str) and value[key].startswith("/")})
     body["uri"] = absolute(base_url, doc.get(URI_FIELD[spec.name]) if spec.name in URI_FIELD else path)
     return body
 
 
-_PLAIN, _URI, _URIS, _NESTED = "plain", "uri", "uris", "nested"
+_URI, _URIS, _NESTED = "uri", "uris", "nested"
 
 
 def _plan(spec):
-    """How each shown field of `spec` is rendered, worked out once per resource instead of once per document (a
-    page of 50 orders looked each field's type up 50 times): [(name, kind, nested URI keys)]. Kept per spec object
-    (a Resource holds dicts, so it is not hashable; the catalogue's specs live as long as the process)."""
+    """How the shown fields of `spec` are rendered, worked out once per resource instead of once per document (a
+    page of 50 orders looked each field's type up 50 times): (the shown fields' names, in order; [(name, kind,
+    nested URI keys)] of those whose value is rewritten). Kept per spec object (a Resource holds dicts, so it is not
+    hashable; the catalogue's specs live as long as the process)."""
     known = _PLANS.get(id(spec))
     if known is not None and known[0] is spec:
         return known[1]
-    plan = []
+    names, rewritten = [], []
     for name, field in spec.fields.items():
         if field.writeonly:
             continue  # a password or a CSRF token is taken, never shown (its `null` would only claim it is unset)
+        names.append(name)
         if field.type == "uri":
-            plan.append((name, _URI, ()))
+            rewritten.append((name, _URI, ()))
         elif field.type == "array" and field.items == "uri":
-            plan.append((name, _URIS, ()))
+            rewritten.append((name, _URIS, ()))
         elif name in NESTED_URIS.get(spec.name, {}):
             keys = NESTED_URIS[spec.name][name]
-            plan.append((name, _NESTED, (keys,) if isinstance(keys, str) else keys))
-        else:
-            plan.append((name, _PLAIN, ()))
-    _PLANS[id(spec)] = (spec, tuple(plan))
+            rewritten.append((name, _NESTED, (keys,) if isinstance(keys, str) else keys))
+    _PLANS[id(spec)] = (spec, (tuple(names), tuple(rewritten)))
     return _PLANS[id(spec)][1]
 
 

@@ -5,7 +5,7 @@ bad cursors refused."""
 import pytest
 from sqlalchemy import text
 
-from gateway import indexes, listing, readstore
+from gateway import indexes, listing, readstore, shapes
 from gateway.readstore import ReadStore
 from shared import catalogue
 from shared.errors import InvalidPayload
@@ -87,6 +87,37 @@ def test_lists_see_updates_deletes_and_bureaus(store):
     assert page(store, "filter[name]=order-0004").total == 0  # deleted
     assert page(store, "filter[name]=order-0009").total == 0  # another bureau's
     assert page(store, "filter[name]=order-0009", bureau=OTHER).total == 1
+
+
+def test_lists_of_one_shape_share_their_statements_and_answer_their_own_values(store):
+    """gateway.shapes: a LIST's statements are built once per shape (filters, sort, kind of page) and run again
+    with the next LIST's values: its filter values, bureau, page size and offset, and its cursor."""
+    store._shapes = shapes.Shapes()
+    names = lambda query_string, bureau=BUREAU: [row.doc["name"] for row in page(store, query_string, bureau).rows]
+    for number in (1, 2, 5, 8):
+        assert names(f"filter[name]=order-{number:04d}") == [f"order-{number:04d}"]
+    assert names("filter[name]=order-0009") == [] and names("filter[name]=order-0009", OTHER) == ["order-0009"]
+    assert sorted(names("filter[name]=order-0001,order-0005,order-0009")) == ["order-0001", "order-0005"]
+    assert len(store._shapes._kept) == 1  # one shape so far: a name filter (of any number of names), any bureau
+    new = [name for name in names("filter[status]=new&page[limit]=1000")]
+    for limit, offset in ((3, 0), (5, 4), (2, len(new) - 1), (4, len(new) + 10)):
+        listed = page(store, f"filter[status]=new&page[limit]={limit}&page[offset]={offset}")
+        assert ([row.doc["name"] for row in listed.rows], listed.total) == (new[offset:offset + limit], len(new))
+    first = page(store, "filter[status]=new&sort=-name&page[limit]=4")
+    second = page(store, f"filter[status]=new&sort=-name&page[limit]=4&page[after]={first.next}")
+    third = page(store, f"filter[status]=new&sort=-name&page[limit]=4&page[after]={second.next}")
+    by_name = sorted(new, reverse=True)
+    assert [[row.doc["name"] for row in p.rows] for p in (first, second, third)] == [
+        by_name[:4], by_name[4:8], by_name[8:12]]
+    assert len(store._shapes._kept) == 4  # and the status filter's pages, first pages by name, keyset pages by name
+
+
+def test_lists_of_two_shapes_with_one_count_are_both_estimated_past_the_bound(store, monkeypatch):
+    """Two sorts of one filter keep two shapes whose counts (and estimates) are the same statement."""
+    monkeypatch.setattr(readstore, "COUNT_BOUND", 40)
+    for query_string in ("page[limit]=5", "sort=name&page[limit]=5", "sort=-name&page[limit]=5&page[offset]=3"):
+        listed = page(store, query_string)
+        assert listed.estimate is True and listed.total > 40 and len(listed.rows) == 5
 
 
 def test_counts_are_exact_up_to_the_bound_then_flagged(store, monkeypatch):
