@@ -10,8 +10,9 @@ so no broker is needed and the services need not be up.
 
 The replay runs as a bulk load (gateway.indexes): the list keys are filled once at the end and their indexes built
 over the filled rows, instead of a trigger per document write (at 70,000 orders on PostgreSQL the triggers cost
-20× the rest of a write). A rebuild that dies half-way leaves the read side marked as loading; run it again, or
-let the next migrate step finish the list keys.
+20× the rest of a write), and the audit log's list indexes built once at the end too. A rebuild that dies half-way
+leaves the read side marked as loading; run it again, or let the next migrate step finish the list keys and indexes.
+The next feed batch is read (and decoded) in a thread while this one is applied.
 """
 import logging
 import time
@@ -82,8 +83,11 @@ class ReadAhead:
 
     def __call__(self, start, limit):
         ahead, self._ahead = self._ahead, None
-        feed = ahead[1].result() if ahead is not None else None  # a stale read finishes before the next one starts
-        if ahead is None or ahead[0] != (start, limit):
+        if ahead is not None and ahead[0] == (start, limit):
+            feed = ahead[1].result()
+        else:
+            if ahead is not None:
+                ahead[1].exception()  # a stale read finishes (its failure unused) before the next one starts
             feed = self._read(start, limit)
         if feed["last"] is not None and not feed["complete"]:
             following = (feed["last"] + 1, limit)
