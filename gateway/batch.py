@@ -147,15 +147,7 @@ class Batch:
         if conn.dialect.name == "postgresql":
             _write_postgresql(conn, documents_rows, logs, keys)
         else:
-            if documents_rows:
-                statement = dialect_insert(conn)(documents)
-                statement = statement.on_conflict_do_update(
-                    index_elements=["path"], set_={name: statement.excluded[name]
-                                                   for name in ("resource", "bureau", "doc", "deleted")})
-                conn.execute(statement, documents_rows)
-            if logs:
-                conn.execute(audit_log.insert(), logs)
-                conn.execute(audit_keys.insert(), keys)
+            _write_sqlite(conn, documents_rows, logs, keys)
         self.dirty, self._audit = {}, []
 
 
@@ -180,6 +172,33 @@ def _write_postgresql(conn, documents_rows, logs, keys):
         conn.exec_driver_sql(
             f'INSERT INTO "{READ_SCHEMA}".{table} ({names}) SELECT {names} FROM jsonb_to_recordset(%(rows)s::jsonb) '
             f"AS x({columns}){conflict}", {"rows": json.dumps(rows)})
+
+
+# SQLite: the driver's executemany over plain tuples, values encoded as SQLAlchemy's types store them (JSON text by
+# json.dumps, booleans as 0/1, a Uuid as its 32 hex digits), without its per-row parameter processing (which cost more
+# than the inserts). Each table's columns in the order of its statement.
+_SQLITE_WRITES = {
+    "documents": ("path, resource, bureau, doc, deleted",
+                  " ON CONFLICT (path) DO UPDATE SET resource = excluded.resource, bureau = excluded.bureau,"
+                  " doc = excluded.doc, deleted = excluded.deleted"),
+    "audit_log": ('id, application, position, bureau, reference, "user", created, changes', ""),
+    "audit_keys": ("uuid, log_id, ordinal", ""),
+}
+
+
+def _write_sqlite(conn, documents_rows, logs, keys):
+    dumps = json.dumps
+    encoded = {
+        "documents": [(r["path"], r["resource"], r["bureau"], dumps(r["doc"]), r["deleted"]) for r in documents_rows],
+        "audit_log": [(r["id"], r["application"], r["position"], r["bureau"], r["reference"], r["user"], r["created"],
+                       dumps(r["changes"])) for r in logs],
+        "audit_keys": [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys],
+    }
+    for table, rows in encoded.items():
+        if rows:
+            columns, conflict = _SQLITE_WRITES[table]
+            marks = ", ".join("?" * len(rows[0]))
+            conn.exec_driver_sql(f"INSERT INTO {table} ({columns}) VALUES ({marks}){conflict}", rows)
 
 
 def _key(value):

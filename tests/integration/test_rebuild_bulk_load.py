@@ -1,0 +1,69 @@
+"""The rebuild's bulk load (runtime.rebuild), on SQLite and PostgreSQL: documents, audit log and audit keys equal,
+row for row, what the live path writes batch by batch; the audit log's list indexes, dropped for the load, are back
+at its end, and after a load that died half-way, once the migrate step ran."""
+import pytest
+from sqlalchemy import inspect, select
+
+from gateway import indexes, readstore
+from gateway.readstore import ReadStore
+from gateway.tables import READ_SCHEMA, audit_keys, audit_log, documents
+from tests.integration.test_list_indexes import order_event
+
+ORDERS = 300
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "postgres":
+        url = readstore.read_store_url({"STRATUM_POSTGRES_DSN": request.getfixturevalue("postgres_dsn")})
+    else:
+        url = "sqlite:///" + str(tmp_path / "read.sqlite")
+    read_store = ReadStore(url)
+    read_store.create_tables()
+    yield read_store
+    read_store.dispose()
+
+
+def feed():
+    events = [order_event(n + 1, n) for n in range(ORDERS)]
+    events += [order_event(ORDERS + 1 + i, n, "updated", {"name": f"renamed-{n}", "priority": n % 7})
+               for i, n in enumerate(range(0, ORDERS, 3))]
+    events.append(order_event(len(events) + 1, 4, "deleted", {}))
+    return events
+
+
+def rows(store):
+    with store.engine.connect() as conn:
+        return {table.name: sorted(tuple(row) for row in conn.execute(select(table)))
+                for table in (documents, audit_log, audit_keys)}
+
+
+def audit_indexes(store):
+    schema = None if store.is_sqlite else READ_SCHEMA
+    with store.engine.connect() as conn:
+        present = {index["name"] for index in inspect(conn).get_indexes("audit_log", schema=schema)}
+    return {name for name, _ in indexes.AUDIT_INDEXES} & present
+
+
+def test_a_bulk_load_writes_what_the_live_path_writes(store):
+    events = feed()
+    for start in range(0, len(events), 7):  # live: small batches, list keys and audit indexes kept
+        store.apply_feed("orders", events[start:start + 7], events[min(start + 7, len(events)) - 1]["position"])
+    live = rows(store)
+    assert len(live["documents"]) > ORDERS and len(live["audit_keys"]) > len(live["audit_log"]) > ORDERS
+
+    store.reset()
+    store.begin_bulk_load()
+    assert not audit_indexes(store)  # built once at the end instead of row by row
+    store.apply_feed("orders", events, len(events))
+    store.end_bulk_load()
+    assert rows(store) == live
+    assert audit_indexes(store) == {name for name, _ in indexes.AUDIT_INDEXES}
+
+    store.reset()
+    store.begin_bulk_load()
+    store.apply_feed("orders", events, len(events))
+    store.create_tables()  # the migrate step after a load that died half-way
+    assert not store.bulk_loading()
+    assert rows(store) == live
+    assert audit_indexes(store) == {name for name, _ in indexes.AUDIT_INDEXES}
