@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, select
 
-from gateway import indexes, listing, readstore
-from gateway.readstore import ReadStore
+from gateway import indexes, listing
 from gateway.tables import READ_SCHEMA, documents
 from shared import catalogue
+from tests.kit.readside import empty_read_store
 
 pytestmark = pytest.mark.integration
 
@@ -22,12 +22,7 @@ CANONICAL = re.compile(r"/(?P<resource>[^/]+)/(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request, tmp_path):
-    if request.param == "postgres":
-        url = readstore.read_store_url({"STRATUM_POSTGRES_DSN": request.getfixturevalue("postgres_dsn")})
-    else:
-        url = "sqlite:///" + str(tmp_path / "read.sqlite")
-    read_store = ReadStore(url)
-    read_store.create_tables()
+    read_store = empty_read_store(request, tmp_path)
     recorded = json.loads((RELEASE / "feeds.json").read_text())
     for service in json.loads((RELEASE / "expected_read_side.json").read_text())["applied_in_order"]:
         events = recorded["feeds"][service]["events"]

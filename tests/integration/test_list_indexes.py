@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import text
 
 from gateway import indexes, listing, readstore, shapes
-from gateway.readstore import ReadStore
 from shared import catalogue
 from shared.errors import InvalidPayload
+from tests.kit.readside import empty_read_store
 
 BUREAU = "/bureau/11111111-1111-1111-1111-111111111111/"
 OTHER = "/bureau/22222222-2222-2222-2222-222222222222/"
@@ -28,13 +28,7 @@ def order_event(position, number, kind="created", fields=None):
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def store(request, tmp_path_factory):
-    if request.param == "postgres":
-        dsn = request.getfixturevalue("postgres_dsn")
-        url = readstore.read_store_url({"STRATUM_POSTGRES_DSN": dsn})
-    else:
-        url = "sqlite:///" + str(tmp_path_factory.mktemp("lists") / "read.sqlite")
-    read_store = ReadStore(url)
-    read_store.create_tables()
+    read_store = empty_read_store(request, tmp_path_factory.mktemp("lists"))
     feed = [order_event(n + 1, n) for n in range(ORDERS)]
     feed.append(order_event(ORDERS + 1, 3, "updated", {"name": "renamed", "priority": 99}))
     feed.append(order_event(ORDERS + 2, 4, "deleted", {}))

@@ -4,22 +4,17 @@ at its end, and after a load that died half-way, once the migrate step ran."""
 import pytest
 from sqlalchemy import inspect, select
 
-from gateway import indexes, readstore
-from gateway.readstore import ReadStore
+from gateway import indexes
 from gateway.tables import READ_SCHEMA, audit_keys, audit_log, documents
 from tests.integration.test_list_indexes import order_event
+from tests.kit.readside import empty_read_store
 
 ORDERS = 300
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request, tmp_path):
-    if request.param == "postgres":
-        url = readstore.read_store_url({"STRATUM_POSTGRES_DSN": request.getfixturevalue("postgres_dsn")})
-    else:
-        url = "sqlite:///" + str(tmp_path / "read.sqlite")
-    read_store = ReadStore(url)
-    read_store.create_tables()
+    read_store = empty_read_store(request, tmp_path)
     yield read_store
     read_store.dispose()
 

@@ -6,7 +6,7 @@ from services.orders.application import Orders
 from services.orders.domain import Order
 from shared.resource import Resource
 from shared.sweep import Checkpoints, Sweeper, sweeper_for
-from tests.kit.apps import IN_MEMORY, command_ctx
+from tests.kit.apps import IN_MEMORY, command_ctx, counting_reads
 
 BLOB = {"sha256": "a" * 64, "size": 10, "media_type": "application/octet-stream", "name": "x.stl"}
 
@@ -53,19 +53,6 @@ def _file_store(tmp_path):
     return Files(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "files.sqlite")})
 
 
-def _counting_reads(app):
-    """The notifications the app's recorder hands out from now on (a list that grows)."""
-    read, select = [], app.recorder.select_notifications
-
-    def counted(*args, **kwargs):
-        notifications = select(*args, **kwargs)
-        read.extend(n.id for n in notifications)
-        return notifications
-
-    app.recorder.select_notifications = counted
-    return read
-
-
 def _model(files, name):
     return files.create("model", {"name": name, "type": "stl"}, command_ctx())["uri"].split("/")[2]
 
@@ -88,7 +75,7 @@ def test_a_restarted_sweeper_reads_only_what_is_new_and_still_resumes_a_job_pend
 
     files = _file_store(tmp_path)  # …and a new one starts on the same store
     new = _model(files, "new.stl")
-    read = _counting_reads(files)
+    read = counting_reads(files)
     sweeper_for(files, "jobs", STARTS, 60).sweep(waiting, resumed.append, now=time.time() + 61)
     assert read and min(read) == seen + 1  # nothing before the checkpoint was read again
     assert len(read) == files.recorder.max_notification_id() - seen
@@ -126,7 +113,7 @@ def test_a_crash_before_the_checkpoint_costs_a_second_read_never_a_job(tmp_path)
         pass
     files.close()
     files = _file_store(tmp_path)
-    read, resumed = _counting_reads(files), []
+    read, resumed = counting_reads(files), []
     sweeper_for(files, "jobs", STARTS, 0).sweep(lambda r: True, resumed.append, now=time.time() + 1)
     assert min(read) == 1  # no checkpoint was written: the log is read again
     assert [str(r.id) for r in resumed] == [model]
