@@ -679,9 +679,7 @@ def _key_column(keys, field):
 def _keys_visible(keys, scope, resource):
     """The list keys `scope` may read: as _documents_visible, on the list keys' own columns (the bureau by its
     number in indexes.tenants: a bureau never numbered has no list keys, and `= NULL` matches none)."""
-    bureau = scope.bureau if isinstance(scope, Scope) else scope
-    clause = literal(True) if bureau is None else keys.c.bureau == (
-        select(indexes.tenants.c.id).where(indexes.tenants.c.bureau == bureau).scalar_subquery())
+    clause = _bureau_clause(keys.c.bureau, scope, _tenant_number)
     if scope is not None and resource in PLATFORM_RESOURCES:  # platform reference data: every bureau's to read
         clause = or_(clause, keys.c.bureau.is_(None))
     if isinstance(scope, Scope) and resource in OWNED_BY_USER:
@@ -717,11 +715,18 @@ def _plain(value):
     return float(value) if isinstance(value, Decimal) else value
 
 
-def _bureau_clause(column, bureau):
-    """bureau=None means unrestricted (internal callers and platform administrators)."""
+def _bureau_clause(column, bureau, keyed=lambda bureau: bureau):
+    """bureau=None means unrestricted (internal callers and platform administrators). `keyed(bureau)`: what
+    `column` holds for the bureau (its path, or for the list keys its number)."""
     if isinstance(bureau, Scope):
         bureau = bureau.bureau
-    return literal(True) if bureau is None else column == bureau
+    return literal(True) if bureau is None else column == keyed(bureau)
+
+
+def _tenant_number(bureau):
+    """The bureau's number in indexes.tenants, as the list keys hold it (a bureau never numbered: NULL, matching
+    none)."""
+    return select(indexes.tenants.c.id).where(indexes.tenants.c.bureau == bureau).scalar_subquery()
 
 
 # Statements every request runs, built once: building a select and its cache key each time cost more than running it.
