@@ -19,6 +19,11 @@ def test_audit_uuids_are_uuid5_of_the_same_name(name):
     assert audit_uuid(name) == str(uuid5(NAMESPACE_URL, name))
 
 
+def test_audit_uuids_are_uuid5_for_many_names():  # every version/variant bit pattern the digest can start with
+    names = [f"stratum:audit:orders:{position}:field{position % 7}" for position in range(5000)] + ["", "\x00"]
+    assert [audit_uuid(name) for name in names] == [str(uuid5(NAMESPACE_URL, name)) for name in names]
+
+
 def _feed():
     """Orders with line items and a user whose rename reaches the flat orders: views across resources."""
     events, position = [], 0
