@@ -94,13 +94,13 @@ class Batch:
         """Learn, in one statement per CHUNK values, which live `resource` documents point at each of `values`."""
         wanted = {v for v in values if isinstance(v, str) and v and (resource, field, v) not in self._found}
         element = literal_column(reference_sql(self.conn.dialect.name, field))
+        of_resource = literal_column(_of_resource(self.conn.dialect.name, resource))
         for chunk in _chunks(sorted(wanted)):
             self.loads += 1
             rows = self.conn.execute(
                 select(documents.c.path, documents.c.resource, documents.c.bureau, documents.c.doc,
                        documents.c.deleted, element.label("target"))
-                .where(literal_column("resource") == literal_column(f"'{resource}'"), documents.c.deleted.is_(False),
-                       element.in_(chunk))).all()
+                .where(of_resource, documents.c.deleted.is_(False), element.in_(chunk))).all()
             for value in chunk:
                 self._found[(resource, field, value)] = []
             for row in rows:
@@ -203,6 +203,16 @@ def _write_sqlite(conn, documents_rows, logs, keys):
 
 def _key(value):
     return value if isinstance(value, str) else None  # the database compares the text form; references are text
+
+
+def _of_resource(dialect, resource):
+    """`resource = '…'`, the term that lets the reference's partial index (WHERE resource = '…') serve the lookup.
+    SQLite, without statistics, rates that term as selective as the index on the reference and, from two values in
+    the IN list up, chose ix_documents_resource_bureau instead: a scan of every document of the resource, with a
+    json_extract each (30–75 ms a lookup at 10,000 line items, against 1.5 ms; quadratic over a rebuild).
+    likelihood(…, 0.9) says the term is not selective; the partial index still matches it."""
+    term = f"resource = '{resource}'"
+    return f"likelihood({term}, 0.9)" if dialect == "sqlite" else term
 
 
 def reference_sql(dialect, field):

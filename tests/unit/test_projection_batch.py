@@ -19,6 +19,11 @@ def test_audit_uuids_are_uuid5_of_the_same_name(name):
     assert audit_uuid(name) == str(uuid5(NAMESPACE_URL, name))
 
 
+def test_audit_uuids_are_uuid5_for_many_names():  # every version/variant bit pattern the digest can start with
+    names = [f"stratum:audit:orders:{position}:field{position % 7}" for position in range(5000)] + ["", "\x00"]
+    assert [audit_uuid(name) for name in names] == [str(uuid5(NAMESPACE_URL, name)) for name in names]
+
+
 def _feed():
     """Orders with line items and a user whose rename reaches the flat orders: views across resources."""
     events, position = [], 0
@@ -138,3 +143,33 @@ def test_an_earlier_releases_audit_table_is_converted_with_the_same_uuids(applie
         assert old.audit_items() == expected
     finally:
         old.dispose()
+
+
+def test_a_reference_lookup_of_several_values_uses_the_references_partial_index_on_sqlite(tmp_path):
+    """Without statistics SQLite rated `resource = 'line-item'` as selective as the reference and, from two looked-up
+    values on, scanned every line item (json_extract each) instead of using ix_ref_line_item_order."""
+    from sqlalchemy import event
+
+    from gateway.batch import Batch
+
+    store = ReadStore(f"sqlite:///{tmp_path / 'read.sqlite'}")
+    store.create_tables()
+    orders = [f"/order/{uuid4()}/" for _ in range(3)]
+    with store.engine.begin() as conn:
+        conn.execute(documents.insert(), [
+            {"path": f"/line-item/{uuid4()}/", "resource": "line-item", "bureau": BUREAU,
+             "doc": {"order": order}, "deleted": False} for order in orders + ["/order/other/"]])
+    statements = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, params, context, many: statements.append((statement, params)))
+    try:
+        with store.engine.begin() as conn:
+            batch = Batch(conn)
+            batch.prefetch_pointing("line-item", "order", orders)
+            assert {order: len(batch.pointing_at("line-item", "order", order)) for order in orders} == \
+                dict.fromkeys(orders, 1)
+            (statement, params), = [s for s in statements if "json_extract" in s[0]]
+            plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all()
+    finally:
+        store.dispose()
+    assert "ix_ref_line_item_order" in " ".join(row[-1] for row in plan), plan
