@@ -74,3 +74,12 @@ def test_without_the_check_a_dropped_connection_fails_its_first_statement(app, p
     time.sleep(0.05)
     with pytest.raises(Exception):
         select_one(app)
+
+
+def test_sqlite_stores_are_left_as_they_are(tmp_path):
+    app = Identity(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "i.sqlite"),
+                        "CREATE_TABLE": "y"})
+    try:
+        assert ping_when_idle(app) is None
+    finally:
+        app.close()
