@@ -1,5 +1,6 @@
 """The event store inside nameko: one `eventsourcing` application per service container."""
 import os
+import time
 
 os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")  # psycopg's C wait would block the eventlet hub
 
@@ -10,7 +11,7 @@ import eventsourcing.sqlite  # noqa: E402,F401
 from eventlet.event import Event  # noqa: E402
 from nameko.extensions import DependencyProvider  # noqa: E402
 
-from shared.settings import event_store_env  # noqa: E402
+from shared.settings import PING_IDLE_SECONDS, event_store_env  # noqa: E402
 from shared.sweep import create_checkpoint_table  # noqa: E402
 
 
@@ -30,6 +31,7 @@ class EventStore(DependencyProvider):
     def setup(self):
         env = event_store_env(self.container.config, self.application_cls.name.lower())
         self.app = self.application_cls(env=env)
+        ping_when_idle(self.app)
         self.started = Event()
         start = self.start  # this class's, or a subclass's override
 
@@ -57,6 +59,37 @@ class EventStore(DependencyProvider):
         if self.app is not None:
             self.app.close()
             self.app = None
+
+
+def ping_when_idle(app, idle_seconds=PING_IDLE_SECONDS):
+    """On PostgreSQL (POSTGRES_PRE_PING), the pool checks a connection with a round trip before lending it. That
+    check is made only for a connection that sat in the pool for `idle_seconds` or more since it was last given
+    back: one that went away meanwhile (a restarted server, a terminated backend, a closed idle socket) is found and
+    replaced before anyone uses it, while a busy process's connections, given back and lent again within
+    milliseconds, cost no extra round trip each. A check never made a connection safe for the statements after it
+    anyway: a server lost between the check and a statement fails that statement (eventsourcing retries its own
+    reads and writes on such errors). Returns the pool, or None (not PostgreSQL, or no check configured)."""
+    pool = getattr(getattr(getattr(app, "recorder", None), "datastore", None), "pool", None)
+    check = getattr(pool, "_check", None)
+    if pool is None or check is None:
+        return None
+    give_back = pool.putconn
+
+    def putconn(conn):
+        try:
+            conn._stratum_given_back = time.monotonic()
+        except AttributeError:  # not our connection class: check it every time, as before
+            pass
+        give_back(conn)
+
+    def check_when_idle(conn):
+        given_back = getattr(conn, "_stratum_given_back", None)
+        if given_back is None or time.monotonic() - given_back >= idle_seconds:
+            check(conn)
+
+    pool.putconn = putconn
+    pool._check = check_when_idle
+    return pool
 
 
 def create_tables(config, application_cls):

@@ -74,6 +74,7 @@ class FeedFollower:
 
     def __init__(self, *args, **kwargs):
         self._unrecorded = {}  # feed → (position recorded when its batches began to change nothing, position held)
+        self._stored = {}  # feed → its tracking record's position as this process last read or wrote it
         self._recorded = {}  # feed → the highest notification id its batches recorded, not yet announced
         super().__init__(*args, **kwargs)
 
@@ -83,7 +84,16 @@ class FeedFollower:
         return self.factory.process_recorder()
 
     def position(self, application):
-        return max(self.recorder.max_tracking_id(application) or 0, self._unrecorded.get(application, (0, 0))[1])
+        return max(self.stored_position(application), self._unrecorded.get(application, (0, 0))[1])
+
+    def stored_position(self, application):
+        """The feed's tracking record, read from the store once and then kept as this process moves it: a doorbell
+        costs no query. Another process (a replica) may have moved it since: a position kept too low only makes
+        batches that were applied already be read again, and before a batch that changes something is recorded the
+        store's record is read afresh (follow_batch), so such a batch is never applied twice."""
+        if application not in self._stored:
+            self._stored[application] = self.recorder.max_tracking_id(application) or 0
+        return self._stored[application]
 
     def recorded_since_asked(self, application):
         """The highest notification id recorded for `application`'s batches since the last call (None: nothing
@@ -112,13 +122,20 @@ class FeedFollower:
         if not changed and last - recorded_at < UNRECORDED_LIMIT:
             self._unrecorded[application] = (recorded_at, last)
             return last
+        stored = self.recorder.max_tracking_id(application) or 0
+        if stored != self._stored.get(application, stored):  # another process recorded meanwhile: not ours to apply
+            self._stored[application] = stored
+            self._unrecorded.pop(application, None)
+            return self.position(application)
         processing = ProcessingEvent(tracking=Tracking(application_name=application, notification_id=last))
         processing.collect_events(*changed, *self._index_entries(changed))
         try:
             recordings = self._record(processing)
         except IntegrityError:
             self._unrecorded.pop(application, None)  # another follower recorded past it: the store's position holds
+            self._stored.pop(application, None)
             return self.position(application)
+        self._stored[application] = last
         self._unrecorded.pop(application, None)
         if recordings:
             self._recorded[application] = recordings[-1].notification.id

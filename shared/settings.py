@@ -25,6 +25,10 @@ def secret_key(config):
         return handle.read().strip().encode()
 
 
+# A pooled connection idle this long is checked with a round trip before it is lent (shared.eventstore.ping_when_idle)
+PING_IDLE_SECONDS = 1.0
+
+
 def blob_dir(config):
     return config.get("STRATUM_BLOB_DIR") or os.path.join(config["STRATUM_DATA_DIR"], "blobs")
 

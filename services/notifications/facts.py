@@ -1,16 +1,66 @@
 """What the triggers need to know beyond the event itself, asked of the owning services over RPC (orders for an
-order's current fields, identity for users, bureaus and bureau-settings, files for a model), cached for one batch."""
+order's current fields, identity for users, bureaus and bureau-settings, files for a model), cached for one batch.
+
+A bureau's settings are asked for every order event (E2), so the process keeps them (`SettingsCopy`) across batches:
+an entry is what identity answered, and every entry is dropped as soon as this process sees any bureau-settings
+event in identity's feed (its doorbell's events, or a pull of the feed). No time-based expiry."""
+import threading
+
 from shared.errors import NotFound
 from shared.uris import absolute, parse_uri
 
 INTERNAL = {"platform_admin": True, "internal": True}
+SETTINGS_RESOURCE = "bureau-settings"
+
+
+class SettingsCopy:
+    """bureau → its bureau-settings fields as identity last answered, for one process. `saw(events)` is told every
+    identity feed event this process reads; one about a bureau-settings row (created, changed, deleted: whichever
+    bureau) drops every entry, so the next order asks identity again. An answer fetched while such an event was
+    seen is not kept (it may predate the change)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._rows = {}
+        self._generation = 0
+
+    def get(self, bureau, fetch):
+        with self._lock:
+            if bureau in self._rows:
+                return self._rows[bureau]
+            generation = self._generation
+        fields = fetch()
+        with self._lock:
+            if generation == self._generation:
+                self._rows[bureau] = fields
+        return fields
+
+    def saw(self, events):
+        if any(event.get("resource") == SETTINGS_RESOURCE for event in events or ()):
+            self.forget()
+
+    def forget(self):
+        with self._lock:
+            self._rows.clear()
+            self._generation += 1
+
+    def watching(self, fetch):
+        """A feed reader of identity's feed (`fetch(start, limit)`) that shows this copy every batch it reads."""
+        def read(start, limit):
+            feed = fetch(start, limit)
+            self.saw(feed.get("events"))
+            return feed
+
+        return read
 
 
 class Facts:
-    def __init__(self, call, base_url):
-        """`call(service, method, *args)`: an RPC to another service (shared.rpc.ServiceCaller.call)."""
+    def __init__(self, call, base_url, settings=None):
+        """`call(service, method, *args)`: an RPC to another service (shared.rpc.ServiceCaller.call); `settings`:
+        the process's SettingsCopy (None: asked once per batch)."""
         self.call = call
         self.base_url = base_url
+        self.settings_copy = settings
         self._cache = {}
 
     def get(self, service, resource, uuid):
@@ -79,9 +129,15 @@ class Facts:
             return {}
         key = ("settings", bureau)
         if key not in self._cache:
-            found = self.call("identity", "referencing", "bureau-settings", "bureau", bureau, INTERNAL)
-            self._cache[key] = found[0]["fields"] if found else {}
+            if self.settings_copy is None:
+                self._cache[key] = self._ask_settings(bureau)
+            else:
+                self._cache[key] = self.settings_copy.get(bureau, lambda: self._ask_settings(bureau))
         return self._cache[key]
+
+    def _ask_settings(self, bureau):
+        found = self.call("identity", "referencing", SETTINGS_RESOURCE, "bureau", bureau, INTERNAL)
+        return found[0]["fields"] if found else {}
 
     def absolute(self, path):
         return absolute(self.base_url, path) if path else path

@@ -7,13 +7,14 @@ an unreachable mail server costs time, never a notification.
 """
 import logging
 
+from nameko.events import BROADCAST
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
 
 from services.notifications import mail, webhooks
 from services.notifications.application import Notifications
 from services.notifications.delivery import Deliverer
-from services.notifications.facts import Facts
+from services.notifications.facts import Facts, SettingsCopy
 from services.notifications.subscriber import SOURCES, Subscriber
 from shared.amqp import event_handler
 from shared.follower import from_news
@@ -40,6 +41,7 @@ class Outbound(DependencyProvider):
         self.allow_private = config.get("STRATUM_CALLBACKS_ALLOW_PRIVATE", "")
         self.subscriber = None
         self.deliverer = None
+        self.settings = SettingsCopy()  # bureaus' settings, dropped on any bureau-settings event read here
         if isinstance(self.transport, mail.OutboxTransport):
             log.warning("notifications: STRATUM_SMTP_URL is not set; e-mails are written to the outbox folder %s",
                         self.transport.folder)
@@ -102,10 +104,12 @@ class NotificationsService(ResourceService):
     outbound = Outbound()
 
     def _facts(self):
-        return Facts(self.services.call, self.outbound.base_url)
+        return Facts(self.services.call, self.outbound.base_url, self.outbound.settings)
 
     def _follow(self, source, until=None, news=None):
         fetch = from_news(self.services.fetcher(source), news)
+        if source == "identity":  # every identity batch this process reads, recorded by it or not
+            fetch = self.outbound.settings.watching(fetch)
         self.outbound.over(self.app).subscriber.catch_up(source, fetch, self._facts(), until)
 
     def _deliver(self):
@@ -146,6 +150,16 @@ class NotificationsService(ResourceService):
         except Exception:  # e.g. the source is stopping; the timer pulls whatever this doorbell announced
             log.warning("notifications: catch-up of %s after its doorbell failed; the timer will retry", source,
                         exc_info=True)
+
+    @event_handler("identity", NEWS_EVENT, handler_type=BROADCAST, reliable_delivery=False)
+    def on_identity_news_here(self, payload):
+        """Every replica hears each identity ring (the handlers above share one queue: one replica pulls) and drops
+        its copy of the bureaus' settings when the ring shows a bureau-settings event, or does not say what it
+        holds (a bulk write, rings merged across a gap)."""
+        if "events" in payload:
+            self.outbound.settings.saw(payload["events"])
+        else:
+            self.outbound.settings.forget()
 
     # One doorbell handler per followed service (nameko binds a handler to one source service).
     for _source in SOURCES:

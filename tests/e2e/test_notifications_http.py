@@ -148,6 +148,31 @@ def test_order_created_mails_the_owner_and_the_custom_emails(tenant, smtp):
     assert [a["outcome"] for a in record["attempts"]] == ["sent"]
 
 
+def test_a_settings_change_is_seen_by_the_next_orders_evaluation(admin):
+    """The notifications service keeps each bureau's settings between orders (services.notifications.facts
+    .SettingsCopy): the order placed right after a change is evaluated with the new settings, never the old."""
+    bureau = make_tenant(admin, login, "settings")
+    first, second = f"first-{tag()}@example.com", f"second-{tag()}@example.com"
+
+    def recipients(order):
+        return [r["emails"] for r in notifications_of(bureau.manager, "nautilus.order_created", order)]
+
+    set_notifications(bureau, notification_order_created=4, notification_custom_emails=[first])
+    order = create_order(bureau.manager)
+    assert eventually(lambda: recipients(order)) == [[first]]  # the service holds these settings now
+
+    set_notifications(bureau, notification_order_created=4, notification_custom_emails=[second])
+    changed = create_order(bureau.manager)
+    assert eventually(lambda: recipients(changed)) == [[second]]
+
+    set_notifications(bureau, notification_order_created=0, notification_custom_emails=[first])
+    silent = create_order(bureau.manager)
+    set_notifications(bureau, notification_order_created=4, notification_custom_emails=[second])
+    last = create_order(bureau.manager)
+    assert eventually(lambda: recipients(last)) == [[second]]
+    assert recipients(silent) == []  # read before `last` (the feed is read in order), and mailed nobody
+
+
 def test_confirmed_line_items_mail_the_customer_and_bits_off_mail_nobody(tenant, admin, smtp):
     buyer = f"buyer-{tag()}@x.test"
     quiet_buyer = f"quiet-{tag()}@x.test"

@@ -104,3 +104,36 @@ def test_only_a_pull_that_recorded_something_rings_the_followers_own_doorbell(or
     assert production.position("orders") == orders.recorder.max_notification_id()
     assert rings == [{"application": "production", "position": production.recorder.max_notification_id()}]
     production.close()
+
+
+def test_the_recorded_position_is_read_once_and_a_replicas_batch_is_never_applied_twice(orders, tmp_path):
+    """The tracking record's position is kept in memory once read (a doorbell costs no query); a replica that
+    recorded meanwhile leaves it too low, and the store is read afresh before a batch that changes something is
+    recorded: what the replica applied is not applied again."""
+    mine = production_on(tmp_path / "production.db")
+    flow = two_step_workflow(mine)
+    replica = production_on(tmp_path / "production.db")
+    asked = []
+    read = mine.recorder.max_tracking_id
+    mine.recorder.max_tracking_id = lambda name: asked.append(name) or read(name)
+    orders.create("order", {"name": "o"}, command_ctx())
+    follow(orders, mine)
+    orders.create("order", {"name": "p"}, command_ctx())
+    follow(orders, mine)
+    assert asked == ["orders"]  # batches that changed nothing: read once, then kept
+
+    item = line_item(orders, 2, flow)
+    confirm(orders, item)
+    planned = orders.recorder.max_notification_id()
+    assert follow(orders, replica) == planned  # the replica plans the line item first
+    recorded = mine.recorder.max_notification_id()
+    orders.create("order", {"name": "q"}, command_ctx())
+    last = orders.recorder.max_notification_id()
+
+    assert follow(orders, mine) <= last  # from its kept position: the replica's batch is in what it reads
+    follow(orders, mine)
+    assert mine.position("orders") == last
+    assert len(made(mine, "piece", item)) == 2
+    assert mine.recorder.max_notification_id() == recorded  # nothing planned a second time
+    mine.close()
+    replica.close()

@@ -466,3 +466,68 @@ def test_a_position_an_earlier_release_stored_still_counts(notifications):
     assert len(_stored(notifications)) == 1  # position 5 was mailed by the earlier release
     assert notifications.recorder.max_tracking_id("orders") == 6
     assert notifications.repository.get(FeedPosition.id_for("orders")).position == 5  # nothing writes it now
+
+
+# -- the process's copy of the bureaus' settings (services.notifications.facts.SettingsCopy) --------------------------
+
+from services.notifications.facts import Facts, SettingsCopy  # noqa: E402
+
+BUREAU = "/bureau/7b0b6a5e-2f6b-4d8e-9a43-0a3c1c1c0001/"
+
+
+class Identity:
+    """identity's `referencing` of bureau-settings, counting the asks."""
+
+    def __init__(self, fields):
+        self.fields = fields
+        self.asked = 0
+
+    def call(self, service, method, *args):
+        assert (service, method, args[:3]) == ("identity", "referencing", ("bureau-settings", "bureau", BUREAU))
+        self.asked += 1
+        return [{"uri": "/bureau-settings/x/", "fields": dict(self.fields)}]
+
+
+def settings_event(kind="updated", resource="bureau-settings"):
+    return {"application": "identity", "resource": resource, "kind": kind, "uuid": "x", "position": 9,
+            "names": ["BureauSettingsUpdated"], "fields": {}}
+
+
+def test_the_settings_copy_asks_identity_once_until_a_settings_event_is_seen():
+    identity, copy = Identity({"notification_order_created": 4}), SettingsCopy()
+    assert Facts(identity.call, "http://x", copy).settings(BUREAU) == {"notification_order_created": 4}
+    assert Facts(identity.call, "http://x", copy).settings(BUREAU) == {"notification_order_created": 4}
+    assert identity.asked == 1  # the next batch's facts answered from the copy
+
+    copy.saw([settings_event(resource="users"), settings_event(resource="bureau")])  # not about settings: kept
+    assert Facts(identity.call, "http://x", copy).settings(BUREAU) == {"notification_order_created": 4}
+    assert identity.asked == 1
+
+    identity.fields = {"notification_order_created": 0}
+    copy.saw([settings_event()])  # the change, as a doorbell or a pull of identity's feed shows it
+    assert Facts(identity.call, "http://x", copy).settings(BUREAU) == {"notification_order_created": 0}
+    assert identity.asked == 2
+
+
+def test_an_answer_fetched_while_a_settings_event_was_seen_is_not_kept():
+    copy = SettingsCopy()
+
+    def fetch_while_it_changes():
+        copy.saw([settings_event()])  # the change lands between identity's answer and its keeping
+        return {"notification_order_created": 4}
+
+    assert copy.get(BUREAU, fetch_while_it_changes) == {"notification_order_created": 4}
+    assert copy.get(BUREAU, lambda: {"notification_order_created": 0}) == {"notification_order_created": 0}
+
+
+def test_reading_identitys_feed_shows_the_copy_every_batch_and_facts_without_a_copy_ask_per_batch():
+    copy = SettingsCopy()
+    copy.get(BUREAU, lambda: {"a": 1})
+    feed = {"events": [settings_event(kind="created")], "last": 9, "complete": True}
+    assert copy.watching(lambda start, limit: feed)(1, 100) is feed
+    assert copy.get(BUREAU, lambda: {"a": 2}) == {"a": 2}
+
+    identity = Identity({})
+    Facts(identity.call, "http://x").settings(BUREAU)
+    Facts(identity.call, "http://x").settings(BUREAU)
+    assert identity.asked == 2
