@@ -118,7 +118,7 @@ class ReadStore:
             # The writers' own connection, in autocommit mode from its start (each write says BEGIN IMMEDIATE). Not
             # the readers' pool with a per-checkout isolation_level="AUTOCOMMIT": SQLAlchemy resets that at every
             # return with `PRAGMA read_uncommitted`, and a flag pragma expires every statement the connection has
-            # prepared. Then each batch prepared its upsert into `documents` again, with the ~700 list-key triggers
+            # prepared. Then each batch prepared its upsert into `documents` again, with the ~650 list-key triggers
             # compiled into it: ~28 ms of CPU per write whatever its size (measured), most of the projector's cost.
             self._writer = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=2,
                                          **_engine_options(url, pool_size, max_overflow))
