@@ -10,7 +10,7 @@ import json
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import Text, func, literal_column, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -52,6 +52,9 @@ class Batch:
         self._written = {}  # (resource, field) → value → paths this batch wrote with that value (superset)
         self._audit = []  # (log row, [key rows]) in feed order
         self.loads = 0  # statements issued to read (for the benchmark's report)
+        # SQLite: path → (resource, bureau, doc's JSON text, deleted) as the database holds the row, so `flush` skips
+        # a rewrite that would store the very same row (a derived view refreshed to what it was)
+        self._stored = {} if conn.dialect.name == "sqlite" else None
 
     # -- documents ----------------------------------------------------------------------------------------------
 
@@ -61,12 +64,21 @@ class Batch:
         for chunk in _chunks(sorted(missing)):
             self.loads += 1
             rows = self.conn.execute(select(documents.c.path, documents.c.resource, documents.c.bureau,
-                                            documents.c.doc, documents.c.deleted)
+                                            documents.c.doc, documents.c.deleted, *self._raw())
                                      .where(documents.c.path.in_(chunk))).all()
             for row in rows:
                 self.docs[row.path] = Entry(row.resource, row.bureau, row.doc, row.deleted)
+                self._remember(row)
             for path in set(chunk) - {row.path for row in rows}:
                 self.docs[path] = None
+
+    def _raw(self):
+        """SQLite: the document's JSON text as stored, beside its decoded value."""
+        return [] if self._stored is None else [type_coerce(documents.c.doc, Text).label("raw")]
+
+    def _remember(self, row):
+        if self._stored is not None:
+            self._stored[row.path] = (row.resource, row.bureau, row.raw, bool(row.deleted))
 
     def entry(self, path):
         """The Entry at `path` (deleted or not), or None."""
@@ -99,13 +111,15 @@ class Batch:
             self.loads += 1
             rows = self.conn.execute(
                 select(documents.c.path, documents.c.resource, documents.c.bureau, documents.c.doc,
-                       documents.c.deleted, element.label("target"))
+                       documents.c.deleted, element.label("target"), *self._raw())
                 .where(of_resource, documents.c.deleted.is_(False), element.in_(chunk))).all()
             for value in chunk:
                 self._found[(resource, field, value)] = []
             for row in rows:
                 self._found[(resource, field, row.target)].append(row.path)
-                self.docs.setdefault(row.path, Entry(row.resource, row.bureau, row.doc, row.deleted))
+                if row.path not in self.docs:
+                    self.docs[row.path] = Entry(row.resource, row.bureau, row.doc, row.deleted)
+                    self._remember(row)
 
     def pointing_at(self, resource, field, value):
         """(path, bureau) of the live `resource` documents whose `field` is `value`, as of now in this batch."""
@@ -147,8 +161,22 @@ class Batch:
         if conn.dialect.name == "postgresql":
             _write_postgresql(conn, documents_rows, logs, keys)
         else:
-            _write_sqlite(conn, documents_rows, logs, keys)
+            _write_sqlite(conn, self._changed(documents_rows), logs, keys)
         self.dirty, self._audit = {}, []
+
+
+    def _changed(self, documents_rows):
+        """SQLite: the rows of `documents_rows` (their doc as JSON text) that differ from what the database holds.
+        Rewriting an identical row is not free there: every list-key trigger of its resource deletes and inserts its
+        row again (dozens of index entries), and the documents row itself goes to the WAL once more. PostgreSQL's
+        list-key trigger skips such an update on its own."""
+        changed = []
+        for row in documents_rows:
+            stored = (row["resource"], row["bureau"], json.dumps(row["doc"]), bool(row["deleted"]))
+            if self._stored.get(row["path"]) != stored:
+                changed.append(dict(row, doc=stored[2]))
+                self._stored[row["path"]] = stored
+        return changed
 
 
 # PostgreSQL: each table's rows go as one JSON parameter, unpacked by the server (jsonb_to_recordset): one statement
@@ -187,9 +215,10 @@ _SQLITE_WRITES = {
 
 
 def _write_sqlite(conn, documents_rows, logs, keys):
+    """documents_rows' docs come as JSON text already (Batch._changed)."""
     dumps = json.dumps
     encoded = {
-        "documents": [(r["path"], r["resource"], r["bureau"], dumps(r["doc"]), r["deleted"]) for r in documents_rows],
+        "documents": [(r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]) for r in documents_rows],
         "audit_log": [(r["id"], r["application"], r["position"], r["bureau"], r["reference"], r["user"], r["created"],
                        dumps(r["changes"])) for r in logs],
         "audit_keys": [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys],

@@ -112,8 +112,17 @@ class ReadStore:
     def __init__(self, url, pool_size=3, max_overflow=5):
         self.engine = create_engine(url, **_engine_options(url, pool_size, max_overflow))
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self._writer = self.engine
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            # The writers' own connection, in autocommit mode from its start (each write says BEGIN IMMEDIATE). Not
+            # the readers' pool with a per-checkout isolation_level="AUTOCOMMIT": SQLAlchemy resets that at every
+            # return with `PRAGMA read_uncommitted`, and a flag pragma expires every statement the connection has
+            # prepared. Then each batch prepared its upsert into `documents` again, with the ~650 list-key triggers
+            # compiled into it: ~28 ms of CPU per write whatever its size (measured), most of the projector's cost.
+            self._writer = create_engine(url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=2,
+                                         **_engine_options(url, pool_size, max_overflow))
+            event.listen(self._writer, "connect", _sqlite_pragmas)
         # SQLite allows one writer; under green threads a writer waiting on another green thread's lock would block
         # the hub, so writers of this process take turns here first.
         self._sqlite_writer = threading.Lock()
@@ -139,6 +148,8 @@ class ReadStore:
 
     def dispose(self):
         self.engine.dispose()
+        if self._writer is not self.engine:
+            self._writer.dispose()
 
     @contextmanager
     def _write(self):
@@ -146,8 +157,7 @@ class ReadStore:
             with self.engine.begin() as conn:
                 yield conn
             return
-        with self._sqlite_writer, self.engine.connect() as conn:
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        with self._sqlite_writer, self._writer.connect() as conn:
             conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock before reading the position
             try:
                 yield conn
