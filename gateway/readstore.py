@@ -166,6 +166,26 @@ class ReadStore:
                 raise
             conn.exec_driver_sql("COMMIT")
 
+    @contextmanager
+    def _reading(self):
+        """A connection for reads. On PostgreSQL its statements run in autocommit: under READ COMMITTED each
+        statement of a transaction reads its own snapshot anyway, so a read answers the same, but a transaction
+        cost two round trips more (green psycopg2 sends its BEGIN on its own, and the ROLLBACK when the connection
+        returns to the pool), and every request ran two of them (the credential, then the document or the page):
+        strace counted 7.6 sends a request to 3.6. The connection leaves autocommit before it returns to the pool
+        (psycopg2 sets the flag on the client only), so a writer's `engine.begin()` still gets a transaction."""
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                yield conn
+                return
+            dbapi_connection = conn.connection.dbapi_connection
+            dbapi_connection.autocommit = True
+            try:
+                yield conn
+            finally:
+                if not dbapi_connection.closed:  # an invalidated connection is closed and discarded anyway
+                    dbapi_connection.autocommit = False
+
     # -- the follower's side ------------------------------------------------------------------------------------
 
     @reconnecting
@@ -331,7 +351,7 @@ class ReadStore:
     def document(self, path, bureau):
         """The current document at `path`, or None if it does not exist, was deleted, or belongs to another bureau."""
         statement, params = _document_statement(bureau)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(statement, dict(params, path=path)).first()
         return None if row is None else row.doc
 
@@ -400,7 +420,7 @@ class ReadStore:
 
     @reconnecting
     def audit_row(self, uuid, bureau):
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(select(*_AUDIT_ITEM).where(
                 audit_keys.c.uuid == _uuid_or_none(uuid), audit_keys.c.log_id == audit_log.c.id,
                 _audit_visible(bureau))).first()
@@ -439,7 +459,7 @@ class ReadStore:
 
     @reconnecting
     def credential(self, uuid):
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return conn.execute(_CREDENTIAL, {"uuid": uuid}).first()
 
     @reconnecting
@@ -461,7 +481,7 @@ class ReadStore:
     @reconnecting
     def roles_of(self, user, bureau):
         """The roles `user` holds in `bureau`, from the role documents."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(select(documents.c.doc).where(
                 documents.c.resource == "role", documents.c.bureau == bureau, documents.c.deleted.is_(False),
                 documents.c.doc["user"].as_string() == user)).all()
@@ -496,7 +516,7 @@ class ReadStore:
             if key is not None and statements.complete:
                 self._shapes.keep(key, statements)
         values = [bind.effective_value for bind in binds] + [query.limit, query.offset, COUNT_BOUND + 1]
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             rows = conn.execute(statements.page.statement, statements.page.params(values)).all()
             full = len(rows) == query.limit
             if rows and not full and query.after is None:

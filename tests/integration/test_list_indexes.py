@@ -363,3 +363,32 @@ def test_a_text_longer_than_an_index_entry_is_listed_and_found_by_its_whole_valu
     assert page(store, f"filter[notes]={notes[:-1] + ('0' if notes[-1] != '0' else '1')}").rows == []
     assert path in [r.path for r in page(store, f"filter[notes]>{notes[:-1]}&page[limit]=1000").rows]
     assert path not in [r.path for r in page(store, f"filter[notes]>{notes}&page[limit]=1000").rows]
+
+
+def test_reads_on_postgresql_open_no_transaction_and_leave_none_to_writers(store):
+    """A read's statements run in autocommit (no BEGIN … ROLLBACK round trip around them); the connection goes back
+    to the pool out of autocommit, so a writer's transaction is still one (its failure undoes its statements), also
+    after a read that failed."""
+    if store.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite reads are unchanged")
+    import psycopg2.extensions as ext
+    with store._reading() as conn:
+        conn.execute(text("SELECT 1")).scalar()
+        assert conn.connection.dbapi_connection.get_transaction_status() == ext.TRANSACTION_STATUS_IDLE
+    with pytest.raises(Exception):
+        with store._reading() as conn:
+            conn.execute(text("SELECT no_such_column FROM gateway.documents"))
+    assert page(store, "filter[name]=renamed").total == 1 and store.document("/nowhere/", BUREAU) is None
+    for _ in range(3):  # every pooled connection a read used
+        with store.engine.connect() as conn:
+            dbapi_connection = conn.connection.dbapi_connection
+            assert dbapi_connection.autocommit is False
+            conn.execute(text("SELECT 1"))
+            assert dbapi_connection.get_transaction_status() == ext.TRANSACTION_STATUS_INTRANS
+            conn.rollback()
+    with pytest.raises(RuntimeError):
+        with store.engine.begin() as conn:
+            conn.execute(text("CREATE TABLE gateway.written_then_undone (x int)"))
+            raise RuntimeError("undo")
+    with store._reading() as conn:
+        assert conn.execute(text("SELECT to_regclass('gateway.written_then_undone')")).scalar() is None
