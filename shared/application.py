@@ -286,7 +286,7 @@ class ResourceApplication(Application):
             if not issubclass(event_cls, (Resource.Created, Resource.Updated, Resource.Deleted)):
                 return None
             shape = shapes[event_cls] = _feed_shape(self.aggregates, event_cls)
-        topic, resource_name, aggregate_cls, kind, names = shape
+        topic, resource_name, aggregate_cls, kind, names, named_fields = shape
         event = self.mapper.to_domain_event(notification)
         public = {
             "position": notification.id,
@@ -307,18 +307,20 @@ class ResourceApplication(Application):
             public.update(kind="deleted", fields={})
         # named from every change, private ones included (their names are public facts, their values are not): a
         # password change stored as a plain Updated by an older release is a UserPasswordChanged all the same
-        if names is None:
-            changes = event.fields if kind == "created" else getattr(event, "changes", {})
-            public["names"] = aggregate_cls.event_names(event_cls, changes)
-        else:
-            public["names"] = list(names)
+        if named_fields is not None:  # a plain Updated: named from the changes, when one of them has a name
+            changes = getattr(event, "changes", {})
+            if not named_fields.isdisjoint(changes):
+                public["names"] = aggregate_cls.event_names(event_cls, changes)
+                return public
+        public["names"] = list(names)
         return public
 
 
 def _feed_shape(aggregates, event_cls):
     """What `ResourceApplication._public` needs of a public event's class, kept per application and class: (topic,
-    resource name, aggregate class, kind, names: the class's event names, or None when they depend on the changes,
-    as a plain Updated's do). The names of any other class are a function of the class alone (Resource.event_names)."""
+    resource name, aggregate class, kind, names, named fields). The names of a class are a function of the class
+    alone (Resource.event_names), except a plain Updated's: a change of a field some named event class records adds
+    that class's names (named fields: those fields, for a plain Updated; None for any other class)."""
     topic = event_cls.TOPIC  # "<service>/<resource>/<Event>": the resource is in the stable topic
     resource_name = topic.rpartition("/")[0].partition("/")[2]
     aggregate_cls = aggregates[resource_name]
@@ -328,8 +330,11 @@ def _feed_shape(aggregates, event_cls):
         kind = "updated"
     else:
         kind = "deleted"
-    names = None if event_cls is aggregate_cls.Updated else tuple(aggregate_cls.event_names(event_cls, {}))
-    return topic, resource_name, aggregate_cls, kind, names
+    names = tuple(aggregate_cls.event_names(event_cls, {}))
+    named_fields = None
+    if event_cls is aggregate_cls.Updated:
+        named_fields = frozenset(named.field for named in aggregate_cls._named_classes())
+    return topic, resource_name, aggregate_cls, kind, names, named_fields
 
 
 class SharedConflict(Exception):
