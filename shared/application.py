@@ -8,6 +8,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import resolve_topic
 
 from shared import catalogue, uris
 from shared.errors import Conflict, InvalidPayload, NotFound, NotImplementedYet
@@ -274,13 +275,19 @@ class ResourceApplication(Application):
                 "last": notifications[-1].id}
 
     def _public(self, notification):
+        # The class first, from the stored topic: a notification that carries no public event (a command receipt, a
+        # reference index entry: about half of a log) is not decoded at all.
+        event_cls = resolve_topic(notification.topic)
+        shapes = self.__dict__.get("_stratum_feed_shapes")
+        if shapes is None:
+            shapes = self.__dict__.setdefault("_stratum_feed_shapes", {})
+        shape = shapes.get(event_cls)
+        if shape is None:
+            if not issubclass(event_cls, (Resource.Created, Resource.Updated, Resource.Deleted)):
+                return None
+            shape = shapes[event_cls] = _feed_shape(self.aggregates, event_cls)
+        topic, resource_name, aggregate_cls, kind, names, named_fields = shape
         event = self.mapper.to_domain_event(notification)
-        if not isinstance(event, (Resource.Created, Resource.Updated, Resource.Deleted)):
-            return None
-        topic = type(event).TOPIC  # "<service>/<resource>/<Event>": the resource is in the stable topic
-        resource_name = topic.rpartition("/")[0].partition("/")[2]
-        aggregate_cls = self.aggregates[resource_name]
-        private = aggregate_cls.private_fields
         public = {
             "position": notification.id,
             "application": self.name,
@@ -291,17 +298,43 @@ class ResourceApplication(Application):
             "user": event.actor,
             "timestamp": event.timestamp.isoformat(),
         }
-        if isinstance(event, Resource.Created):
+        private = aggregate_cls.private_fields
+        if kind == "created":
             public.update(kind="created", bureau=event.bureau, fields=_without(event.fields, private))
-        elif isinstance(event, Resource.Updated):
+        elif kind == "updated":
             public.update(kind="updated", fields=_without(event.changes, private))
         else:
             public.update(kind="deleted", fields={})
         # named from every change, private ones included (their names are public facts, their values are not): a
         # password change stored as a plain Updated by an older release is a UserPasswordChanged all the same
-        changes = event.fields if isinstance(event, Resource.Created) else getattr(event, "changes", {})
-        public["names"] = aggregate_cls.event_names(type(event), changes)
+        if named_fields is not None:  # a plain Updated: named from the changes, when one of them has a name
+            changes = getattr(event, "changes", {})
+            if not named_fields.isdisjoint(changes):
+                public["names"] = aggregate_cls.event_names(event_cls, changes)
+                return public
+        public["names"] = list(names)
         return public
+
+
+def _feed_shape(aggregates, event_cls):
+    """What `ResourceApplication._public` needs of a public event's class, kept per application and class: (topic,
+    resource name, aggregate class, kind, names, named fields). The names of a class are a function of the class
+    alone (Resource.event_names), except a plain Updated's: a change of a field some named event class records adds
+    that class's names (named fields: those fields, for a plain Updated; None for any other class)."""
+    topic = event_cls.TOPIC  # "<service>/<resource>/<Event>": the resource is in the stable topic
+    resource_name = topic.rpartition("/")[0].partition("/")[2]
+    aggregate_cls = aggregates[resource_name]
+    if issubclass(event_cls, Resource.Created):
+        kind = "created"
+    elif issubclass(event_cls, Resource.Updated):
+        kind = "updated"
+    else:
+        kind = "deleted"
+    names = tuple(aggregate_cls.event_names(event_cls, {}))
+    named_fields = None
+    if event_cls is aggregate_cls.Updated:
+        named_fields = frozenset(named.field for named in aggregate_cls._named_classes())
+    return topic, resource_name, aggregate_cls, kind, names, named_fields
 
 
 class SharedConflict(Exception):

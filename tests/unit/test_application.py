@@ -113,3 +113,25 @@ def test_a_plain_update_stored_by_an_older_release_is_named_as_it_was_then():
     assert Order.event_names(Order.Updated, {"status": "confirmed"}) == [
         "OrderUpdated", "OrderStatusChanged", "OrderConfirmed"]
     assert Order.event_names(Order.Updated, {"status": "printing"}) == ["OrderUpdated", "OrderStatusChanged"]
+
+
+def test_the_feed_decodes_only_public_events_and_names_each_event_afresh(orders):
+    """The feed reads a notification's class from its topic: receipts (and other non-public records) are skipped
+    undecoded. Names of a class are kept per class, yet each event gets its own list, and a plain Updated (as older
+    releases stored every change) is still named from its changes."""
+    order_id = orders.create("order", {"name": "n"}, ctx())["uri"].split("/")[2]
+    orders.update("order", order_id, {"status": "confirmed"}, ctx())
+    order = orders.load("order", order_id, ctx())
+    order.trigger_event(Order.Updated, changes={"priority": 5}, actor="/users/1/")  # as release 0.1 stored it
+    order.trigger_event(Order.Updated, changes={"customer_name": "Ada"}, actor="/users/1/")  # no named field
+    orders.save(order)
+    decoded = []
+    to_domain_event = orders.mapper.to_domain_event
+    orders.mapper.to_domain_event = lambda stored: decoded.append(stored.topic) or to_domain_event(stored)
+    events = orders.feed(1, 100)["events"]
+    assert [e["names"] for e in events] == [["OrderCreated"], ["OrderUpdated", "OrderStatusChanged", "OrderConfirmed"],
+                                            ["OrderUpdated", "OrderPriorityChanged"], ["OrderUpdated"]]
+    assert decoded == [e["event"] for e in events]  # the two receipts were never decoded
+    assert [e["kind"] for e in events] == ["created", "updated", "updated", "updated"]
+    events[1]["names"].append("Mutated")
+    assert orders.feed(events[1]["position"], 1)["events"][0]["names"] == ["OrderUpdated", "OrderStatusChanged", "OrderConfirmed"]
