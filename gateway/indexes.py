@@ -272,9 +272,13 @@ def tenant_numbers(conn, bureaus):
     wanted = sorted({bureau for bureau in bureaus if bureau is not None})
     if not wanted:
         return {}
-    insert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(tenants)
-    conn.execute(insert.on_conflict_do_nothing(index_elements=["bureau"]), [{"bureau": b} for b in wanted])
-    return dict(conn.execute(select(tenants.c.bureau, tenants.c.id).where(tenants.c.bureau.in_(wanted))).all())
+    found = dict(conn.execute(select(tenants.c.bureau, tenants.c.id).where(tenants.c.bureau.in_(wanted))).all())
+    missing = [bureau for bureau in wanted if bureau not in found]  # usually none: one statement a batch
+    if missing:
+        insert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(tenants)
+        conn.execute(insert.on_conflict_do_nothing(index_elements=["bureau"]), [{"bureau": b} for b in missing])
+        found.update(conn.execute(select(tenants.c.bureau, tenants.c.id).where(tenants.c.bureau.in_(missing))).all())
+    return found
 
 
 def _pg_tenant_function():
