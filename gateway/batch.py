@@ -14,6 +14,7 @@ from sqlalchemy import Text, func, literal_column, select, type_coerce
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from gateway import indexes
 from gateway.tables import READ_SCHEMA, audit_keys, audit_log, documents
 
 Ref = namedtuple("Ref", "path bureau")
@@ -154,8 +155,11 @@ class Batch:
         logs, keys = [], []
         if self._audit:
             next_id = (conn.execute(select(func.max(audit_log.c.id))).scalar() or 0) + 1
+            tenant = indexes.tenant_numbers(conn, [row["bureau"] for row, _ in self._audit])
             for offset, (row, items) in enumerate(self._audit):
-                logs.append(dict(row, id=next_id + offset))
+                log_row = dict(row, id=next_id + offset, tenant=tenant.get(row["bureau"]))  # its bureau's number
+                del log_row["bureau"]
+                logs.append(log_row)
                 keys += [{"uuid": uuid, "log_id": next_id + offset, "ordinal": ordinal}
                          for ordinal, uuid in enumerate(items)]
         if conn.dialect.name == "postgresql":
@@ -185,7 +189,7 @@ _PG_WRITES = {
     "documents": ("path varchar, resource varchar, bureau varchar, doc jsonb, deleted boolean",
                   " ON CONFLICT (path) DO UPDATE SET resource = excluded.resource, bureau = excluded.bureau,"
                   " doc = excluded.doc, deleted = excluded.deleted"),
-    "audit_log": ('id bigint, application varchar, position bigint, bureau varchar, reference varchar, "user" varchar,'
+    "audit_log": ('id bigint, application varchar, position bigint, tenant integer, reference varchar, "user" varchar,'
                   " created varchar, changes json", ""),
     "audit_keys": ("uuid uuid, log_id bigint, ordinal smallint", ""),
 }
@@ -209,7 +213,7 @@ _SQLITE_WRITES = {
     "documents": ("path, resource, bureau, doc, deleted",
                   " ON CONFLICT (path) DO UPDATE SET resource = excluded.resource, bureau = excluded.bureau,"
                   " doc = excluded.doc, deleted = excluded.deleted"),
-    "audit_log": ('id, application, position, bureau, reference, "user", created, changes', ""),
+    "audit_log": ('id, application, position, tenant, reference, "user", created, changes', ""),
     "audit_keys": ("uuid, log_id, ordinal", ""),
 }
 
@@ -219,7 +223,7 @@ def _write_sqlite(conn, documents_rows, logs, keys):
     dumps = json.dumps
     encoded = {
         "documents": [(r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]) for r in documents_rows],
-        "audit_log": [(r["id"], r["application"], r["position"], r["bureau"], r["reference"], r["user"], r["created"],
+        "audit_log": [(r["id"], r["application"], r["position"], r["tenant"], r["reference"], r["user"], r["created"],
                        dumps(r["changes"])) for r in logs],
         "audit_keys": [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys],
     }

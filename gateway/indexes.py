@@ -43,7 +43,9 @@ import hashlib
 import re
 from functools import lru_cache
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.types import TypeDecorator
 
@@ -264,6 +266,21 @@ def _number_tenants(dialect):
             f"{_ident(READ_SCHEMA)}.documents WHERE bureau IS NOT NULL ON CONFLICT (bureau) DO NOTHING")
 
 
+def tenant_numbers(conn, bureaus):
+    """{bureau path: its number in `tenants`} for `bureaus` (None left out), numbering those not seen before, in
+    `conn`'s transaction (the audit log's writes; a concurrent writer's new number is waited for, then read)."""
+    wanted = sorted({bureau for bureau in bureaus if bureau is not None})
+    if not wanted:
+        return {}
+    found = dict(conn.execute(select(tenants.c.bureau, tenants.c.id).where(tenants.c.bureau.in_(wanted))).all())
+    missing = [bureau for bureau in wanted if bureau not in found]  # usually none: one statement a batch
+    if missing:
+        insert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(tenants)
+        conn.execute(insert.on_conflict_do_nothing(index_elements=["bureau"]), [{"bureau": b} for b in missing])
+        found.update(conn.execute(select(tenants.c.bureau, tenants.c.id).where(tenants.c.bureau.in_(missing))).all())
+    return found
+
+
 def _pg_tenant_function():
     """list_keys_tenant(bureau): its number, a new one for a bureau not seen before (PostgreSQL's triggers; SQLite's
     insert it themselves)."""
@@ -341,12 +358,16 @@ def _pg_dispatcher(resources):
 
 # The audit log's filters and sorts (gateway.readstore._AUDIT_COLUMNS) within a bureau, ties in feed order. A filter
 # on `key` reads the changes of the rows the other conditions leave (the key is an element of `changes`, by ordinal).
+# `tenant` is the bureau's number (gateway.tables.audit_log); the indexes of releases that keyed on its path are
+# dropped when the migrate step converts the table (gateway.readstore._convert_audit_bureaus).
 AUDIT_INDEXES = (
-    ("ix_audit_log_bureau_created", ("bureau", "created", "id")),
-    ("ix_audit_log_bureau_user", ("bureau", "user", "id")),
-    ("ix_audit_log_bureau_reference", ("bureau", "reference", "id")),
+    ("ix_audit_log_tenant_created", ("tenant", "created", "id")),
+    ("ix_audit_log_tenant_user", ("tenant", "user", "id")),
+    ("ix_audit_log_tenant_reference", ("tenant", "reference", "id")),
     ("ix_audit_log_created", ("created", "id")),
 )
+LEGACY_AUDIT_INDEXES = ("ix_audit_log_bureau", "ix_audit_log_bureau_created", "ix_audit_log_bureau_user",
+                        "ix_audit_log_bureau_reference")
 
 
 def create(conn):

@@ -140,10 +140,15 @@ class ReadStore:
             self._take_turn(conn)
             for statement in reference_indexes(conn.dialect.name, None if self.is_sqlite else READ_SCHEMA):
                 conn.exec_driver_sql(statement)
-            if inspect(conn).has_table(legacy_audit_events.name, schema=None if self.is_sqlite else READ_SCHEMA):
+            schema = None if self.is_sqlite else READ_SCHEMA
+            indexes.tenants.create(conn, checkfirst=True)  # the audit log's rows name their bureau by its number
+            if inspect(conn).has_table(legacy_audit_events.name, schema=schema):
                 converted = _convert_legacy_audit(conn)
                 log.warning("read side: converted %d rows of the per-field audit table of an earlier release into "
                             "the audit log (same /event/ uuids) and dropped it", converted)
+            if "bureau" in {c["name"] for c in inspect(conn).get_columns(audit_log.name, schema=schema)}:
+                converted = _convert_audit_bureaus(conn)
+                log.warning("read side: the audit log's %d rows name their bureau by its number now", converted)
             indexes.create(conn)  # every resource's list keys and the audit log's indexes (gateway.indexes)
 
     def dispose(self):
@@ -409,11 +414,12 @@ class ReadStore:
         dialect = self.engine.dialect.name
         source = audit_keys.join(audit_log, audit_keys.c.log_id == audit_log.c.id)
         conditions = [_audit_visible(bureau)]
-        conditions += [_column_filter(_audit_column(f.field, dialect), _audit_values(f)) for f in query.filters]
+        conditions += [_audit_filter(f, dialect) for f in query.filters]
         order = [(_audit_column(name, dialect), desc) for name, desc in query.sort]
         ties = order[-1][1] if order else False
         order += [(audit_keys.c.log_id, ties), (audit_keys.c.ordinal, ties)]
-        page = self._page((source, audit_keys.c.uuid, audit_keys.c.uuid), source, source, conditions, order, query,
+        named = source.join(indexes.tenants, indexes.tenants.c.id == audit_log.c.tenant, isouter=True)  # its bureau
+        page = self._page((named, audit_keys.c.uuid, audit_keys.c.uuid), source, source, conditions, order, query,
                           ("event", tuple(query.sort)))
         page.rows = [_audit_item(row) for row in page.rows]
         return page
@@ -577,13 +583,16 @@ class ReadStore:
 # The audit log's filterable and sortable fields: its row's columns, the item's field (`key`) and `uri`
 # (/event/<uuid>/) as the item's uuid. The values before and after a change are JSON of any shape: no filter or
 # order is defined on them.
-_AUDIT_COLUMNS = {"bureau": audit_log.c.bureau, "created": audit_log.c.created, "reference": audit_log.c.reference,
+# The row's bureau is its number (audit_log.tenant): the item shows, filters and sorts on the bureau's path.
+_AUDIT_BUREAU = (select(indexes.tenants.c.bureau).where(indexes.tenants.c.id == audit_log.c.tenant)
+                 .scalar_subquery())
+_AUDIT_COLUMNS = {"bureau": _AUDIT_BUREAU, "created": audit_log.c.created, "reference": audit_log.c.reference,
                   "user": audit_log.c.user, "uri": audit_keys.c.uuid}
 # the item's field: the first entry of its change, changes[ordinal][0]
 _AUDIT_KEY = {"sqlite": literal_column("json_extract(audit_log.changes, '$[' || audit_keys.ordinal || '][0]')"),
               "postgresql": literal_column("(audit_log.changes -> audit_keys.ordinal ->> 0)")}
 _AUDIT_ITEM = (audit_keys.c.uuid, audit_keys.c.ordinal, audit_log.c.application,
-               audit_log.c.position, audit_log.c.bureau, audit_log.c.reference, audit_log.c.user,
+               audit_log.c.position, _AUDIT_BUREAU.label("bureau"), audit_log.c.reference, audit_log.c.user,
                audit_log.c.created, audit_log.c.changes)
 _NO_UUID = "00000000-0000-0000-0000-000000000000"  # what a uri filter that names no uuid looks for: nothing
 
@@ -595,6 +604,19 @@ def _audit_column(name, dialect):
         raise InvalidPayload(f"Events cannot be filtered or sorted by '{name}'; use one of: "
                              f"{', '.join(sorted([*_AUDIT_COLUMNS, 'key']))}.", field=name)
     return _AUDIT_COLUMNS[name]
+
+
+def _audit_filter(flt, dialect):
+    """An equality filter on the bureau matches the numbers of the bureaus named (the tenant-first indexes serve it);
+    any other filter compares the column as it is shown."""
+    if flt.field != "bureau" or flt.op in ("<", ">"):
+        return _column_filter(_audit_column(flt.field, dialect), _audit_values(flt))
+    present = [v for v in flt.values if v is not None]
+    clauses = ([audit_log.c.tenant.in_(select(indexes.tenants.c.id).where(indexes.tenants.c.bureau.in_(present)))]
+               if present else [])
+    if len(present) < len(flt.values):
+        clauses.append(audit_log.c.tenant.is_(None))
+    return or_(*clauses)
 
 
 def _uuid_or_none(value):
@@ -802,7 +824,7 @@ def _documents_visible(scope, resource=None):
 
 def _audit_visible(scope):
     """The audit rows `scope` may read: its bureau's, less those about another user's own resources."""
-    clause = _bureau_clause(audit_log.c.bureau, scope)
+    clause = _bureau_clause(audit_log.c.tenant, scope, _tenant_number)
     if not isinstance(scope, Scope):
         return clause
     for owned, field in OWNED_BY_USER.items():
@@ -864,20 +886,45 @@ def _column_filter(column, flt):
     return or_(*clauses)
 
 
+def _convert_audit_bureaus(conn):
+    """Releases up to the compact audit log named each audit_log row's bureau by its path (a `bureau` column, in the
+    row and in four indexes); this one by its number in indexes.tenants (`tenant`). Converted in place: the bureaus
+    numbered, each row given its number, the old indexes and column dropped (indexes.create builds the new ones).
+    PostgreSQL reuses the freed space for later rows (a VACUUM FULL, outside the migrate step, gives it back)."""
+    pg = conn.dialect.name == "postgresql"
+    schema = f'"{READ_SCHEMA}".' if pg else ""
+    table = f"{schema}audit_log"
+    bureaus = [row[0] for row in conn.exec_driver_sql(f"SELECT DISTINCT bureau FROM {table} WHERE bureau IS NOT NULL")]
+    indexes.tenant_numbers(conn, bureaus)
+    for name in indexes.LEGACY_AUDIT_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {schema}{name}")
+    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN tenant INTEGER")
+    converted = conn.exec_driver_sql(
+        f"UPDATE {table} SET tenant = (SELECT t.id FROM {schema}tenants t WHERE t.bureau = {table}.bureau)").rowcount
+    conn.exec_driver_sql(f"ALTER TABLE {table} DROP COLUMN bureau")
+    for index in audit_log.indexes:
+        index.create(conn, checkfirst=True)
+    return converted
+
+
 def _convert_legacy_audit(conn, page=20_000):
     """Earlier releases stored one audit_events row per changed field (uuid, values and all). Rows that one event
     wrote about one resource are consecutive there; each run becomes one audit_log row, its fields audit_keys rows
     with the uuids they had, so links to /event/<uuid>/ stay valid. The old table is then dropped."""
     old = legacy_audit_events
     next_id = (conn.execute(select(func.max(audit_log.c.id))).scalar() or 0) + 1
-    converted, after, group, logs, keys = 0, 0, None, [], []
+    converted, after, group, logs, keys, bureaus = 0, 0, None, [], [], []
 
     def write():
         if logs:
+            tenant = indexes.tenant_numbers(conn, bureaus)
+            for row, bureau in zip(logs, bureaus):
+                row["tenant"] = tenant.get(bureau)
             conn.execute(audit_log.insert(), logs)
             conn.execute(audit_keys.insert(), keys)
         logs.clear()
         keys.clear()
+        bureaus.clear()
 
     while True:
         rows = conn.execute(select(old).where(old.c.id > after).order_by(old.c.id).limit(page)).all()
@@ -887,9 +934,10 @@ def _convert_legacy_audit(conn, page=20_000):
             identity = (row.application, row.position, row.reference, row.bureau, row.user, row.created)
             if group is None or group[0] != identity:
                 group = (identity, {"id": next_id, "application": row.application, "position": row.position,
-                                    "bureau": row.bureau, "reference": row.reference, "user": row.user,
-                                    "created": row.created, "changes": []})
+                                    "reference": row.reference, "user": row.user, "created": row.created,
+                                    "changes": []})
                 logs.append(group[1])
+                bureaus.append(row.bureau)
                 next_id += 1
             changes = group[1]["changes"]
             keys.append({"uuid": row.uuid, "log_id": group[1]["id"], "ordinal": len(changes)})
