@@ -11,8 +11,6 @@ from collections import defaultdict, namedtuple
 from dataclasses import dataclass
 
 from sqlalchemy import Text, func, literal_column, select, type_coerce
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gateway import indexes
 from gateway.tables import READ_SCHEMA, audit_keys, audit_log, documents
@@ -168,7 +166,6 @@ class Batch:
             _write_sqlite(conn, self._changed(documents_rows), logs, keys)
         self.dirty, self._audit = {}, []
 
-
     def _changed(self, documents_rows):
         """SQLite: the rows of `documents_rows` (their doc as JSON text) that differ from what the database holds.
         Rewriting an identical row is not free there: every list-key trigger of its resource deletes and inserts its
@@ -256,8 +253,3 @@ def reference_sql(dialect, field):
     if "." in field:
         return f"doc #>> '{{{','.join(field.split('.'))}}}'"
     return f"doc ->> '{field}'"
-
-
-def dialect_insert(conn):
-    """The dialect's INSERT, which has ON CONFLICT (SQLite's and PostgreSQL's spell it alike)."""
-    return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert

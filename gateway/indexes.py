@@ -44,12 +44,10 @@ import re
 from functools import lru_cache
 
 from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.types import TypeDecorator
 
-from gateway.tables import READ_SCHEMA
+from gateway.tables import READ_SCHEMA, dialect_insert
 from shared import catalogue
 
 metadata = MetaData()
@@ -275,8 +273,8 @@ def tenant_numbers(conn, bureaus):
     found = dict(conn.execute(select(tenants.c.bureau, tenants.c.id).where(tenants.c.bureau.in_(wanted))).all())
     missing = [bureau for bureau in wanted if bureau not in found]  # usually none: one statement a batch
     if missing:
-        insert = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(tenants)
-        conn.execute(insert.on_conflict_do_nothing(index_elements=["bureau"]), [{"bureau": b} for b in missing])
+        conn.execute(dialect_insert(conn)(tenants).on_conflict_do_nothing(index_elements=["bureau"]),
+                     [{"bureau": b} for b in missing])
         found.update(conn.execute(select(tenants.c.bureau, tenants.c.id).where(tenants.c.bureau.in_(missing))).all())
     return found
 

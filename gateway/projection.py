@@ -7,8 +7,8 @@ from uuid import NAMESPACE_URL
 from sqlalchemy import select, update
 
 from gateway import order_views, production_views, run_pool_views, schedule_views, task_views
-from gateway.batch import Entry, dialect_insert
-from gateway.tables import credentials
+from gateway.batch import Entry
+from gateway.tables import credentials, dialect_insert
 from gateway.viewstore import delete_view
 from shared.access import CREDENTIALS_END_ON
 from shared.uris import resource_path

@@ -24,10 +24,10 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway import cursors, indexes, production_views, run_pool_views, shapes
-from gateway.batch import Batch, dialect_insert, reference_sql
+from gateway.batch import Batch, reference_sql
 from gateway.projection import apply_event, prefetch
-from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, documents, idempotency_keys,
-                            legacy_audit_events, metadata, parked_events, session_activity, tracking)
+from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, dialect_insert, documents,
+                            idempotency_keys, legacy_audit_events, metadata, parked_events, session_activity, tracking)
 from shared import uris
 from shared.access import OWNED_BY_USER, PLATFORM_RESOURCES
 from shared.errors import InvalidPayload, ServiceUnavailable

@@ -2,9 +2,16 @@
 from sqlalchemy import (JSON, BigInteger, Boolean, Column, Index, Integer, MetaData, SmallInteger, String, Table, Text,
                         Uuid)
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 metadata = MetaData()
 READ_SCHEMA = "gateway"  # PostgreSQL schema of the read side (SQLite has none)
+
+
+def dialect_insert(conn):
+    """The dialect's INSERT, which has ON CONFLICT (SQLite's and PostgreSQL's spell it alike)."""
+    return sqlite_insert if conn.dialect.name == "sqlite" else pg_insert
 
 _json = JSON().with_variant(JSONB(), "postgresql")
 _id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements only INTEGER PRIMARY KEY
