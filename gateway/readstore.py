@@ -609,14 +609,13 @@ def _audit_column(name, dialect):
 def _audit_filter(flt, dialect):
     """An equality filter on the bureau matches the numbers of the bureaus named (the tenant-first indexes serve it);
     any other filter compares the column as it is shown."""
-    if flt.field != "bureau" or flt.op in ("<", ">"):
-        return _column_filter(_audit_column(flt.field, dialect), _audit_values(flt))
-    present = [v for v in flt.values if v is not None]
-    clauses = ([audit_log.c.tenant.in_(select(indexes.tenants.c.id).where(indexes.tenants.c.bureau.in_(present)))]
-               if present else [])
-    if len(present) < len(flt.values):
-        clauses.append(audit_log.c.tenant.is_(None))
-    return or_(*clauses)
+    if flt.field == "bureau" and flt.op not in ("<", ">"):
+        return _column_filter(audit_log.c.tenant, flt, any_of=_audit_tenants_of)
+    return _column_filter(_audit_column(flt.field, dialect), _audit_values(flt))
+
+
+def _audit_tenants_of(bureaus):
+    return audit_log.c.tenant.in_(select(indexes.tenants.c.id).where(indexes.tenants.c.bureau.in_(bureaus)))
 
 
 def _uuid_or_none(value):
@@ -874,13 +873,15 @@ def _long_text_filter(column, whole, flt):
     return or_(*alternatives)
 
 
-def _column_filter(column, flt):
+def _column_filter(column, flt, any_of=None):
+    """`column` compared as `flt` says; `any_of(values)`: the clause for "one of these non-null values" when it is
+    not `column IN (values)` (the audit log's bureau: the numbers of the bureaus named)."""
     if flt.op == ">":
         return column > flt.values[0]
     if flt.op == "<":
         return column < flt.values[0]
     present = [v for v in flt.values if v is not None]
-    clauses = [column.in_(present)] if present else []
+    clauses = [(any_of or column.in_)(present)] if present else []
     if len(present) < len(flt.values):
         clauses.append(column.is_(None))
     return or_(*clauses)
