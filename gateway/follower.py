@@ -7,6 +7,7 @@ news"; the follower always pulls from its own position, so a lost message costs 
 A writer (the gateway, for read-your-writes) may hand over its command's own events ("news": a slice of the feed,
 `first`..`last`), saving the pull. Slices wait on a board until the lock is free; whoever holds it applies every
 slice that continues the store's position without a gap, in one transaction, and pulls only what is still missing.
+The writers whose slices it applied then find their position reached in memory, without a statement of their own.
 """
 import threading
 
@@ -19,6 +20,7 @@ class Follower:
         self.batch_size = batch_size
         self._locks = {}
         self._boards = {}  # application → {first: news slice} handed over and not yet applied
+        self._reached = {}  # application → a position the store held when this follower last read or moved it
         self._locks_guard = threading.Lock()
 
     def _lock(self, application):
@@ -35,19 +37,31 @@ class Follower:
         included). Slices that continue the store's position are applied as they are, without a pull: positions
         only grow, so a chain that starts at or before the store's next event when it is read still does when it
         is applied.
+
+        Positions only grow, so a position this follower saw the store reach is still reached: a caller whose
+        `until` is at or below it (its slice was applied with another writer's, the usual case under load) returns
+        without a statement. (A read side reset for a rebuild from zero goes back to 0; what it replays then
+        includes what a caller returned for here, as for any read during a rebuild.)
         """
+        reached = self._known(application, until)
+        if reached is not None:
+            return reached
         if news:
             with self._locks_guard:
                 self._boards.setdefault(application, {})[news["first"]] = news
         with self._lock(application):
-            position = self.store.position(application)
+            reached = self._known(application, until)  # moved by the caller that held the lock before us
+            if reached is not None:
+                self._drop_news(application, reached)
+                return reached
+            position = self._saw(application, self.store.position(application))
             if until is None or position < until:
                 position = self._apply_news(application, position)
             while until is None or position < until:
                 feed = fetch(position + 1, self.batch_size)
                 if feed["last"] is None:
                     break
-                position = self.store.apply_feed(application, feed["events"], feed["last"])
+                position = self._saw(application, self.store.apply_feed(application, feed["events"], feed["last"]))
                 if feed["complete"]:
                     break
             self._drop_news(application, position)
@@ -68,7 +82,18 @@ class Follower:
             last = piece["last"]
         if last == position:
             return position
-        return self.store.apply_feed(application, events, last)
+        return self._saw(application, self.store.apply_feed(application, events, last))
+
+    def _known(self, application, until):
+        """The position known reached when it is at or past `until` (None otherwise, and always without `until`)."""
+        with self._locks_guard:
+            reached = self._reached.get(application)
+        return reached if until is not None and reached is not None and reached >= until else None
+
+    def _saw(self, application, position):
+        with self._locks_guard:
+            self._reached[application] = max(position, self._reached.get(application, position))
+        return position
 
     def _drop_news(self, application, position):
         with self._locks_guard:

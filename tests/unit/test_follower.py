@@ -58,3 +58,39 @@ def test_news_already_applied_changes_nothing():
     store, fetch = Store(20), feed_from([])
     assert Follower(store).catch_up("orders", fetch, until=12, news=news(11, 12, 11)) == 20
     assert store.applied == [] and fetch.pulls == []
+
+
+class CountingStore(Store):
+    def __init__(self, position=0):
+        super().__init__(position)
+        self.reads = 0
+
+    def position(self, application):
+        self.reads += 1
+        return super().position(application)
+
+
+def test_a_writer_whose_news_another_applied_returns_without_a_statement():
+    """Under load one writer applies the slices of those waiting behind it; they then find their position reached
+    in the follower's memory instead of reading it from the store once each."""
+    store, fetch = CountingStore(10), feed_from([])
+    follower = Follower(store)
+    follower._boards["orders"] = {12: news(12, 12, 12), 13: news(13, 13, 13)}  # two writers waiting for the turn
+    assert follower.catch_up("orders", fetch, until=11, news=news(11, 11, 11)) == 13
+    assert store.reads == 1 and store.applied == [([11, 12, 13], 13)]
+    assert follower.catch_up("orders", fetch, until=12, news=news(12, 12, 12)) == 13
+    assert follower.catch_up("orders", fetch, until=13, news=news(13, 13, 13)) == 13
+    assert store.reads == 1 and store.applied == [([11, 12, 13], 13)] and fetch.pulls == []
+    assert follower._boards["orders"] == {}
+
+
+def test_a_position_past_what_the_follower_saw_is_read_from_the_store():
+    """Another process (the projector, another gateway) may have moved the store: the memory only ever answers
+    for positions it saw reached, anything further is read."""
+    store, fetch = CountingStore(10), feed_from([])
+    follower = Follower(store)
+    follower.catch_up("orders", fetch, until=11, news=news(11, 11, 11))
+    store.at = 20  # moved by another process
+    assert follower.catch_up("orders", fetch, until=15) == 20
+    assert store.reads == 2 and fetch.pulls == []
+    assert follower.catch_up("orders", fetch) == 20 and store.reads == 3  # no `until`: always read (and pulled)
