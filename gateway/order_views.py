@@ -1,8 +1,6 @@
 """Read-side views of the orders area (orders.md §1.7, §1.8, §1.10), derived from documents only, so each is
 rebuilt from zero by replaying the feeds and agrees with the live one whatever order the feeds arrive in."""
-from uuid import NAMESPACE_URL, uuid5
-
-from gateway.viewstore import delete_view, document, merge_view, pointing_at, upsert_view
+from gateway.viewstore import delete_view, document, merge_view, pointing_at, upsert_view, url_uuid
 from shared.uris import resource_path, uuid_of
 
 # orders.md §1.10: an assignment per responsible party of a related object; for an order, its owner.
@@ -10,7 +8,7 @@ _DONE = {"order": ("complete", "cancelled")}
 
 
 def _assignment_path(related_path, assignee):
-    return resource_path("assignment", uuid5(NAMESPACE_URL, f"stratum:assignment:{related_path}:{assignee}"))
+    return resource_path("assignment", url_uuid(f"stratum:assignment:{related_path}:{assignee}"))
 
 
 def _order_assignments(batch, event, path, bureau, before, after):
