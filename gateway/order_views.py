@@ -1,8 +1,6 @@
 """Read-side views of the orders area (orders.md §1.7, §1.8, §1.10), derived from documents only, so each is
 rebuilt from zero by replaying the feeds and agrees with the live one whatever order the feeds arrive in."""
-from uuid import NAMESPACE_URL, uuid5
-
-from gateway.viewstore import delete_view, document, merge_view, pointing_at, upsert_view
+from gateway.viewstore import delete_view, document, merge_view, pointing_at, upsert_view, url_uuid
 from shared.uris import resource_path, uuid_of
 
 # orders.md §1.10: an assignment per responsible party of a related object; for an order, its owner.
@@ -10,7 +8,7 @@ _DONE = {"order": ("complete", "cancelled")}
 
 
 def _assignment_path(related_path, assignee):
-    return resource_path("assignment", uuid5(NAMESPACE_URL, f"stratum:assignment:{related_path}:{assignee}"))
+    return resource_path("assignment", url_uuid(f"stratum:assignment:{related_path}:{assignee}"))
 
 
 def _order_assignments(batch, event, path, bureau, before, after):
@@ -150,10 +148,14 @@ def _line_item_changed(batch, event, path, bureau, before, after):
         _refresh_flat_order_totals(batch, order_path)
 
 
-def _refresh_line_items_naming(*fields):
+def _refresh_line_items_naming(*fields, reads=None):
     """A change of a document the flat line item reads (its order, model, materials, workflow) reaches the flat line
-    items that point at it, whichever feed brought it first."""
+    items that point at it, whichever feed brought it first. `reads`: the only fields of that document the flat line
+    item (and the flat order's totals, for a model) read, when known: an update that changes none of them leaves
+    every flat line item as it is, and is skipped (an order's status or line items, changed by each command)."""
     def refresh(batch, event, path, bureau, before, after):
+        if reads is not None and event["kind"] == "updated" and reads.isdisjoint(event["fields"]):
+            return
         for field in fields:
             for row in pointing_at(batch, "line-item", field, path):
                 refresh_flat_line_item(batch, row.path, row.bureau, event["timestamp"])
@@ -179,13 +181,18 @@ def _user_renamed(batch, event, path, bureau, before, after):
             refresh_flat_line_item(batch, item.path, item.bureau, event["timestamp"])
 
 
-VIEWS = {"order": (_order_assignments, _flat_order, _refresh_line_items_naming("order")),
+_FLAT_LINE_ITEM_READS_OF_ORDER = frozenset(_FLAT_LINE_ITEM_FROM_ORDER.values()) | {"user"}  # user: order_created_by
+_FLAT_LINE_ITEM_READS_OF_NAMED = frozenset({"name"})  # a material's, a workflow's
+
+VIEWS = {"order": (_order_assignments, _flat_order,
+                   _refresh_line_items_naming("order", reads=_FLAT_LINE_ITEM_READS_OF_ORDER)),
          "users": (_user_renamed,),
          "comment-action": (_comment_action_assignments,),
          "line-item": (_line_item_changed,),
          "model": (_refresh_line_items_naming("model"),),
-         "material": (_refresh_line_items_naming("materials.base", "materials.support"),),
-         "workflow": (_refresh_line_items_naming("workflow"),)}
+         "material": (_refresh_line_items_naming("materials.base", "materials.support",
+                                                 reads=_FLAT_LINE_ITEM_READS_OF_NAMED),),
+         "workflow": (_refresh_line_items_naming("workflow", reads=_FLAT_LINE_ITEM_READS_OF_NAMED),)}
 
 # For gateway.projection.prefetch: the views a resource's event refreshes (by the resource's own path), and the
 # documents pointing at it that they look up, so a batch reads both for all its events at once.

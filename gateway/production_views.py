@@ -7,9 +7,8 @@ documents (never "now", nor the event that happened to trigger a recomputation);
 documents take their event's, and they are made from production's feed alone, replayed in the same order.
 """
 from datetime import datetime
-from uuid import NAMESPACE_URL, uuid5
 
-from gateway.viewstore import delete_view, document, pointing_at, upsert_view
+from gateway.viewstore import delete_view, document, pointing_at, upsert_view, url_uuid
 from shared.uris import resource_path, uuid_of
 
 # The hidden per-(order, run status) documents the order's `run_status` filter reads (gateway.readstore): not a
@@ -19,7 +18,7 @@ PRINTER_IN_PROGRESS_MAX = 1  # services.production.runs: a printer without its o
 
 
 def _path(view, *parts):
-    return resource_path(view, uuid5(NAMESPACE_URL, "stratum:" + ":".join([view, *parts])))
+    return resource_path(view, url_uuid("stratum:" + ":".join([view, *parts])))
 
 
 def _bureau(batch, path):

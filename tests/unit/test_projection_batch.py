@@ -173,3 +173,38 @@ def test_a_reference_lookup_of_several_values_uses_the_references_partial_index_
     finally:
         store.dispose()
     assert "ix_ref_line_item_order" in " ".join(row[-1] for row in plan), plan
+
+
+def test_an_order_update_refreshes_its_flat_line_items_only_when_it_changes_a_field_they_read(tmp_path):
+    """A flat line item reads a few of its order's fields (customer, dates, currency, creator…): an order's status
+    or line items, which every command changes, leave it as it is and are not recomputed; a change of a field it
+    reads (and a material's or workflow's rename) still reaches it."""
+    from gateway.batch import Batch
+    from gateway.projection import apply_event
+
+    store = ReadStore("sqlite:///" + str(tmp_path / "read.sqlite"))
+    store.create_tables()
+    order, item, material = str(uuid4()), str(uuid4()), str(uuid4())
+    flat = f"/flat-line-item/{item}/"
+
+    def event(position, resource, uuid, kind, fields):
+        return {"position": position, "application": "orders", "resource": resource, "uuid": uuid, "version": 1,
+                "event": f"orders/{resource}/X", "user": USER, "kind": kind, "bureau": BUREAU,
+                "timestamp": f"2026-11-30T00:00:{position:02d}+00:00", "fields": fields, "names": []}
+
+    store.apply_feed("orders", [
+        event(1, "material", material, "created", {"name": "PA12"}),
+        event(2, "order", order, "created", {"name": "o", "status": "new", "user": USER, "customer_name": "Ada"}),
+        event(3, "line-item", item, "created", {"order": f"/order/{order}/", "quantity": 1,
+                                                  "materials": {"base": f"/material/{material}/"}})], 3)
+    try:
+        with store.engine.begin() as conn:
+            batch = Batch(conn)
+            apply_event(batch, event(4, "order", order, "updated", {"status": "confirmed", "line_items": []}))
+            assert f"/flat-order/{order}/" in batch.dirty and flat not in batch.dirty
+            apply_event(batch, event(5, "order", order, "updated", {"customer_name": "Grace"}))
+            assert batch.dirty[flat].doc["customer_name"] == "Grace"
+            apply_event(batch, event(6, "material", material, "updated", {"name": "PA11"}))
+            assert batch.dirty[flat].doc["base_material_name"] == "PA11"
+    finally:
+        store.dispose()
