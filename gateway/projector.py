@@ -17,11 +17,6 @@ CATCH_UP_INTERVAL = 2  # seconds
 PARKED_RETRY_INTERVAL = 60  # seconds between attempts to apply parked events again (gateway.readstore)
 
 
-def _handed_over(payload):
-    """A ring of writes whose caller (the gateway) catches up on them itself: acknowledged without a worker."""
-    return isinstance(payload, dict) and bool(payload.get(HANDED_OVER))
-
-
 class ProjectorService:
     name = "projector"
     services = Services()
@@ -73,5 +68,5 @@ class ProjectorService:
             self._handle_news(_application, payload)
 
         _on_news.__name__ = f"on_{_service}_news"
-        locals()[_on_news.__name__] = event_handler(_service, NEWS_EVENT, skip=_handed_over)(_on_news)
+        locals()[_on_news.__name__] = event_handler(_service, NEWS_EVENT)(_on_news)
     del _service, _on_news

@@ -161,19 +161,9 @@ class Rpc(nameko_rpc.Rpc):
 
 
 class EventHandler(events.EventHandler):
-    """`skip`: an optional predicate on a message's body; a message it holds true for is acknowledged as it arrives,
-    without a worker (no worker context, no handler call): a message known to need nothing costs only its ack."""
-
     queue_consumer = QueueConsumer()
 
-    def __init__(self, *args, skip=None, **kwargs):
-        self.skip = skip
-        super().__init__(*args, **kwargs)
-
     def handle_message(self, body, message):
-        if self.skip is not None and self.skip(body):
-            self.queue_consumer.ack_message(message)
-            return
         verdict = _screen(self, message, self.queue.name)
         if verdict == "handle":
             super().handle_message(body, message)
