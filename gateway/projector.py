@@ -10,7 +10,7 @@ from nameko.timer import timer
 from gateway.readside import FOLLOWED_SERVICES, ReadSide
 from shared.amqp import event_handler
 from shared.rpc import Services
-from shared.service import HANDED_OVER, NEWS_EVENT
+from shared.service import NEWS_EVENT
 
 log = logging.getLogger(__name__)
 CATCH_UP_INTERVAL = 2  # seconds
@@ -49,10 +49,6 @@ class ProjectorService:
                 log.warning("retrying parked events of %s failed; will retry", application, exc_info=True)
 
     def _handle_news(self, application, payload):
-        # The writes of a ring its caller catches up on (the gateway: the same read side) are left to that caller;
-        # if it fails to apply them, the timer pulls them (shared.service, HANDED_OVER)
-        if payload.get(HANDED_OVER):
-            return
         # Usually the gateway has already caught up on its own write: then there is nothing to pull, and no RPC.
         if self.read.store.position(application) >= int(payload.get("position") or 0):
             return

@@ -13,11 +13,6 @@ one transaction's notifications are consecutive). A follower whose position is `
 without pulling (shared.follower.from_news), so one write costs its followers no RPC and its service no feed
 decoding per follower; a follower that finds a gap before `first` pulls as before. Rings merged by the Doorbell keep
 their events only when the slices are contiguous (another replica's writes may sit in a gap).
-
-A ring whose every write was handed back to a caller that catches up on it (the gateway, for read-your-writes) says
-so (`HANDED_OVER`): the projector, which keeps the same read side as that caller, then leaves it to the caller
-instead of reading its own position to find it has nothing to do; should the caller fail to apply it, the
-projector's timer pulls it, as it does after a lost ring. Merged rings keep the mark only when both carry it.
 """
 import logging
 import threading
@@ -36,7 +31,6 @@ from shared.rpc import COMMANDS, Services
 log = logging.getLogger(__name__)
 
 NEWS_EVENT = "events_recorded"
-HANDED_OVER = "handed_over"  # in a ring: its caller catches up on these writes itself (see the docstring)
 DOORBELL_EVENTS = 200  # events a ring carries at most (a bulk write rings its position only: followers pull)
 
 # Domain errors are answers, not failures: log them without a traceback.
@@ -137,8 +131,6 @@ class ResourceService:
         which stays in the result only when `hand_over`)."""
         news = result.get("news") if hand_over else result.pop("news", None)
         ring = {"application": result["application"], "position": result["position"]}
-        if hand_over:
-            ring[HANDED_OVER] = True
         if news and news["last"] == result["position"] and len(news["events"]) <= DOORBELL_EVENTS:
             ring.update(first=news["first"], last=news["last"], events=news["events"])
         _doorbell(result["application"]).ring(lambda payload: self.ring_doorbell(NEWS_EVENT, payload), ring)
@@ -184,9 +176,7 @@ def _merged(earlier, later):
     """One ring announcing both: the higher position, and the events of both when `later` continues `earlier`."""
     if later["position"] < earlier["position"]:
         earlier, later = later, earlier
-    ring = {key: value for key, value in later.items() if key not in SLICE and key != HANDED_OVER}
-    if earlier.get(HANDED_OVER) and later.get(HANDED_OVER):
-        ring[HANDED_OVER] = True
+    ring = {key: value for key, value in later.items() if key not in SLICE}
     if ("events" in earlier and "events" in later and earlier["last"] + 1 == later["first"]
             and len(earlier["events"]) + len(later["events"]) <= DOORBELL_EVENTS):
         ring.update(first=earlier["first"], last=later["last"], events=earlier["events"] + later["events"])

@@ -113,12 +113,3 @@ def test_a_follower_behind_the_ring_pulls_the_gap():
     read(8, 200)  # past the ring: pulled too
     assert pulls == [3, 8]
     assert from_news(len, {"application": "orders", "position": 7}) is len  # a ring without events: always pulls
-
-
-def test_merged_rings_are_handed_over_only_when_both_were():
-    from shared.service import HANDED_OVER
-
-    handed = dict(_ring(2, 3), **{HANDED_OVER: True})
-    assert _held_while_ringing(handed, dict(_ring(4, 6), **{HANDED_OVER: True}))[HANDED_OVER] is True
-    assert HANDED_OVER not in _held_while_ringing(handed, _ring(4, 6))
-    assert HANDED_OVER not in _held_while_ringing(_ring(2, 3), dict(_ring(4, 6), **{HANDED_OVER: True}))
