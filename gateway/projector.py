@@ -49,8 +49,10 @@ class ProjectorService:
                 log.warning("retrying parked events of %s failed; will retry", application, exc_info=True)
 
     def _handle_news(self, application, payload):
-        # Usually the gateway has already caught up on its own write: then there is nothing to pull, and no RPC.
-        if self.read.store.position(application) >= int(payload.get("position") or 0):
+        # Usually the gateway has already caught up on its own write: then there is nothing to pull, and no RPC. A ring
+        # carrying its events needs no such check: the catch-up stops at the ring's position, which it reads anyway
+        # (under the follower's lock); a ring without them would pull the feed, so it is checked first.
+        if "events" not in payload and self.read.store.position(application) >= int(payload.get("position") or 0):
             return
         try:
             # the ring's own events (a command's, shared.service) are applied without a pull when they continue ours
