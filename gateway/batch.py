@@ -233,8 +233,8 @@ def _write_postgresql(conn, documents_rows, logs, keys, fresh=()):
     new = [row for row in documents_rows if row["path"] in fresh]
     if new:
         documents_rows = [row for row in documents_rows if row["path"] not in fresh]
-    for table, rows, conflict in (("documents", new, ""), ("documents", documents_rows, None), ("audit_log", logs, None),
-                                  ("audit_keys", keys, None)):
+    for table, rows, conflict in (("documents", new, ""), ("documents", documents_rows, None),
+                                  ("audit_log", logs, None), ("audit_keys", keys, None)):
         if not rows:
             continue
         columns, upsert = _PG_WRITES[table]
@@ -266,8 +266,8 @@ def _write_sqlite(conn, documents_rows, logs, keys, fresh=()):
                        if r["path"] in fresh], ""),
         ("documents", [(r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]) for r in documents_rows
                        if r["path"] not in fresh], None),
-        ("audit_log", [(r["id"], r["application"], r["position"], r["tenant"], r["reference"], r["user"], r["created"],
-                        dumps(r["changes"])) for r in logs], None),
+        ("audit_log", [(r["id"], r["application"], r["position"], r["tenant"], r["reference"], r["user"],
+                        r["created"], dumps(r["changes"])) for r in logs], None),
         ("audit_keys", [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys], None),
     ]
     for table, rows, conflict in encoded:

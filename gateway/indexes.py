@@ -432,11 +432,13 @@ def create_bulk_indexes(conn):
     pg = conn.dialect.name == "postgresql"
     schema = f"{_ident(READ_SCHEMA)}." if pg else ""
     for table, name, columns in BULK_INDEXES:
-        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {schema}{table} ({', '.join(map(_ident, columns))})")
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {name} ON {schema}{table} ({', '.join(map(_ident, columns))})")
     if pg and conn.exec_driver_sql(
             f"SELECT NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{schema}audit_keys'::regclass "
             "AND contype = 'p')").scalar():
-        conn.exec_driver_sql(f"ALTER TABLE {schema}audit_keys ADD CONSTRAINT {AUDIT_KEYS_PRIMARY_KEY} PRIMARY KEY (uuid)")
+        conn.exec_driver_sql(
+            f"ALTER TABLE {schema}audit_keys ADD CONSTRAINT {AUDIT_KEYS_PRIMARY_KEY} PRIMARY KEY (uuid)")
 
 
 _DDL_LOCK = 0x57A7_0002  # the read side's DDL lock key ("STratum" 2)

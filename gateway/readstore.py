@@ -127,7 +127,7 @@ class ReadStore:
         # the hub, so writers of this process take turns here first.
         self._sqlite_writer = threading.Lock()
         self._tracked = set()  # applications whose tracking row is known to exist (saves a statement per write)
-        self._from_zero = None  # a FromZero while this process loads a read side it emptied (reset) and nobody else wrote
+        self._from_zero = None  # a FromZero while this process loads what it emptied (reset) and nobody else wrote
         self._bulk = False  # this process runs a bulk load (begin_bulk_load … end_bulk_load)
         self._shapes = shapes.Shapes()  # the LIST statements, per shape
 
