@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 
 import psycopg
 
-from bench.write_path import PG_ADMIN_DSN, RESULTS_DIR, log, machine_facts, throwaway_database
+from bench.write_path import PG_ADMIN_DSN, RESULTS_DIR, cpu_seconds, log, machine_facts, throwaway_database
 from gateway.follower import Follower
 from gateway.readstore import ReadStore, read_store_url
 from runtime.config import build_config
@@ -87,9 +87,32 @@ def raw_read(dsn, app):
     return rows, elapsed
 
 
+def backend_pids(store):
+    """The PostgreSQL backends of `store`'s connections, as they are opened (their CPU is the server's share of a
+    rebuild; a SQLite store has none)."""
+    pids = set()
+    if store.is_sqlite:
+        return pids
+
+    def remember(dbapi_connection, record):
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pids.add(cursor.fetchone()[0])
+
+    from sqlalchemy import event
+
+    event.listen(store.engine, "connect", remember)
+    store.engine.dispose()  # so every connection of the rebuild is a new, remembered one
+    return pids
+
+
 def rebuild(store, app):
-    """Reset the read side, then catch it up on the orders feed with the projector's code: timings and counts."""
+    """Reset the read side, then catch it up on the orders feed with the projector's code: timings, counts, and the
+    CPU it cost this process (decoding and applying) and the PostgreSQL backends of `store` (utime + stime)."""
+    pids = backend_pids(store)
     store.reset()
+    server_before = {pid: cpu_seconds(pid) or 0.0 for pid in pids}
+    process_before = time.process_time()
     spent = {"feed_s": 0.0, "events": 0, "batches": 0}
 
     def fetch(start, limit):
@@ -104,11 +127,16 @@ def rebuild(store, app):
     store.begin_bulk_load()  # as runtime.rebuild does: list keys filled once at the end
     position = Follower(store, batch_size=BATCH).catch_up("orders", fetch)
     keys_started = time.perf_counter()
+    server_at_end = sum((cpu_seconds(pid) or 0.0) - server_before.get(pid, 0.0) for pid in pids)
     store.end_bulk_load()
     spent["list_keys_s"] = time.perf_counter() - keys_started
     elapsed = time.perf_counter() - started
+    process_cpu = time.process_time() - process_before
+    server_cpu = sum((cpu_seconds(pid) or 0.0) - server_before.get(pid, 0.0) for pid in pids)
     return dict(spent, position=position, elapsed_s=elapsed, apply_s=elapsed - spent["feed_s"] - spent["list_keys_s"],
-                events_per_s=spent["events"] / elapsed, notifications_per_s=position / elapsed)
+                events_per_s=spent["events"] / elapsed, notifications_per_s=position / elapsed,
+                process_cpu_s=process_cpu, server_cpu_s=server_cpu, server_cpu_end_s=server_cpu - server_at_end,
+                cpu_ms_per_event=1000 * (process_cpu + server_cpu) / max(spent["events"], 1))
 
 
 def profiled(path, function, *args):
@@ -166,12 +194,17 @@ def report_lines(report):
         f"(b) rebuild, PG        {pg['notifications_per_s']:10.0f} notifications/s   "
         f"{pg['events_per_s']:8.0f} events/s   "
         f"({pg['elapsed_s']:.2f} s: feed {pg['feed_s']:.2f} s, apply {pg['apply_s']:.2f} s, {pg['batches']} batches)",
+        f"    CPU                process {pg['process_cpu_s']:.2f} s + server {pg['server_cpu_s']:.2f} s "
+        f"(of which the end, list keys and indexes: {pg['server_cpu_end_s']:.2f} s, {pg['list_keys_s']:.2f} s wall) "
+        f"= {pg['cpu_ms_per_event']:.3f} ms an event",
     ]
     if report.get("rebuild_sqlite"):
         lite = report["rebuild_sqlite"]
         lines.append(f"    rebuild, SQLite    {lite['notifications_per_s']:10.0f} notifications/s   "
                      f"{lite['events_per_s']:8.0f} events/s   ({lite['elapsed_s']:.2f} s: feed {lite['feed_s']:.2f} s, "
                      f"apply {lite['apply_s']:.2f} s)")
+        lines.append(f"    CPU                process {lite['process_cpu_s']:.2f} s "
+                     f"= {lite['cpu_ms_per_event']:.3f} ms an event")
     lines += [
         f"(b)/(a)                {report['ratio_postgres']:.3f}   (goal ≥ 0.1; events/s goal ≥ 20,000)",
         "",

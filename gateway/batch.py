@@ -5,6 +5,10 @@ batch's audit rows with bulk inserts, in the caller's transaction.
 The projections (gateway.projection, gateway.order_views, gateway.task_views) see the documents through this object
 exactly as they would see the database after each event: `document`, `entry`, `pointing_at` answer from the batch's
 own changes first, then from what the database held when the batch began (nothing is written before `flush`).
+
+A batch of a load from zero (`FromZero`: the read side emptied by this process, nobody else writing since) knows that
+a document exists only if an earlier batch of the same load wrote it: it reads none of the others, and writes them
+with a plain INSERT instead of an upsert.
 """
 import json
 from collections import defaultdict, namedtuple
@@ -42,9 +46,27 @@ def _chunks(values):
         yield values[start:start + CHUNK]
 
 
+class FromZero:
+    """What a load from zero has written so far (gateway.readstore.ReadStore.reset starts one, the first write by
+    anyone else ends it): the paths of the documents it wrote, the resources they are of, and the feed positions it
+    recorded, by which it recognises that nobody else wrote in between. Paths are kept, not documents: a document an
+    earlier batch wrote is read back like any other."""
+
+    def __init__(self):
+        self.paths = set()
+        self.resources = set()
+        self.positions = {}  # application → the position this load recorded (absent: 0)
+
+    def unchanged_since(self, positions):
+        """Whether the tracking rows `positions` ({application: position}) are this load's own: no other applier
+        (the live projector, a gateway's read-your-writes) applied anything since the reset."""
+        return {a: p for a, p in positions.items() if p} == {a: p for a, p in self.positions.items() if p}
+
+
 class Batch:
-    def __init__(self, conn):
+    def __init__(self, conn, from_zero=None):
         self.conn = conn
+        self.from_zero = from_zero  # a FromZero: the read side holds only what this load wrote
         self.docs = {}  # path → Entry, or None: not in the database
         self.dirty = {}  # path → Entry changed by this batch (insertion order kept: written in that order)
         self._found = {}  # (resource, field, value) → paths the database held pointing at value when the batch began
@@ -60,6 +82,11 @@ class Batch:
     def load(self, paths):
         """Read the documents at `paths` that the batch does not hold yet, in one statement per CHUNK paths."""
         missing = {p for p in paths if isinstance(p, str) and p and p not in self.docs}
+        if self.from_zero is not None:  # what this load never wrote is not there
+            written = self.from_zero.paths
+            for path in [p for p in missing if p not in written]:
+                self.docs[path] = None
+                missing.discard(path)
         for chunk in _chunks(sorted(missing)):
             self.loads += 1
             rows = self.conn.execute(select(documents.c.path, documents.c.resource, documents.c.bureau,
@@ -104,6 +131,10 @@ class Batch:
     def prefetch_pointing(self, resource, field, values):
         """Learn, in one statement per CHUNK values, which live `resource` documents point at each of `values`."""
         wanted = {v for v in values if isinstance(v, str) and v and (resource, field, v) not in self._found}
+        if self.from_zero is not None and resource not in self.from_zero.resources:
+            for value in wanted:  # no document of `resource` in the database yet: none points anywhere
+                self._found[(resource, field, value)] = []
+            wanted = ()
         element = literal_column(reference_sql(self.conn.dialect.name, field))
         of_resource = literal_column(_of_resource(self.conn.dialect.name, resource))
         for chunk in _chunks(sorted(wanted)):
@@ -160,10 +191,15 @@ class Batch:
                 logs.append(log_row)
                 keys += [{"uuid": uuid, "log_id": next_id + offset, "ordinal": ordinal}
                          for ordinal, uuid in enumerate(items)]
+        fresh = set()
+        if self.from_zero is not None:  # a path this load never wrote has no row yet: INSERT, no upsert
+            fresh = {path for path in self.dirty if path not in self.from_zero.paths}
+            self.from_zero.paths.update(self.dirty)
+            self.from_zero.resources.update(entry.resource for entry in self.dirty.values())
         if conn.dialect.name == "postgresql":
-            _write_postgresql(conn, documents_rows, logs, keys)
+            _write_postgresql(conn, documents_rows, logs, keys, fresh)
         else:
-            _write_sqlite(conn, self._changed(documents_rows), logs, keys)
+            _write_sqlite(conn, self._changed(documents_rows), logs, keys, fresh)
         self.dirty, self._audit = {}, []
 
     def _changed(self, documents_rows):
@@ -192,11 +228,17 @@ _PG_WRITES = {
 }
 
 
-def _write_postgresql(conn, documents_rows, logs, keys):
-    for table, rows in (("documents", documents_rows), ("audit_log", logs), ("audit_keys", keys)):
+def _write_postgresql(conn, documents_rows, logs, keys, fresh=()):
+    """`fresh`: the paths of documents_rows that cannot be in the table yet (inserted without ON CONFLICT)."""
+    new = [row for row in documents_rows if row["path"] in fresh]
+    if new:
+        documents_rows = [row for row in documents_rows if row["path"] not in fresh]
+    for table, rows, conflict in (("documents", new, ""), ("documents", documents_rows, None),
+                                  ("audit_log", logs, None), ("audit_keys", keys, None)):
         if not rows:
             continue
-        columns, conflict = _PG_WRITES[table]
+        columns, upsert = _PG_WRITES[table]
+        conflict = upsert if conflict is None else conflict
         names = ", ".join(part.split()[0] for part in columns.split(", "))
         conn.exec_driver_sql(
             f'INSERT INTO "{READ_SCHEMA}".{table} ({names}) SELECT {names} FROM jsonb_to_recordset(%(rows)s::jsonb) '
@@ -215,18 +257,23 @@ _SQLITE_WRITES = {
 }
 
 
-def _write_sqlite(conn, documents_rows, logs, keys):
-    """documents_rows' docs come as JSON text already (Batch._changed)."""
+def _write_sqlite(conn, documents_rows, logs, keys, fresh=()):
+    """documents_rows' docs come as JSON text already (Batch._changed); `fresh`: the paths of those that cannot be in
+    the table yet (inserted without ON CONFLICT)."""
     dumps = json.dumps
-    encoded = {
-        "documents": [(r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]) for r in documents_rows],
-        "audit_log": [(r["id"], r["application"], r["position"], r["tenant"], r["reference"], r["user"], r["created"],
-                       dumps(r["changes"])) for r in logs],
-        "audit_keys": [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys],
-    }
-    for table, rows in encoded.items():
+    encoded = [
+        ("documents", [(r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]) for r in documents_rows
+                       if r["path"] in fresh], ""),
+        ("documents", [(r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]) for r in documents_rows
+                       if r["path"] not in fresh], None),
+        ("audit_log", [(r["id"], r["application"], r["position"], r["tenant"], r["reference"], r["user"],
+                        r["created"], dumps(r["changes"])) for r in logs], None),
+        ("audit_keys", [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys], None),
+    ]
+    for table, rows, conflict in encoded:
         if rows:
-            columns, conflict = _SQLITE_WRITES[table]
+            columns, upsert = _SQLITE_WRITES[table]
+            conflict = upsert if conflict is None else conflict
             marks = ", ".join("?" * len(rows[0]))
             conn.exec_driver_sql(f"INSERT INTO {table} ({columns}) VALUES ({marks}){conflict}", rows)
 

@@ -364,6 +364,15 @@ AUDIT_INDEXES = (
     ("ix_audit_log_tenant_reference", ("tenant", "reference", "id")),
     ("ix_audit_log_created", ("created", "id")),
 )
+# What else a bulk load drops and its end builds again over the loaded rows (gateway.readstore.ReadStore.
+# begin_bulk_load): indexes of gateway.tables kept row by row otherwise (table, name, columns). On PostgreSQL also
+# audit_keys' primary key: a random uuid per row, each insert a write in a random leaf of a B-tree larger than the
+# server's cache. GET /event/<uuid>/ scans the table meanwhile, as LISTs are incomplete until the load ends.
+BULK_INDEXES = (
+    ("audit_keys", "ix_audit_keys_log", ("log_id",)),
+    ("documents", "ix_documents_resource_bureau", ("resource", "bureau")),
+)
+AUDIT_KEYS_PRIMARY_KEY = "audit_keys_pkey"  # PostgreSQL's name for it (SQLAlchemy names none)
 LEGACY_AUDIT_INDEXES = ("ix_audit_log_bureau", "ix_audit_log_bureau_created", "ix_audit_log_bureau_user",
                         "ix_audit_log_bureau_reference")
 
@@ -404,6 +413,32 @@ def create(conn):
     audit = f"{_ident(READ_SCHEMA)}.audit_log" if pg else "audit_log"
     for name, columns in AUDIT_INDEXES:
         conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {audit} ({', '.join(map(_ident, columns))})")
+    create_bulk_indexes(conn)
+
+
+def drop_bulk_indexes(conn):
+    """Drop the audit log's list indexes, BULK_INDEXES and (PostgreSQL) audit_keys' primary key, in `conn`'s
+    transaction, for a bulk load; `create` (the migrate step, or the load's end) builds them again."""
+    pg = conn.dialect.name == "postgresql"
+    schema = f"{_ident(READ_SCHEMA)}." if pg else ""
+    for name in [name for name, _ in AUDIT_INDEXES] + [name for _, name, _ in BULK_INDEXES]:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {schema}{name}")
+    if pg:
+        conn.exec_driver_sql(f"ALTER TABLE {schema}audit_keys DROP CONSTRAINT IF EXISTS {AUDIT_KEYS_PRIMARY_KEY}")
+
+
+def create_bulk_indexes(conn):
+    """Build what drop_bulk_indexes dropped (but the audit log's, which `create` builds), where it is missing."""
+    pg = conn.dialect.name == "postgresql"
+    schema = f"{_ident(READ_SCHEMA)}." if pg else ""
+    for table, name, columns in BULK_INDEXES:
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS {name} ON {schema}{table} ({', '.join(map(_ident, columns))})")
+    if pg and conn.exec_driver_sql(
+            f"SELECT NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{schema}audit_keys'::regclass "
+            "AND contype = 'p')").scalar():
+        conn.exec_driver_sql(
+            f"ALTER TABLE {schema}audit_keys ADD CONSTRAINT {AUDIT_KEYS_PRIMARY_KEY} PRIMARY KEY (uuid)")
 
 
 _DDL_LOCK = 0x57A7_0002  # the read side's DDL lock key ("STratum" 2)

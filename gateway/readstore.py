@@ -24,7 +24,7 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway import cursors, indexes, production_views, run_pool_views, shapes
-from gateway.batch import Batch, reference_sql
+from gateway.batch import Batch, FromZero, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, dialect_insert, documents,
                             idempotency_keys, legacy_audit_events, metadata, parked_events, session_activity, tracking)
@@ -127,6 +127,8 @@ class ReadStore:
         # the hub, so writers of this process take turns here first.
         self._sqlite_writer = threading.Lock()
         self._tracked = set()  # applications whose tracking row is known to exist (saves a statement per write)
+        self._from_zero = None  # a FromZero while this process loads what it emptied (reset) and nobody else wrote
+        self._bulk = False  # this process runs a bulk load (begin_bulk_load … end_bulk_load)
         self._shapes = shapes.Shapes()  # the LIST statements, per shape
 
     def create_tables(self):
@@ -222,11 +224,16 @@ class ReadStore:
             failure = error
         log.error("applying %s's feed up to %s failed (%s); applying it event by event", application, last,
                   _reason(failure))
+        self._from_zero = None  # the event-by-event writes are not counted in it: the rest of the load reads as usual
         return self._apply_feed(application, events, last, one_by_one=True)
 
     def _apply_feed(self, application, events, last, one_by_one):
         with _collector_paused(), self._write() as conn:
             self._take_turn(conn)
+            if self._bulk and not self.is_sqlite:
+                # a bulk load's commit need not wait for its WAL flush: a crash loses its last batches, whole (the
+                # position with them), and the load resumes from the position that was flushed
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
             current = None if application not in self._tracked else self._locked_position(conn, application)
             if current is None:  # first sight of this feed (or the read side was reset by another process)
                 conn.execute(_insert(conn)(tracking).values(application=application, position=0)
@@ -235,9 +242,10 @@ class ReadStore:
             held = set(conn.execute(select(parked_events.c.uuid)
                                     .where(parked_events.c.application == application)).scalars())
             fresh = [item for item in events if item["position"] > current]
+            from_zero = None if one_by_one else self._still_from_zero(conn)
             if not one_by_one:
                 # the whole batch in memory: its documents read in a few statements, written back in a few
-                batch = Batch(conn)
+                batch = Batch(conn, from_zero)
                 prefetch(batch, [item for item in fresh if item["uuid"] not in held])
                 for item in fresh:
                     if item["uuid"] in held:
@@ -264,7 +272,20 @@ class ReadStore:
                 conn.execute(update(tracking).where(tracking.c.application == application)
                              .values(position=new_position))
         self._tracked.add(application)
+        if from_zero is not None:
+            from_zero.positions[application] = new_position  # committed: this load's own position
         return new_position
+
+    def _still_from_zero(self, conn):
+        """The load from zero this process runs, if nobody else applied anything since its reset (every tracking row
+        is where this load left it: the live projector may run beside a rebuild); otherwise the load goes on as any
+        write does, reading every document it touches, for good."""
+        if self._from_zero is not None:
+            if not self._from_zero.unchanged_since(dict(conn.execute(select(tracking.c.application,
+                                                                            tracking.c.position)).all())):
+                log.info("read side: another applier wrote during the load from zero; reading documents as usual")
+                self._from_zero = None
+        return self._from_zero
 
     @reconnecting
     def parked(self, application=None):
@@ -316,11 +337,16 @@ class ReadStore:
 
     @reconnecting
     def reset(self):
-        """Forget everything (a rebuild from zero follows)."""
+        """Forget everything (a rebuild from zero follows). Until another applier writes, this store's batches know
+        the read side holds only what they wrote (gateway.batch.FromZero): they read no document they did not write
+        and insert the new ones without an upsert."""
+        self._from_zero = None
         with self._write() as conn:
+            self._take_turn(conn)
             for table in (audit_log, audit_keys, credentials, session_activity, documents, tracking, parked_events):
                 conn.execute(delete(table))
         self._tracked.clear()
+        self._from_zero = FromZero()
 
     # -- bulk loads (gateway.indexes: list keys filled once at the end instead of by a trigger per write) -----------
 
@@ -333,16 +359,18 @@ class ReadStore:
             self._take_turn(conn)
             if not indexes.suspended(conn):
                 indexes.suspend(conn)
-            schema = "" if self.is_sqlite else f'"{READ_SCHEMA}".'
-            for name, _ in indexes.AUDIT_INDEXES:
-                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {schema}{name}")
+            indexes.drop_bulk_indexes(conn)
+        self._bulk = True
 
     @reconnecting
     def end_bulk_load(self):
         """Fill the list keys and build the indexes begin_bulk_load dropped: what the migrate step does after a bulk
         load that died half-way (gateway.indexes.create), so both ends finish a load the same way."""
+        self._bulk = False
         with self._write() as conn:
             self._take_turn(conn)
+            if not self.is_sqlite:
+                conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{BULK_INDEX_MEMORY}'")  # sorts in memory
             indexes.create(conn)
 
     @reconnecting
@@ -969,6 +997,7 @@ def reference_indexes(dialect, schema):
                f"WHERE resource = '{resource}'")
 
 
+BULK_INDEX_MEMORY = "256MB"  # PostgreSQL's maintenance_work_mem for the index builds at a bulk load's end
 _APPLY_LOCK = 0x57A7_0001  # the read side's advisory lock key ("STratum" 1)
 
 
