@@ -2,6 +2,8 @@
 list keys (gateway.indexes), keyset pages equal to offset pages, counts exact up to the bound and flagged past it,
 bad cursors refused."""
 
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import text
 
@@ -200,21 +202,37 @@ def test_every_filter_and_sort_of_a_resource_is_planned_on_its_index(store, reso
             f"{resource}.{field} sort: {ordered}"
 
 
-def test_the_served_query_uses_the_index(store):
+def executed(store, monkeypatch, read):
+    """[(SQL, parameters)] of the statements `read()` ran on the read store's driver cursors (ReadStore._cursor)."""
+    captured = []
+    reading = store._cursor
+
+    class Recording:
+        def __init__(self, cursor):
+            self.cursor = cursor
+
+        def execute(self, statement, parameters):
+            captured.append((statement, parameters))
+            return self.cursor.execute(statement, parameters)
+
+        def __getattr__(self, name):
+            return getattr(self.cursor, name)
+
+    @contextmanager
+    def recording():
+        with reading() as cursor:
+            yield Recording(cursor)
+    with monkeypatch.context() as patched:  # undone on return, without undoing the test's own patches
+        patched.setattr(store, "_cursor", recording)
+        read()
+    return captured
+
+
+def test_the_served_query_uses_the_index(store, monkeypatch):
     """The statement documents() runs for a filter, planned on that field's index (not a scan of documents)."""
     query = listing.parse(SPEC, "filter[name]=order-0010&sort=-created&page[limit]=5")
     keys = indexes.keys_table("order")
-    captured = []
-    from sqlalchemy import event
-
-    def capture(conn, cursor, statement, parameters, context, many):
-        captured.append((statement, parameters))
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        store.documents(SPEC, BUREAU, query)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
-    statement, parameters = captured[0]
+    statement, parameters = executed(store, monkeypatch, lambda: store.documents(SPEC, BUREAU, query))[0]
     with store.engine.connect() as conn:
         if store.is_sqlite:
             rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
@@ -240,7 +258,7 @@ def test_list_keys_kept_by_the_triggers_equal_a_fill_from_the_documents(store, r
     assert kept == filled and len(kept) > (50 if resource == "order" else 0)
 
 
-def test_the_run_status_filter_is_served_by_the_status_index(store):
+def test_the_run_status_filter_is_served_by_the_status_index(store, monkeypatch):
     """orders.md: filter[run_status] lists the orders where at least one run has one of the statuses; it is read
     from the hidden per-(order, status) documents through their status index, not by reading every run."""
     order_paths = [f"/order/{n:08d}-0000-4000-8000-000000000000/" for n in range(ORDERS)]
@@ -267,17 +285,7 @@ def test_the_run_status_filter_is_served_by_the_status_index(store):
         assert got == expected(statuses), statuses
     assert [r.path for r in page(store, "filter[run_status]=queued", OTHER).rows] == expected(["queued"], OTHER)
 
-    captured = []
-    from sqlalchemy import event
-
-    def capture(conn, cursor, statement, parameters, context, many):
-        captured.append((statement, parameters))
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        page(store, "filter[run_status]=queued")
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
-    statement, parameters = captured[0]
+    statement, parameters = executed(store, monkeypatch, lambda: page(store, "filter[run_status]=queued"))[0]
     with store.engine.connect() as conn:
         if store.is_sqlite:
             shown = "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
