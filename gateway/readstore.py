@@ -544,13 +544,18 @@ class ReadStore:
         window count makes the database read and sort every matching row): it comes from the page itself when
         the page is the last one, else from a count over the list keys capped at COUNT_BOUND + 1 rows; past the
         bound the total is an estimate (PostgreSQL: the planner's; SQLite: the bound + 1, a floor) and the page
-        says so (`total_count_is_estimate`).
+        says so (`total_count_is_estimate`). A page's cursor carries that estimate, and a page after the cursor
+        answers it again without counting: reading the bound's 10,001 index entries and planning the estimate was
+        most of a deep keyset page's time (the list is no less past the bound a page later; an exact count under
+        the bound is never carried, each page counts it anew).
 
         The statements are built once per shape of LIST (gateway.shapes) and run with this LIST's values."""
         where = and_(*conditions)
-        paged = where
+        paged, carried = where, None
         if query.after is not None:
-            values = cursors.decode(query.after, signature, len(order))
+            values, carried = cursors.decode(query.after, signature, len(order), with_estimate=True)
+            if carried is not None and carried <= COUNT_BOUND:
+                carried = None  # not past the bound (a hand-made cursor): counted, exactly
             if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
                 cursors.check_types(values, [expression.type for expression, _ in order])
             paged = and_(where, _after(order, values, nulls_high=not self.is_sqlite))
@@ -564,9 +569,11 @@ class ReadStore:
                 self._shapes.keep(key, statements)
         values = [bind.effective_value for bind in binds] + [query.limit, query.offset, COUNT_BOUND + 1]
         with self._cursor() as cursor:
-            rows = statements.page.run(cursor, values)
+            rows = (statements.page if carried is None else statements.alone).run(cursor, values)
             full = len(rows) == query.limit
-            if rows and not full and query.after is None:
+            if carried is not None:  # past the bound at the list's first page: the estimate carries on
+                total, counted = carried, False
+            elif rows and not full and query.after is None:
                 total, counted = query.offset + len(rows), False  # the last page knows the total
             elif rows:
                 total, counted = rows[0]._total, True
@@ -574,13 +581,14 @@ class ReadStore:
                 total, counted = statements.count.run(cursor, values)[0][0], True
             else:
                 total, counted = 0, False
-            estimate = counted and total > COUNT_BOUND
-            if estimate:
+            estimate = carried is not None or (counted and total > COUNT_BOUND)
+            if estimate and carried is None:
                 total = self._estimate(cursor, statements, values)
         following = None
         if full:
             last = rows[-1]
-            following = cursors.encode(signature, [_plain(getattr(last, f"_key{i}")) for i in range(len(order))])
+            following = cursors.encode(signature, [_plain(getattr(last, f"_key{i}")) for i in range(len(order))],
+                                       total if estimate else None)
         return Page(rows, total, estimate, following)
 
     def _estimate(self, cursor, statements, values):
@@ -755,8 +763,15 @@ class _PageStatements:
         brought = [*binds, limit, offset, _COUNT_CAP]  # the order of ReadStore._page's values
         schema = {None: READ_SCHEMA} if dialect.name == "postgresql" else None
         self.page = shapes.Prepared(dialect, page, brought, schema_map=schema)
+        prepared = [self.page]
+        self.alone = None  # a keyset page without its count, for a cursor that carries an estimate
+        if paged is not where:
+            alone = (select(table, *(chosen.c[f"_key{i}"] for i in range(len(order))))
+                     .join(chosen, table_key == chosen.c._id).order_by(*outer))
+            self.alone = shapes.Prepared(dialect, alone, brought, schema_map=schema)
+            prepared.append(self.alone)
         self.count = shapes.Prepared(dialect, _capped_count(count_source, where), brought, schema_map=schema)
-        prepared = [self.page, self.count]
+        prepared += [self.count]
         if dialect.name == "postgresql":  # the only estimator (_Explain compiles there only)
             explained = select(literal_column("1")).select_from(count_source).where(where)
             self.explain = shapes.Prepared(dialect, _Explain(explained), brought, holding=explained, schema_map=schema)

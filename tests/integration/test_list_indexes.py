@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import text
 
-from gateway import indexes, listing, readstore, shapes
+from gateway import cursors, indexes, listing, readstore, shapes
 from shared import catalogue
 from shared.errors import InvalidPayload
 from tests.kit.readside import empty_read_store
@@ -128,6 +128,38 @@ def test_counts_are_exact_up_to_the_bound_then_flagged(store, monkeypatch):
     assert new <= 40 and (small.total, small.estimate) == (new, False)
     last = page(store, f"page[limit]=5&page[offset]={visible - 2}")  # the last page knows its total
     assert (last.total, last.estimate, len(last.rows)) == (visible, False, 2)
+
+
+def test_a_keyset_page_of_a_list_past_the_bound_carries_the_estimate_without_counting(store, monkeypatch):
+    """The first page's estimate rides in its cursor; the pages after it answer it again, flagged, and run no count
+    (nor the planner's estimate): only their page statement. Under the bound every page counts exactly."""
+    monkeypatch.setattr(readstore, "COUNT_BOUND", 40)
+    first = page(store, "sort=name&page[limit]=5")
+    assert first.estimate is True and first.total > 40
+    pages = []
+    ran = executed(store, monkeypatch,
+                   lambda: pages.append(page(store, f"sort=name&page[limit]=5&page[after]={first.next}")))
+    second = pages[0]
+    assert (second.total, second.estimate, len(second.rows)) == (first.total, True, 5)
+    assert len(ran) == 1 and "count(" not in ran[0][0].lower() and "explain" not in ran[0][0].lower()
+    assert [r.path for r in second.rows] == walk_offsets(store, "sort=name", 1000)[5:10]
+    third = page(store, f"sort=name&page[limit]=5&page[after]={second.next}")  # carried on
+    assert (third.total, third.estimate) == (first.total, True)
+    monkeypatch.setattr(readstore, "COUNT_BOUND", 10_000)
+    exact = page(store, "sort=name&page[limit]=5")
+    after = page(store, f"sort=name&page[limit]=5&page[after]={exact.next}")
+    assert (after.total, after.estimate) == (exact.total, False) and exact.total <= 120
+    hand_made = cursors.encode(("order", (("name", False),), "id"), cursors.decode(exact.next, (
+        "order", (("name", False),), "id"), 3), 7)  # an "estimate" under the bound: counted anyway
+    assert (page(store, f"sort=name&page[limit]=5&page[after]={hand_made}").total, after.estimate) == (exact.total, False)
+
+
+@pytest.mark.parametrize("estimate", ["many", True, -1, 2 ** 64, 1.5])
+def test_a_cursor_carrying_no_count_is_refused(store, estimate):
+    signature = ("order", (("name", False),), "id")
+    keys = cursors.decode(page(store, "sort=name&page[limit]=3").next, signature, 3)
+    with pytest.raises(InvalidPayload, match="is not a cursor"):
+        page(store, f"sort=name&page[after]={cursors.encode(signature, keys, estimate)}")
 
 
 @pytest.mark.parametrize("cursor, problem", [
