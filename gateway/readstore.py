@@ -200,7 +200,11 @@ class ReadStore:
         would (a DBAPIError, `connection_invalidated` when the database ended the connection, which is then
         discarded with the rest of the pool), so `reconnecting` retries it and a database that stays away is a 503."""
         dialect = self.engine.dialect
-        fairy = self.engine.raw_connection()
+        try:
+            fairy = self.engine.raw_connection()
+        except dialect.loaded_dbapi.Error as error:  # no connection to be had (the database is down)
+            raise DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error, dialect=dialect,
+                                      connection_invalidated=dialect.is_disconnect(error, None, None)) from error
         try:
             if not self.is_sqlite:
                 fairy.dbapi_connection.autocommit = True
