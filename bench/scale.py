@@ -111,8 +111,10 @@ def summary(seconds):
             "max_ms": ms[-1] if ms else None}
 
 
-def measure_lists(session, base_url, raw, repeats, name):
-    """Interleaved rounds: each round times every case once over HTTP and once by raw SQL."""
+def measure_lists(session, base_url, raw, repeats, name, gateway_pid=None):
+    """Interleaved rounds: each round times every case once over HTTP and once by raw SQL. `gateway_pid`: the
+    gateway's CPU (user + system, /proc) is summed per case over the rounds too (clock ticks of 10 ms: a single
+    request is below one, the sum over the rounds is not)."""
     deep = session.get(base_url + f"/order/?filter[status]=new&sort=-created&page[offset]={DEEP_OFFSET - LIMIT}"
                                   f"&page[limit]={LIMIT}").json()
     cursor = deep["meta"]["next"]
@@ -134,15 +136,19 @@ def measure_lists(session, base_url, raw, repeats, name):
         if ours != theirs:
             log(f"WARNING: {label}: Stratum and raw SQL disagree ({len(ours)} vs {len(theirs)} rows)")
     timings = {label: {"stratum": [], "raw": []} for label, *_ in table}
+    cpu = {label: 0.0 for label, *_ in table}
     for _ in range(3):  # warm both sides
         for label, url, sql, params in table:
             session.get(base_url + url)
             raw.run(sql, params)
     for _ in range(repeats):
         for label, url, sql, params in table:
+            before = wp.cpu_seconds(gateway_pid) if gateway_pid else None
             started = time.perf_counter()
             response = session.get(base_url + url, timeout=wp.REQUEST_TIMEOUT)
             timings[label]["stratum"].append(time.perf_counter() - started)
+            if before is not None:
+                cpu[label] += (wp.cpu_seconds(gateway_pid) or before) - before
             if response.status_code != 200:
                 raise RuntimeError(f"{url}: HTTP {response.status_code} {response.text[:200]}")
             started = time.perf_counter()
@@ -152,7 +158,7 @@ def measure_lists(session, base_url, raw, repeats, name):
     for label, *_ in table:
         ours, theirs = summary(timings[label]["stratum"]), summary(timings[label]["raw"])
         rows.append({"what": label, "stratum": ours, "raw": theirs, "ratio": theirs["p50_ms"] / ours["p50_ms"],
-                     **checks[label]})
+                     "gateway_cpu_ms": cpu[label] * 1000 / repeats if gateway_pid else None, **checks[label]})
     return rows
 
 
@@ -226,17 +232,21 @@ def mark(ok):
     return "✓" if ok else "✗"
 
 
+def _cpu(row):
+    return "—" if row.get("gateway_cpu_ms") is None else f"{row['gateway_cpu_ms']:.1f} ms"
+
+
 def report_lines(report):
     lines = [f"Stratum at scale — {report['timestamp']} — {report['database']}, {report['orders']} orders "
              f"(seeded in {report['seed_s']:.0f} s; the followers caught up {report['idle_wait_s']:.0f} s after the "
              f"start), {report['repeats']} interleaved rounds, as a bureau manager",
              "",
-             f"{'what':<52} {'Stratum p50 (p95)':>20} {'raw SQL p50':>12} {'ratio':>6}   goal: p50 < {GOAL_P50_MS} ms, "
-             f"ratio ≥ {GOAL_RATIO}"]
+             f"{'what':<52} {'Stratum p50 (p95)':>20} {'raw SQL p50':>12} {'ratio':>6} {'gw CPU':>8}   goal: p50 < "
+             f"{GOAL_P50_MS} ms, ratio ≥ {GOAL_RATIO}"]
     for row in report["lists"]:
         ours, theirs = row["stratum"], row["raw"]
         lines.append(f"{row['what']:<52} {ours['p50_ms']:7.1f} ms ({ours['p95_ms']:6.1f}) {theirs['p50_ms']:9.2f} ms "
-                     f"{row['ratio']:6.2f}   {mark(ours['p50_ms'] < GOAL_P50_MS)} {mark(row['ratio'] >= GOAL_RATIO)}"
+                     f"{row['ratio']:6.2f} {_cpu(row):>8}   {mark(ours['p50_ms'] < GOAL_P50_MS)} {mark(row['ratio'] >= GOAL_RATIO)}"
                      f"{'' if row['same_rows'] else '  (rows differ!)'}")
     rebuild = report["rebuild"]
     lines += ["", f"{'rebuild the read side from zero':<52} {rebuild['events_per_s']:9.0f} events/s "
@@ -245,6 +255,7 @@ def report_lines(report):
                   f"events/s {mark(rebuild['events_per_s'] >= GOAL_REBUILD)}, ratio ≥ {GOAL_REBUILD_RATIO} "
                   f"{mark(rebuild['ratio'] >= GOAL_REBUILD_RATIO)}",
               f"{'':<52} (gateway.follower over each service's feed with the read side's current code)"]
+    lines.append("(gw CPU: the gateway process's user + system CPU per request, the mean over the rounds)")
     lines.append("(the floor row is no LIST: what any authenticated GET costs here, for reading the others)")
     for row in report["lists"]:
         if row["estimate"]:
@@ -284,7 +295,7 @@ def run(args):
             try:
                 log(f"measuring: {args.repeats} interleaved rounds")
                 name = seeding.order_payload(args.orders // 2)["name"]
-                lists = measure_lists(session, base_url, raw, args.repeats, name)
+                lists = measure_lists(session, base_url, raw, args.repeats, name, processes["gateway"].pid)
             finally:
                 raw.close()
             died = wp.exited(processes)

@@ -26,13 +26,19 @@ def _signature(signature):
     return hashlib.sha256(json.dumps(signature, default=str).encode()).hexdigest()[:12]
 
 
-def encode(signature, values):
-    raw = json.dumps({"s": _signature(signature), "k": values}, separators=(",", ":")).encode()
+def encode(signature, values, estimate=None):
+    """The cursor after the row whose order keys are `values`. `estimate`: the list's total_count when it was an
+    estimate (past the count's bound), carried to the pages after so they need not count again."""
+    body = {"s": _signature(signature), "k": values}
+    if estimate is not None:
+        body["t"] = estimate
+    raw = json.dumps(body, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode(cursor, signature, length):
-    """The key values in `cursor`, checked against the list it is used on; InvalidPayload (400) otherwise."""
+def decode(cursor, signature, length, with_estimate=False):
+    """The key values in `cursor`, checked against the list it is used on; InvalidPayload (400) otherwise.
+    `with_estimate`: (the values, the estimated total the cursor carries or None)."""
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         body = json.loads(raw)
@@ -48,7 +54,14 @@ def decode(cursor, signature, length):
     if not all(v is None or isinstance(v, (str, int, float, bool)) for v in body["k"]):
         raise InvalidPayload(f"{FIELD} is not a cursor: pass the `meta.next` of the previous page unchanged.",
                              field=FIELD)
-    return body["k"]
+    if not with_estimate:
+        return body["k"]
+    estimate = body.get("t")
+    if estimate is not None and (not isinstance(estimate, int) or isinstance(estimate, bool) or estimate < 0
+                                 or estimate >= 2 ** 63):
+        raise InvalidPayload(f"{FIELD} is not a cursor: pass the `meta.next` of the previous page unchanged.",
+                             field=FIELD)
+    return body["k"], estimate
 
 
 def check_types(values, types):

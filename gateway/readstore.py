@@ -14,7 +14,7 @@ from decimal import Decimal
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import (Integer, Text, and_, bindparam, create_engine, delete, event, exists, func, inspect, literal,
+from sqlalchemy import (Integer, Text, and_, bindparam, cast, create_engine, delete, event, exists, func, inspect, literal,
                         literal_column, or_, select, text, type_coerce, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
@@ -130,6 +130,8 @@ class ReadStore:
         self._from_zero = None  # a FromZero while this process loads what it emptied (reset) and nobody else wrote
         self._bulk = False  # this process runs a bulk load (begin_bulk_load … end_bulk_load)
         self._shapes = shapes.Shapes()  # the LIST statements, per shape
+        self._drivers = {}  # statement → shapes.Driver (`_run`)
+        self._schema_map = None if self.is_sqlite else {None: READ_SCHEMA}
 
     def create_tables(self):
         """Create what is missing (the migrate step runs this on every deployment): the tables, the indexes the
@@ -192,6 +194,50 @@ class ReadStore:
             finally:
                 if not dbapi_connection.closed:  # an invalidated connection is closed and discarded anyway
                     dbapi_connection.autocommit = False
+
+    @contextmanager
+    def _cursor(self):
+        """A driver cursor on a pooled connection for reads (`_reading`'s autocommit on PostgreSQL), for statements
+        run without SQLAlchemy's execution layer (gateway.shapes.Driver). A driver error leaves as SQLAlchemy's
+        would (a DBAPIError, `connection_invalidated` when the database ended the connection, which is then
+        discarded with the rest of the pool), so `reconnecting` retries it and a database that stays away is a 503."""
+        dialect = self.engine.dialect
+        try:
+            fairy = self.engine.raw_connection()
+        except dialect.loaded_dbapi.Error as error:  # no connection to be had (the database is down)
+            raise DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error, dialect=dialect,
+                                      connection_invalidated=dialect.is_disconnect(error, None, None)) from error
+        try:
+            if not self.is_sqlite:
+                fairy.dbapi_connection.autocommit = True
+            cursor = fairy.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+        except dialect.loaded_dbapi.Error as error:
+            gone = dialect.is_disconnect(error, fairy.dbapi_connection, None)
+            if gone:
+                self.engine.pool._invalidate(fairy, error)  # as SQLAlchemy's Connection does on a disconnect
+            raise DBAPIError.instance(None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=gone,
+                                      dialect=dialect) from error
+        finally:
+            connection = fairy.dbapi_connection
+            if not self.is_sqlite and connection is not None and not connection.closed:
+                try:
+                    connection.autocommit = False
+                except dialect.loaded_dbapi.Error:
+                    fairy.invalidate()
+            fairy.close()
+
+    def _run(self, statement, params):
+        """The rows of one of the statements every request runs (the credential, a document by path), compiled
+        once per store and run on a driver cursor."""
+        driver = self._drivers.get(statement)
+        if driver is None:
+            driver = self._drivers[statement] = shapes.Driver(self.engine.dialect, statement, self._schema_map)
+        with self._cursor() as cursor:
+            return driver.run(cursor, params)
 
     # -- the follower's side ------------------------------------------------------------------------------------
 
@@ -384,9 +430,8 @@ class ReadStore:
     def document(self, path, bureau):
         """The current document at `path`, or None if it does not exist, was deleted, or belongs to another bureau."""
         statement, params = _document_statement(bureau)
-        with self._reading() as conn:
-            row = conn.execute(statement, dict(params, path=path)).first()
-        return None if row is None else row.doc
+        rows = self._run(statement, dict(params, path=path))
+        return rows[0].doc if rows else None
 
     @reconnecting
     def documents(self, spec, bureau, query):
@@ -493,8 +538,8 @@ class ReadStore:
 
     @reconnecting
     def credential(self, uuid):
-        with self._reading() as conn:
-            return conn.execute(_CREDENTIAL, {"uuid": uuid}).first()
+        rows = self._run(_CREDENTIAL, {"uuid": uuid})
+        return rows[0] if rows else None
 
     @reconnecting
     def touch_session(self, uuid, now):
@@ -531,13 +576,18 @@ class ReadStore:
         window count makes the database read and sort every matching row): it comes from the page itself when
         the page is the last one, else from a count over the list keys capped at COUNT_BOUND + 1 rows; past the
         bound the total is an estimate (PostgreSQL: the planner's; SQLite: the bound + 1, a floor) and the page
-        says so (`total_count_is_estimate`).
+        says so (`total_count_is_estimate`). A page's cursor carries that estimate, and a page after the cursor
+        answers it again without counting: reading the bound's 10,001 index entries and planning the estimate was
+        most of a deep keyset page's time (the list is no less past the bound a page later; an exact count under
+        the bound is never carried, each page counts it anew).
 
         The statements are built once per shape of LIST (gateway.shapes) and run with this LIST's values."""
         where = and_(*conditions)
-        paged = where
+        paged, carried = where, None
         if query.after is not None:
-            values = cursors.decode(query.after, signature, len(order))
+            values, carried = cursors.decode(query.after, signature, len(order), with_estimate=True)
+            if carried is not None and carried <= COUNT_BOUND:
+                carried = None  # not past the bound (a hand-made cursor): counted, exactly
             if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
                 cursors.check_types(values, [expression.type for expression, _ in order])
             paged = and_(where, _after(order, values, nulls_high=not self.is_sqlite))
@@ -550,33 +600,35 @@ class ReadStore:
             if key is not None and statements.complete:
                 self._shapes.keep(key, statements)
         values = [bind.effective_value for bind in binds] + [query.limit, query.offset, COUNT_BOUND + 1]
-        with self._reading() as conn:
-            rows = conn.execute(statements.page.statement, statements.page.params(values)).all()
+        with self._cursor() as cursor:
+            rows = (statements.page if carried is None else statements.alone).run(cursor, values)
             full = len(rows) == query.limit
-            if rows and not full and query.after is None:
+            if carried is not None:  # past the bound at the list's first page: the estimate carries on
+                total, counted = carried, False
+            elif rows and not full and query.after is None:
                 total, counted = query.offset + len(rows), False  # the last page knows the total
             elif rows:
                 total, counted = rows[0]._total, True
             elif query.offset or query.after is not None:
-                count = statements.count
-                total, counted = conn.execute(count.statement, count.params(values)).scalar(), True
+                total, counted = statements.count.run(cursor, values)[0][0], True
             else:
                 total, counted = 0, False
-            estimate = counted and total > COUNT_BOUND
-            if estimate:
-                total = self._estimate(conn, statements, values)
+            estimate = carried is not None or (counted and total > COUNT_BOUND)
+            if estimate and carried is None:
+                total = self._estimate(cursor, statements, values)
         following = None
         if full:
             last = rows[-1]
-            following = cursors.encode(signature, [_plain(getattr(last, f"_key{i}")) for i in range(len(order))])
+            following = cursors.encode(signature, [_plain(getattr(last, f"_key{i}")) for i in range(len(order))],
+                                       total if estimate else None)
         return Page(rows, total, estimate, following)
 
-    def _estimate(self, conn, statements, values):
+    def _estimate(self, cursor, statements, values):
         """The number of rows matching the LIST's conditions past COUNT_BOUND: the planner's estimate on PostgreSQL
         (never below the bound + 1), the bound + 1 (a floor) on SQLite, which has no estimator."""
         if self.is_sqlite:
             return COUNT_BOUND + 1
-        plan = conn.execute(statements.explain.statement, statements.explain.params(values)).scalar()
+        plan = statements.explain.run(cursor, values)[0][0]
         planned = plan[0]["Plan"]["Plan Rows"] if isinstance(plan, list) else COUNT_BOUND + 1
         return max(int(planned), COUNT_BOUND + 1)
 
@@ -737,18 +789,36 @@ class _PageStatements:
                   .limit(limit).offset(offset).subquery())
         outer = [chosen.c[f"_key{i}"].desc() if descending else chosen.c[f"_key{i}"]
                  for i, (_, descending) in enumerate(order)]
+        shown = [_shown_key(chosen.c[f"_key{i}"], dialect) for i in range(len(order))]
         capped = _capped_count(count_source, where).scalar_subquery().label("_total")  # evaluated once (InitPlan)
-        page = (select(table, *(chosen.c[f"_key{i}"] for i in range(len(order))), capped)
+        page = (select(table, *shown, capped)
                 .join(chosen, table_key == chosen.c._id).order_by(*outer))
         brought = [*binds, limit, offset, _COUNT_CAP]  # the order of ReadStore._page's values
-        self.page = shapes.Prepared(dialect, page, brought)
-        self.count = shapes.Prepared(dialect, _capped_count(count_source, where), brought)
-        prepared = [self.page, self.count]
+        schema = {None: READ_SCHEMA} if dialect.name == "postgresql" else None
+        self.page = shapes.Prepared(dialect, page, brought, schema_map=schema)
+        prepared = [self.page]
+        self.alone = None  # a keyset page without its count, for a cursor that carries an estimate
+        if paged is not where:
+            alone = (select(table, *shown)
+                     .join(chosen, table_key == chosen.c._id).order_by(*outer))
+            self.alone = shapes.Prepared(dialect, alone, brought, schema_map=schema)
+            prepared.append(self.alone)
+        self.count = shapes.Prepared(dialect, _capped_count(count_source, where), brought, schema_map=schema)
+        prepared += [self.count]
         if dialect.name == "postgresql":  # the only estimator (_Explain compiles there only)
             explained = select(literal_column("1")).select_from(count_source).where(where)
-            self.explain = shapes.Prepared(dialect, _Explain(explained), brought, holding=explained)
+            self.explain = shapes.Prepared(dialect, _Explain(explained), brought, holding=explained, schema_map=schema)
             prepared.append(self.explain)
         self.complete = all(statement.complete for statement in prepared)
+
+
+def _shown_key(key, dialect):
+    """A page's order key as the page returns it: the uuid tie-breaker as text on PostgreSQL, as the cursor carries
+    it (psycopg2 made a uuid.UUID of each row's, turned back into text: a fifth of a page's CPU in the store, for
+    the one key of the last row a cursor needs)."""
+    if dialect.name == "postgresql" and isinstance(key.type, indexes.DocumentId):
+        return cast(key, Text).label(key.name)
+    return key
 
 
 def _key_column(keys, field):

@@ -2,10 +2,12 @@
 list keys (gateway.indexes), keyset pages equal to offset pages, counts exact up to the bound and flagged past it,
 bad cursors refused."""
 
+from contextlib import contextmanager
+
 import pytest
 from sqlalchemy import text
 
-from gateway import indexes, listing, readstore, shapes
+from gateway import cursors, indexes, listing, readstore, shapes
 from shared import catalogue
 from shared.errors import InvalidPayload
 from tests.kit.readside import empty_read_store
@@ -128,6 +130,38 @@ def test_counts_are_exact_up_to_the_bound_then_flagged(store, monkeypatch):
     assert (last.total, last.estimate, len(last.rows)) == (visible, False, 2)
 
 
+def test_a_keyset_page_of_a_list_past_the_bound_carries_the_estimate_without_counting(store, monkeypatch):
+    """The first page's estimate rides in its cursor; the pages after it answer it again, flagged, and run no count
+    (nor the planner's estimate): only their page statement. Under the bound every page counts exactly."""
+    monkeypatch.setattr(readstore, "COUNT_BOUND", 40)
+    first = page(store, "sort=name&page[limit]=5")
+    assert first.estimate is True and first.total > 40
+    pages = []
+    ran = executed(store, monkeypatch,
+                   lambda: pages.append(page(store, f"sort=name&page[limit]=5&page[after]={first.next}")))
+    second = pages[0]
+    assert (second.total, second.estimate, len(second.rows)) == (first.total, True, 5)
+    assert len(ran) == 1 and "count(" not in ran[0][0].lower() and "explain" not in ran[0][0].lower()
+    assert [r.path for r in second.rows] == walk_offsets(store, "sort=name", 1000)[5:10]
+    third = page(store, f"sort=name&page[limit]=5&page[after]={second.next}")  # carried on
+    assert (third.total, third.estimate) == (first.total, True)
+    monkeypatch.setattr(readstore, "COUNT_BOUND", 10_000)
+    exact = page(store, "sort=name&page[limit]=5")
+    after = page(store, f"sort=name&page[limit]=5&page[after]={exact.next}")
+    assert (after.total, after.estimate) == (exact.total, False) and exact.total <= 120
+    hand_made = cursors.encode(("order", (("name", False),), "id"), cursors.decode(exact.next, (
+        "order", (("name", False),), "id"), 3), 7)  # an "estimate" under the bound: counted anyway
+    assert (page(store, f"sort=name&page[limit]=5&page[after]={hand_made}").total, after.estimate) == (exact.total, False)
+
+
+@pytest.mark.parametrize("estimate", ["many", True, -1, 2 ** 64, 1.5])
+def test_a_cursor_carrying_no_count_is_refused(store, estimate):
+    signature = ("order", (("name", False),), "id")
+    keys = cursors.decode(page(store, "sort=name&page[limit]=3").next, signature, 3)
+    with pytest.raises(InvalidPayload, match="is not a cursor"):
+        page(store, f"sort=name&page[after]={cursors.encode(signature, keys, estimate)}")
+
+
 @pytest.mark.parametrize("cursor, problem", [
     ("not a cursor!", "is not a cursor"), ("eyJ4IjoxfQ", "is not a cursor"), ("", "must be the `meta.next`")])
 def test_bad_cursors_are_refused_naming_the_problem(store, cursor, problem):
@@ -200,21 +234,37 @@ def test_every_filter_and_sort_of_a_resource_is_planned_on_its_index(store, reso
             f"{resource}.{field} sort: {ordered}"
 
 
-def test_the_served_query_uses_the_index(store):
+def executed(store, monkeypatch, read):
+    """[(SQL, parameters)] of the statements `read()` ran on the read store's driver cursors (ReadStore._cursor)."""
+    captured = []
+    reading = store._cursor
+
+    class Recording:
+        def __init__(self, cursor):
+            self.cursor = cursor
+
+        def execute(self, statement, parameters):
+            captured.append((statement, parameters))
+            return self.cursor.execute(statement, parameters)
+
+        def __getattr__(self, name):
+            return getattr(self.cursor, name)
+
+    @contextmanager
+    def recording():
+        with reading() as cursor:
+            yield Recording(cursor)
+    with monkeypatch.context() as patched:  # undone on return, without undoing the test's own patches
+        patched.setattr(store, "_cursor", recording)
+        read()
+    return captured
+
+
+def test_the_served_query_uses_the_index(store, monkeypatch):
     """The statement documents() runs for a filter, planned on that field's index (not a scan of documents)."""
     query = listing.parse(SPEC, "filter[name]=order-0010&sort=-created&page[limit]=5")
     keys = indexes.keys_table("order")
-    captured = []
-    from sqlalchemy import event
-
-    def capture(conn, cursor, statement, parameters, context, many):
-        captured.append((statement, parameters))
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        store.documents(SPEC, BUREAU, query)
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
-    statement, parameters = captured[0]
+    statement, parameters = executed(store, monkeypatch, lambda: store.documents(SPEC, BUREAU, query))[0]
     with store.engine.connect() as conn:
         if store.is_sqlite:
             rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()
@@ -240,7 +290,7 @@ def test_list_keys_kept_by_the_triggers_equal_a_fill_from_the_documents(store, r
     assert kept == filled and len(kept) > (50 if resource == "order" else 0)
 
 
-def test_the_run_status_filter_is_served_by_the_status_index(store):
+def test_the_run_status_filter_is_served_by_the_status_index(store, monkeypatch):
     """orders.md: filter[run_status] lists the orders where at least one run has one of the statuses; it is read
     from the hidden per-(order, status) documents through their status index, not by reading every run."""
     order_paths = [f"/order/{n:08d}-0000-4000-8000-000000000000/" for n in range(ORDERS)]
@@ -267,17 +317,7 @@ def test_the_run_status_filter_is_served_by_the_status_index(store):
         assert got == expected(statuses), statuses
     assert [r.path for r in page(store, "filter[run_status]=queued", OTHER).rows] == expected(["queued"], OTHER)
 
-    captured = []
-    from sqlalchemy import event
-
-    def capture(conn, cursor, statement, parameters, context, many):
-        captured.append((statement, parameters))
-    event.listen(store.engine, "before_cursor_execute", capture)
-    try:
-        page(store, "filter[run_status]=queued")
-    finally:
-        event.remove(store.engine, "before_cursor_execute", capture)
-    statement, parameters = captured[0]
+    statement, parameters = executed(store, monkeypatch, lambda: page(store, "filter[run_status]=queued"))[0]
     with store.engine.connect() as conn:
         if store.is_sqlite:
             shown = "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,

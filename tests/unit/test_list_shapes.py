@@ -35,3 +35,44 @@ def test_the_oldest_shape_is_forgotten_first(monkeypatch):
     for key in "abc":
         kept.keep(key, key.upper())
     assert (kept.get("a"), kept.get("b"), kept.get("c")) == (None, "B", "C")
+
+
+def _driver_table(tmp_path):
+    from sqlalchemy import JSON, Boolean, Column, Integer, MetaData, String, Table, create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'driver.sqlite'}", json_deserializer=__import__("json").loads)
+    docs = Table("docs", MetaData(), Column("id", Integer, primary_key=True), Column("name", String),
+                 Column("doc", JSON), Column("flag", Boolean))
+    docs.create(engine)
+    with engine.begin() as conn:
+        conn.execute(docs.insert(), [{"id": n, "name": f"n{n}", "doc": {"n": n, "tags": ["t"]}, "flag": n % 2 == 0}
+                                     for n in range(6)])
+    return engine, docs
+
+
+def test_a_driver_statement_reads_what_sqlalchemy_reads(tmp_path):
+    """IN lists of any length (and none), odd parameter names, JSON and booleans decoded, rows read by attribute:
+    the same rows as SQLAlchemy's own execution of the statement."""
+    from sqlalchemy import bindparam, func
+
+    engine, docs = _driver_table(tmp_path)
+    odd = func.json_extract(docs.c.doc, '$."n"')  # a parameter name with characters SQLAlchemy escapes
+    statement = (select(docs, docs.c.id.label("_key0")).where(docs.c.name.in_(bindparam("names", expanding=True)),
+                                                            odd.in_([0, 1, 2, 3, 4]), docs.c.id != 5)
+                 .order_by(docs.c.id))
+    driver = shapes.Driver(engine.dialect, statement)
+    connection = engine.raw_connection()
+    try:
+        for names in (["n1"], ["n0", "n2", "n5"], ["n3", "n4"], []):
+            with engine.connect() as conn:
+                expected = conn.execute(statement, {"names": names}).all()
+            cursor = connection.cursor()
+            rows = driver.run(cursor, {"names": names})
+            cursor.close()
+            assert [tuple(row) for row in rows] == [tuple(row) for row in expected]
+            assert [(row.doc, row.flag, row._key0) for row in rows] == [(r.doc, r.flag, r._key0) for r in expected]
+            if names == ["n3", "n4"]:
+                assert isinstance(rows[0].flag, bool) and rows[0].doc == {"n": 3, "tags": ["t"]} and len(rows) == 2
+        assert rows == []
+    finally:
+        connection.close()
