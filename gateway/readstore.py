@@ -14,8 +14,8 @@ from decimal import Decimal
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import (Integer, Text, and_, bindparam, cast, create_engine, delete, event, exists, func, inspect, literal,
-                        literal_column, or_, select, text, type_coerce, update)
+from sqlalchemy import (Integer, Text, and_, bindparam, cast, create_engine, delete, event, exists, func, inspect,
+                        literal, literal_column, or_, select, text, type_coerce, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
