@@ -196,10 +196,13 @@ class Batch:
             fresh = {path for path in self.dirty if path not in self.from_zero.paths}
             self.from_zero.paths.update(self.dirty)
             self.from_zero.resources.update(entry.resource for entry in self.dirty.values())
-        if conn.dialect.name == "postgresql":
-            _write_postgresql(conn, documents_rows, logs, keys, fresh)
-        else:
-            _write_sqlite(conn, self._changed(documents_rows), logs, keys, fresh)
+        postgresql = conn.dialect.name == "postgresql"
+        if not postgresql:
+            documents_rows = self._changed(documents_rows)
+        new = [row for row in documents_rows if row["path"] in fresh]
+        if new:
+            documents_rows = [row for row in documents_rows if row["path"] not in fresh]
+        (_write_postgresql if postgresql else _write_sqlite)(conn, new, documents_rows, logs, keys)
         self.dirty, self._audit = {}, []
 
     def _changed(self, documents_rows):
@@ -216,29 +219,27 @@ class Batch:
         return changed
 
 
+# A document written before is replaced whole (both databases); one that cannot be there yet (`new`: a load from zero,
+# gateway.batch.FromZero) is inserted without ON CONFLICT; audit rows are only ever inserted.
+_DOCUMENT_UPSERT = (" ON CONFLICT (path) DO UPDATE SET resource = excluded.resource, bureau = excluded.bureau,"
+                    " doc = excluded.doc, deleted = excluded.deleted")
+
 # PostgreSQL: each table's rows go as one JSON parameter, unpacked by the server (jsonb_to_recordset): one statement
 # and one parse per table and batch, instead of a parameter list per row built and sent by the driver.
-_PG_WRITES = {
-    "documents": ("path varchar, resource varchar, bureau varchar, doc jsonb, deleted boolean",
-                  " ON CONFLICT (path) DO UPDATE SET resource = excluded.resource, bureau = excluded.bureau,"
-                  " doc = excluded.doc, deleted = excluded.deleted"),
-    "audit_log": ('id bigint, application varchar, position bigint, tenant integer, reference varchar, "user" varchar,'
-                  " created varchar, changes json", ""),
-    "audit_keys": ("uuid uuid, log_id bigint, ordinal smallint", ""),
+_PG_COLUMNS = {
+    "documents": "path varchar, resource varchar, bureau varchar, doc jsonb, deleted boolean",
+    "audit_log": 'id bigint, application varchar, position bigint, tenant integer, reference varchar, "user" varchar,'
+                 " created varchar, changes json",
+    "audit_keys": "uuid uuid, log_id bigint, ordinal smallint",
 }
 
 
-def _write_postgresql(conn, documents_rows, logs, keys, fresh=()):
-    """`fresh`: the paths of documents_rows that cannot be in the table yet (inserted without ON CONFLICT)."""
-    new = [row for row in documents_rows if row["path"] in fresh]
-    if new:
-        documents_rows = [row for row in documents_rows if row["path"] not in fresh]
-    for table, rows, conflict in (("documents", new, ""), ("documents", documents_rows, None),
-                                  ("audit_log", logs, None), ("audit_keys", keys, None)):
+def _write_postgresql(conn, new, documents_rows, logs, keys):
+    for table, rows, conflict in (("documents", new, ""), ("documents", documents_rows, _DOCUMENT_UPSERT),
+                                  ("audit_log", logs, ""), ("audit_keys", keys, "")):
         if not rows:
             continue
-        columns, upsert = _PG_WRITES[table]
-        conflict = upsert if conflict is None else conflict
+        columns = _PG_COLUMNS[table]
         names = ", ".join(part.split()[0] for part in columns.split(", "))
         conn.exec_driver_sql(
             f'INSERT INTO "{READ_SCHEMA}".{table} ({names}) SELECT {names} FROM jsonb_to_recordset(%(rows)s::jsonb) '
@@ -248,34 +249,31 @@ def _write_postgresql(conn, documents_rows, logs, keys, fresh=()):
 # SQLite: the driver's executemany over plain tuples, values encoded as SQLAlchemy's types store them (JSON text by
 # json.dumps, booleans as 0/1, a Uuid as its 32 hex digits), without its per-row parameter processing (which cost more
 # than the inserts). Each table's columns in the order of its statement.
-_SQLITE_WRITES = {
-    "documents": ("path, resource, bureau, doc, deleted",
-                  " ON CONFLICT (path) DO UPDATE SET resource = excluded.resource, bureau = excluded.bureau,"
-                  " doc = excluded.doc, deleted = excluded.deleted"),
-    "audit_log": ('id, application, position, tenant, reference, "user", created, changes', ""),
-    "audit_keys": ("uuid, log_id, ordinal", ""),
+_SQLITE_COLUMNS = {
+    "documents": "path, resource, bureau, doc, deleted",
+    "audit_log": 'id, application, position, tenant, reference, "user", created, changes',
+    "audit_keys": "uuid, log_id, ordinal",
 }
 
 
-def _write_sqlite(conn, documents_rows, logs, keys, fresh=()):
-    """documents_rows' docs come as JSON text already (Batch._changed); `fresh`: the paths of those that cannot be in
-    the table yet (inserted without ON CONFLICT)."""
+def _write_sqlite(conn, new, documents_rows, logs, keys):
+    """The documents' docs come as JSON text already (Batch._changed)."""
     dumps = json.dumps
+
+    def document(r):
+        return r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]
+
     encoded = [
-        ("documents", [(r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]) for r in documents_rows
-                       if r["path"] in fresh], ""),
-        ("documents", [(r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]) for r in documents_rows
-                       if r["path"] not in fresh], None),
+        ("documents", [document(r) for r in new], ""),
+        ("documents", [document(r) for r in documents_rows], _DOCUMENT_UPSERT),
         ("audit_log", [(r["id"], r["application"], r["position"], r["tenant"], r["reference"], r["user"],
-                        r["created"], dumps(r["changes"])) for r in logs], None),
-        ("audit_keys", [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys], None),
+                        r["created"], dumps(r["changes"])) for r in logs], ""),
+        ("audit_keys", [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys], ""),
     ]
     for table, rows, conflict in encoded:
         if rows:
-            columns, upsert = _SQLITE_WRITES[table]
-            conflict = upsert if conflict is None else conflict
             marks = ", ".join("?" * len(rows[0]))
-            conn.exec_driver_sql(f"INSERT INTO {table} ({columns}) VALUES ({marks}){conflict}", rows)
+            conn.exec_driver_sql(f"INSERT INTO {table} ({_SQLITE_COLUMNS[table]}) VALUES ({marks}){conflict}", rows)
 
 
 def _key(value):

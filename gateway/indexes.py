@@ -410,10 +410,12 @@ def create(conn):
             conn.exec_driver_sql(statement)
     if interrupted:
         resume(conn)
-    audit = f"{_ident(READ_SCHEMA)}.audit_log" if pg else "audit_log"
-    for name, columns in AUDIT_INDEXES:
-        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {name} ON {audit} ({', '.join(map(_ident, columns))})")
     create_bulk_indexes(conn)
+
+
+def _bulk_indexes():
+    """(table, name, columns) of every index a bulk load drops: the audit log's list indexes, then BULK_INDEXES."""
+    return [("audit_log", name, columns) for name, columns in AUDIT_INDEXES] + list(BULK_INDEXES)
 
 
 def drop_bulk_indexes(conn):
@@ -421,17 +423,17 @@ def drop_bulk_indexes(conn):
     transaction, for a bulk load; `create` (the migrate step, or the load's end) builds them again."""
     pg = conn.dialect.name == "postgresql"
     schema = f"{_ident(READ_SCHEMA)}." if pg else ""
-    for name in [name for name, _ in AUDIT_INDEXES] + [name for _, name, _ in BULK_INDEXES]:
+    for _, name, _ in _bulk_indexes():
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {schema}{name}")
     if pg:
         conn.exec_driver_sql(f"ALTER TABLE {schema}audit_keys DROP CONSTRAINT IF EXISTS {AUDIT_KEYS_PRIMARY_KEY}")
 
 
 def create_bulk_indexes(conn):
-    """Build what drop_bulk_indexes dropped (but the audit log's, which `create` builds), where it is missing."""
+    """Build what drop_bulk_indexes dropped, where it is missing."""
     pg = conn.dialect.name == "postgresql"
     schema = f"{_ident(READ_SCHEMA)}." if pg else ""
-    for table, name, columns in BULK_INDEXES:
+    for table, name, columns in _bulk_indexes():
         conn.exec_driver_sql(
             f"CREATE INDEX IF NOT EXISTS {name} ON {schema}{table} ({', '.join(map(_ident, columns))})")
     if pg and conn.exec_driver_sql(
