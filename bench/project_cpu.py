@@ -22,10 +22,9 @@ from gateway.follower import Follower
 from gateway.readstore import ReadStore, read_store_url
 from runtime.config import build_config
 from runtime.migrate import migrate
+from runtime.rebuild import BATCH_SIZE as BATCH
 from services.orders.application import Orders
 from shared.settings import event_store_env
-
-BATCH = 2000  # runtime.rebuild.BATCH_SIZE
 
 
 def decode_all(app):

@@ -32,6 +32,7 @@ import uuid
 from datetime import datetime, timezone
 
 import psycopg
+from sqlalchemy import event
 
 from bench.write_path import PG_ADMIN_DSN, RESULTS_DIR, cpu_seconds, log, machine_facts, throwaway_database
 from gateway.follower import Follower
@@ -99,8 +100,6 @@ def backend_pids(store):
             cursor.execute("SELECT pg_backend_pid()")
             pids.add(cursor.fetchone()[0])
 
-    from sqlalchemy import event
-
     event.listen(store.engine, "connect", remember)
     store.engine.dispose()  # so every connection of the rebuild is a new, remembered one
     return pids
@@ -112,6 +111,10 @@ def rebuild(store, app):
     pids = backend_pids(store)
     store.reset()
     server_before = {pid: cpu_seconds(pid) or 0.0 for pid in pids}
+
+    def server_spent():
+        return sum((cpu_seconds(pid) or 0.0) - server_before.get(pid, 0.0) for pid in pids)
+
     process_before = time.process_time()
     spent = {"feed_s": 0.0, "events": 0, "batches": 0}
 
@@ -127,12 +130,12 @@ def rebuild(store, app):
     store.begin_bulk_load()  # as runtime.rebuild does: list keys filled once at the end
     position = Follower(store, batch_size=BATCH).catch_up("orders", fetch)
     keys_started = time.perf_counter()
-    server_at_end = sum((cpu_seconds(pid) or 0.0) - server_before.get(pid, 0.0) for pid in pids)
+    server_at_end = server_spent()
     store.end_bulk_load()
     spent["list_keys_s"] = time.perf_counter() - keys_started
     elapsed = time.perf_counter() - started
     process_cpu = time.process_time() - process_before
-    server_cpu = sum((cpu_seconds(pid) or 0.0) - server_before.get(pid, 0.0) for pid in pids)
+    server_cpu = server_spent()
     return dict(spent, position=position, elapsed_s=elapsed, apply_s=elapsed - spent["feed_s"] - spent["list_keys_s"],
                 events_per_s=spent["events"] / elapsed, notifications_per_s=position / elapsed,
                 process_cpu_s=process_cpu, server_cpu_s=server_cpu, server_cpu_end_s=server_cpu - server_at_end,
