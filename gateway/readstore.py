@@ -23,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway import cursors, indexes, production_views, run_pool_views, shapes
+from gateway import cursors, indexes, production_views, run_pool_views, shapes, totals
 from gateway.batch import Batch, FromZero, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, dialect_insert, documents,
@@ -130,6 +130,7 @@ class ReadStore:
         self._from_zero = None  # a FromZero while this process loads what it emptied (reset) and nobody else wrote
         self._bulk = False  # this process runs a bulk load (begin_bulk_load … end_bulk_load)
         self._shapes = shapes.Shapes()  # the LIST statements, per shape
+        self._estimates = totals.Estimates()  # totals past the count's bound, per list, for a few seconds
         self._drivers = {}  # statement → shapes.Driver (`_run`)
         self._schema_map = None if self.is_sqlite else {None: READ_SCHEMA}
 
@@ -599,14 +600,19 @@ class ReadStore:
             statements = _PageStatements(self.engine.dialect, fetch, source, count_source, where, paged, order, binds)
             if key is not None and statements.complete:
                 self._shapes.keep(key, statements)
-        values = [bind.effective_value for bind in binds] + [query.limit, query.offset, COUNT_BOUND + 1]
+        conditions = [bind.effective_value for bind in binds]
+        values = conditions + [query.limit, query.offset, COUNT_BOUND + 1]
+        listed = None  # the list's key for its kept estimate (gateway.totals): an offset page of a kept shape
+        if carried is None and query.after is None and key is not None and statements.complete:
+            listed = totals.list_key((key, COUNT_BOUND), conditions)  # past which bound: tests move it
+            carried = None if listed is None else self._estimates.get(listed)
         with self._cursor() as cursor:
             rows = (statements.page if carried is None else statements.alone).run(cursor, values)
             full = len(rows) == query.limit
-            if carried is not None:  # past the bound at the list's first page: the estimate carries on
+            if rows and not full and query.after is None:
+                total, counted, carried = query.offset + len(rows), False, None  # the last page knows the total
+            elif carried is not None:  # past the bound lately (a cursor, or this list's kept estimate)
                 total, counted = carried, False
-            elif rows and not full and query.after is None:
-                total, counted = query.offset + len(rows), False  # the last page knows the total
             elif rows:
                 total, counted = rows[0]._total, True
             elif query.offset or query.after is not None:
@@ -616,6 +622,8 @@ class ReadStore:
             estimate = carried is not None or (counted and total > COUNT_BOUND)
             if estimate and carried is None:
                 total = self._estimate(cursor, statements, values)
+                if listed is not None:
+                    self._estimates.keep(listed, total)
         following = None
         if full:
             last = rows[-1]
@@ -797,12 +805,10 @@ class _PageStatements:
         schema = {None: READ_SCHEMA} if dialect.name == "postgresql" else None
         self.page = shapes.Prepared(dialect, page, brought, schema_map=schema)
         prepared = [self.page]
-        self.alone = None  # a keyset page without its count, for a cursor that carries an estimate
-        if paged is not where:
-            alone = (select(table, *shown)
-                     .join(chosen, table_key == chosen.c._id).order_by(*outer))
-            self.alone = shapes.Prepared(dialect, alone, brought, schema_map=schema)
-            prepared.append(self.alone)
+        # the page without its count, for a total already known past the bound (a cursor's, a kept estimate)
+        alone = select(table, *shown).join(chosen, table_key == chosen.c._id).order_by(*outer)
+        self.alone = shapes.Prepared(dialect, alone, brought, schema_map=schema)
+        prepared.append(self.alone)
         self.count = shapes.Prepared(dialect, _capped_count(count_source, where), brought, schema_map=schema)
         prepared += [self.count]
         if dialect.name == "postgresql":  # the only estimator (_Explain compiles there only)

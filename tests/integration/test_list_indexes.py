@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import text
 
-from gateway import cursors, indexes, listing, readstore, shapes
+from gateway import cursors, indexes, listing, readstore, shapes, totals
 from shared import catalogue
 from shared.errors import InvalidPayload
 from tests.kit.readside import empty_read_store
@@ -152,6 +152,31 @@ def test_a_keyset_page_of_a_list_past_the_bound_carries_the_estimate_without_cou
     hand_made = cursors.encode(("order", (("name", False),), "id"), cursors.decode(exact.next, (
         "order", (("name", False),), "id"), 3), 7)  # an "estimate" under the bound: counted anyway
     assert (page(store, f"sort=name&page[limit]=5&page[after]={hand_made}").total, after.estimate) == (exact.total, False)
+
+
+def test_an_offset_page_of_a_list_estimated_lately_answers_the_estimate_without_counting(store, monkeypatch):
+    """gateway.totals: a list found past the bound keeps its estimate ESTIMATE_TTL seconds; its pages by offset in
+    that time run only their page statement (no count, no planner's estimate) and answer it again, flagged. Another
+    filter value is another list; the last page still knows its exact total; after the TTL the list is counted."""
+    now = [1000.0]
+    store._estimates = totals.Estimates(ttl=10.0, clock=lambda: now[0])
+    monkeypatch.setattr(readstore, "COUNT_BOUND", 40)
+    first = page(store, "sort=-name&page[limit]=5")
+    assert first.estimate is True and first.total > 40
+    pages = []
+    ran = executed(store, monkeypatch, lambda: pages.append(page(store, "sort=-name&page[limit]=5&page[offset]=20")))
+    assert (pages[0].total, pages[0].estimate) == (first.total, True)
+    assert len(ran) == 1 and "count(" not in ran[0][0].lower() and "explain" not in ran[0][0].lower()
+    assert [r.path for r in pages[0].rows] == walk_offsets(store, "sort=-name", 1000)[20:25]
+    visible = len(walk_offsets(store, "sort=-name", 1000))
+    last = page(store, f"sort=-name&page[limit]=5&page[offset]={visible - 2}")
+    assert (last.total, last.estimate, len(last.rows)) == (visible, False, 2)
+    new = page(store, "filter[status]=new&sort=-name&page[limit]=5")  # under the bound: exact, never kept
+    assert new.estimate is False and new.total <= 40
+    assert page(store, "filter[status]=new&sort=-name&page[limit]=5&page[offset]=5").estimate is False
+    now[0] += 10.0
+    ran = executed(store, monkeypatch, lambda: page(store, "sort=-name&page[limit]=5&page[offset]=20"))
+    assert len(ran) == (1 if store.is_sqlite else 2) and "count(" in ran[0][0].lower()  # counted (and planned) again
 
 
 @pytest.mark.parametrize("estimate", ["many", True, -1, 2 ** 64, 1.5])
