@@ -171,6 +171,8 @@ def test_an_offset_page_of_a_list_estimated_lately_answers_the_estimate_without_
     visible = len(walk_offsets(store, "sort=-name", 1000))
     last = page(store, f"sort=-name&page[limit]=5&page[offset]={visible - 2}")
     assert (last.total, last.estimate, len(last.rows)) == (visible, False, 2)
+    other = page(store, "sort=-name&page[limit]=5&page[offset]=5", bureau=OTHER)  # another bureau: another list
+    assert (other.total, other.estimate) == (len([n for n in range(ORDERS) if n % 10 == 9]), False)
     new = page(store, "filter[status]=new&sort=-name&page[limit]=5")  # under the bound: exact, never kept
     assert new.estimate is False and new.total <= 40
     assert page(store, "filter[status]=new&sort=-name&page[limit]=5&page[offset]=5").estimate is False
