@@ -181,6 +181,26 @@ def test_an_offset_page_of_a_list_estimated_lately_answers_the_estimate_without_
     assert len(ran) == (1 if store.is_sqlite else 2) and "count(" in ran[0][0].lower()  # counted (and planned) again
 
 
+def test_the_same_list_asked_again_is_not_built_again(store, monkeypatch):
+    """A list by offset (resource, scope, filters and their values, sort) keeps its plan (statements and values, no
+    rows): asked again, none of its expressions or their cache key is built (shapes.shape_of). Another value, bureau
+    or sort is another list, and a page after a cursor is always built."""
+    store._plans = shapes.Shapes()
+    built = []
+    real = shapes.shape_of
+    monkeypatch.setattr(shapes, "shape_of", lambda *elements: built.append(1) or real(*elements))
+    first = page(store, "filter[status]=new&sort=-name&page[limit]=5")
+    again = page(store, "filter[status]=new&sort=-name&page[limit]=5&page[offset]=5")
+    assert len(built) == 1 and [r.path for r in first.rows + again.rows] == walk_offsets(
+        store, "filter[status]=new&sort=-name", 1000)[:10]
+    assert (again.total, again.estimate) == (first.total, False)
+    for other in ("filter[status]=cancelled&sort=-name", "filter[status]=new&sort=name", "filter[status]=new,new"):
+        page(store, other + "&page[limit]=5")
+    page(store, "filter[status]=new&sort=-name&page[limit]=5", bureau=OTHER)
+    page(store, f"filter[status]=new&sort=-name&page[limit]=5&page[after]={first.next}")
+    assert len(built) == 1 + 5
+
+
 @pytest.mark.parametrize("estimate", ["many", True, -1, 2 ** 64, 1.5])
 def test_a_cursor_carrying_no_count_is_refused(store, estimate):
     signature = ("order", (("name", False),), "id")
