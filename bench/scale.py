@@ -48,7 +48,9 @@ def log(message):
 
 def cases(name, cursor):
     """(label, HTTP path, raw SQL (with {lk}/{lkf}/{docs} tables), raw parameters). The list keys name the bureau
-    by its number (:bureau) and break ties by the document's uuid (gateway.indexes)."""
+    by its number (:bureau) and break ties by the document's uuid (gateway.indexes). The offset page is chosen in
+    the list keys before its 50 documents are read: joined first, both databases read the document of every row the
+    offset skips (5,000), which made the raw SQL 5-10x slower than it need be."""
     created, last_id = cursor
     join = "SELECT d.path, d.doc FROM {lk} k JOIN {docs} d ON d.path = k.path WHERE k.bureau = :bureau"
     return [
@@ -56,8 +58,9 @@ def cases(name, cursor):
          join + f" ORDER BY k.f_created, k.id LIMIT {LIMIT}", {}),
         (f"?filter[status]=new&sort=-created&page[offset]={DEEP_OFFSET}",
          f"/order/?filter[status]=new&sort=-created&page[offset]={DEEP_OFFSET}&page[limit]={LIMIT}",
-         join + f" AND k.f_status = 'new' ORDER BY k.f_created DESC, k.id DESC LIMIT {LIMIT} OFFSET {DEEP_OFFSET}",
-         {}),
+         f"SELECT d.path, d.doc FROM (SELECT k.path, k.f_created, k.id FROM {{lk}} k WHERE k.bureau = :bureau"
+         f" AND k.f_status = 'new' ORDER BY k.f_created DESC, k.id DESC LIMIT {LIMIT} OFFSET {DEEP_OFFSET}) k"
+         " JOIN {docs} d ON d.path = k.path ORDER BY k.f_created DESC, k.id DESC", {}),
         ("the same deep page by page[after]", None,  # the path is filled in once the cursor is known
          join + " AND k.f_status = 'new' AND (k.f_created, k.id) < (:created, :id)"
                 f" ORDER BY k.f_created DESC, k.id DESC LIMIT {LIMIT}", {"created": created, "id": last_id}),

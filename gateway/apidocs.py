@@ -174,7 +174,8 @@ LIST_META = {
     "description": "Extension. total_count is exact up to 10,000 matching rows; past that it is an estimate "
                    "(PostgreSQL: the planner's; SQLite: 10,001, a floor) and total_count_is_estimate is true. "
                    "next is the page[after] cursor of the next page (null when this page is not full); past "
-                   "10,000 it carries the estimate, which the pages after it answer again.",
+                   "10,000 it carries the estimate, which the pages after it answer again, as do the list's pages by offset "
+                   "for a few seconds.",
     "properties": {"total_count_is_estimate": {"type": "boolean"}, "next": {"type": ["string", "null"]}},
 }
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway import cursors, indexes, production_views, run_pool_views, shapes
+from gateway import cursors, indexes, production_views, run_pool_views, shapes, totals
 from gateway.batch import Batch, FromZero, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, dialect_insert, documents,
@@ -130,6 +130,8 @@ class ReadStore:
         self._from_zero = None  # a FromZero while this process loads what it emptied (reset) and nobody else wrote
         self._bulk = False  # this process runs a bulk load (begin_bulk_load … end_bulk_load)
         self._shapes = shapes.Shapes()  # the LIST statements, per shape
+        self._plans = shapes.Shapes()  # a list (_list_identity) → its _Plan, for the same list asked again
+        self._estimates = totals.Estimates()  # totals past the count's bound, per list, for a few seconds
         self._drivers = {}  # statement → shapes.Driver (`_run`)
         self._schema_map = None if self.is_sqlite else {None: READ_SCHEMA}
 
@@ -437,9 +439,13 @@ class ReadStore:
     def documents(self, spec, bureau, query):
         """The Page of `spec`'s documents visible to `bureau` under the LIST `query`: filtered and ordered on the
         resource's list keys (gateway.indexes), whose indexes serve every filter and sort."""
+        identity = _list_identity(spec.name, bureau, query)
+        plan = None if identity is None else self._plans.get(identity)
+        if plan is not None:  # this very list was asked for lately: its statements and values are known
+            return self._run_page(plan, query, None)
         keys = indexes.keys_table(spec.name)
         if keys is None:  # not a listable catalogue resource (a special one): its documents, unindexed
-            return self._documents_unindexed(spec, bureau, query)
+            return self._documents_unindexed(spec, bureau, query, identity)
         source = keys.join(documents, documents.c.path == keys.c.path)
         conditions, needs_document = [_keys_visible(keys, bureau, spec.name)], False
         for flt in query.filters:
@@ -468,17 +474,16 @@ class ReadStore:
         # "id": a cursor of the releases whose last key was the path is refused (400), not misread
         return self._page((documents, documents.c.path, keys.c.path), source if needs_document else keys,
                           source if needs_document else keys, conditions, order, query,
-                          (spec.name, tuple(query.sort), "id"))
+                          (spec.name, tuple(query.sort), "id"), identity)
 
-    def _documents_unindexed(self, spec, bureau, query):
+    def _documents_unindexed(self, spec, bureau, query, identity):
         conditions = [documents.c.resource == spec.name, documents.c.deleted.is_(False),
                       _documents_visible(bureau, spec.name)]
         conditions += [self._doc_filter(spec, f) for f in query.filters]
         order = [(self._doc_order(spec, name), desc) for name, desc in query.sort]
         order += [(documents.c.doc["created"].as_string(), False), (documents.c.path, False)]
         return self._page((documents, documents.c.path, documents.c.path), documents, documents, conditions, order,
-                          query,
-                          (spec.name, tuple(query.sort)))
+                          query, (spec.name, tuple(query.sort)), identity)
 
     @reconnecting
     def audit(self, spec, bureau, query):
@@ -566,7 +571,7 @@ class ReadStore:
                 documents.c.doc["user"].as_string() == user)).all()
         return [row.doc.get("role") for row in rows]
 
-    def _page(self, fetch, source, count_source, conditions, order, query, signature):
+    def _page(self, fetch, source, count_source, conditions, order, query, signature, identity=None):
         """One page (by offset, or after a keyset cursor) and its total count.
 
         `fetch` is (table, its key, the key in `source`): the page is chosen in `source` (the list keys) first and
@@ -581,7 +586,9 @@ class ReadStore:
         most of a deep keyset page's time (the list is no less past the bound a page later; an exact count under
         the bound is never carried, each page counts it anew).
 
-        The statements are built once per shape of LIST (gateway.shapes) and run with this LIST's values."""
+        The statements are built once per shape of LIST (gateway.shapes) and run with this LIST's values; a page
+        by offset of a kept shape keeps its plan under `identity` (_list_identity), so the same list asked again
+        skips building its expressions and their cache key."""
         where = and_(*conditions)
         paged, carried = where, None
         if query.after is not None:
@@ -599,14 +606,27 @@ class ReadStore:
             statements = _PageStatements(self.engine.dialect, fetch, source, count_source, where, paged, order, binds)
             if key is not None and statements.complete:
                 self._shapes.keep(key, statements)
-        values = [bind.effective_value for bind in binds] + [query.limit, query.offset, COUNT_BOUND + 1]
+        plan = _Plan(statements, key if statements.complete else None, [bind.effective_value for bind in binds],
+                     len(order), signature)
+        if identity is not None and plan.key is not None and query.after is None:
+            self._plans.keep(identity, plan)
+        return self._run_page(plan, query, carried)
+
+    def _run_page(self, plan, query, carried):
+        """The page of `plan` for `query` (ReadStore._page); `carried`: the estimate a cursor carries, or None."""
+        statements, conditions = plan.statements, plan.conditions
+        values = conditions + [query.limit, query.offset, COUNT_BOUND + 1]
+        listed = None  # the list's key for its kept estimate (gateway.totals): an offset page of a kept shape
+        if carried is None and query.after is None and plan.key is not None:
+            listed = totals.list_key((plan.key, COUNT_BOUND), conditions)  # past which bound: tests move it
+            carried = None if listed is None else self._estimates.get(listed)
         with self._cursor() as cursor:
             rows = (statements.page if carried is None else statements.alone).run(cursor, values)
             full = len(rows) == query.limit
-            if carried is not None:  # past the bound at the list's first page: the estimate carries on
+            if rows and not full and query.after is None:
+                total, counted, carried = query.offset + len(rows), False, None  # the last page knows the total
+            elif carried is not None:  # past the bound lately (a cursor, or this list's kept estimate)
                 total, counted = carried, False
-            elif rows and not full and query.after is None:
-                total, counted = query.offset + len(rows), False  # the last page knows the total
             elif rows:
                 total, counted = rows[0]._total, True
             elif query.offset or query.after is not None:
@@ -616,10 +636,12 @@ class ReadStore:
             estimate = carried is not None or (counted and total > COUNT_BOUND)
             if estimate and carried is None:
                 total = self._estimate(cursor, statements, values)
+                if listed is not None:
+                    self._estimates.keep(listed, total)
         following = None
         if full:
             last = rows[-1]
-            following = cursors.encode(signature, [_plain(getattr(last, f"_key{i}")) for i in range(len(order))],
+            following = cursors.encode(plan.signature, [_plain(getattr(last, f"_key{i}")) for i in range(plan.keys)],
                                        total if estimate else None)
         return Page(rows, total, estimate, following)
 
@@ -752,6 +774,26 @@ COUNT_BOUND = 10_000  # rows a LIST counts exactly; past it total_count is an es
 
 
 @dataclass
+class _Plan:
+    """What a page of one list needs once its expressions are built: its statements, its shape's key (None when
+    the shape is not kept), the values of its conditions, its number of order keys and its cursor's signature."""
+    statements: object
+    key: object
+    conditions: list
+    keys: int
+    signature: tuple
+
+
+def _list_identity(resource, scope, query):
+    """What makes a LIST by offset the same list as another: its resource, scope, filters (their values with their
+    types: 1 and True hash alike) and sort. None for a page after a cursor (its values change every page)."""
+    if query.after is not None:
+        return None
+    return (resource, scope, tuple((flt.field, flt.op, tuple((type(value), value) for value in flt.values))
+                                   for flt in query.filters), tuple(query.sort))
+
+
+@dataclass
 class Page:
     """One LIST page: its rows, the total count (exact unless `estimate`), and the cursor of the next page (the
     `page[after]` value; None on the last page)."""
@@ -797,12 +839,10 @@ class _PageStatements:
         schema = {None: READ_SCHEMA} if dialect.name == "postgresql" else None
         self.page = shapes.Prepared(dialect, page, brought, schema_map=schema)
         prepared = [self.page]
-        self.alone = None  # a keyset page without its count, for a cursor that carries an estimate
-        if paged is not where:
-            alone = (select(table, *shown)
-                     .join(chosen, table_key == chosen.c._id).order_by(*outer))
-            self.alone = shapes.Prepared(dialect, alone, brought, schema_map=schema)
-            prepared.append(self.alone)
+        # the page without its count, for a total already known past the bound (a cursor's, a kept estimate)
+        alone = select(table, *shown).join(chosen, table_key == chosen.c._id).order_by(*outer)
+        self.alone = shapes.Prepared(dialect, alone, brought, schema_map=schema)
+        prepared.append(self.alone)
         self.count = shapes.Prepared(dialect, _capped_count(count_source, where), brought, schema_map=schema)
         prepared += [self.count]
         if dialect.name == "postgresql":  # the only estimator (_Explain compiles there only)

@@ -55,7 +55,8 @@ class Prepared:
 
 
 class Shapes:
-    """The statements kept per shape, the oldest shape forgotten first past MAX_SHAPES."""
+    """What is kept per key (a shape's statements, a list's plan: ReadStore), the oldest forgotten first past
+    MAX_SHAPES."""
 
     def __init__(self):
         self._kept = {}

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import text
 
-from gateway import cursors, indexes, listing, readstore, shapes
+from gateway import cursors, indexes, listing, readstore, shapes, totals
 from shared import catalogue
 from shared.errors import InvalidPayload
 from tests.kit.readside import empty_read_store
@@ -152,6 +152,53 @@ def test_a_keyset_page_of_a_list_past_the_bound_carries_the_estimate_without_cou
     hand_made = cursors.encode(("order", (("name", False),), "id"), cursors.decode(exact.next, (
         "order", (("name", False),), "id"), 3), 7)  # an "estimate" under the bound: counted anyway
     assert (page(store, f"sort=name&page[limit]=5&page[after]={hand_made}").total, after.estimate) == (exact.total, False)
+
+
+def test_an_offset_page_of_a_list_estimated_lately_answers_the_estimate_without_counting(store, monkeypatch):
+    """gateway.totals: a list found past the bound keeps its estimate ESTIMATE_TTL seconds; its pages by offset in
+    that time run only their page statement (no count, no planner's estimate) and answer it again, flagged. Another
+    filter value is another list; the last page still knows its exact total; after the TTL the list is counted."""
+    now = [1000.0]
+    store._estimates = totals.Estimates(ttl=10.0, clock=lambda: now[0])
+    monkeypatch.setattr(readstore, "COUNT_BOUND", 40)
+    first = page(store, "sort=-name&page[limit]=5")
+    assert first.estimate is True and first.total > 40
+    pages = []
+    ran = executed(store, monkeypatch, lambda: pages.append(page(store, "sort=-name&page[limit]=5&page[offset]=20")))
+    assert (pages[0].total, pages[0].estimate) == (first.total, True)
+    assert len(ran) == 1 and "count(" not in ran[0][0].lower() and "explain" not in ran[0][0].lower()
+    assert [r.path for r in pages[0].rows] == walk_offsets(store, "sort=-name", 1000)[20:25]
+    visible = len(walk_offsets(store, "sort=-name", 1000))
+    last = page(store, f"sort=-name&page[limit]=5&page[offset]={visible - 2}")
+    assert (last.total, last.estimate, len(last.rows)) == (visible, False, 2)
+    other = page(store, "sort=-name&page[limit]=5&page[offset]=5", bureau=OTHER)  # another bureau: another list
+    assert (other.total, other.estimate) == (len([n for n in range(ORDERS) if n % 10 == 9]), False)
+    new = page(store, "filter[status]=new&sort=-name&page[limit]=5")  # under the bound: exact, never kept
+    assert new.estimate is False and new.total <= 40
+    assert page(store, "filter[status]=new&sort=-name&page[limit]=5&page[offset]=5").estimate is False
+    now[0] += 10.0
+    ran = executed(store, monkeypatch, lambda: page(store, "sort=-name&page[limit]=5&page[offset]=20"))
+    assert len(ran) == (1 if store.is_sqlite else 2) and "count(" in ran[0][0].lower()  # counted (and planned) again
+
+
+def test_the_same_list_asked_again_is_not_built_again(store, monkeypatch):
+    """A list by offset (resource, scope, filters and their values, sort) keeps its plan (statements and values, no
+    rows): asked again, none of its expressions or their cache key is built (shapes.shape_of). Another value, bureau
+    or sort is another list, and a page after a cursor is always built."""
+    store._plans = shapes.Shapes()
+    built = []
+    real = shapes.shape_of
+    monkeypatch.setattr(shapes, "shape_of", lambda *elements: built.append(1) or real(*elements))
+    first = page(store, "filter[status]=new&sort=-name&page[limit]=5")
+    again = page(store, "filter[status]=new&sort=-name&page[limit]=5&page[offset]=5")
+    assert len(built) == 1 and [r.path for r in first.rows + again.rows] == walk_offsets(
+        store, "filter[status]=new&sort=-name", 1000)[:10]
+    assert (again.total, again.estimate) == (first.total, False)
+    for other in ("filter[status]=cancelled&sort=-name", "filter[status]=new&sort=name", "filter[status]=new,new"):
+        page(store, other + "&page[limit]=5")
+    page(store, "filter[status]=new&sort=-name&page[limit]=5", bureau=OTHER)
+    page(store, f"filter[status]=new&sort=-name&page[limit]=5&page[after]={first.next}")
+    assert len(built) == 1 + 5
 
 
 @pytest.mark.parametrize("estimate", ["many", True, -1, 2 ** 64, 1.5])
