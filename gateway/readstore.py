@@ -245,13 +245,13 @@ class ReadStore:
 
     @reconnecting
     def position(self, application):
-        with self.engine.connect() as conn:
+        with self._reading() as conn:  # no transaction: one round trip (followers ask it for every ring they hear)
             value = conn.execute(select(tracking.c.position).where(tracking.c.application == application)).scalar()
         return value or 0
 
     @reconnecting
     def positions(self):
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return dict(conn.execute(select(tracking.c.application, tracking.c.position)).all())
 
     @reconnecting

@@ -14,6 +14,7 @@ without pulling (shared.follower.from_news), so one write costs its followers no
 decoding per follower; a follower that finds a gap before `first` pulls as before. Rings merged by the Doorbell keep
 their events only when the slices are contiguous (another replica's writes may sit in a gap).
 """
+import functools
 import logging
 import threading
 
@@ -74,7 +75,16 @@ class ResourceService:
                     log.exception("command %s failed", command["method"])
                 return {"error": serialize(error)}
 
-        return list(eventlet.GreenPool(len(commands) or 1).imap(run, commands))
+        # the commands usually share one transaction (shared.application.GroupCommit), so their rings are held and
+        # rung as one when all have run: one delivery to each follower for the message, not one per command
+        self._held_rings = held = []
+        try:
+            return list(eventlet.GreenPool(len(commands) or 1).imap(run, commands))
+        finally:
+            self._held_rings = None
+            if held:
+                earliest, *later = sorted(held, key=lambda r: r["position"])
+                self._ring(functools.reduce(_merged, later, earliest))
 
     @rpc
     def create(self, resource, payload, ctx):
@@ -133,8 +143,15 @@ class ResourceService:
         ring = {"application": result["application"], "position": result["position"]}
         if news and news["last"] == result["position"] and len(news["events"]) <= DOORBELL_EVENTS:
             ring.update(first=news["first"], last=news["last"], events=news["events"])
-        _doorbell(result["application"]).ring(lambda payload: self.ring_doorbell(NEWS_EVENT, payload), ring)
+        held = getattr(self, "_held_rings", None)
+        if held is None:
+            self._ring(ring)
+        else:
+            held.append(ring)
         return result
+
+    def _ring(self, ring):
+        _doorbell(ring["application"]).ring(lambda payload: self.ring_doorbell(NEWS_EVENT, payload), ring)
 
 
 class Doorbell:

@@ -78,6 +78,8 @@ def event_store_env(config, service):
         "POSTGRES_LOCK_TIMEOUT": "10",
         "POSTGRES_PRE_PING": "y",
         "CREATE_TABLE": config.get("STRATUM_CREATE_TABLES", "n"),
+        "APPLICATION_RECORDER_TOPIC": "shared.recorders:ApplicationRecorder",  # no NOTIFY per write
+        "PROCESS_RECORDER_TOPIC": "shared.recorders:ProcessRecorder",
     }
 
 

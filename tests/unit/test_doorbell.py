@@ -113,3 +113,45 @@ def test_a_follower_behind_the_ring_pulls_the_gap():
     read(8, 200)  # past the ring: pulled too
     assert pulls == [3, 8]
     assert from_news(len, {"application": "orders", "position": 7}) is len  # a ring without events: always pulls
+
+
+# -- the commands of one message ring once (shared.service.ResourceService.commands) ----------------------------------
+
+class _Store:
+    """Each create records one notification, after the previous one (as a group's transaction does)."""
+    name = "ringtest"
+    aggregates = {}
+
+    def __init__(self):
+        self.position = 10
+
+    def create(self, resource, payload, ctx):
+        self.position += 1
+        event = {"position": self.position, "uuid": payload["uuid"]}
+        return {"uri": f"/{resource}/{payload['uuid']}/", "application": self.name, "position": self.position,
+                "news": {"events": [event], "first": self.position, "last": self.position}}
+
+
+def _service():
+    from shared.service import ResourceService
+
+    service = ResourceService()
+    service.app, rung = _Store(), []
+    service.ring_doorbell = lambda event_type, payload: rung.append(payload)
+    return service, rung
+
+
+def test_the_commands_of_one_message_ring_once_with_all_their_events():
+    service, rung = _service()
+    answers = service.commands([{"method": "create", "args": ["order", {"uuid": f"u{n}"}, {}]} for n in range(3)])
+    assert [answer["result"]["position"] for answer in answers] == [11, 12, 13]
+    assert len(rung) == 1
+    assert (rung[0]["first"], rung[0]["last"], rung[0]["position"]) == (11, 13, 13)
+    assert [event["position"] for event in rung[0]["events"]] == [11, 12, 13]
+
+
+def test_a_command_outside_a_message_of_commands_still_rings_at_once():
+    service, rung = _service()
+    service.create("order", {"uuid": "u1"}, {})
+    service.commands([{"method": "create", "args": ["order", {"uuid": "u2"}, {}]}])
+    assert [ring["position"] for ring in rung] == [11, 12]
