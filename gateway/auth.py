@@ -30,6 +30,7 @@ class Caller:
     credential: str  # session or token uuid
     kind: str  # session | token
     platform_admin: bool = False
+    roles: tuple = ()  # the user's roles in the bureau, read with the credential (shared.access.highest)
 
     @property
     def session(self):
@@ -118,7 +119,7 @@ def caller_for_key(store, key, config, kind="session"):
     if kind == "session":
         _check_activity(store, row, now, config)
     return Caller(user=row.user, bureau=row.bureau, credential=credential_uuid, kind=kind,
-                  platform_admin=bool(row.platform_admin))
+                  platform_admin=bool(row.platform_admin), roles=row.roles)
 
 
 def _check_activity(store, row, now, config):

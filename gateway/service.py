@@ -316,11 +316,8 @@ class GatewayService:
         return doc
 
     def _role(self, caller):
-        """The caller's highest role in its bureau, looked up once per request (nameko makes a service instance
-        per worker, so the memo lives exactly as long as the request)."""
-        if getattr(self, "_role_memo", None) is None:
-            self._role_memo = access.highest(self.read.store.roles_of(caller.user, caller.bureau))
-        return self._role_memo
+        """The caller's highest role in its bureau (its roles come with its credential: gateway.auth)."""
+        return access.highest(caller.roles)
 
     def _authorize(self, spec, verb, caller, fields, request):
         """The access rules of shared.access (403 with the reason); role changes also need the session's
