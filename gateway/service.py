@@ -316,8 +316,13 @@ class GatewayService:
         return doc
 
     def _role(self, caller):
-        """The caller's highest role in its bureau (its roles come with its credential: gateway.auth)."""
-        return access.highest(caller.roles)
+        """The caller's highest role in its bureau. A write's caller comes with its roles (gateway.auth); a read
+        that needs them looks them up, once per request (nameko makes a service instance per worker)."""
+        if caller.roles is not None:
+            return access.highest(caller.roles)
+        if getattr(self, "_role_memo", None) is None:
+            self._role_memo = access.highest(self.read.store.roles_of(caller.user, caller.bureau))
+        return self._role_memo
 
     def _authorize(self, spec, verb, caller, fields, request):
         """The access rules of shared.access (403 with the reason); role changes also need the session's
