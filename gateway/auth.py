@@ -30,6 +30,7 @@ class Caller:
     credential: str  # session or token uuid
     kind: str  # session | token
     platform_admin: bool = False
+    roles: tuple = None  # the user's roles in its bureau, when read with the credential (for a write)
 
     @property
     def session(self):
@@ -58,7 +59,7 @@ def authenticate(request, store, config):
     kind, key = presented_key(request)
     if key and request.method in UNSAFE_METHODS and _by_cookie(request):
         check_same_origin(request, config)  # before the key is looked at: a forged request does not count as activity
-    return caller_for_key(store, key, config, kind)
+    return caller_for_key(store, key, config, kind, with_roles=request.method in UNSAFE_METHODS)
 
 
 def _by_cookie(request):
@@ -105,11 +106,12 @@ def origin_of(url):
     return f"{scheme}://{host}" + (f":{port}" if port and port != _DEFAULT_PORTS.get(scheme) else "")
 
 
-def caller_for_key(store, key, config, kind="session"):
+def caller_for_key(store, key, config, kind="session", with_roles=False):
+    """The Caller the key belongs to; `with_roles`: with its roles (a write needs them, a read seldom does)."""
     if not key:
         raise Unauthorized("Authentication credentials were not provided.")
     credential_uuid, _, secret = key.partition(".")
-    row = store.credential(credential_uuid) if secret and len(credential_uuid) == 36 else None
+    row = store.credential(credential_uuid, with_roles) if secret and len(credential_uuid) == 36 else None
     if row is None or row.kind != kind or row.ended or not secret_matches(row.secret_hash, secret):
         raise Unauthorized("The credentials are not valid; please log in again.")
     now = datetime.now(timezone.utc)
@@ -118,7 +120,7 @@ def caller_for_key(store, key, config, kind="session"):
     if kind == "session":
         _check_activity(store, row, now, config)
     return Caller(user=row.user, bureau=row.bureau, credential=credential_uuid, kind=kind,
-                  platform_admin=bool(row.platform_admin))
+                  platform_admin=bool(row.platform_admin), roles=row.roles if with_roles else None)
 
 
 def _check_activity(store, row, now, config):

@@ -316,8 +316,10 @@ class GatewayService:
         return doc
 
     def _role(self, caller):
-        """The caller's highest role in its bureau, looked up once per request (nameko makes a service instance
-        per worker, so the memo lives exactly as long as the request)."""
+        """The caller's highest role in its bureau. A write's caller comes with its roles (gateway.auth); a read
+        that needs them looks them up, once per request (nameko makes a service instance per worker)."""
+        if caller.roles is not None:
+            return access.highest(caller.roles)
         if getattr(self, "_role_memo", None) is None:
             self._role_memo = access.highest(self.read.store.roles_of(caller.user, caller.bureau))
         return self._role_memo
