@@ -126,3 +126,16 @@ def test_a_load_whose_end_dies_between_its_connections_stays_suspended_until_mig
     assert not store.bulk_loading()
     assert list_keys_and_indexes(store) == live
 
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+def test_the_bulk_writes_store_what_json_writes_and_refuse_what_it_cannot(store):
+    """The rows go to PostgreSQL as JSON text written by orjson where it writes as json.dumps does: values where
+    the two differ (non-ASCII, DEL, exponents, integers past 64 bits) read back as they were, and a NaN is still
+    refused (parked), not stored as orjson's null."""
+    odd = {"name": "ünï\x7fcode", "notes": "\U0001F600 \u2028", "priority": 2 ** 70, "quote_required": True,
+           "weight": 1e16, "small": 1e-7, "ratio": -0.5}
+    store.apply_feed("orders", [order_event(1, 1, fields=odd), order_event(2, 2, fields={"weight": float("nan")})], 2)
+    with store.engine.connect() as conn:
+        docs = dict(conn.execute(select(documents.c.path, documents.c.doc)).all())
+    assert {key: docs[f"/order/{1:08d}-0000-4000-8000-000000000000/"][key] for key in odd} == odd
+    assert [row.position for row in store.parked("orders")] == [2]
