@@ -550,23 +550,32 @@ def finish_bulk_load(engine, take_turn, connections=BULK_LOAD_CONNECTIONS):
             create_bulk_indexes(conn)
             return
         present = _keep_list_keys(conn)
-        # numbered and committed before any fill reads them (documents are held, so no bureau comes after)
-        _in_transaction(engine, [_number_tenants("postgresql")])
+        connections = min(connections, _spare_connections(engine))
         bulk = _bulk_index_statements("postgresql")
-        on_documents = [statement for statement in bulk if f"{_ident(READ_SCHEMA)}.documents " in statement]
+        here = [statement for statement in bulk if f"{_ident(READ_SCHEMA)}.documents " in statement]  # see below
         absent = [spec.name for spec in listable() if spec.name not in present]  # emptied only: one job for all
-        jobs = [[statement for statement in bulk if statement not in on_documents],
+        jobs = [[statement for statement in bulk if statement not in here],
                 [statement for name in absent for statement in _refill(name, "postgresql", False)]] + [
             _refill(name, "postgresql", True) for name in sorted(present) if keys_table(name) is not None]
         jobs.sort(key=lambda job: -_weight(job))  # the longest first, so both connections end at about one time
-        with ThreadPoolExecutor(max_workers=connections, thread_name_prefix="bulk-load-end") as pool:
+        if connections < 1:  # a pool of one connection: all in this transaction, as resume does
+            here, jobs = [_number_tenants("postgresql")] + here + [statement for job in jobs for statement in job], []
+        else:  # numbered and committed before any fill reads them (documents are held: no new bureau comes)
+            _in_transaction(engine, [_number_tenants("postgresql")])
+        with ThreadPoolExecutor(max_workers=max(connections, 1), thread_name_prefix="bulk-load-end") as pool:
             running = [pool.submit(_in_transaction, engine, job) for job in jobs]
-            for statement in on_documents:  # here: this transaction's lock on documents would hold off another's
+            for statement in here:  # documents' index: this transaction's lock on documents would hold off another's
                 conn.exec_driver_sql(statement)
             for done in running:
                 done.result()
         _attach_primary_key(conn)
         conn.execute(schema_versions.delete().where(schema_versions.c.resource == SUSPENDED))
+
+
+def _spare_connections(engine):
+    """How many more connections `engine`'s pool opens while one is held (a pool's size 0 or overflow -1: any)."""
+    size, overflow = engine.pool.size(), getattr(engine.pool, "_max_overflow", 0)
+    return float("inf") if size == 0 or overflow < 0 else size + overflow - 1
 
 
 def _weight(job):

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import event, inspect, select
 
 from gateway import indexes
+from gateway.readstore import ReadStore
 from gateway.tables import READ_SCHEMA, audit_keys, audit_log, documents
 from tests.integration.test_list_indexes import order_event
 from tests.kit.readside import empty_read_store
@@ -139,3 +140,20 @@ def test_the_bulk_writes_store_what_json_writes_and_refuse_what_it_cannot(store)
         docs = dict(conn.execute(select(documents.c.path, documents.c.doc)).all())
     assert {key: docs[f"/order/{1:08d}-0000-4000-8000-000000000000/"][key] for key in odd} == odd
     assert [row.position for row in store.parked("orders")] == [2]
+
+
+@pytest.mark.parametrize("store", ["postgres"], indirect=True)
+def test_a_store_with_a_pool_of_one_connection_ends_its_load_on_that_connection(store):
+    events = feed()
+    store.apply_feed("orders", events, len(events))
+    live = list_keys_and_indexes(store)
+    single = ReadStore(store.engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
+    try:
+        single.reset()
+        single.begin_bulk_load()
+        single.apply_feed("orders", events, len(events))
+        single.end_bulk_load()  # no connection to spare: nothing waits for one
+        assert not single.bulk_loading()
+    finally:
+        single.dispose()
+    assert list_keys_and_indexes(store) == live
