@@ -80,6 +80,7 @@ def list_keys_and_indexes(store):
 @pytest.mark.parametrize("store", ["postgres"], indirect=True)
 def test_the_end_of_a_load_fills_and_indexes_on_several_connections(store):
     events = feed()
+    store.reset()  # the PostgreSQL database is the session's: another test's position would skip these events
     store.apply_feed("orders", events, len(events))  # live: list keys kept by the trigger
     live = list_keys_and_indexes(store)
 
@@ -103,6 +104,7 @@ def test_the_end_of_a_load_fills_and_indexes_on_several_connections(store):
 @pytest.mark.parametrize("store", ["postgres"], indirect=True)
 def test_a_load_whose_end_dies_between_its_connections_stays_suspended_until_migrate(store, monkeypatch):
     events = feed()
+    store.reset()  # the PostgreSQL database is the session's: another test's position would skip these events
     store.apply_feed("orders", events, len(events))
     live = list_keys_and_indexes(store)
 
@@ -135,6 +137,7 @@ def test_the_bulk_writes_store_what_json_writes_and_refuse_what_it_cannot(store)
     refused (parked), not stored as orjson's null."""
     odd = {"name": "ünï\x7fcode", "notes": "\U0001F600 \u2028", "priority": 2 ** 70, "quote_required": True,
            "weight": 1e16, "small": 1e-7, "ratio": -0.5}
+    store.reset()
     store.apply_feed("orders", [order_event(1, 1, fields=odd), order_event(2, 2, fields={"weight": float("nan")})], 2)
     with store.engine.connect() as conn:
         docs = dict(conn.execute(select(documents.c.path, documents.c.doc)).all())
@@ -145,6 +148,7 @@ def test_the_bulk_writes_store_what_json_writes_and_refuse_what_it_cannot(store)
 @pytest.mark.parametrize("store", ["postgres"], indirect=True)
 def test_a_store_with_a_pool_of_one_connection_ends_its_load_on_that_connection(store):
     events = feed()
+    store.reset()  # the PostgreSQL database is the session's: another test's position would skip these events
     store.apply_feed("orders", events, len(events))
     live = list_keys_and_indexes(store)
     single = ReadStore(store.engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0)
