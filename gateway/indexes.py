@@ -41,6 +41,7 @@ run in a transaction): the refill of a big resource locks its list keys while th
 """
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text, select, text
@@ -377,9 +378,10 @@ LEGACY_AUDIT_INDEXES = ("ix_audit_log_bureau", "ix_audit_log_bureau_created", "i
                         "ix_audit_log_bureau_reference")
 
 
-def create(conn):
+def create(conn, finish_load=True):
     """Create (or bring up to date) every resource's list keys, and the audit log's extra indexes, in `conn`'s
-    transaction. PostgreSQL: under an advisory lock, so two migrate steps at once take turns."""
+    transaction. PostgreSQL: under an advisory lock, so two migrate steps at once take turns. A bulk load left
+    unfinished is finished too, unless `finish_load` is false (then finish_bulk_load does it after the commit)."""
     dialect = conn.dialect.name
     pg = dialect == "postgresql"
     if pg:
@@ -408,6 +410,10 @@ def create(conn):
     if pg:
         for statement in _pg_dispatcher([spec.name for spec in listable()]):
             conn.exec_driver_sql(statement)
+    if not finish_load:
+        if interrupted and pg:  # the dispatcher was made again, enabled: still suspended until finish_bulk_load
+            conn.exec_driver_sql(f"ALTER TABLE {_ident(READ_SCHEMA)}.documents DISABLE TRIGGER list_keys_sync")
+        return
     if interrupted:
         resume(conn)
     create_bulk_indexes(conn)
@@ -427,20 +433,36 @@ def drop_bulk_indexes(conn):
         conn.exec_driver_sql(f"DROP INDEX IF EXISTS {schema}{name}")
     if pg:
         conn.exec_driver_sql(f"ALTER TABLE {schema}audit_keys DROP CONSTRAINT IF EXISTS {AUDIT_KEYS_PRIMARY_KEY}")
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {schema}{AUDIT_KEYS_PRIMARY_KEY}")  # built, not yet attached
 
 
 def create_bulk_indexes(conn):
     """Build what drop_bulk_indexes dropped, where it is missing."""
-    pg = conn.dialect.name == "postgresql"
-    schema = f"{_ident(READ_SCHEMA)}." if pg else ""
-    for table, name, columns in _bulk_indexes():
-        conn.exec_driver_sql(
-            f"CREATE INDEX IF NOT EXISTS {name} ON {schema}{table} ({', '.join(map(_ident, columns))})")
-    if pg and conn.exec_driver_sql(
-            f"SELECT NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = '{schema}audit_keys'::regclass "
-            "AND contype = 'p')").scalar():
-        conn.exec_driver_sql(
-            f"ALTER TABLE {schema}audit_keys ADD CONSTRAINT {AUDIT_KEYS_PRIMARY_KEY} PRIMARY KEY (uuid)")
+    for statement in _bulk_index_statements(conn.dialect.name):
+        conn.exec_driver_sql(statement)
+    if conn.dialect.name == "postgresql":
+        _attach_primary_key(conn)
+
+
+def _bulk_index_statements(dialect):
+    """CREATE INDEX IF NOT EXISTS of each index drop_bulk_indexes drops; on PostgreSQL audit_keys' primary key as
+    a unique index (_attach_primary_key makes it the key): a plain index build, which the others' builds on the same
+    table do not wait for, as they would for ALTER TABLE's lock."""
+    schema = f"{_ident(READ_SCHEMA)}." if dialect == "postgresql" else ""
+    built = [f"CREATE INDEX IF NOT EXISTS {name} ON {schema}{table} ({', '.join(map(_ident, columns))})"
+             for table, name, columns in _bulk_indexes()]
+    if dialect == "postgresql":
+        built.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {AUDIT_KEYS_PRIMARY_KEY} ON {schema}audit_keys (uuid)")
+    return built
+
+
+def _attach_primary_key(conn):
+    """audit_keys' primary key from its unique index (PostgreSQL), where the table has none."""
+    schema = f"{_ident(READ_SCHEMA)}."
+    if conn.exec_driver_sql(f"SELECT NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = "
+                            f"'{schema}audit_keys'::regclass AND contype = 'p')").scalar():
+        conn.exec_driver_sql(f"ALTER TABLE {schema}audit_keys ADD CONSTRAINT {AUDIT_KEYS_PRIMARY_KEY} "
+                             f"PRIMARY KEY USING INDEX {AUDIT_KEYS_PRIMARY_KEY}")
 
 
 _DDL_LOCK = 0x57A7_0002  # the read side's DDL lock key ("STratum" 2)
@@ -477,21 +499,97 @@ def resume(conn):
     """Keep the list keys again and fill them from `documents`, in `conn`'s transaction: upkeep first (on
     PostgreSQL that locks `documents` against writers until the commit), so no write falls between fill and
     upkeep. A resource with documents gets its indexes dropped, its rows filled, its indexes built."""
+    dialect = conn.dialect.name
+    present = _keep_list_keys(conn)
+    conn.exec_driver_sql(_number_tenants(dialect))
+    for spec in listable():
+        upkeep = [] if dialect == "postgresql" else _parts(spec.name, dialect)["maintain"]  # PostgreSQL kept its own
+        for statement in upkeep + _refill(spec.name, dialect, spec.name in present):
+            conn.exec_driver_sql(statement)
+    conn.execute(schema_versions.delete().where(schema_versions.c.resource == SUSPENDED))
+
+
+def _keep_list_keys(conn):
+    """Upkeep on again (PostgreSQL: the dispatcher enabled, which locks `documents` against writers until the
+    commit); returns the resources that have live documents."""
     pg = conn.dialect.name == "postgresql"
     if pg:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _DDL_LOCK})
         conn.exec_driver_sql(f"ALTER TABLE {_ident(READ_SCHEMA)}.documents ENABLE TRIGGER list_keys_sync")
     documents = f"{_ident(READ_SCHEMA)}.documents" if pg else "documents"
-    present = {row[0] for row in conn.exec_driver_sql(f"SELECT DISTINCT resource FROM {documents} WHERE NOT deleted")}
-    conn.exec_driver_sql(_number_tenants(conn.dialect.name))
-    for spec in listable():
-        parts = _parts(spec.name, conn.dialect.name)
-        statements_ = ([] if pg else parts["maintain"]) + [parts["empty"]]  # PostgreSQL kept its functions
-        if spec.name in present:
-            statements_ += parts["drop_indexes"] + [parts["fill"]] + parts["indexes"]
+    return {row[0] for row in conn.exec_driver_sql(f"SELECT DISTINCT resource FROM {documents} WHERE NOT deleted")}
+
+
+def _refill(resource, dialect, present):
+    """One resource's list keys emptied and, if it has live documents, its indexes dropped, its rows filled from
+    `documents` and its indexes built over them."""
+    parts = _parts(resource, dialect)
+    return [parts["empty"]] + (parts["drop_indexes"] + [parts["fill"]] + parts["indexes"] if present else [])
+
+
+# -- the end of a bulk load on PostgreSQL, on several connections ---------------------------------------------------
+# The end of a load is mostly index builds (~250 at 10,000 orders: a sort and a write each) and the list keys' fills,
+# each a statement on one table, one server process busy at a time. Run on several connections at once, the server's
+# other cores work too. One transaction holds `documents` against writers from the upkeep's start to the end, as
+# `resume` does in its one transaction; each resource is refilled and indexed in a transaction of its own meanwhile.
+# Those commit before the upkeep does: a crash in between leaves the load suspended, and the next end or migrate
+# step refills every resource again.
+
+BULK_LOAD_CONNECTIONS = 2  # the machine's cores: each build is one server process's work (a sort, then a write)
+BULK_INDEX_MEMORY = "256MB"  # maintenance_work_mem of each build: a load's largest index sorts in memory
+
+
+def finish_bulk_load(engine, take_turn, connections=BULK_LOAD_CONNECTIONS):
+    """PostgreSQL: what `create` finishes of a suspended bulk load (`resume`, then create_bulk_indexes), with the
+    fills and index builds spread over `connections` connections of `engine`. `take_turn(conn)` holds the read
+    side's appliers off. Call it after create(conn, finish_load=False) has committed."""
+    with engine.begin() as conn:
+        take_turn(conn)
+        conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{BULK_INDEX_MEMORY}'")
+        if not suspended(conn):
+            create_bulk_indexes(conn)
+            return
+        present = _keep_list_keys(conn)
+        connections = min(connections, _spare_connections(engine))
+        bulk = _bulk_index_statements("postgresql")
+        here = [statement for statement in bulk if f"{_ident(READ_SCHEMA)}.documents " in statement]  # see below
+        absent = [spec.name for spec in listable() if spec.name not in present]  # emptied only: one job for all
+        jobs = [[statement for statement in bulk if statement not in here],
+                [statement for name in absent for statement in _refill(name, "postgresql", False)]] + [
+            _refill(name, "postgresql", True) for name in sorted(present) if keys_table(name) is not None]
+        jobs.sort(key=lambda job: -_weight(job))  # the longest first, so both connections end at about one time
+        if connections < 1:  # a pool of one connection: all in this transaction, as resume does
+            here, jobs = [_number_tenants("postgresql")] + here + [statement for job in jobs for statement in job], []
+        else:  # numbered and committed before any fill reads them (documents are held: no new bureau comes)
+            _in_transaction(engine, [_number_tenants("postgresql")])
+        with ThreadPoolExecutor(max_workers=max(connections, 1), thread_name_prefix="bulk-load-end") as pool:
+            running = [pool.submit(_in_transaction, engine, job) for job in jobs]
+            for statement in here:  # documents' index: this transaction's lock on documents would hold off another's
+                conn.exec_driver_sql(statement)
+            for done in running:
+                done.result()
+        _attach_primary_key(conn)
+        conn.execute(schema_versions.delete().where(schema_versions.c.resource == SUSPENDED))
+
+
+def _spare_connections(engine):
+    """How many more connections `engine`'s pool opens while one is held (a pool's size 0 or overflow -1: any)."""
+    size, overflow = engine.pool.size(), getattr(engine.pool, "_max_overflow", 0)
+    return float("inf") if size == 0 or overflow < 0 else size + overflow - 1
+
+
+def _weight(job):
+    """How long a job's statements take, roughly: the bulk indexes (audit rows, several an event) first, then a
+    resource by its number of indexes (its fill reads as many fields)."""
+    return float("inf") if "audit_keys" in " ".join(job) else sum(s.startswith("CREATE INDEX") for s in job)
+
+
+def _in_transaction(engine, statements_):
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{BULK_INDEX_MEMORY}'")
+        conn.exec_driver_sql("SET LOCAL synchronous_commit = off")  # the upkeep's commit, after, flushes the WAL
         for statement in statements_:
             conn.exec_driver_sql(statement)
-    conn.execute(schema_versions.delete().where(schema_versions.c.resource == SUSPENDED))
 
 
 def all_tables():

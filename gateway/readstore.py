@@ -417,9 +417,9 @@ class ReadStore:
         self._bulk = False
         with self._write() as conn:
             self._take_turn(conn)
-            if not self.is_sqlite:
-                conn.exec_driver_sql(f"SET LOCAL maintenance_work_mem = '{BULK_INDEX_MEMORY}'")  # sorts in memory
-            indexes.create(conn)
+            indexes.create(conn, finish_load=self.is_sqlite)  # SQLite: one writer, so all in this transaction
+        if not self.is_sqlite:
+            indexes.finish_bulk_load(self.engine, self._take_turn)  # on several connections at once
 
     @reconnecting
     def bulk_loading(self):
@@ -1123,7 +1123,6 @@ def reference_indexes(dialect, schema):
                f"WHERE resource = '{resource}'")
 
 
-BULK_INDEX_MEMORY = "256MB"  # PostgreSQL's maintenance_work_mem for the index builds at a bulk load's end
 _APPLY_LOCK = 0x57A7_0001  # the read side's advisory lock key ("STratum" 1)
 
 

@@ -11,10 +11,11 @@ so no broker is needed and the services need not be up.
 The replay runs as a bulk load (gateway.indexes): the list keys are filled once at the end and their indexes built
 over the filled rows, instead of a trigger per document write (at 70,000 orders on PostgreSQL the triggers cost
 20× the rest of a write), and the audit log's list indexes, audit_keys' primary key (a random uuid per row) and
-the documents' resource index built once at the end too. A rebuild that dies half-way leaves the read side marked as
-loading; run it again, or let the next migrate step finish the list keys and indexes. Its own commits do not wait for
-the WAL flush (PostgreSQL: a crash loses its last batches, never half of one). The next feed batch is read (and
-decoded) in a thread while this one is applied.
+the documents' resource index built once at the end too (on PostgreSQL on two connections at once,
+gateway.indexes.finish_bulk_load). A rebuild that dies half-way leaves the read side marked as loading; run it
+again, or let the next migrate step finish the list keys and indexes. Its own commits do not wait for the WAL flush
+(PostgreSQL: a crash loses its last batches, never half of one). The next feed batch is read (and decoded) in a
+thread while this one is applied.
 
 Until another applier writes (the live projector moves a tracking position), the reset read side holds only what this
 rebuild wrote (gateway.batch.FromZero): it reads back only the documents its earlier batches wrote, and inserts new
