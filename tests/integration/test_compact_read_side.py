@@ -10,27 +10,13 @@ from gateway import listing
 from gateway.rendering import render
 from gateway.tables import READ_SCHEMA
 from shared import catalogue
-from tests.integration.test_compact_audit_log import _answers
+from tests.integration.test_compact_audit_log import _answers, store  # noqa: F401 (its fixture: 31 events, 30 orders)
 from tests.integration.test_list_indexes import order_event
-from tests.kit.readside import empty_read_store
 
 pytestmark = pytest.mark.integration
 
 ORDER = catalogue.resource("order")
 LISTS = ["", "filter[priority]=1,2,3,4", "sort=priority,name", "filter[status]=new&sort=-priority&page[limit]=4"]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request, tmp_path):
-    read_store = empty_read_store(request, tmp_path)
-    feed = [order_event(n + 1, n) for n in range(20)]  # every fifth order's priority is null
-    feed.append(order_event(21, 3, "updated", {"name": "renamed", "priority": None}))
-    read_store.apply_feed("orders", feed, 21)
-    yield read_store
-    if not read_store.is_sqlite:  # the session's database is shared
-        with read_store.engine.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{READ_SCHEMA}" CASCADE')
-    read_store.dispose()
 
 
 def _table(store, name):
@@ -67,12 +53,12 @@ def _orders(store):
 def test_documents_are_stored_without_their_null_fields_and_show_them_as_null(store):
     stored = {path: json.loads(text) for path, text in _raw(store, "documents", "doc", "path").items()}
     assert stored and all(None not in doc.values() for doc in stored.values())
-    renamed = "/order/00000003-0000-4000-8000-000000000000/"
-    assert "priority" not in stored[renamed] and stored[renamed]["name"] == "renamed"
+    first = "/order/00000000-0000-4000-8000-000000000000/"
+    assert "priority" not in stored[first] and stored[first]["name"] == "order-0000"
     gets, lists = _orders(store)
-    assert gets[renamed]["priority"] is None and gets[renamed]["customer_name"] is None  # every catalogue field
+    assert gets[first]["priority"] is None and gets[first]["customer_name"] is None  # every catalogue field
     rows, total = lists["sort=priority,name"]
-    assert total == 20 and sum(1 for row in rows if row["priority"] is None) == 5  # 0, 5, 10, 15 and the renamed
+    assert total == 30 and sum(1 for row in rows if row["priority"] is None) == 6  # orders 0, 5, …, 25
 
 
 def test_audit_changes_are_stored_as_compact_entries(store):
@@ -81,7 +67,7 @@ def test_audit_changes_are_stored_as_compact_entries(store):
     assert all(", " not in text and ": " not in text for text in texts)  # no whitespace between entries
     created = changes[min(changes)]
     assert created[0] == ["name", "order-0000"] and all(len(entry) == 2 for entry in created)  # no previous: 2
-    assert changes[max(changes)] == [["name", "order-0003", "renamed"], ["priority", 3, None]]
+    assert changes[max(changes)] == [["name", "order-0003", "renamed"], ["priority", 3, 99]]
     items = {(item["reference"], item["key"]): item for item in store.audit_items()}
     renamed = "/order/00000003-0000-4000-8000-000000000000/"
     assert (items[renamed, "name"]["previous_value"], items[renamed, "name"]["current_value"]) == (
@@ -103,7 +89,7 @@ def test_a_read_side_written_by_the_release_before_reads_the_same(store):
     assert _orders(store) == orders
     assert _answers(store) == events
     # and the projector applies on top of it: an update's audit entry holds the previous value it found
-    store.apply_feed("orders", [order_event(22, 5, "updated", {"priority": 7})], 22)
-    changed = [item for item in store.audit_items() if item["position"] == 22]
+    store.apply_feed("orders", [order_event(32, 5, "updated", {"priority": 7})], 32)
+    changed = [item for item in store.audit_items() if item["position"] == 32]
     assert [(item["key"], item["previous_value"], item["current_value"]) for item in changed] == [("priority", None, 7)]
     assert _orders(store)[0]["/order/00000005-0000-4000-8000-000000000000/"]["priority"] == 7
