@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Text, func, literal_column, select, type_coerce
 
-from gateway import indexes
+from gateway import audit_changes, indexes
 from gateway.http import encode_json
 from gateway.tables import READ_SCHEMA, audit_keys, audit_log, documents
 
@@ -30,6 +30,15 @@ class Entry:
     bureau: str
     doc: dict
     deleted: bool
+
+
+def stored(doc):
+    """A document as `documents` holds it: without its null fields, which were ~40 % of an order's JSONB. Every reader
+    takes a missing field for null (doc.get, `->>`, json_extract, the list keys, rendering's catalogue fields), so
+    documents written with their nulls (earlier releases) read the same. Its fields in name order (as JSONB keeps
+    them anyway): a field set from null comes back from the database last, so SQLite's JSON text would otherwise
+    depend on which batch the null was dropped in (a rebuild would differ from the live read side)."""
+    return {key: doc[key] for key in sorted(doc) if doc[key] is not None}
 
 
 def field_of(doc, field):
@@ -180,14 +189,15 @@ class Batch:
 
     def flush(self):
         conn = self.conn
-        documents_rows = [{"path": path, "resource": e.resource, "bureau": e.bureau, "doc": e.doc,
+        documents_rows = [{"path": path, "resource": e.resource, "bureau": e.bureau, "doc": stored(e.doc),
                            "deleted": e.deleted} for path, e in self.dirty.items()]
         logs, keys = [], []
         if self._audit:
             next_id = (conn.execute(select(func.max(audit_log.c.id))).scalar() or 0) + 1
             tenant = indexes.tenant_numbers(conn, [row["bureau"] for row, _ in self._audit])
             for offset, (row, items) in enumerate(self._audit):
-                log_row = dict(row, id=next_id + offset, tenant=tenant.get(row["bureau"]))  # its bureau's number
+                log_row = dict(row, id=next_id + offset, tenant=tenant.get(row["bureau"]),  # its bureau's number
+                               changes=audit_changes.encoded(row["changes"]))
                 del log_row["bureau"]
                 logs.append(log_row)
                 keys += [{"uuid": uuid, "log_id": next_id + offset, "ordinal": ordinal}
@@ -230,9 +240,13 @@ _DOCUMENT_UPSERT = (" ON CONFLICT (path) DO UPDATE SET resource = excluded.resou
 _PG_COLUMNS = {
     "documents": "path varchar, resource varchar, bureau varchar, doc jsonb, deleted boolean",
     "audit_log": 'id bigint, application varchar, position bigint, tenant integer, reference varchar, "user" varchar,'
-                 " created varchar, changes json",
+                 " created varchar, changes text",
     "audit_keys": "uuid uuid, log_id bigint, ordinal smallint",
 }
+
+# audit_log.changes comes as its JSON text (gateway.audit_changes.encoded), stored as it is: a `json` field of the
+# recordset would be PostgreSQL's rendering of it, with a space after every separator.
+_PG_SELECTED = {("audit_log", "changes"): "changes::json"}
 
 
 def _write_postgresql(conn, new, documents_rows, logs, keys):
@@ -241,9 +255,11 @@ def _write_postgresql(conn, new, documents_rows, logs, keys):
         if not rows:
             continue
         columns = _PG_COLUMNS[table]
-        names = ", ".join(part.split()[0] for part in columns.split(", "))
+        names = [part.split()[0] for part in columns.split(", ")]
+        selected = ", ".join(_PG_SELECTED.get((table, name), name) for name in names)
         conn.exec_driver_sql(
-            f'INSERT INTO "{READ_SCHEMA}".{table} ({names}) SELECT {names} FROM jsonb_to_recordset(%(rows)s::jsonb) '
+            f'INSERT INTO "{READ_SCHEMA}".{table} ({", ".join(names)}) SELECT {selected} '
+            "FROM jsonb_to_recordset(%(rows)s::jsonb) "
             f"AS x({columns}){conflict}", {"rows": _json_text(rows)})
 
 
@@ -266,8 +282,7 @@ _SQLITE_COLUMNS = {
 
 
 def _write_sqlite(conn, new, documents_rows, logs, keys):
-    """The documents' docs come as JSON text already (Batch._changed)."""
-    dumps = json.dumps
+    """The documents' docs come as JSON text already (Batch._changed), the audit log's changes too (flush)."""
 
     def document(r):
         return r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]
@@ -276,7 +291,7 @@ def _write_sqlite(conn, new, documents_rows, logs, keys):
         ("documents", [document(r) for r in new], ""),
         ("documents", [document(r) for r in documents_rows], _DOCUMENT_UPSERT),
         ("audit_log", [(r["id"], r["application"], r["position"], r["tenant"], r["reference"], r["user"],
-                        r["created"], dumps(r["changes"])) for r in logs], ""),
+                        r["created"], r["changes"]) for r in logs], ""),
         ("audit_keys", [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys], ""),
     ]
     for table, rows, conflict in encoded:

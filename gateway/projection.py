@@ -3,7 +3,7 @@ batch, in memory, written back in one transaction): the same code serves the liv
 read-your-writes catch-up, and a rebuild from zero."""
 from sqlalchemy import select, update
 
-from gateway import order_views, production_views, run_pool_views, schedule_views, task_views
+from gateway import audit_changes, order_views, production_views, run_pool_views, schedule_views, task_views
 from gateway.batch import Entry
 from gateway.tables import credentials, dialect_insert
 from gateway.viewstore import delete_view, url_uuid
@@ -140,7 +140,7 @@ def _audit(batch, event, reference, bureau, changes, about=None):
     batch.audit(
         {"application": event["application"], "position": event["position"], "bureau": bureau,
          "reference": reference, "user": event.get("user"), "created": event["timestamp"],
-         "changes": [[key, previous, current] for key, previous, current in changes]},
+         "changes": [audit_changes.entry(key, previous, current) for key, previous, current in changes]},
         [audit_uuid(seed + key) for key, _, _ in changes])
 
 

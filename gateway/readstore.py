@@ -23,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway import cursors, indexes, production_views, run_pool_views, shapes, totals
+from gateway import audit_changes, cursors, indexes, production_views, run_pool_views, shapes, totals
 from gateway.batch import Batch, FromZero, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, dialect_insert, documents,
@@ -762,7 +762,7 @@ class AuditItem:
 
 
 def _audit_item(row):
-    key, previous, current = row.changes[row.ordinal]
+    key, previous, current = audit_changes.values(row.changes[row.ordinal])
     return AuditItem(uuid=str(row.uuid), application=row.application, position=row.position, bureau=row.bureau,
                      reference=row.reference, key=key, previous_value=previous, current_value=current,
                      user=row.user, created=row.created)

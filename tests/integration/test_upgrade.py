@@ -140,8 +140,8 @@ def test_a_read_side_rebuilt_from_an_earlier_release_equals_the_one_it_built(ope
     # are workstations now): those are left out, everything it did build must be equal
     rebuilt["documents"] = [row for row in rebuilt["documents"] if row["resource"] not in VIEWS_SINCE_V0_1_0]
     for table in ("documents", "credentials"):
-        want = sorted(_canonical(row) for row in expected[table])
-        assert sorted(_canonical(row) for row in rebuilt[table]) == want, table
+        want = sorted(_canonical(_as_read(row)) for row in expected[table])
+        assert sorted(_canonical(_as_read(row)) for row in rebuilt[table]) == want, table
     # Every /event/ item, by uuid, all its columns equal. Compared as values, not as JSON text: the earlier release
     # kept each value in a JSON column of its own, where SQLite's numeric affinity turned a float like 1.0 into the
     # integer 1; inside a change's list it stays 1.0 (as PostgreSQL kept it anyway). 1 == 1.0, but not as text.
@@ -165,6 +165,14 @@ def _read_side(store):
             "audit_events": store.audit_items(),
             "credentials": [dict(r._mapping) for r in conn.execute(select(credentials))],
         }
+
+
+def _as_read(row):
+    """A documents row as it reads: a null field and a missing one are the same (the release stored its nulls, this
+    one leaves them out: gateway.batch.stored)."""
+    if not isinstance(row.get("doc"), dict):
+        return row
+    return dict(row, doc={key: value for key, value in row["doc"].items() if value is not None})
 
 
 def _canonical(row):
