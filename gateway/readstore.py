@@ -442,7 +442,7 @@ class ReadStore:
         identity = _list_identity(spec.name, bureau, query)
         plan = None if identity is None else self._plans.get(identity)
         if plan is not None:  # this very list was asked for lately: its statements and values are known
-            return self._run_page(plan, query, None)
+            return self._run_page(plan, query, None, identity)
         keys = indexes.keys_table(spec.name)
         if keys is None:  # not a listable catalogue resource (a special one): its documents, unindexed
             return self._documents_unindexed(spec, bureau, query, identity)
@@ -619,18 +619,20 @@ class ReadStore:
                 self._shapes.keep(key, statements)
         plan = _Plan(statements, key if statements.complete else None, [bind.effective_value for bind in binds],
                      len(order), signature)
-        if identity is not None and plan.key is not None and query.after is None:
+        if plan.key is None:
+            identity = None  # a shape not kept: neither its plan nor its estimate is
+        if identity is not None:  # a page by offset (a page after a cursor has no identity)
             self._plans.keep(identity, plan)
-        return self._run_page(plan, query, carried)
+        return self._run_page(plan, query, carried, identity)
 
-    def _run_page(self, plan, query, carried):
-        """The page of `plan` for `query` (ReadStore._page); `carried`: the estimate a cursor carries, or None."""
-        statements, conditions = plan.statements, plan.conditions
-        values = conditions + [query.limit, query.offset, COUNT_BOUND + 1]
-        listed = None  # the list's key for its kept estimate (gateway.totals): an offset page of a kept shape
-        if carried is None and query.after is None and plan.key is not None:
-            listed = totals.list_key((plan.key, COUNT_BOUND), conditions)  # past which bound: tests move it
-            carried = None if listed is None else self._estimates.get(listed)
+    def _run_page(self, plan, query, carried, identity):
+        """The page of `plan` for `query` (ReadStore._page); `carried`: the estimate a cursor carries, or None;
+        `identity`: the list's (_list_identity) when its plan is kept, its estimate's key too (gateway.totals)."""
+        statements = plan.statements
+        values = plan.conditions + [query.limit, query.offset, COUNT_BOUND + 1]
+        listed = None if carried is not None or identity is None else (identity, COUNT_BOUND)  # tests move the bound
+        if listed is not None:
+            carried = self._estimates.get(listed)
         with self._cursor() as cursor:
             rows = (statements.page if carried is None else statements.alone).run(cursor, values)
             full = len(rows) == query.limit

@@ -1,4 +1,5 @@
-"""Totals past the count's bound, kept a few seconds per list (its shape and values).
+"""Totals past the count's bound, kept a few seconds per list (readstore._list_identity: its resource, bureau,
+filters with their values, and sort).
 
 A LIST whose matching rows pass readstore.COUNT_BOUND answers an estimate, flagged as one, and finding that out
 cost the database the most of a deep page: the capped count (10,001 index entries, ~3 ms on PostgreSQL whatever the
@@ -37,13 +38,3 @@ class Estimates:
             self._kept.pop(next(iter(self._kept)))
         self._kept[key] = (self._clock() + self._ttl, estimate)
 
-
-def list_key(shape_key, values):
-    """A list's key: its shape (gateway.shapes) and the values of its conditions (IN lists as tuples), or None when
-    one of them cannot be a dict key."""
-    frozen = tuple(tuple(value) if isinstance(value, list) else value for value in values)
-    try:
-        hash(frozen)
-    except TypeError:
-        return None
-    return shape_key, frozen
