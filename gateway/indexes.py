@@ -438,21 +438,22 @@ def drop_bulk_indexes(conn):
 
 def create_bulk_indexes(conn):
     """Build what drop_bulk_indexes dropped, where it is missing."""
-    for statement in _bulk_index_statements(conn.dialect.name):
+    for _, statement in _bulk_index_statements(conn.dialect.name):
         conn.exec_driver_sql(statement)
     if conn.dialect.name == "postgresql":
         _attach_primary_key(conn)
 
 
 def _bulk_index_statements(dialect):
-    """CREATE INDEX IF NOT EXISTS of each index drop_bulk_indexes drops; on PostgreSQL audit_keys' primary key as
-    a unique index (_attach_primary_key makes it the key): a plain index build, which the others' builds on the same
-    table do not wait for, as they would for ALTER TABLE's lock."""
+    """(table, CREATE INDEX IF NOT EXISTS) of each index drop_bulk_indexes drops; on PostgreSQL audit_keys' primary
+    key as a unique index (_attach_primary_key makes it the key): a plain index build, which the others' builds on
+    the same table do not wait for, as they would for ALTER TABLE's lock."""
     schema = f"{_ident(READ_SCHEMA)}." if dialect == "postgresql" else ""
-    built = [f"CREATE INDEX IF NOT EXISTS {name} ON {schema}{table} ({', '.join(map(_ident, columns))})"
+    built = [(table, f"CREATE INDEX IF NOT EXISTS {name} ON {schema}{table} ({', '.join(map(_ident, columns))})")
              for table, name, columns in _bulk_indexes()]
     if dialect == "postgresql":
-        built.append(f"CREATE UNIQUE INDEX IF NOT EXISTS {AUDIT_KEYS_PRIMARY_KEY} ON {schema}audit_keys (uuid)")
+        built.append(("audit_keys",
+                      f"CREATE UNIQUE INDEX IF NOT EXISTS {AUDIT_KEYS_PRIMARY_KEY} ON {schema}audit_keys (uuid)"))
     return built
 
 
@@ -552,12 +553,14 @@ def finish_bulk_load(engine, take_turn, connections=BULK_LOAD_CONNECTIONS):
         present = _keep_list_keys(conn)
         connections = min(connections, _spare_connections(engine))
         bulk = _bulk_index_statements("postgresql")
-        here = [statement for statement in bulk if f"{_ident(READ_SCHEMA)}.documents " in statement]  # see below
+        here = [statement for table, statement in bulk if table == "documents"]  # see below
+        refills = [_refill(name, "postgresql", True) for name in sorted(present) if keys_table(name) is not None]
+        refills.sort(key=lambda job: -sum(statement.startswith("CREATE INDEX") for statement in job))
         absent = [spec.name for spec in listable() if spec.name not in present]  # emptied only: one job for all
-        jobs = [[statement for statement in bulk if statement not in here],
-                [statement for name in absent for statement in _refill(name, "postgresql", False)]] + [
-            _refill(name, "postgresql", True) for name in sorted(present) if keys_table(name) is not None]
-        jobs.sort(key=lambda job: -_weight(job))  # the longest first, so both connections end at about one time
+        # the longest first, so both connections end at about one time: the bulk indexes (the audit rows, several an
+        # event), then each resource by its number of indexes (its fill reads as many fields), the emptied last
+        jobs = [[statement for table, statement in bulk if table != "documents"], *refills,
+                [statement for name in absent for statement in _refill(name, "postgresql", False)]]
         if connections < 1:  # a pool of one connection: all in this transaction, as resume does
             here, jobs = [_number_tenants("postgresql")] + here + [statement for job in jobs for statement in job], []
         else:  # numbered and committed before any fill reads them (documents are held: no new bureau comes)
@@ -576,12 +579,6 @@ def _spare_connections(engine):
     """How many more connections `engine`'s pool opens while one is held (a pool's size 0 or overflow -1: any)."""
     size, overflow = engine.pool.size(), getattr(engine.pool, "_max_overflow", 0)
     return float("inf") if size == 0 or overflow < 0 else size + overflow - 1
-
-
-def _weight(job):
-    """How long a job's statements take, roughly: the bulk indexes (audit rows, several an event) first, then a
-    resource by its number of indexes (its fill reads as many fields)."""
-    return float("inf") if "audit_keys" in " ".join(job) else sum(s.startswith("CREATE INDEX") for s in job)
 
 
 def _in_transaction(engine, statements_):
