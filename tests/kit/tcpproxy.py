@@ -79,9 +79,15 @@ class Proxy:
 
 
 def _reset(sock):
-    """Close with RST (as a stopped broker's host does), not a polite FIN."""
+    """Close with RST (as a stopped broker's host does), not a polite FIN. close() alone leaves the connection open
+    while a pipe thread is blocked reading it (Linux keeps the socket until that read returns), so only a connection
+    that happened to carry data would notice the outage; shutting its reading side first wakes that thread."""
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+    try:
         sock.close()
     except OSError:
         pass
