@@ -18,6 +18,7 @@ Every entrypoint of a Stratum service must come from here (`rpc`, `event_handler
 own would run two RPC consumers on one queue, each refusing the other's methods (tests/unit/test_amqp.py holds the
 code to that).
 """
+import contextlib
 import functools
 import logging
 import sys
@@ -43,10 +44,23 @@ log = logging.getLogger(__name__)
 BROKER_ERRORS = (OSError, AmqpConnectionError, OperationalError)
 REPLY_RETRY_FIRST = 0.5  # seconds before the first retry of a reply; doubles up to REPLY_RETRY_MAX
 REPLY_RETRY_MAX = 5.0
+RECONNECT_FIRST = 0.5  # seconds before a consumer's first reconnection attempt; grows by as much up to RECONNECT_MAX
+RECONNECT_MAX = 2.0
 
 
 class QueueConsumer(messaging.QueueConsumer):
-    """One per container (shared by its RPC, event and reply consumers), whose acks never kill the container."""
+    """One per container (shared by its RPC, event and reply consumers), whose acks never kill the container, and
+    which is back within RECONNECT_MAX seconds of the broker: kombu's own reconnection waits 2, 4, 6, … up to 30 s
+    between attempts, so a service stayed deaf for up to half a minute after a short broker outage while its callers
+    answered 503."""
+
+    @contextlib.contextmanager
+    def establish_connection(self):
+        with self.create_connection() as connection:
+            connection.ensure_connection(self.on_connection_error, self.connect_max_retries,
+                                         interval_start=RECONNECT_FIRST, interval_step=RECONNECT_FIRST,
+                                         interval_max=RECONNECT_MAX)
+            yield connection
 
     def ack_message(self, message):
         try:

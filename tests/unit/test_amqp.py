@@ -50,6 +50,21 @@ def test_a_reply_the_broker_cannot_take_is_dropped_with_a_log_line_not_raised(ca
     assert message.acked  # the consumer's own connection was alive: the request is done with
 
 
+def test_a_consumer_tries_its_broker_again_within_two_seconds_not_kombus_thirty():
+    """After a broker outage a service must be back soon after the broker: kombu's own reconnection waits 2, 4, 6,
+    … up to 30 s between attempts, during which the service's callers answer 503."""
+    consumer = bound(amqp.QueueConsumer(), {"AMQP_URI": UNREACHABLE})
+    consumer.connect_max_retries = 3
+    waits = []
+    consumer.on_connection_error = lambda error, interval: waits.append(interval)
+    started = time.monotonic()
+    with pytest.raises(Exception):
+        with consumer.establish_connection():
+            pass
+    assert len(waits) == 3 and max(waits) <= amqp.RECONNECT_MAX
+    assert time.monotonic() - started < 3 * amqp.RECONNECT_MAX + 2
+
+
 @pytest.mark.parametrize("error", [ConnectionResetError(104, "reset"), BrokenPipeError(32, "broken pipe")])
 def test_an_ack_on_a_reset_connection_is_logged_not_raised(error, caplog):
     consumer = amqp.QueueConsumer()
