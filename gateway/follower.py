@@ -27,8 +27,10 @@ class Follower:
         with self._locks_guard:
             return self._locks.setdefault(application, threading.Lock())
 
-    def catch_up(self, application, fetch, until=None, news=None):
-        """Pull and apply `application`'s feed until it is exhausted (or `until` is reached); return the position.
+    def catch_up(self, application, fetch, until=None, news=None, wait=None):
+        """Pull and apply `application`'s feed until it is exhausted (or `until` is reached); return the position,
+        or None when another catch-up held this feed for longer than `wait` seconds (None: no limit), in which case
+        `news` stays on the board for whoever applies next.
 
         One catch-up per application at a time in this process: concurrent callers queue on the lock and usually
         find their position already reached when they get it.
@@ -49,23 +51,31 @@ class Follower:
         if news:
             with self._locks_guard:
                 self._boards.setdefault(application, {})[news["first"]] = news
-        with self._lock(application):
-            reached = self._known(application, until)  # moved by the caller that held the lock before us
-            if reached is not None:
-                self._drop_news(application, reached)
-                return reached
-            position = self._saw(application, self.store.position(application))
-            if until is None or position < until:
-                position = self._apply_news(application, position)
-            while until is None or position < until:
-                feed = fetch(position + 1, self.batch_size)
-                if feed["last"] is None:
-                    break
-                position = self._saw(application, self.store.apply_feed(application, feed["events"], feed["last"]))
-                if feed["complete"]:
-                    break
-            self._drop_news(application, position)
-            return position
+        lock = self._lock(application)
+        if not lock.acquire(timeout=-1 if wait is None else wait):
+            return None
+        try:
+            return self._pull_holding_lock(application, fetch, until)
+        finally:
+            lock.release()
+
+    def _pull_holding_lock(self, application, fetch, until):
+        reached = self._known(application, until)  # moved by the caller that held the lock before us
+        if reached is not None:
+            self._drop_news(application, reached)
+            return reached
+        position = self._saw(application, self.store.position(application))
+        if until is None or position < until:
+            position = self._apply_news(application, position)
+        while until is None or position < until:
+            feed = fetch(position + 1, self.batch_size)
+            if feed["last"] is None:
+                break
+            position = self._saw(application, self.store.apply_feed(application, feed["events"], feed["last"]))
+            if feed["complete"]:
+                break
+        self._drop_news(application, position)
+        return position
 
     def _apply_news(self, application, position):
         """Apply, in one transaction, the slices on the board that continue `position` without a gap."""
@@ -100,3 +110,4 @@ class Follower:
             board = self._boards.get(application) or {}
             for first in [f for f, piece in board.items() if piece["last"] <= position]:
                 del board[first]
+

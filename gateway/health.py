@@ -6,6 +6,7 @@ Until then the answer is 503 with Retry-After and a JSON body saying what is not
 read side parked and counts the messages in the dead-letter queue (it serves, but those resources are stale until they apply: the projector retries them). The check catches the read
 side up itself (as a write does), so it does not depend on the projector being up."""
 import logging
+import time
 
 from gateway.http import json_response
 from shared.dead_letter import DEAD_LETTER_QUEUE, dead_letters
@@ -31,7 +32,11 @@ def readiness(gateway):
         waiting_for = f"the identity service ({reason})"
     if position:
         try:
-            reached = gateway.read.catch_up(IDENTITY, gateway.services.fetcher(IDENTITY), until=position)
+            deadline = time.monotonic() + CHECK_TIMEOUT
+            reached = gateway.read.catch_up(IDENTITY, gateway.services.fetcher(IDENTITY, deadline), until=position,
+                                            wait=CHECK_TIMEOUT)
+            if reached is None:
+                raise TimeoutError(f"another catch-up held the identity feed for {CHECK_TIMEOUT} s")
             checks["read_side"] = {"ok": reached >= position, "identity_position": reached}
             if reached < position:
                 waiting_for = f"the read side to reach identity position {position} (at {reached})"

@@ -168,10 +168,16 @@ _REMOTE_OUTAGES = {"OperationalError", "InterfaceError", "PoolTimeout", "Connect
                    "ConnectionResetError", "ConnectionRefusedError"}
 
 
+def is_outage(exc):
+    """Whether an error says a service, the broker or a database is away (a 503), not that something is wrong."""
+    return (isinstance(exc, (ServiceUnavailable, *_OUTAGES))
+            or (isinstance(exc, RemoteError) and exc.exc_type in _REMOTE_OUTAGES))
+
+
 def error_response(exc):
     if isinstance(exc, StratumError):
         return json_response(exc.as_json(), status=exc.status, headers=exc.headers())
-    if isinstance(exc, _OUTAGES) or (isinstance(exc, RemoteError) and exc.exc_type in _REMOTE_OUTAGES):
+    if is_outage(exc):
         log.warning("answering 503: %s: %s", type(exc).__name__, exc)
         return error_response(ServiceUnavailable("Stratum cannot reach one of its services or databases right "
                                                  "now; please retry shortly."))

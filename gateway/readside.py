@@ -17,8 +17,8 @@ class ReadSide(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self
 
-    def catch_up(self, application, fetch, until=None, news=None):
-        return self.follower.catch_up(application, fetch, until, news)
+    def catch_up(self, application, fetch, until=None, news=None, wait=None):
+        return self.follower.catch_up(application, fetch, until, news, wait)
 
     def stop(self):
         self.store.dispose()

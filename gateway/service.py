@@ -2,6 +2,7 @@
 and answer reads from the read side. Writes answer only once the read side holds them (read-your-writes)."""
 import hashlib
 import logging
+import time
 from datetime import datetime, timezone
 from urllib.parse import quote
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
@@ -13,7 +14,7 @@ from werkzeug.wrappers import Response
 from gateway import apidocs, computed, files, health, listing, special, stream, task_views, tolerant
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
 from gateway.bodies import read_payload
-from gateway.http import ANY_METHOD, http, json_response
+from gateway.http import ANY_METHOD, http, is_outage, json_response
 from gateway.ratelimit import FailedLogins
 from gateway.readside import ReadSide
 from gateway.readstore import Scope
@@ -393,8 +394,9 @@ class GatewayService:
             "command_id": self._command_id(request, caller),
             CALLER_CATCHES_UP: True,  # the events come back with the result, and no doorbell rings for them
         }
+        deadline = time.monotonic() + self.services.timeout  # the read side catches up in what is left of it
         result = self.services.command(service, method, *command_args, ctx)  # maybe with others' (shared.rpc)
-        self._catch_up(result)
+        self._catch_up(result, deadline)
         return result
 
     def _command_id(self, request, caller):
@@ -414,10 +416,25 @@ class GatewayService:
                                        "body); use a new key for a new request.", field="Idempotency-Key")
         return str(uuid5(NAMESPACE_URL, f"stratum:idempotency:{caller.user}:{key}"))
 
-    def _catch_up(self, result):
+    def _catch_up(self, result, deadline=None):
+        """Read-your-writes: the read side holds the command's events before its answer leaves, if it can by
+        `deadline` (time.monotonic(); by default the RPC timeout from now). The command is done whatever happens here, so an outage now (the feed's service, the broker or
+        the read database away, another catch-up holding the feed too long, the time up) is logged, not answered
+        as a 503 that would have the client send it again: the projector brings the read side up to date."""
         application = result["application"]
-        self.read.catch_up(application, self.services.fetcher(application), until=result["position"],
-                           news=result.pop("news", None))
+        if deadline is None:
+            deadline = time.monotonic() + self.services.timeout
+        news, wait = result.pop("news", None), deadline - time.monotonic()
+        why = f"its {self.services.timeout:g} s were up"
+        try:
+            if wait > 0 and self.read.catch_up(application, self.services.fetcher(application, deadline),
+                                               until=result["position"], news=news, wait=wait) is not None:
+                return
+        except Exception as error:
+            if not is_outage(error):
+                raise
+            why = str(error)
+        log.warning("answering a %s command before the read side holds its events: %s", application, why)
 
     def _base(self, request):
         return (self.config.get("STRATUM_BASE_URL") or request.host_url).rstrip("/")

@@ -1,12 +1,14 @@
 """D3: a broker restart takes no service down. While requests flow, the broker goes away (its connections reset,
 new ones refused) and comes back; every service must answer again afterwards, without a process restart, and
-clients must see answers or 503s meanwhile, never a 500 or a hang.
+clients must see answers or 503s meanwhile, never a 500 or a hang: every answer comes within the request's deadline
+(its RPC timeout and the grace its command has to leave), however long the broker is away.
 
 The broker is cut off through a TCP proxy in front of the shared RabbitMQ (`tests.kit.tcpproxy`), which is what
 `rabbitmqctl stop_app; start_app` does to a client, scoped to this test; a second test closes this test vhost's
 connections on the broker itself (`rabbitmqctl close_all_connections --vhost`)."""
 import collections
 import subprocess
+import time
 import uuid
 
 import eventlet
@@ -14,12 +16,19 @@ import pytest
 
 from runtime.topology import APPLICATIONS
 from shared.application import ResourceApplication
+from shared.rpc import SENDER_GRACE
 from tests.kit.plugin import eventually
 from tests.kit.tcpproxy import ProxyProcess
 
 pytestmark = pytest.mark.e2e
 
-OUTAGE_SECONDS = 8  # longer than kombu's own publish retries (3 × 1 s), which is what used to kill containers
+RPC_TIMEOUT = 6  # seconds
+# A request's longest wait: its command's RPC deadline, the grace its command's message has to leave
+# (shared.rpc.SENDER_GRACE), and a margin for this process, which runs the clients and every service together.
+LONGEST_ANSWER = RPC_TIMEOUT + SENDER_GRACE + 3
+# Longer than kombu's own publish retries (3 × 1 s), which is what used to kill containers, and than a request's
+# deadline, so that a request made as the broker goes must be answered 503 before it comes back.
+OUTAGE_SECONDS = RPC_TIMEOUT + SENDER_GRACE + 3
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +47,13 @@ def broker_proxy():
 @pytest.fixture(scope="module")
 def config_overrides(broker_proxy, amqp_uri):
     vhost = amqp_uri.rsplit("/", 1)[1]
-    return {"AMQP_URI": f"amqp://guest:guest@127.0.0.1:{broker_proxy.port}/{vhost}", "STRATUM_RPC_TIMEOUT": "10"}
+    return {"AMQP_URI": f"amqp://guest:guest@127.0.0.1:{broker_proxy.port}/{vhost}",
+            "STRATUM_RPC_TIMEOUT": str(RPC_TIMEOUT)}
 
 
 class Load:
-    """Clients writing and reading through the gateway while the test does something to the broker."""
+    """Clients writing and reading through the gateway while the test does something to the broker; each answer's
+    wait is timed, and one later than LONGEST_ANSWER is a failure like a 500."""
 
     def __init__(self, api, clients=4):
         self.api = api
@@ -54,19 +65,24 @@ class Load:
     def _client(self):
         while self.running:
             try:
-                created = self.api.post("/order/", json={"name": f"load-{uuid.uuid4().hex[:8]}"}, timeout=60)
-                self._record("POST", created)
+                created = self._timed("POST", "/order/", json={"name": f"load-{uuid.uuid4().hex[:8]}"})
                 if created.status_code == 201:
-                    self._record("GET", self.api.get(created.headers["Location"], timeout=60))
+                    self._timed("GET", created.headers["Location"])
             except Exception as error:  # a hang past the timeout, or a dropped connection
                 self.statuses[type(error).__name__] += 1
                 self.failures.append(repr(error))
             eventlet.sleep(0.05)
 
-    def _record(self, verb, response):
+    def _timed(self, verb, url, **kwargs):
+        started = time.monotonic()
+        response = self.api.request(verb, url, timeout=60, **kwargs)
+        waited = time.monotonic() - started
         self.statuses[f"{verb} {response.status_code}"] += 1
         if response.status_code >= 500 and response.status_code != 503:
             self.failures.append(f"{verb} {response.status_code} {response.text[:300]}")
+        if waited > LONGEST_ANSWER:
+            self.failures.append(f"{verb} {response.status_code} after {waited:.1f} s: {response.text[:200]}")
+        return response
 
     def stop(self):
         self.running = False

@@ -1,4 +1,6 @@
 """The follower applies writers' own events without a pull when they continue the read side, and pulls otherwise."""
+import time
+
 from gateway.follower import Follower
 
 
@@ -94,3 +96,18 @@ def test_a_position_past_what_the_follower_saw_is_read_from_the_store():
     assert follower.catch_up("orders", fetch, until=15) == 20
     assert store.reads == 2 and fetch.pulls == []
     assert follower.catch_up("orders", fetch) == 20 and store.reads == 3  # no `until`: always read (and pulled)
+
+
+def test_a_writer_that_cannot_get_the_feed_in_time_leaves_its_news_for_the_next():
+    """While another catch-up holds the feed (a pull waiting on an absent service), a writer waits only `wait`
+    seconds; its news stays on the board and whoever gets the feed next applies it."""
+    store, fetch = Store(10), feed_from([])
+    follower = Follower(store)
+    holding = follower._lock("orders")
+    holding.acquire()
+    started = time.monotonic()
+    assert follower.catch_up("orders", fetch, until=12, news=news(11, 12, 11), wait=0.2) is None
+    assert 0.2 <= time.monotonic() - started < 1 and store.applied == []
+    holding.release()
+    assert follower.catch_up("orders", fetch, until=13, news=news(13, 13, 13)) == 13
+    assert store.applied == [([11, 13], 13)] and fetch.pulls == []
