@@ -3,6 +3,7 @@ list keys (gateway.indexes), keyset pages equal to offset pages, counts exact up
 bad cursors refused."""
 
 import functools
+import re
 from contextlib import contextmanager
 
 import pytest
@@ -322,6 +323,44 @@ def test_the_served_query_uses_the_index(store, monkeypatch):
             shown = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters).all())
     assert indexes._index_name(keys.name, "name") in shown or indexes._index_name(keys.name, "created") in shown, \
         shown
+
+
+def _explained(store, statement, parameters):
+    """The plan of a statement the read store ran (`executed`): SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN
+    with its statistics fresh and sequential scans off (tiny tables: whether an index *can* serve it)."""
+    with store.engine.connect() as conn:
+        if store.is_sqlite:
+            return "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                                      parameters).all())
+        conn.exec_driver_sql(f'ANALYZE "{readstore.READ_SCHEMA}"."{indexes.keys_table("order").name}"')
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters).all())
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_a_keyset_page_chooses_its_rows_on_an_index_range_of_the_sort_key(store, monkeypatch, descending):
+    """A page after a cursor seeks to the cursor's place in the sort key's index (a range on the key), in either
+    direction, on both databases, whichever side the database sorts NULLs on. Once, the direction in which NULLs
+    come last (SQLite descending, PostgreSQL ascending) was asked as `key < :bound OR key IS NULL OR ...`, which no
+    index range serves: the database walked the list from its start to the cursor, a deep page cost what an offset
+    page did."""
+    query_string = f"filter[status]=new&sort={'-' if descending else ''}created&page[limit]=5"
+    first = page(store, query_string)
+    assert first.next is not None
+    statement, parameters = executed(store, monkeypatch,
+                                     lambda: page(store, f"{query_string}&page[after]={first.next}"))[0]
+    shown = _explained(store, statement, parameters)
+    index = indexes._index_name(indexes.keys_table("order").name, "created")
+    sign = "<" if descending else ">"
+    if store.is_sqlite:
+        assert re.search(rf"SEARCH lk_order USING (COVERING )?INDEX {index} \(bureau=\? AND f_created{sign}\?\)",
+                         shown), shown
+        assert not re.search(rf"INDEX {index} \(bureau=\?\)", shown), shown  # no walk of the bureau's orders
+        if descending:  # NULLs last: they are sought on the same index (`IS NULL` is an equality there)
+            assert re.search(rf"INDEX {index} \(bureau=\? AND f_created=\?\)", shown), shown
+    else:
+        assert re.search(rf"Index Cond: \(.*f_created {sign}=? ", shown), shown
+        assert index in shown, shown
 
 
 def _sorted_as_the_database_sorts(store, rows, sort):
