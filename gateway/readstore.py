@@ -601,20 +601,20 @@ class ReadStore:
         by offset of a kept shape keeps its plan under `identity` (_list_identity), so the same list asked again
         skips building its expressions and their cache key."""
         where = and_(*conditions)
-        paged, carried = [where], None  # the page's rows: the first of these parts, in order (_after)
+        after, carried = [], None  # after a cursor: the parts of the rows after it, in order (_after)
         if query.after is not None:
             values, carried = cursors.decode(query.after, signature, len(order), with_estimate=True)
             if carried is not None and carried <= COUNT_BOUND:
                 carried = None  # not past the bound (a hand-made cursor): counted, exactly
             if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
                 cursors.check_types(values, [expression.type for expression, _ in order])
-            paged = [and_(where, part) for part in _after(order, values, nulls_high=not self.is_sqlite)]
-        shape = shapes.shape_of(*paged, source, count_source, *fetch, *(expression for expression, _ in order))
-        key = None if shape is None else (shape[0], tuple(descending for _, descending in order), len(paged))
+            after = _after(order, values, nulls_high=not self.is_sqlite)
+        shape = shapes.shape_of(where, *after, source, count_source, *fetch, *(expression for expression, _ in order))
+        key = None if shape is None else (shape[0], tuple(descending for _, descending in order), len(after))
         binds = [] if shape is None else shape[1]
         statements = None if key is None else self._shapes.get(key)
         if statements is None:
-            statements = _PageStatements(self.engine.dialect, fetch, source, count_source, where, paged, order, binds)
+            statements = _PageStatements(self.engine.dialect, fetch, source, count_source, where, after, order, binds)
             if key is not None and statements.complete:
                 self._shapes.keep(key, statements)
         plan = _Plan(statements, key if statements.complete else None, [bind.effective_value for bind in binds],
@@ -833,16 +833,16 @@ class _PageStatements:
     shape: the page with its capped count, the count alone, and on PostgreSQL the planner's estimate. `binds` are
     the shape's bound parameters (gateway.shapes.shape_of), whose values each LIST brings with its page size, offset
     and count bound; `complete` says whether those are every parameter of the statements (else they are not kept:
-    a parameter left out would keep the first LIST's value). `paged`: the conditions of the page's rows, one, or
-    after a cursor the parts _after gives (each chosen on its index range, then the first rows of all)."""
+    a parameter left out would keep the first LIST's value). `after`: none, or after a cursor the parts of the rows
+    after it (_after): a page is chosen in each (on its index range), then the first rows of all."""
 
-    def __init__(self, dialect, fetch, source, count_source, where, paged, order, binds):
+    def __init__(self, dialect, fetch, source, count_source, where, after, order, binds):
         table, table_key, source_key = fetch
         limit, offset = shapes.page_bounds()
         ordering = [expression.desc() if descending else expression for expression, descending in order]
         keys = [expression.label(f"_key{i}") for i, (expression, _) in enumerate(order)]
         chosen = [select(source_key.label("_id"), *keys).select_from(source).where(part).order_by(*ordering)
-                  .limit(limit) for part in paged]
+                  .limit(limit) for part in ([and_(where, part) for part in after] or [where])]
         if len(chosen) == 1:
             chosen = chosen[0].offset(offset).subquery()
         else:  # a keyset page (never with an offset: gateway.listing): the first rows of each part, then of all
