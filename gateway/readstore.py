@@ -14,8 +14,8 @@ from decimal import Decimal
 from datetime import datetime, timezone
 
 import orjson
-from sqlalchemy import (Integer, Text, and_, bindparam, cast, create_engine, delete, event, exists, func, inspect,
-                        literal, literal_column, or_, select, text, type_coerce, update)
+from sqlalchemy import (Column, Integer, Text, and_, bindparam, cast, create_engine, delete, event, exists, func,
+                        inspect, literal, literal_column, or_, select, text, type_coerce, union_all, update)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL
@@ -601,20 +601,20 @@ class ReadStore:
         by offset of a kept shape keeps its plan under `identity` (_list_identity), so the same list asked again
         skips building its expressions and their cache key."""
         where = and_(*conditions)
-        paged, carried = where, None
+        after, carried = [], None  # after a cursor: the parts of the rows after it, in order (_after)
         if query.after is not None:
             values, carried = cursors.decode(query.after, signature, len(order), with_estimate=True)
             if carried is not None and carried <= COUNT_BOUND:
                 carried = None  # not past the bound (a hand-made cursor): counted, exactly
             if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
                 cursors.check_types(values, [expression.type for expression, _ in order])
-            paged = and_(where, _after(order, values, nulls_high=not self.is_sqlite))
-        shape = shapes.shape_of(paged, source, count_source, *fetch, *(expression for expression, _ in order))
-        key = None if shape is None else (shape[0], tuple(descending for _, descending in order))
+            after = _after(order, values, nulls_high=not self.is_sqlite)
+        shape = shapes.shape_of(where, *after, source, count_source, *fetch, *(expression for expression, _ in order))
+        key = None if shape is None else (shape[0], tuple(descending for _, descending in order), len(after))
         binds = [] if shape is None else shape[1]
         statements = None if key is None else self._shapes.get(key)
         if statements is None:
-            statements = _PageStatements(self.engine.dialect, fetch, source, count_source, where, paged, order, binds)
+            statements = _PageStatements(self.engine.dialect, fetch, source, count_source, where, after, order, binds)
             if key is not None and statements.complete:
                 self._shapes.keep(key, statements)
         plan = _Plan(statements, key if statements.complete else None, [bind.effective_value for bind in binds],
@@ -833,15 +833,23 @@ class _PageStatements:
     shape: the page with its capped count, the count alone, and on PostgreSQL the planner's estimate. `binds` are
     the shape's bound parameters (gateway.shapes.shape_of), whose values each LIST brings with its page size, offset
     and count bound; `complete` says whether those are every parameter of the statements (else they are not kept:
-    a parameter left out would keep the first LIST's value)."""
+    a parameter left out would keep the first LIST's value). `after`: none, or after a cursor the parts of the rows
+    after it (_after): a page is chosen in each (on its index range), then the first rows of all."""
 
-    def __init__(self, dialect, fetch, source, count_source, where, paged, order, binds):
+    def __init__(self, dialect, fetch, source, count_source, where, after, order, binds):
         table, table_key, source_key = fetch
         limit, offset = shapes.page_bounds()
         ordering = [expression.desc() if descending else expression for expression, descending in order]
         keys = [expression.label(f"_key{i}") for i, (expression, _) in enumerate(order)]
-        chosen = (select(source_key.label("_id"), *keys).select_from(source).where(paged).order_by(*ordering)
-                  .limit(limit).offset(offset).subquery())
+        chosen = [select(source_key.label("_id"), *keys).select_from(source).where(part).order_by(*ordering)
+                  .limit(limit) for part in ([and_(where, part) for part in after] or [where])]
+        if len(chosen) == 1:
+            chosen = chosen[0].offset(offset).subquery()
+        else:  # a keyset page (never with an offset: gateway.listing): the first rows of each part, then of all
+            parts = union_all(*(select(part.subquery()) for part in chosen)).subquery()
+            chosen = (select(parts).order_by(*(parts.c[f"_key{i}"].desc() if descending else parts.c[f"_key{i}"]
+                                               for i, (_, descending) in enumerate(order)))
+                      .limit(limit).subquery())
         outer = [chosen.c[f"_key{i}"].desc() if descending else chosen.c[f"_key{i}"]
                  for i, (_, descending) in enumerate(order)]
         shown = [_shown_key(chosen.c[f"_key{i}"], dialect) for i in range(len(order))]
@@ -890,8 +898,47 @@ def _keys_visible(keys, scope, resource):
 
 
 def _after(order, values, nulls_high):
-    """Rows after the one whose order keys are `values`, in `order` ([(expression, descending)]). NULL sorts
-    above every value on PostgreSQL (last ascending, first descending), below every value on SQLite."""
+    """Rows after the one whose order keys are `values`, in `order` ([(expression, descending)]), as a list of one or
+    two conditions, each a range of the first key's index, whose rows follow one another in this order (ReadStore.
+    _page chooses a page in each and keeps the first rows of both). NULL sorts above every value on PostgreSQL (last
+    ascending, first descending), below every value on SQLite.
+
+    A single condition `key < :bound OR key IS NULL OR (key = :bound AND ...)` (the NULLs of the first key after
+    the cursor) is served by no index range: the database walked the list from its start to the cursor. So the
+    NULLs are a part of their own: past a value, the values beyond it (a range) then the NULLs (`IS NULL`, an
+    equality on the index) when they come after; past a NULL, the NULLs beyond it then the values when they come
+    after (`IS NOT NULL`, a range)."""
+    expression, descending = order[0]
+    nulls_last = nulls_high != descending  # NULLs come after every value in this direction
+    value = values[0]
+    rest = _beyond(order[1:], values[1:], nulls_high) if len(order) > 1 else None
+    null = expression.is_(None)
+    if not nulls_high:
+        # SQLite, without statistics, takes `key IS NULL` for twice as many rows as `key = ?`: the NULLs' part was
+        # planned on a filter's index (a status), walking every row of it for the few without the key. Said to be
+        # rare (likelihood 1/16), the NULLs are sought on the key's index; their order is the index's order too.
+        null = func.unlikely(null)
+    if value is None:
+        nulls = null if rest is None else and_(null, rest)
+        return [nulls] if nulls_last else [nulls, expression.is_not(None)]
+    bound = literal(value, expression.type)  # a bound value (a Python bool cannot be compared to directly)
+    beyond = expression < bound if descending else expression > bound
+    if rest is not None:  # the range on the key, for the index; the rest decides among the rows equal to the bound
+        beyond = and_(expression <= bound if descending else expression >= bound,
+                      or_(beyond, and_(expression == literal(value, expression.type), rest)))
+    if nulls_last and not _never_null(expression):
+        return [beyond, null]
+    return [beyond]
+
+
+def _never_null(expression):
+    """A column that holds no NULL (the audit log's own keys): no part of a keyset page for its NULLs."""
+    return isinstance(expression, Column) and not expression.nullable
+
+
+def _beyond(order, values, nulls_high):
+    """Rows after the one whose order keys are `values`, in `order`, as one condition (the keys after the first of
+    a keyset page's order: ReadStore._page's index range is on the first)."""
     alternatives = []
     for i, ((expression, descending), value) in enumerate(zip(order, values)):
         equal_before = [expression_.is_(None) if v is None else expression_ == literal(v, expression_.type)
@@ -900,17 +947,12 @@ def _after(order, values, nulls_high):
         if value is None:
             beyond = literal(False) if nulls_last else expression.is_not(None)
         else:
-            bound = literal(value, expression.type)  # a bound value (a Python bool cannot be compared to directly)
+            bound = literal(value, expression.type)
             beyond = expression < bound if descending else expression > bound
             if nulls_last:
                 beyond = or_(beyond, expression.is_(None))
         alternatives.append(and_(*equal_before, beyond))
-    clause = or_(*alternatives)
-    expression, descending = order[0]
-    if values[0] is not None and not (nulls_high != descending):  # a plain range on the first key, for the index
-        bound = literal(values[0], expression.type)
-        clause = and_(expression <= bound if descending else expression >= bound, clause)
-    return clause
+    return or_(*alternatives)
 
 
 def _plain(value):

@@ -2,6 +2,8 @@
 list keys (gateway.indexes), keyset pages equal to offset pages, counts exact up to the bound and flagged past it,
 bad cursors refused."""
 
+import functools
+import re
 from contextlib import contextmanager
 
 import pytest
@@ -321,6 +323,97 @@ def test_the_served_query_uses_the_index(store, monkeypatch):
             shown = "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters).all())
     assert indexes._index_name(keys.name, "name") in shown or indexes._index_name(keys.name, "created") in shown, \
         shown
+
+
+def _explained(store, statement, parameters):
+    """The plan of a statement the read store ran (`executed`): SQLite's EXPLAIN QUERY PLAN, PostgreSQL's EXPLAIN
+    with its statistics fresh and sequential scans off (tiny tables: whether an index *can* serve it)."""
+    with store.engine.connect() as conn:
+        if store.is_sqlite:
+            return "\n".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement,
+                                                                      parameters).all())
+        conn.exec_driver_sql(f'ANALYZE "{readstore.READ_SCHEMA}"."{indexes.keys_table("order").name}"')
+        conn.exec_driver_sql("SET enable_seqscan = off")
+        return "\n".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + statement, parameters).all())
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_a_keyset_page_chooses_its_rows_on_an_index_range_of_the_sort_key(store, monkeypatch, descending):
+    """A page after a cursor seeks to the cursor's place in the sort key's index (a range on the key), in either
+    direction, on both databases, whichever side the database sorts NULLs on. Once, the direction in which NULLs
+    come last (SQLite descending, PostgreSQL ascending) was asked as `key < :bound OR key IS NULL OR ...`, which no
+    index range serves: the database walked the list from its start to the cursor, a deep page cost what an offset
+    page did."""
+    query_string = f"filter[status]=new&sort={'-' if descending else ''}created&page[limit]=5"
+    first = page(store, query_string)
+    assert first.next is not None
+    statement, parameters = executed(store, monkeypatch,
+                                     lambda: page(store, f"{query_string}&page[after]={first.next}"))[0]
+    shown = _explained(store, statement, parameters)
+    index = indexes._index_name(indexes.keys_table("order").name, "created")
+    sign = "<" if descending else ">"
+    if store.is_sqlite:
+        assert re.search(rf"SEARCH lk_order USING (COVERING )?INDEX {index} \(bureau=\? AND f_created{sign}\?\)",
+                         shown), shown
+        assert not re.search(rf"INDEX {index} \(bureau=\?\)", shown), shown  # no walk of the bureau's orders
+        if descending:  # NULLs last: they are sought on the same index (`IS NULL` is an equality there)
+            assert re.search(rf"INDEX {index} \(bureau=\? AND f_created=\?\)", shown), shown
+    else:
+        assert re.search(rf"Index Cond: \(.*f_created {sign}=? ", shown), shown
+        assert index in shown, shown
+
+
+def _sorted_as_the_database_sorts(store, rows, sort):
+    """`rows` (documents) in the order a LIST with `sort` gives: its keys, `created` when it is not one of them, then
+    the uuid in the last key's direction; NULL below every value on SQLite, above on PostgreSQL."""
+    keys = [(name, descending) for name, descending in sort]
+    if "created" not in {name for name, _ in sort}:
+        keys.append(("created", False))
+    keys.append(("uri", keys[-1][1] if sort else False))
+    null_rank = 1 if not store.is_sqlite else -1
+
+    def value(row, name):
+        return row.path if name == "uri" else row.doc.get(name)
+
+    def compare(a, b):
+        for name, descending in keys:
+            x, y = value(a, name), value(b, name)
+            if x == y:
+                continue
+            order = null_rank if x is None else -null_rank if y is None else (-1 if x < y else 1)
+            return -order if descending else order
+        return 0
+
+    return sorted(rows, key=functools.cmp_to_key(compare))
+
+
+@pytest.mark.parametrize("query_string", [
+    "sort=priority", "sort=-priority", "filter[status]=new&sort=priority", "filter[status]=new&sort=-priority",
+    "filter[quote_required]=true&sort=-priority,name", "filter[status]=new&sort=-created"])
+def test_keyset_pages_of_a_sort_key_with_nulls_are_the_whole_sorted_list(store, query_string):
+    """Paged by page[after] (cursors whose first key is NULL among them), a list sorted on a key some rows have no
+    value for is the whole list sorted as the database sorts NULLs, each row once, every page with the list's
+    total, in both directions and on both databases."""
+    query = listing.parse(SPEC, query_string)
+    everything = page(store, query_string + "&page[limit]=1000")
+    expected = [row.path for row in _sorted_as_the_database_sorts(store, everything.rows, query.sort)]
+    assert len(expected) == everything.total > 10
+    signature = ("order", tuple(query.sort), "id")
+    keys = len(query.sort) + ("created" not in {name for name, _ in query.sort}) + 1
+    null_cursors = 0
+    for limit in (1, 4, 7):
+        paths, after = [], None
+        while True:
+            current = page(store, f"{query_string}&page[limit]={limit}" + (f"&page[after]={after}" if after else ""))
+            assert current.total == len(expected) and current.estimate is False
+            paths += [row.path for row in current.rows]
+            if current.next is None:
+                break
+            after = current.next
+            null_cursors += cursors.decode(after, signature, keys)[0] is None
+        assert paths == expected, limit
+    if "priority" in query_string:
+        assert null_cursors > 0  # pages after a cursor on a NULL key were asked
 
 
 @pytest.mark.parametrize("resource", ["order", "flat-order"])
