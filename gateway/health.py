@@ -9,7 +9,8 @@ import logging
 import time
 
 from gateway.http import json_response
-from shared.dead_letter import DEAD_LETTER_QUEUE, dead_letters
+from gateway.readside import FOLLOWED_SERVICES
+from shared.dead_letter import DEAD_LETTER_QUEUE, dead_letters, rpc_consumers
 from shared.errors import StratumError
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def readiness(gateway):
             waiting_for = "the read side to catch up with the identity feed"
     checks["projection"] = _projection(gateway)
     checks["dead_letter_queue"] = _dead_letters(gateway)
+    checks["services"] = _listening(gateway)
     if waiting_for:
         return json_response({"status": "not ready", "waiting_for": waiting_for, "checks": checks}, 503,
                              headers={"Retry-After": "1"})
@@ -61,6 +63,16 @@ def _projection(gateway):
     return {"ok": not parked, "parked_events": len(parked),
             "parked": [{"application": row.application, "position": row.position, "resource": row.resource,
                         "uuid": row.uuid, "error": row.error[:300]} for row in parked[:20]]}
+
+
+def _listening(gateway):
+    """Whether each service listens on its RPC queue (a consumer on `rpc-<name>`): informational, as a service away
+    costs only its own requests a 503; `runtime.launch` says "up" only once every one listens."""
+    try:
+        consumers = rpc_consumers(gateway.config, FOLLOWED_SERVICES)
+    except Exception as error:  # the broker away: the identity check above says so already
+        return {"ok": False, "error": f"{type(error).__name__}: {error}"[:200]}
+    return {"ok": all(consumers.values()), "listening": {name: count > 0 for name, count in consumers.items()}}
 
 
 def _dead_letters(gateway):

@@ -144,10 +144,11 @@ def broker_reachable(amqp_uri):
 
 
 def readiness(url):
-    """(ready, what is not ready yet) from the gateway's readiness endpoint."""
+    """(ready, what is not ready yet) from the gateway's readiness endpoint: ready, and every service listening (a
+    client's first upload must not meet a files service still starting)."""
     try:
         with urllib.request.urlopen(url + "/health/ready", timeout=5) as response:
-            return response.status == 200, ""
+            return ready_body_verdict(json.loads(response.read()))
     except urllib.error.HTTPError as error:
         try:
             return False, json.loads(error.read()).get("waiting_for", "")
@@ -155,6 +156,15 @@ def readiness(url):
             return False, f"HTTP {error.code}"
     except OSError as error:
         return False, f"the gateway does not answer yet ({error})"
+
+
+def ready_body_verdict(body):
+    """(ready, what is not) from a 200 readiness body: every service must listen too."""
+    listening = body.get("checks", {}).get("services", {}).get("listening", {})
+    silent = sorted(name for name, ok in listening.items() if not ok)
+    if silent or not listening:
+        return False, f"services to listen: {', '.join(silent) or 'unknown'}"
+    return True, ""
 
 
 class ReadyAnnouncer:

@@ -130,3 +130,22 @@ def dead_letters(config):
                 return 0
             raise
         return count
+
+
+def rpc_consumers(config, services):
+    """{service: how many consumers its RPC queue (`rpc-<service>`) has}: 0 for a service not listening (stopped,
+    starting, or never started: its queue does not exist)."""
+    counts = {}
+    with Connection(config[AMQP_URI_CONFIG_KEY], ssl=config.get(AMQP_SSL_CONFIG_KEY),
+                    login_method=config.get(LOGIN_METHOD_CONFIG_KEY)) as connection:
+        for service in services:
+            channel = connection.channel()  # a passive declare of a missing queue closes its channel
+            try:
+                _, _, counts[service] = channel.queue_declare(f"rpc-{service}", passive=True)
+            except Exception as error:
+                if getattr(error, "code", None) != 404:
+                    raise
+                counts[service] = 0
+            else:
+                channel.close()
+    return counts

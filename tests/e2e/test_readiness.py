@@ -9,6 +9,7 @@ import requests
 
 from services.identity.application import Identity
 from tests.kit.plugin import ADMIN_EMAIL, ADMIN_PASSWORD, eventually
+from gateway.readside import FOLLOWED_SERVICES
 from tests.kit.system import System
 
 pytestmark = pytest.mark.e2e
@@ -83,6 +84,13 @@ def test_once_ready_the_bootstrap_administrator_logs_in_and_never_gets_401_befor
         assert body["status"] == "ready" and body["checks"]["identity"]["ok"] and body["checks"]["read_side"]["ok"]
         assert body["checks"]["dead_letter_queue"]["queue"] == "stratum.dead-letter"
         assert isinstance(body["checks"]["dead_letter_queue"]["messages"], int)
+        # every service listens once the system has started (runtime.launch says "up" only then); one that stops
+        # is named, and costs only its own requests: the gateway stays ready
+        assert body["checks"]["services"] == {"ok": True, "listening": {name: True for name in FOLLOWED_SERVICES}}
+        system.stop_service("files")
+        body = requests.get(system.base_url + "/health/ready", timeout=10).json()
+        assert body["status"] == "ready" and body["checks"]["services"]["ok"] is False
+        assert [name for name, ok in body["checks"]["services"]["listening"].items() if not ok] == ["files"]
     finally:
         running = False
         starting.wait()

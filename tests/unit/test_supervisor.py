@@ -110,3 +110,17 @@ def test_ctrl_c_stops_every_process_and_the_launcher_exits_cleanly():
     os.killpg(launcher.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground process group
     assert launcher.wait(timeout=30) == 0
     assert all(gone(pid) for pid in pids)
+
+
+
+def test_the_launcher_says_up_only_once_every_service_listens():
+    """Ready (identity and the read side) is not enough for "up at": a client's first upload met a files service
+    still starting. The launcher waits until readiness lists every service listening."""
+    from runtime.launch import ready_body_verdict
+
+    def body(**listening):
+        return {"status": "ready", "checks": {"services": {"ok": all(listening.values()), "listening": listening}}}
+
+    assert ready_body_verdict(body(orders=True, files=False)) == (False, "services to listen: files")
+    assert ready_body_verdict({"status": "ready", "checks": {}}) == (False, "services to listen: unknown")
+    assert ready_body_verdict(body(orders=True, files=True)) == (True, "")
