@@ -110,4 +110,3 @@ class Follower:
             board = self._boards.get(application) or {}
             for first in [f for f, piece in board.items() if piece["last"] <= position]:
                 del board[first]
-

@@ -418,9 +418,10 @@ class GatewayService:
 
     def _catch_up(self, result, deadline=None):
         """Read-your-writes: the read side holds the command's events before its answer leaves, if it can by
-        `deadline` (time.monotonic(); by default the RPC timeout from now). The command is done whatever happens here, so an outage now (the feed's service, the broker or
-        the read database away, another catch-up holding the feed too long, the time up) is logged, not answered
-        as a 503 that would have the client send it again: the projector brings the read side up to date."""
+        `deadline` (time.monotonic(); by default the RPC timeout from now). The command is done whatever happens
+        here, so an outage now (the feed's service, the broker or the read database away, another catch-up holding
+        the feed too long, the time up) is logged, not answered as a 503 that would have the client send it again:
+        the projector brings the read side up to date."""
         application = result["application"]
         if deadline is None:
             deadline = time.monotonic() + self.services.timeout

@@ -77,10 +77,8 @@ class ServiceCaller:
     def fetcher(self, service, deadline=None):
         """A feed reader for `Follower`: (start, limit) → the service's feed batch; with a `deadline`
         (time.monotonic()), each read waits only for what is left until then."""
-        if deadline is None:
-            return lambda start, limit: self.call(service, "get_notifications", start, limit)
         return lambda start, limit: self.call(service, "get_notifications", start, limit,
-                                              timeout=deadline - time.monotonic())
+                                              timeout=None if deadline is None else deadline - time.monotonic())
 
 
 def _send_quietly(method, args):
