@@ -120,32 +120,30 @@ def _publish(config, message, exchange, routing_key, headers):
 
 def dead_letters(config):
     """How many messages wait in the dead-letter queue (0 when it was never needed)."""
-    with Connection(config[AMQP_URI_CONFIG_KEY], ssl=config.get(AMQP_SSL_CONFIG_KEY),
-                    login_method=config.get(LOGIN_METHOD_CONFIG_KEY)) as connection:
-        channel = connection.channel()
-        try:
-            _, count, _ = channel.queue_declare(DEAD_LETTER_QUEUE.name, passive=True)
-        except Exception as error:  # the queue does not exist: nothing was ever set aside
-            if getattr(error, "code", None) == 404:
-                return 0
-            raise
-        return count
+    return queue_counts(config, [DEAD_LETTER_QUEUE.name])[DEAD_LETTER_QUEUE.name][0]
 
 
 def rpc_consumers(config, services):
     """{service: how many consumers its RPC queue (`rpc-<service>`) has}: 0 for a service not listening (stopped,
     starting, or never started: its queue does not exist)."""
+    counts = queue_counts(config, [f"rpc-{service}" for service in services])
+    return {service: counts[f"rpc-{service}"][1] for service in services}
+
+
+def queue_counts(config, names):
+    """{queue: (messages, consumers)} on one connection, (0, 0) for a queue that does not exist."""
     counts = {}
     with Connection(config[AMQP_URI_CONFIG_KEY], ssl=config.get(AMQP_SSL_CONFIG_KEY),
                     login_method=config.get(LOGIN_METHOD_CONFIG_KEY)) as connection:
-        for service in services:
+        for name in names:
             channel = connection.channel()  # a passive declare of a missing queue closes its channel
             try:
-                _, _, counts[service] = channel.queue_declare(f"rpc-{service}", passive=True)
+                _, messages, consumers = channel.queue_declare(name, passive=True)
             except Exception as error:
                 if getattr(error, "code", None) != 404:
                     raise
-                counts[service] = 0
+                messages, consumers = 0, 0
             else:
                 channel.close()
+            counts[name] = (messages, consumers)
     return counts
