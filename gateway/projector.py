@@ -2,6 +2,13 @@
 
 Each service's `events_recorded` doorbell triggers a pull of that service's feed; a timer pulls all feeds anyway,
 so a lost doorbell (or one rung while the projector was down) costs a few seconds, never an event.
+
+A ring whose commands' callers apply their events themselves (shared.service.CALLER_APPLIES: the gateway, for
+read-your-writes) is left to them: applying it here too only raced the gateway for the same transaction. The race
+cost a write transaction per order (one order each, against several writers' slices in one on the gateway's board),
+and on SQLite the two processes' turns at the one writer threw away each other's page cache and had the loser of
+each race begin a write transaction that found nothing left to apply. A caller that fails to apply (its deadline
+past, its process gone) leaves the events to the timer, as a lost doorbell does.
 """
 import logging
 
@@ -10,7 +17,7 @@ from nameko.timer import timer
 from gateway.readside import FOLLOWED_SERVICES, ReadSide
 from shared.amqp import event_handler
 from shared.rpc import Services
-from shared.service import NEWS_EVENT
+from shared.service import CALLER_APPLIES, NEWS_EVENT
 
 log = logging.getLogger(__name__)
 CATCH_UP_INTERVAL = 2  # seconds
@@ -49,6 +56,8 @@ class ProjectorService:
                 log.warning("retrying parked events of %s failed; will retry", application, exc_info=True)
 
     def _handle_news(self, application, payload):
+        if payload.get(CALLER_APPLIES):
+            return
         # Usually the gateway has already caught up on its own write: then there is nothing to pull, and no RPC. A ring
         # carrying its events needs no such check: the catch-up stops at the ring's position, which it reads anyway
         # (under the follower's lock); a ring without them would pull the feed, so it is checked first.
