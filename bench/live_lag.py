@@ -76,6 +76,7 @@ class LagSampler:
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lag-sampler", daemon=True)
         self._closing = contextlib.ExitStack()
+        self.backend_pids = []  # its PostgreSQL backends, for the CPU meter to leave out
         if store_env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite":
             self._store_max = self._sqlite_reader(store_env["SQLITE_DBNAME"],
                                                   "SELECT coalesce(max(rowid), 0) FROM stored_events")
@@ -102,6 +103,7 @@ class LagSampler:
 
     def _postgres_reader(self, conninfo, query):
         conn = self._closing.enter_context(psycopg.connect(conninfo, autocommit=True))
+        self.backend_pids.append(conn.info.backend_pid)
         cursor = conn.cursor()
         return lambda: cursor.execute(query, prepare=True).fetchone()[0]
 
@@ -116,12 +118,15 @@ class LagSampler:
         self._closing.close()
         return dict(lag_summary(self.samples), sampler_cpu_s=self.cpu_s)
 
+    def sample(self):
+        """(time.monotonic(), the store's highest notification id, the read side's position), read in that order:
+        an event committed between the two reads counts from the next sample, and a position already past the
+        store's max is taken as no lag (live_lags), never a negative one."""
+        return time.monotonic(), self._store_max(), self._read_position()
+
     def _run(self):
-        append, now, wait = self.samples.append, time.monotonic, self._stopping.wait
-        store_max, read_position, interval = self._store_max, self._read_position, self.interval
+        append, sample, wait, interval = self.samples.append, self.sample, self._stopping.wait, self.interval
         started = time.thread_time()
         while not wait(interval):
-            # the store, then the position: an event committed between the two reads counts from the next sample,
-            # and a position already past the store's max is taken as no lag (live_lags), never a negative one
-            append((now(), store_max(), read_position()))
+            append(sample())
         self.cpu_s = time.thread_time() - started  # the bench client's cost of sampling, reported to show it light

@@ -351,15 +351,17 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def infrastructure_pids(postgres_dsn):
-    """The other processes a write costs: this database's PostgreSQL backends and the RabbitMQ node. Both servers
-    are shared with anything else running on the machine, so their figures are informative, not ours alone."""
+def infrastructure_pids(postgres_dsn, not_ours=()):
+    """The other processes a write costs: this database's PostgreSQL backends (but the bench's own, `not_ours`) and
+    the RabbitMQ node. Both servers are shared with anything else running on the machine, so their figures are
+    informative, not ours alone."""
     groups = {}
     try:
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
             dbname = conn.info.dbname
             groups["postgresql (this database's backends)"] = [row[0] for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))]
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
+                if row[0] not in not_ours]
     except psycopg.Error as error:  # e.g. the server's connections all taken by others: ours still count
         log(f"PostgreSQL's backends not counted: {error}")
     rabbit = [pid for pid in _pids_named("beam.smp") if b"rabbit" in _cmdline(pid)]
@@ -393,15 +395,16 @@ class CpuMeter:
     """CPU used by each Stratum process (and, for information, PostgreSQL's backends and RabbitMQ) between
     `start()` and `stop()`, from the processes' own counters."""
 
-    def __init__(self, processes, postgres_dsn):
+    def __init__(self, processes, postgres_dsn, not_ours=()):
         self.processes = processes
         self.postgres_dsn = postgres_dsn
+        self.not_ours = not_ours  # PostgreSQL backends of the bench itself (the lag sampler's)
         self.before = self.after = None
 
     def _snapshot(self):
         ours = {name: cpu_seconds(p.pid) for name, p in self.processes.items()}
         infra = {}
-        for group, pids in infrastructure_pids(self.postgres_dsn).items():
+        for group, pids in infrastructure_pids(self.postgres_dsn, self.not_ours).items():
             infra[group] = {pid: cpu_seconds(pid) for pid in pids}
         return {"ours": ours, "infra": infra, "at": time.perf_counter()}
 
@@ -752,8 +755,8 @@ def run(args):
             wait_for_gateway(base_url, processes)
             with login(base_url, processes) as session:
                 log(f"up at {base_url}; (a) throughput: {args.requests} orders from {args.clients} clients")
-                meter = CpuMeter(processes, dsn)
                 sampler = lag_sampler(env)
+                meter = CpuMeter(processes, dsn, not_ours=sampler.backend_pids)
 
                 def start_measuring():
                     sampler.start()
