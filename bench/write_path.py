@@ -8,6 +8,10 @@ runtime.topology (the services, the projector, the gateway) as subprocesses, as 
 (a) throughput: concurrent clients POST /order/; orders/s and latency p50/p99; and the server CPU each Stratum
     process spent per order meanwhile (utime + stime from /proc/<pid>/stat before and after), with PostgreSQL's
     backends for this database and the RabbitMQ node beside them for information (those servers are shared);
+(a′) live lag at load (issue 12's goal: p99 < 50 ms), during (a): for each order event stored meanwhile, the time
+    from its notification being committed in the orders event store to the read side's tracking position for
+    `orders` reaching it (moved by the projector or by the gateway's catch-up for read-your-writes), seen by a
+    thread of this client polling both every 2 ms on its own connections (bench.live_lag);
 (b) write→visible lag: POST an order, then poll the listing until it shows; p50/p99. The gateway answers a write
     only once its read side holds it, so this is normally the POST latency plus one GET (visible at the first poll);
 (c) the ceiling: one connection to the same PostgreSQL server looping BEGIN; LOCK TABLE … IN EXCLUSIVE MODE;
@@ -46,8 +50,12 @@ from urllib.parse import urlparse, urlunparse
 import psycopg
 import requests
 
+from bench.live_lag import LAG_APPLICATION, LagSampler
+from gateway.readstore import read_store_url
+from gateway.tables import READ_SCHEMA
 from runtime.config import build_config
 from runtime.topology import APPLICATIONS, PROCESSES
+from shared.settings import event_store_env
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -64,6 +72,8 @@ DOORBELL_QUEUE_MARK = "events_recorded"  # in the name of every projector doorbe
 POLL_INTERVAL = 0.002
 CPU_GOAL_MS = 4.0  # issue 12 goal 3: server CPU per POST /order/, all Stratum processes together
 THROUGHPUT_GOAL = 0.25  # …and (a)/(c) at 16 clients
+LIVE_LAG_GOAL_MS = 50.0  # issue 12 goal 2: live lag p99 at the write benchmark's load
+LAG_SAMPLE_INTERVAL = 0.002  # (a′)'s polling period (the interval achieved is reported: queries take time too)
 STATE_BYTES = 200  # a stored order event's state is about this size
 
 
@@ -341,15 +351,17 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def infrastructure_pids(postgres_dsn):
-    """The other processes a write costs: this database's PostgreSQL backends and the RabbitMQ node. Both servers
-    are shared with anything else running on the machine, so their figures are informative, not ours alone."""
+def infrastructure_pids(postgres_dsn, not_ours=()):
+    """The other processes a write costs: this database's PostgreSQL backends (but the bench's own, `not_ours`) and
+    the RabbitMQ node. Both servers are shared with anything else running on the machine, so their figures are
+    informative, not ours alone."""
     groups = {}
     try:
         with psycopg.connect(postgres_dsn, autocommit=True) as conn:
             dbname = conn.info.dbname
             groups["postgresql (this database's backends)"] = [row[0] for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))]
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
+                if row[0] not in not_ours]
     except psycopg.Error as error:  # e.g. the server's connections all taken by others: ours still count
         log(f"PostgreSQL's backends not counted: {error}")
     rabbit = [pid for pid in _pids_named("beam.smp") if b"rabbit" in _cmdline(pid)]
@@ -383,15 +395,16 @@ class CpuMeter:
     """CPU used by each Stratum process (and, for information, PostgreSQL's backends and RabbitMQ) between
     `start()` and `stop()`, from the processes' own counters."""
 
-    def __init__(self, processes, postgres_dsn):
+    def __init__(self, processes, postgres_dsn, not_ours=()):
         self.processes = processes
         self.postgres_dsn = postgres_dsn
+        self.not_ours = not_ours  # PostgreSQL backends of the bench itself (the lag sampler's)
         self.before = self.after = None
 
     def _snapshot(self):
         ours = {name: cpu_seconds(p.pid) for name, p in self.processes.items()}
         infra = {}
-        for group, pids in infrastructure_pids(self.postgres_dsn).items():
+        for group, pids in infrastructure_pids(self.postgres_dsn, self.not_ours).items():
             infra[group] = {pid: cpu_seconds(pid) for pid in pids}
         return {"ours": ours, "infra": infra, "at": time.perf_counter()}
 
@@ -591,8 +604,23 @@ def rabbitmq_version():
     return result.stdout.strip() or None
 
 
+def lag_sampler(env):
+    """(a′)'s sampler, on the orders event store and the read side that `env` configures."""
+    config = build_config(environ=env)
+    read_side = read_store_url(config)
+    if isinstance(read_side, str):  # SQLite: "sqlite:///<path>"
+        read_side = read_side.removeprefix("sqlite:///")
+    else:  # the read side shares the services' PostgreSQL database
+        read_side = config["STRATUM_POSTGRES_DSN"]
+    return LagSampler(event_store_env(config, LAG_APPLICATION), read_side, READ_SCHEMA, LAG_SAMPLE_INTERVAL)
+
+
 def ms(value):
     return "n/a" if value is None else f"{value:.1f} ms"
+
+
+def mark(ok):
+    return "✓" if ok else "✗"
 
 
 def p50_p99(summary):
@@ -620,6 +648,7 @@ def report_lines(report):
     if after["doorbell_backlog"] is not None:
         drained = "not drained" if after["drained_in_s"] is None else f"drained {after['drained_in_s']:.1f} s later"
         lines.append(f"{indent}projector doorbell backlog at the end: {after['doorbell_backlog']} messages, {drained}")
+    lines += live_lag_lines(report["live_lag"], report["live_lag_goal_ms"], indent)
     lines += [
         f"(b) write→visible   {p50_p99(b['write_to_visible'])}   "
         f"({b['write_to_visible']['count']}/{b['samples']} samples, one at a time)",
@@ -644,6 +673,23 @@ def report_lines(report):
     if report["exited_during_run"]:
         lines.append(f"WARNING: process(es) exited during the run: {report['exited_during_run']}")
     return lines
+
+
+def live_lag_lines(lag, goal_ms, indent):
+    p99 = lag["p99_ms"]
+    return [
+        f"(a′) live lag at load  p50 {ms(lag['p50_ms'])}   p95 {ms(lag['p95_ms'])}   p99 {ms(p99)}   "
+        f"max {ms(lag['max_ms'])}   (goal p99 < {goal_ms:.0f} ms: {_ratio(p99, goal_ms)} of it "
+        f"{'' if p99 is None else mark(p99 < goal_ms)})",
+        f"{indent}from the orders event store's commit to the read side's tracking position for {LAG_APPLICATION}: "
+        f"{lag['notifications']} notifications",
+        f"{indent}({lag['not_reached']} not reached by the end of (a)), sampled every {ms(lag['median_interval_ms'])} "
+        f"(median of {lag['samples']}; this client's sampler CPU {_seconds_ms(lag['sampler_cpu_s'])})",
+    ]
+
+
+def _seconds_ms(seconds):
+    return "n/a" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 def _ms(value):
@@ -709,9 +755,19 @@ def run(args):
             wait_for_gateway(base_url, processes)
             with login(base_url, processes) as session:
                 log(f"up at {base_url}; (a) throughput: {args.requests} orders from {args.clients} clients")
-                meter = CpuMeter(processes, dsn)
-                throughput = measure_throughput(base_url, session, args.requests, args.clients, meter.start)
-                meter.stop()
+                sampler = lag_sampler(env)
+                meter = CpuMeter(processes, dsn, not_ours=sampler.backend_pids)
+
+                def start_measuring():
+                    sampler.start()
+                    meter.start()
+
+                try:
+                    throughput = measure_throughput(base_url, session, args.requests, args.clients,
+                                                    start_measuring)
+                    meter.stop()
+                finally:
+                    live_lag = sampler.stop()
                 throughput["cpu"] = meter.report(throughput["succeeded"])
                 throughput["after"] = settle(vhost_of(amqp_uri))
                 log(f"(b) write→visible lag: {args.lag_samples} samples")
@@ -724,6 +780,7 @@ def run(args):
         "timestamp": timestamp,
         "machine": facts,
         "throughput": throughput,
+        "live_lag": live_lag,
         "lag": lag,
         "ceiling": ceiling,
         "processes": list(PROCESSES),
@@ -734,6 +791,7 @@ def run(args):
         "throughput_vs_ceiling": (throughput["orders_per_s"] or 0) / ceiling["rows_per_s"],
         "cpu_goal_ms_per_order": CPU_GOAL_MS,
         "throughput_goal_vs_ceiling": THROUGHPUT_GOAL,
+        "live_lag_goal_ms": LIVE_LAG_GOAL_MS,
     }
 
 

@@ -130,7 +130,8 @@ class ReadStore:
         self._from_zero = None  # a FromZero while this process loads what it emptied (reset) and nobody else wrote
         self._bulk = False  # this process runs a bulk load (begin_bulk_load … end_bulk_load)
         self._shapes = shapes.Shapes()  # the LIST statements, per shape
-        self._plans = shapes.Shapes()  # a list (_list_identity) → its _Plan, for the same list asked again
+        # a list (_list_identity) → its _Plan (by offset) or _KeysetPlans (after a cursor), for the list asked again
+        self._plans = shapes.Shapes()
         self._estimates = totals.Estimates()  # totals past the count's bound, per list, for a few seconds
         self._drivers = {}  # statement → shapes.Driver (`_run`)
         self._schema_map = None if self.is_sqlite else {None: READ_SCHEMA}
@@ -440,9 +441,14 @@ class ReadStore:
         """The Page of `spec`'s documents visible to `bureau` under the LIST `query`: filtered and ordered on the
         resource's list keys (gateway.indexes), whose indexes serve every filter and sort."""
         identity = _list_identity(spec.name, bureau, query)
-        plan = None if identity is None else self._plans.get(identity)
-        if plan is not None:  # this very list was asked for lately: its statements and values are known
-            return self._run_page(plan, query, None, identity)
+        kept = self._plans.get(identity)
+        if kept is not None and query.after is None:  # this very list was asked for lately: all is known
+            return self._run_page(kept, query, None, identity)
+        if kept is not None:  # and after a cursor: known unless its NULLs are where no page of it had them yet
+            values, carried = self._cursor_values(query.after, kept.signature, kept.types)
+            plan = kept.plans.get(_nulls(values))
+            if plan is not None:
+                return self._run_page(plan.after(values), query, carried, None)
         keys = indexes.keys_table(spec.name)
         if keys is None:  # not a listable catalogue resource (a special one): its documents, unindexed
             return self._documents_unindexed(spec, bureau, query, identity)
@@ -598,17 +604,17 @@ class ReadStore:
         the bound is never carried, each page counts it anew).
 
         The statements are built once per shape of LIST (gateway.shapes) and run with this LIST's values; a page
-        by offset of a kept shape keeps its plan under `identity` (_list_identity), so the same list asked again
-        skips building its expressions and their cache key."""
+        of a kept shape keeps its plan under `identity` (_list_identity), so the same list asked again skips
+        building its expressions and their cache key. A page after a cursor keeps it per NULL pattern of the
+        cursor's values (which parts _after makes), with the places of those values among the plan's, so the next
+        cursor's values run in them (_Plan.after)."""
         where = and_(*conditions)
-        after, carried = [], None  # after a cursor: the parts of the rows after it, in order (_after)
+        after, carried, from_cursor = [], None, None  # after a cursor: the parts of the rows after it, in order
+        types = [expression.type for expression, _ in order]
         if query.after is not None:
-            values, carried = cursors.decode(query.after, signature, len(order), with_estimate=True)
-            if carried is not None and carried <= COUNT_BOUND:
-                carried = None  # not past the bound (a hand-made cursor): counted, exactly
-            if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
-                cursors.check_types(values, [expression.type for expression, _ in order])
-            after = _after(order, values, nulls_high=not self.is_sqlite)
+            values, carried = self._cursor_values(query.after, signature, types)
+            from_cursor = _CursorBinds(values)
+            after = _after(order, from_cursor, nulls_high=not self.is_sqlite)
         shape = shapes.shape_of(where, *after, source, count_source, *fetch, *(expression for expression, _ in order))
         key = None if shape is None else (shape[0], tuple(descending for _, descending in order), len(after))
         binds = [] if shape is None else shape[1]
@@ -619,11 +625,27 @@ class ReadStore:
                 self._shapes.keep(key, statements)
         plan = _Plan(statements, key if statements.complete else None, [bind.effective_value for bind in binds],
                      len(order), signature)
-        if plan.key is None:
-            identity = None  # a shape not kept: neither its plan nor its estimate is
-        if identity is not None:  # a page by offset (a page after a cursor has no identity)
+        if from_cursor is not None:
+            plan.cursor = from_cursor.places(binds)
+        if plan.key is None or (from_cursor is not None and plan.cursor is None):
+            identity = None  # a shape not kept (or a cursor value not found among its values): neither is the plan
+        if identity is not None and query.after is None:
             self._plans.keep(identity, plan)
-        return self._run_page(plan, query, carried, identity)
+        elif identity is not None:
+            keyset = self._plans.get(identity) or self._plans.keep(identity, _KeysetPlans(signature, types, {}))
+            keyset.plans[_nulls(values)] = plan
+        # a page after a cursor neither keeps nor reads its list's estimate: its cursor carries one (or counts)
+        return self._run_page(plan, query, carried, identity if query.after is None else None)
+
+    def _cursor_values(self, cursor, signature, types):
+        """(the key values of a `page[after]` cursor, the estimate it carries or None), checked against the list
+        (`signature`) and its order keys' `types`: a cursor made for another list, or a hand-made one, is a 400."""
+        values, carried = cursors.decode(cursor, signature, len(types), with_estimate=True)
+        if carried is not None and carried <= COUNT_BOUND:
+            carried = None  # not past the bound (a hand-made cursor): counted, exactly
+        if not self.is_sqlite:  # SQLite compares any two values; PostgreSQL refuses a string for a number
+            cursors.check_types(values, types)
+        return values, carried
 
     def _run_page(self, plan, query, carried, identity):
         """The page of `plan` for `query` (ReadStore._page); `carried`: the estimate a cursor carries, or None;
@@ -789,21 +811,43 @@ COUNT_BOUND = 10_000  # rows a LIST counts exactly; past it total_count is an es
 @dataclass
 class _Plan:
     """What a page of one list needs once its expressions are built: its statements, its shape's key (None when
-    the shape is not kept), the values of its conditions, its number of order keys and its cursor's signature."""
+    the shape is not kept), the values of its conditions, its number of order keys and its cursor's signature.
+    `cursor`, after a cursor: [(place in `conditions`, index of the cursor's key whose value it is)]."""
     statements: object
     key: object
     conditions: list
     keys: int
     signature: tuple
+    cursor: list | None = None
+
+    def after(self, values):
+        """This plan with another cursor's key `values` in place of its own (a cursor of the same NULL pattern)."""
+        conditions = list(self.conditions)
+        for place, index in self.cursor:
+            conditions[place] = values[index]
+        return replace(self, conditions=conditions)
+
+
+@dataclass
+class _KeysetPlans:
+    """The plans of a list's pages after a cursor, per NULL pattern of the cursor's values (_nulls: which parts
+    _after makes, hence which statements), with what checking a cursor needs: the list's signature and the types
+    of its order keys."""
+    signature: tuple
+    types: list
+    plans: dict  # _nulls(values) → _Plan
+
+
+def _nulls(values):
+    return tuple(value is None for value in values)
 
 
 def _list_identity(resource, scope, query):
-    """What makes a LIST by offset the same list as another: its resource, scope, filters (their values with their
-    types: 1 and True hash alike) and sort. None for a page after a cursor (its values change every page)."""
-    if query.after is not None:
-        return None
+    """What makes a LIST the same list as another: its resource, scope, filters (their values with their types: 1
+    and True hash alike), sort, and whether it pages by offset or after a cursor (whose values change every page:
+    they are not part of it)."""
     return (resource, scope, tuple((flt.field, flt.op, tuple((type(value), value) for value in flt.values))
-                                   for flt in query.filters), tuple(query.sort))
+                                   for flt in query.filters), tuple(query.sort), query.after is not None)
 
 
 @dataclass
@@ -897,21 +941,42 @@ def _keys_visible(keys, scope, resource):
     return clause
 
 
-def _after(order, values, nulls_high):
-    """Rows after the one whose order keys are `values`, in `order` ([(expression, descending)]), as a list of one or
-    two conditions, each a range of the first key's index, whose rows follow one another in this order (ReadStore.
-    _page chooses a page in each and keeps the first rows of both). NULL sorts above every value on PostgreSQL (last
-    ascending, first descending), below every value on SQLite.
+class _CursorBinds:
+    """The bound values of a cursor's keys in the conditions of a page after it (_after), each made here and known
+    by the index of its key, so that a kept plan knows where among its values the next cursor's go (`places`)."""
+
+    def __init__(self, values):
+        self.values = values
+        self._index = {}  # bound value → index of its key in the cursor
+
+    def __call__(self, index, kind):
+        bind = literal(self.values[index], kind)  # a bound value (a Python bool cannot be compared to directly)
+        self._index[bind] = index
+        return bind
+
+    def places(self, binds):
+        """[(place in `binds`, key index)] of the bound values made here, or None unless each is found once among
+        `binds` (shapes.shape_of's order: then one would keep this cursor's value in the next page's statement)."""
+        found = [(place, self._index[bind]) for place, bind in enumerate(binds) if bind in self._index]
+        return found if len(found) == len(self._index) else None
+
+
+def _after(order, from_cursor, nulls_high):
+    """Rows after the one whose order keys are `from_cursor.values` (_CursorBinds, which makes their bound values),
+    in `order` ([(expression, descending)]), as a list of one or two conditions, each a range of the first key's
+    index, whose rows follow one another in this order (ReadStore._page chooses a page in each and keeps the first
+    rows of both). NULL sorts above every value on PostgreSQL (last ascending, first descending), below every value
+    on SQLite.
 
     A single condition `key < :bound OR key IS NULL OR (key = :bound AND ...)` (the NULLs of the first key after
     the cursor) is served by no index range: the database walked the list from its start to the cursor. So the
     NULLs are a part of their own: past a value, the values beyond it (a range) then the NULLs (`IS NULL`, an
     equality on the index) when they come after; past a NULL, the NULLs beyond it then the values when they come
-    after (`IS NOT NULL`, a range)."""
+    after (`IS NOT NULL`, a range). Which values are NULL changes the parts; the values themselves do not."""
     expression, descending = order[0]
     nulls_last = nulls_high != descending  # NULLs come after every value in this direction
-    value = values[0]
-    rest = _beyond(order[1:], values[1:], nulls_high) if len(order) > 1 else None
+    value = from_cursor.values[0]
+    rest = _beyond(order, from_cursor, nulls_high, first=1) if len(order) > 1 else None
     null = expression.is_(None)
     if not nulls_high:
         # SQLite, without statistics, takes `key IS NULL` for twice as many rows as `key = ?`: the NULLs' part was
@@ -921,11 +986,11 @@ def _after(order, values, nulls_high):
     if value is None:
         nulls = null if rest is None else and_(null, rest)
         return [nulls] if nulls_last else [nulls, expression.is_not(None)]
-    bound = literal(value, expression.type)  # a bound value (a Python bool cannot be compared to directly)
+    bound = from_cursor(0, expression.type)
     beyond = expression < bound if descending else expression > bound
     if rest is not None:  # the range on the key, for the index; the rest decides among the rows equal to the bound
         beyond = and_(expression <= bound if descending else expression >= bound,
-                      or_(beyond, and_(expression == literal(value, expression.type), rest)))
+                      or_(beyond, and_(expression == from_cursor(0, expression.type), rest)))
     if nulls_last and not _never_null(expression):
         return [beyond, null]
     return [beyond]
@@ -936,18 +1001,21 @@ def _never_null(expression):
     return isinstance(expression, Column) and not expression.nullable
 
 
-def _beyond(order, values, nulls_high):
-    """Rows after the one whose order keys are `values`, in `order`, as one condition (the keys after the first of
-    a keyset page's order: ReadStore._page's index range is on the first)."""
+def _beyond(order, from_cursor, nulls_high, first):
+    """Rows after the one whose order keys are `from_cursor.values` in `order`, on the keys from index `first` on,
+    as one condition (the keys after the first of a keyset page's order: ReadStore._page's index range is on the
+    first)."""
+    values = from_cursor.values
     alternatives = []
-    for i, ((expression, descending), value) in enumerate(zip(order, values)):
-        equal_before = [expression_.is_(None) if v is None else expression_ == literal(v, expression_.type)
-                        for (expression_, _), v in zip(order[:i], values[:i])]
+    for i in range(first, len(order)):
+        expression, descending = order[i]
+        equal_before = [order[j][0].is_(None) if values[j] is None else order[j][0] == from_cursor(j, order[j][0].type)
+                        for j in range(first, i)]
         nulls_last = nulls_high != descending  # NULLs come after every value in this direction
-        if value is None:
+        if values[i] is None:
             beyond = literal(False) if nulls_last else expression.is_not(None)
         else:
-            bound = literal(value, expression.type)
+            bound = from_cursor(i, expression.type)
             beyond = expression < bound if descending else expression > bound
             if nulls_last:
                 beyond = or_(beyond, expression.is_(None))

@@ -416,6 +416,103 @@ def test_keyset_pages_of_a_sort_key_with_nulls_are_the_whole_sorted_list(store, 
         assert null_cursors > 0  # pages after a cursor on a NULL key were asked
 
 
+def counting_builds(monkeypatch):
+    """[1 per LIST whose expressions were built] (shapes.shape_of is called once per LIST built)."""
+    built = []
+    real = shapes.shape_of
+    monkeypatch.setattr(shapes, "shape_of", lambda *elements: built.append(1) or real(*elements))
+    return built
+
+
+@pytest.mark.parametrize("query_string", [
+    "sort=priority", "sort=-priority", "filter[status]=new&sort=priority,-name",
+    "filter[quote_required]=true&sort=-priority"])
+def test_keyset_pages_run_from_the_kept_plan_are_the_whole_sorted_list(store, monkeypatch, query_string):
+    """A list paged by cursor to its end keeps one plan per NULL pattern of its cursors (readstore._KeysetPlans) and
+    runs each with the next cursor's values: the pages are exactly the rows of one big page sorted as the database
+    sorts NULLs, in both directions, with filters, and only the first page of each pattern is built."""
+    store._plans = shapes.Shapes()
+    built = counting_builds(monkeypatch)
+    query = listing.parse(SPEC, query_string)
+    everything = page(store, query_string + "&page[limit]=1000")
+    expected = [row.path for row in _sorted_as_the_database_sorts(store, everything.rows, query.sort)]
+    assert len(expected) == everything.total > 10
+    signature = ("order", tuple(query.sort), "id")
+    keys = len(query.sort) + ("created" not in {name for name, _ in query.sort}) + 1
+    patterns = set()
+    for limit in (2, 3, 5):
+        paths, after = [], None
+        while True:
+            current = page(store, f"{query_string}&page[limit]={limit}" + (f"&page[after]={after}" if after else ""))
+            assert current.total == len(expected) and current.estimate is False
+            paths += [row.path for row in current.rows]
+            if current.next is None:
+                break
+            after = current.next
+            patterns.add(tuple(value is None for value in cursors.decode(after, signature, keys)))
+        assert paths == expected, limit
+    assert any(pattern[0] for pattern in patterns) and not all(pattern[0] for pattern in patterns)
+    assert len(built) == 1 + len(patterns)  # the list by offset, then one keyset page per NULL pattern
+
+
+def test_the_second_keyset_page_of_a_list_is_not_built_again(store, monkeypatch):
+    """Like a list by offset, a list's pages after a cursor keep their plan (statements, values, and where the
+    cursor's values go among them): the second page after a cursor builds none of its expressions nor their cache
+    key. The cursor is still checked first (another sort's, or a forged value on PostgreSQL, is a 400); another
+    bureau or filter value is another list, built for itself and answering its own rows."""
+    store._plans = shapes.Shapes()
+    built = counting_builds(monkeypatch)
+    query_string = "filter[status]=new&sort=-name&page[limit]=4"
+    first = page(store, query_string)
+    second = page(store, f"{query_string}&page[after]={first.next}")
+    assert len(built) == 2
+    third = page(store, f"{query_string}&page[after]={second.next}")
+    fourth = page(store, f"{query_string}&page[after]={third.next}")
+    assert len(built) == 2
+    assert [r.path for p in (first, second, third, fourth) for r in p.rows] == walk_offsets(
+        store, "filter[status]=new&sort=-name", 1000)[:16]
+    assert third.total == fourth.total == first.total and not fourth.estimate
+    with pytest.raises(InvalidPayload, match="another list or sort"):
+        page(store, f"filter[status]=new&sort=-name&page[after]={page(store, 'sort=name&page[limit]=3').next}")
+    signature = ("order", (("name", True),), "id")
+    name, _, uuid = cursors.decode(second.next, signature, 3)
+    forged = cursors.encode(signature, [name, 17, uuid])  # a number where the creation time (text) goes
+    if store.is_sqlite:  # SQLite compares anything: just a page
+        page(store, f"{query_string}&page[after]={forged}")
+    else:
+        with pytest.raises(InvalidPayload, match="is not a cursor"):
+            page(store, f"{query_string}&page[after]={forged}")
+    built.clear()
+    after_second = {"bureau": OTHER, "filter": "new"}, {"bureau": BUREAU, "filter": "cancelled"}
+    for asked in after_second:
+        listed = page(store, f"filter[status]={asked['filter']}&sort=-name&page[limit]=4&page[after]={second.next}",
+                      bureau=asked["bureau"])
+        whole = page(store, f"filter[status]={asked['filter']}&sort=-name&page[limit]=1000", bureau=asked["bureau"])
+        assert [r.path for r in listed.rows] == [r.path for r in whole.rows if r.doc["name"] < name][:4]
+        assert listed.rows and listed.total == whole.total
+    assert len(built) == 4  # each list built for itself: its page after the cursor, its whole list by offset
+
+
+@pytest.mark.parametrize("direction", ["", "-"])
+def test_a_cursor_whose_nulls_differ_from_the_kept_plans_gets_its_own_rows(store, monkeypatch, direction):
+    """A cursor on a NULL key makes other parts than one on a value (readstore._after): after a plan is kept for
+    cursors on a value, a cursor on a NULL gets its own plan and rows, and each plan then serves the next cursor of
+    its pattern with that cursor's values, in both directions."""
+    listed = f"filter[status]=new&sort={direction}priority"
+    whole = page(store, f"{listed}&page[limit]=1000").rows
+    on_value = [i for i, row in enumerate(whole[:-3]) if row.doc.get("priority") is not None]
+    on_null = [i for i, row in enumerate(whole[:-3]) if row.doc.get("priority") is None]
+    assert len(on_value) >= 2 and len(on_null) >= 2
+    asked = [on_value[0], on_null[0], on_value[-1], on_null[-1]]
+    after = {i: page(store, f"{listed}&page[limit]=1&page[offset]={i}").next for i in asked}
+    store._plans = shapes.Shapes()
+    built = counting_builds(monkeypatch)
+    for i in asked:
+        assert [r.path for r in page(store, f"{listed}&page[limit]=3&page[after]={after[i]}").rows] == [
+            r.path for r in whole[i + 1:i + 4]], i
+    assert len(built) == 2  # one plan per pattern, the second cursor of each run from it
+
+
 @pytest.mark.parametrize("resource", ["order", "flat-order"])
 def test_list_keys_kept_by_the_triggers_equal_a_fill_from_the_documents(store, resource):
     """After creates, an update and a delete, the rows the triggers kept are exactly what the migrate step's fill
