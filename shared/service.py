@@ -7,7 +7,8 @@ result), so the projector usually finds nothing to pull; the ring still goes, be
 follows orders, notifications follows everyone) must hear of the write at once, not at their next timer. Writes at
 the same moment share one ring (`Doorbell`): followers pull from their own position, so the highest position
 announces them all. A ring whose every command was sent by a caller that applies it (CALLER_APPLIES) tells the
-projector so: it leaves those events to that caller instead of racing it for the same transaction (gateway.projector).
+projector so: on SQLite it leaves those events to that caller instead of racing it for the one writer
+(gateway.projector).
 
 A command's ring also carries its events, as the feed gives them (`first`..`last`, every notification between them:
 one transaction's notifications are consecutive). A follower whose position is `first - 1` or later applies them
