@@ -10,6 +10,7 @@ slice that continues the store's position without a gap, in one transaction, and
 The writers whose slices it applied then find their position reached in memory, without a statement of their own.
 """
 import threading
+import time
 
 BATCH_SIZE = 500
 
@@ -51,6 +52,11 @@ class Follower:
         if news:
             with self._locks_guard:
                 self._boards.setdefault(application, {})[news["first"]] = news
+            # The writers one message answered (shared.rpc.CommandBatcher) wake together, in no particular order of
+            # their positions: let those ready to run hand over their slices before one of us takes the turn, so it
+            # applies them all in one transaction rather than its own alone, or pulls the feed for a gap before its
+            # own that is only a slice not handed over yet. A yield (green threads: to the others woken), not a wait.
+            time.sleep(0)
         lock = self._lock(application)
         if not lock.acquire(timeout=-1 if wait is None else wait):
             return None

@@ -392,7 +392,7 @@ class GatewayService:
             "platform_admin": caller.platform_admin,
             "role": self._role(caller),
             "command_id": self._command_id(request, caller),
-            CALLER_CATCHES_UP: True,  # the events come back with the result, and no doorbell rings for them
+            CALLER_CATCHES_UP: True,  # the events come back with the result (on SQLite the projector leaves them to us)
         }
         deadline = time.monotonic() + self.services.timeout  # the read side catches up in what is left of it
         result = self.services.command(service, method, *command_args, ctx)  # maybe with others' (shared.rpc)

@@ -6,7 +6,9 @@ The gateway applies its own commands' events to the read side (ctx CALLER_CATCHE
 result), so the projector usually finds nothing to pull; the ring still goes, because other followers (production
 follows orders, notifications follows everyone) must hear of the write at once, not at their next timer. Writes at
 the same moment share one ring (`Doorbell`): followers pull from their own position, so the highest position
-announces them all.
+announces them all. A ring whose every command was sent by a caller that applies it (CALLER_APPLIES) tells the
+projector so: on SQLite it leaves those events to that caller instead of racing it for the one writer
+(gateway.projector).
 
 A command's ring also carries its events, as the feed gives them (`first`..`last`, every notification between them:
 one transaction's notifications are consecutive). A follower whose position is `first - 1` or later applies them
@@ -32,6 +34,7 @@ from shared.rpc import COMMANDS, Services
 log = logging.getLogger(__name__)
 
 NEWS_EVENT = "events_recorded"
+CALLER_APPLIES = "caller_applies"  # in a ring: the callers of its commands bring the read side up to its position
 DOORBELL_EVENTS = 200  # events a ring carries at most (a bulk write rings its position only: followers pull)
 
 # Domain errors are answers, not failures: log them without a traceback.
@@ -141,6 +144,8 @@ class ResourceService:
         which stays in the result only when `hand_over`)."""
         news = result.get("news") if hand_over else result.pop("news", None)
         ring = {"application": result["application"], "position": result["position"]}
+        if hand_over:
+            ring[CALLER_APPLIES] = True
         if news and news["last"] == result["position"] and len(news["events"]) <= DOORBELL_EVENTS:
             ring.update(first=news["first"], last=news["last"], events=news["events"])
         held = getattr(self, "_held_rings", None)
@@ -193,7 +198,9 @@ def _merged(earlier, later):
     """One ring announcing both: the higher position, and the events of both when `later` continues `earlier`."""
     if later["position"] < earlier["position"]:
         earlier, later = later, earlier
-    ring = {key: value for key, value in later.items() if key not in SLICE}
+    ring = {key: value for key, value in later.items() if key not in SLICE and key != CALLER_APPLIES}
+    if earlier.get(CALLER_APPLIES) and later.get(CALLER_APPLIES):  # else the projector's: some caller does not apply
+        ring[CALLER_APPLIES] = True
     if ("events" in earlier and "events" in later and earlier["last"] + 1 == later["first"]
             and len(earlier["events"]) + len(later["events"]) <= DOORBELL_EVENTS):
         ring.update(first=earlier["first"], last=later["last"], events=earlier["events"] + later["events"])

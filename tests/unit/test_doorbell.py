@@ -155,3 +155,29 @@ def test_a_command_outside_a_message_of_commands_still_rings_at_once():
     service.create("order", {"uuid": "u1"}, {})
     service.commands([{"method": "create", "args": ["order", {"uuid": "u2"}, {}]}])
     assert [ring["position"] for ring in rung] == [11, 12]
+
+
+# -- rings whose commands' callers apply them (shared.service.CALLER_APPLIES; gateway.projector leaves those alone) ----
+
+def test_a_ring_says_so_when_the_callers_of_all_its_commands_apply_its_events():
+    from shared.application import CALLER_CATCHES_UP
+    from shared.service import CALLER_APPLIES
+
+    service, rung = _service()
+    service.commands([{"method": "create", "args": ["order", {"uuid": f"u{n}"}, {CALLER_CATCHES_UP: True}]}
+                      for n in range(3)])
+    assert rung[-1].get(CALLER_APPLIES) is True
+    mixed = [{CALLER_CATCHES_UP: True}, {}]  # a command sent by a service's rule: nobody applies it but the projector
+    service.commands([{"method": "create", "args": ["order", {"uuid": f"v{n}"}, ctx]} for n, ctx in enumerate(mixed)])
+    assert CALLER_APPLIES not in rung[-1]
+    service.create("order", {"uuid": "w"}, {})
+    assert CALLER_APPLIES not in rung[-1]
+
+
+def test_rings_merged_by_a_busy_bell_leave_the_events_to_their_callers_only_when_all_of_them_do():
+    from shared.service import CALLER_APPLIES
+
+    applied = dict(_ring(2, 3), **{CALLER_APPLIES: True})
+    assert _held_while_ringing(applied, dict(_ring(4, 6), **{CALLER_APPLIES: True})).get(CALLER_APPLIES) is True
+    assert CALLER_APPLIES not in _held_while_ringing(applied, _ring(4, 6))
+    assert CALLER_APPLIES not in _held_while_ringing(_ring(4, 6), applied)

@@ -111,3 +111,15 @@ def test_a_writer_that_cannot_get_the_feed_in_time_leaves_its_news_for_the_next(
     holding.release()
     assert follower.catch_up("orders", fetch, until=13, news=news(13, 13, 13)) == 13
     assert store.applied == [([11, 13], 13)] and fetch.pulls == []
+
+
+def test_writers_answered_together_apply_their_slices_in_one_transaction_whatever_order_they_wake_in():
+    """The commands of one message are answered at once and their writers wake in any order: the first to run
+    must not apply its slice alone, nor pull the feed for the gap before it that a sibling is about to hand over."""
+    import eventlet
+
+    store, fetch = Store(10), feed_from([11, 12, 13])
+    follower = Follower(store)
+    writers = [eventlet.spawn(follower.catch_up, "orders", fetch, until=p, news=news(p, p, p)) for p in (13, 11, 12)]
+    assert [writer.wait() for writer in writers] == [13, 13, 13]
+    assert fetch.pulls == [] and store.applied == [([11, 12, 13], 13)]

@@ -84,3 +84,33 @@ def test_a_rewrite_that_changes_nothing_is_not_written(traced):
     with store.engine.connect() as conn:
         assert conn.execute(select(keys.c.f_status).where(keys.c.path == path)).scalar() == "again"
         assert conn.execute(select(documents.c.doc).where(documents.c.path == path)).scalar()["status"] == "again"
+
+
+def test_writes_leave_their_pages_in_the_wal_past_sqlites_default_checkpoint(tmp_path):
+    """A checkpoint copies each page once however often it changed since the last one, and an order's write dirties
+    ~120 list-key index pages: the committer checkpoints at WAL_AUTOCHECKPOINT_PAGES, not SQLite's 1,000 (each
+    write then copied the same hot pages into the database again every ~8 writes)."""
+    import hashlib
+    import sqlite3
+    from contextlib import closing
+
+    from gateway.readstore import WAL_AUTOCHECKPOINT_PAGES
+
+    path = tmp_path / "read.sqlite"
+    store = ReadStore("sqlite:///" + str(path))
+    try:
+        store.create_tables()
+        with closing(sqlite3.connect(path)) as raw:  # start from an empty WAL
+            raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        database = hashlib.sha256(path.read_bytes()).hexdigest()
+        untouched = path.stat().st_mtime_ns
+        frames, position = 0, 0
+        while frames <= 1500 and path.stat().st_mtime_ns == untouched:  # past SQLite's default of 1,000
+            position += 1
+            store.apply_feed("orders", [dict(_created(position % 60, f"order {position}"), position=position)],
+                             position)
+            frames = ((tmp_path / "read.sqlite-wal").stat().st_size - 32) // (24 + 4096)  # header, frame header + page
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == database  # nothing was checkpointed yet
+        assert 1000 < frames < WAL_AUTOCHECKPOINT_PAGES
+    finally:
+        store.dispose()
