@@ -7,6 +7,7 @@ it (whoever moves it: the projector, or the gateway's own catch-up for read-your
 into one lag per notification. Both are bounded by the sampling interval, which the summary reports beside them.
 """
 import contextlib
+import itertools
 import sqlite3
 import statistics
 import threading
@@ -14,6 +15,8 @@ import time
 
 import psycopg
 from psycopg import sql
+
+from bench.stats import percentile
 
 LAG_APPLICATION = "orders"
 
@@ -44,22 +47,17 @@ def lag_summary(samples):
     """The lags' p50/p95/p99/max in ms, how many notifications they cover, and the sampling resolution achieved."""
     lags, unreached = live_lags(samples)
     ms = sorted(lag * 1000 for lag in lags)
-    intervals = [later[0] - earlier[0] for earlier, later in zip(samples, samples[1:])]
+    intervals = [later[0] - earlier[0] for earlier, later in itertools.pairwise(samples)]
     return {
         "notifications": len(ms),
         "not_reached": unreached,
-        "p50_ms": _rank(ms, 50),
-        "p95_ms": _rank(ms, 95),
-        "p99_ms": _rank(ms, 99),
+        "p50_ms": percentile(ms, 50),
+        "p95_ms": percentile(ms, 95),
+        "p99_ms": percentile(ms, 99),
         "max_ms": ms[-1] if ms else None,
         "samples": len(samples),
         "median_interval_ms": statistics.median(intervals) * 1000 if intervals else None,
     }
-
-
-def _rank(ordered, p):
-    """Nearest-rank percentile of an ascending list (None for none)."""
-    return ordered[max(0, -(-p * len(ordered) // 100) - 1)] if ordered else None
 
 
 class LagSampler:

@@ -25,6 +25,7 @@ import requests
 
 from bench import seeding
 from bench import write_path as wp
+from bench.stats import percentile
 from gateway import indexes
 from gateway.readstore import read_store
 from runtime.config import build_config
@@ -110,7 +111,7 @@ class RawSQL:
 
 def summary(seconds):
     ms = sorted(s * 1000 for s in seconds)
-    return {"count": len(ms), "p50_ms": wp.percentile(ms, 50), "p95_ms": wp.percentile(ms, 95),
+    return {"count": len(ms), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
             "max_ms": ms[-1] if ms else None}
 
 

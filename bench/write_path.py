@@ -29,7 +29,6 @@ No timing is asserted: this prints a report and writes it as JSON to bench/resul
 import argparse
 import contextlib
 import json
-import math
 import os
 import platform
 import shutil
@@ -51,6 +50,7 @@ import psycopg
 import requests
 
 from bench.live_lag import LAG_APPLICATION, LagSampler
+from bench.stats import percentile
 from gateway.readstore import read_store_url
 from gateway.tables import READ_SCHEMA
 from runtime.config import build_config
@@ -255,14 +255,6 @@ def client_session(login_session):
 
 
 # -- measurements ---------------------------------------------------------------------------------------------------
-
-def percentile(values, p):
-    """Nearest-rank percentile (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
 
 def latency_summary(seconds):
     ms = [s * 1000 for s in seconds]
