@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.kit.plugin import ADMIN_EMAIL, ADMIN_PASSWORD, AMQP_BASE, ApiSession, _rabbitmqctl, eventually, free_port
+from tests.kit.plugin import ADMIN_EMAIL, ADMIN_PASSWORD, AMQP_BASE, ApiSession, eventually, free_port, throwaway_vhost
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,11 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def vhost():
-    name = f"stratum-test-launch-{uuid.uuid4().hex[:8]}"
-    assert _rabbitmqctl("add_vhost", name).returncode == 0
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield name
-    _rabbitmqctl("delete_vhost", name)
+    with throwaway_vhost("stratum-test-launch") as name:
+        yield name
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,7 @@ from shared.follower import CATCH_UP_INTERVAL
 from tests.e2e.test_line_item_models import upload
 from tests.e2e.test_production_http import Shop, created, of_line_item
 from tests.kit.meshes import box_stl
-from tests.kit.plugin import ADMIN_EMAIL, ADMIN_PASSWORD, AMQP_BASE, _rabbitmqctl, eventually, free_port, login
+from tests.kit.plugin import ADMIN_EMAIL, ADMIN_PASSWORD, AMQP_BASE, eventually, free_port, login, throwaway_vhost
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,11 +29,8 @@ QUANTITY = 3
 
 @pytest.fixture(scope="module")
 def vhost():
-    name = f"stratum-test-crash-{uuid.uuid4().hex[:8]}"
-    assert _rabbitmqctl("add_vhost", name).returncode == 0
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield name
-    _rabbitmqctl("delete_vhost", name)
+    with throwaway_vhost("stratum-test-crash") as name:
+        yield name
 
 
 class Stack:

@@ -10,14 +10,13 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 from runtime.serve import STOP_GRACE
 from services.notifications.service import CATCH_UP_INTERVAL
-from tests.kit.plugin import AMQP_BASE, _rabbitmqctl, eventually
+from tests.kit.plugin import AMQP_BASE, _rabbitmqctl, eventually, throwaway_vhost
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,11 +25,8 @@ RPC_TIMEOUT = 60  # far past the grace: a stop that waited for the RPC would sho
 
 @pytest.fixture
 def vhost():
-    name = f"stratum-test-stop-{uuid.uuid4().hex[:8]}"
-    assert _rabbitmqctl("add_vhost", name).returncode == 0
-    _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-    yield name
-    _rabbitmqctl("delete_vhost", name)
+    with throwaway_vhost("stratum-test-stop") as name:
+        yield name
 
 
 def consumers(vhost, queue):
@@ -48,8 +44,9 @@ def test_a_service_waiting_on_a_frozen_service_stops_within_its_grace(vhost, tmp
     try:
         for name in ("orders", "notifications"):
             logs[name] = tmp_path / f"{name}.log"
-            processes[name] = subprocess.Popen([sys.executable, "-m", "runtime.serve", name], env=env, cwd=ROOT,
-                                               stdout=open(logs[name], "w"), stderr=subprocess.STDOUT)
+            with open(logs[name], "w") as out:  # the child keeps its own copy of the descriptor
+                processes[name] = subprocess.Popen([sys.executable, "-m", "runtime.serve", name], env=env, cwd=ROOT,
+                                                   stdout=out, stderr=subprocess.STDOUT)
         eventually(lambda: consumers(vhost, "rpc-orders") and consumers(vhost, "rpc-notifications"), timeout=60)
         processes["orders"].send_signal(signal.SIGSTOP)
         time.sleep(2 * CATCH_UP_INTERVAL + 1)  # a catch-up pass is now waiting on orders' feed

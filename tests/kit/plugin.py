@@ -1,5 +1,6 @@
 """pytest fixtures for Stratum: a throwaway RabbitMQ vhost, a throwaway PostgreSQL database, storage
 parametrised over SQLite and PostgreSQL, and the whole system running in-process with an HTTP client."""
+import contextlib
 import os
 import shutil
 import socket
@@ -32,13 +33,22 @@ def amqp_uri():
         print("\nstratum tests: rabbitmqctl not found: tests share the broker's default vhost")
         yield AMQP_BASE
         return
-    vhost = f"stratum-test-{uuid.uuid4().hex[:8]}"
+    with throwaway_vhost("stratum-test") as vhost:
+        yield AMQP_BASE.rstrip("/") + "/" + vhost
+
+
+@contextlib.contextmanager
+def throwaway_vhost(prefix):
+    """A RabbitMQ vhost of its own (`<prefix>-<hex>`, guest may use it), deleted afterwards."""
+    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
     result = _rabbitmqctl("add_vhost", vhost)
     if result.returncode != 0:
         pytest.fail(f"could not create RabbitMQ vhost: {result.stderr.strip()}")
     _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield AMQP_BASE.rstrip("/") + "/" + vhost
-    _rabbitmqctl("delete_vhost", vhost)
+    try:
+        yield vhost
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="module")
