@@ -10,7 +10,7 @@ import time
 
 from gateway.http import json_response
 from gateway.readside import FOLLOWED_SERVICES
-from shared.dead_letter import DEAD_LETTER_QUEUE, dead_letters, rpc_consumers
+from shared.dead_letter import DEAD_LETTER_QUEUE, queue_counts
 from shared.errors import StratumError
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,7 @@ def readiness(gateway):
             checks["read_side"] = {"ok": False, "error": str(error)[:200]}
             waiting_for = "the read side to catch up with the identity feed"
     checks["projection"] = _projection(gateway)
-    checks["dead_letter_queue"] = _dead_letters(gateway)
-    checks["services"] = _listening(gateway)
+    checks["dead_letter_queue"], checks["services"] = _broker_checks(gateway)
     if waiting_for:
         return json_response({"status": "not ready", "waiting_for": waiting_for, "checks": checks}, 503,
                              headers={"Retry-After": "1"})
@@ -65,21 +64,20 @@ def _projection(gateway):
                         "uuid": row.uuid, "error": row.error[:300]} for row in parked[:20]]}
 
 
-def _listening(gateway):
-    """Whether each service listens on its RPC queue (a consumer on `rpc-<name>`): informational, as a service away
-    costs only its own requests a 503; `runtime.launch` says "up" only once every one listens."""
-    try:
-        consumers = rpc_consumers(gateway.config, FOLLOWED_SERVICES)
-    except Exception as error:  # the broker away: the identity check above says so already
-        return {"ok": False, "error": f"{type(error).__name__}: {error}"[:200]}
-    return {"ok": all(consumers.values()), "listening": {name: count > 0 for name, count in consumers.items()}}
+def _broker_checks(gateway):
+    """(dead letters, services listening), from one broker connection (a probe runs every few seconds).
 
-
-def _dead_letters(gateway):
-    """Messages set aside because they stopped their service again and again (shared.dead_letter): Stratum serves,
-    but an operator should look at them (and can move them back with the broker's shovel or management UI)."""
+    Dead letters: messages set aside because they stopped their service again and again (shared.dead_letter):
+    Stratum serves, but an operator should look at them (and can move them back with the broker's shovel or
+    management UI). Listening: whether each service has a consumer on its RPC queue (`rpc-<name>`), informational, as
+    a service away costs only its own requests a 503; `runtime.launch` says "up" only once every one listens."""
+    rpc_queues = {f"rpc-{name}": name for name in FOLLOWED_SERVICES}
     try:
-        count = dead_letters(gateway.config)
+        counts = queue_counts(gateway.config, [DEAD_LETTER_QUEUE.name, *rpc_queues])
     except Exception as error:  # the broker away: the identity check above says so already
-        return {"ok": False, "error": f"{type(error).__name__}: {error}"[:200]}
-    return {"ok": count == 0, "queue": DEAD_LETTER_QUEUE.name, "messages": count}
+        failed = {"ok": False, "error": f"{type(error).__name__}: {error}"[:200]}
+        return failed, dict(failed)
+    messages = counts[DEAD_LETTER_QUEUE.name][0]
+    listening = {name: counts[queue][1] > 0 for queue, name in rpc_queues.items()}
+    return ({"ok": messages == 0, "queue": DEAD_LETTER_QUEUE.name, "messages": messages},
+            {"ok": all(listening.values()), "listening": listening})

@@ -123,13 +123,6 @@ def dead_letters(config):
     return queue_counts(config, [DEAD_LETTER_QUEUE.name])[DEAD_LETTER_QUEUE.name][0]
 
 
-def rpc_consumers(config, services):
-    """{service: how many consumers its RPC queue (`rpc-<service>`) has}: 0 for a service not listening (stopped,
-    starting, or never started: its queue does not exist)."""
-    counts = queue_counts(config, [f"rpc-{service}" for service in services])
-    return {service: counts[f"rpc-{service}"][1] for service in services}
-
-
 def queue_counts(config, names):
     """{queue: (messages, consumers)} on one connection, (0, 0) for a queue that does not exist."""
     counts = {}
