@@ -33,8 +33,14 @@ FOLLOWED = tuple(APPLICATIONS)
 
 
 # Processes a deployment may run several of on one machine (runtime.launch: STRATUM_GATEWAY_PROCESSES): the gateway
-# holds no truth of its own (the read store and the services do), and its copies share the HTTP port through the
-# kernel's SO_REUSEPORT, which hands each new connection to one of them.
+# holds no truth of its own, and its copies share the HTTP port through the kernel's SO_REUSEPORT, which hands each
+# new connection to one of them. What a gateway keeps in memory is a cache or a per-process turn: sessions,
+# idempotency keys (claimed with an insert that another process's same key waits on) and positions live in the read
+# store; a feed's position only grows and appliers take turns in the database (gateway.readstore._take_turn), so two
+# gateways catching up one feed apply each event once; the follower's "reached" memory, kept plans and totals'
+# estimates are its own; the event stream polls the store; signed links and CSRF tokens need only the shared secret
+# key. What is weaker per process, and made whole: the per-address login limit (gateway.ratelimit: a share each).
+# What costs more: commands batch per process (shared.rpc), so each service's transactions carry fewer of them.
 REPLICATED = ("gateway",)
 REPLICA_MARK = "-"  # the second gateway is "gateway-2": its log lines and readiness body say which copy speaks
 
