@@ -30,8 +30,9 @@ PING_IDLE_SECONDS = 1.0
 
 
 def gateway_processes(config):
-    """How many gateway processes the deployment runs: STRATUM_GATEWAY_PROCESSES (1 by default: a second one on
-    this 2-core machine cost +30 % gateway CPU per order and doubled the live lag, bench/README.md "Round 7").
+    """How many gateway processes the deployment runs: STRATUM_GATEWAY_PROCESSES (1 by default: on a busy 2-core
+    machine a second one took no more orders/s for the same CPU, and the live lag at load grew, bench/README.md
+    "Round 7").
     runtime.launch starts that many on one port; the gateway splits its per-address login limit between them
     (gateway.ratelimit). Behind compose or Kubernetes, where each replica is a container of its own, set it to the
     number of gateway replicas."""
