@@ -42,8 +42,9 @@ test-faults: install
 catalogue: install
 	$(PY) -m tools.catalogue_generate
 
+# the write path (ARGS="--sqlite", "--gateways 2", "--requests 2000")
 bench: install
-	$(PY) -m bench.write_path
+	$(PY) -m bench.write_path $(ARGS)
 
 bench-analysis: install
 	$(PY) -m bench.analysis

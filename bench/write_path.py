@@ -1,13 +1,17 @@
 """Write-path benchmark: how fast Stratum takes orders over HTTP, and how close that is to what PostgreSQL allows.
 
-    python -m bench.write_path [--requests 800] [--clients 16] [--lag-samples 100]      (or `make bench`)
+    python -m bench.write_path [--requests 800] [--clients 16] [--lag-samples 100] [--sqlite] [--gateways N]
+                                                                                        (or `make bench ARGS=…`)
 
 One run builds a throwaway PostgreSQL database and RabbitMQ vhost, migrates, starts every process of
-runtime.topology (the services, the projector, the gateway) as subprocesses, as `make run` does, and measures:
+runtime.topology (the services, the projector, the gateway: as many gateway processes on the one port as
+--gateways or STRATUM_GATEWAY_PROCESSES says, else one) as subprocesses, as `make run` does,
+and measures:
 
 (a) throughput: concurrent clients POST /order/; orders/s and latency p50/p99; and the server CPU each Stratum
-    process spent per order meanwhile (utime + stime from /proc/<pid>/stat before and after), with PostgreSQL's
-    backends for this database and the RabbitMQ node beside them for information (those servers are shared);
+    process (each gateway process apart, and all of them together) spent per order meanwhile (utime + stime from
+    /proc/<pid>/stat before and after), with PostgreSQL's backends for this database and the RabbitMQ node beside
+    them for information (those servers are shared);
 (a′) live lag at load (issue 12's goal: p99 < 50 ms), during (a): for each order event stored meanwhile, the time
     from its notification being committed in the orders event store to the read side's tracking position for
     `orders` reaching it (moved by the projector or by the gateway's catch-up for read-your-writes), seen by a
@@ -54,7 +58,7 @@ from bench.stats import percentile
 from gateway.readstore import read_store_url
 from gateway.tables import READ_SCHEMA
 from runtime.config import build_config
-from runtime.topology import APPLICATIONS, PROCESSES
+from runtime.topology import APPLICATIONS, gateway_processes, instances, process_of
 from shared.settings import event_store_env
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,7 +132,7 @@ def free_port():
         return sock.getsockname()[1]
 
 
-def service_env(postgres_dsn, amqp_uri, port, data_dir):
+def service_env(postgres_dsn, amqp_uri, port, data_dir, gateways=None):
     """The environment of every Stratum process: ours, with no STRATUM_* or AMQP_URI leaking in from the caller."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUM_") and k != "AMQP_URI"}
     env.update({
@@ -142,6 +146,8 @@ def service_env(postgres_dsn, amqp_uri, port, data_dir):
         "PSYCOPG_WAIT_FUNC": "wait_select",
         "PYTHONPATH": str(ROOT),
     })
+    if gateways:
+        env["STRATUM_GATEWAY_PROCESSES"] = str(gateways)
     return env
 
 
@@ -157,11 +163,12 @@ def run_migrate(env):
 
 @contextlib.contextmanager
 def running_system(env, log_dir):
-    """Start every process of runtime.topology; yield {name: Popen}. Each one's output goes to a file in log_dir,
-    whose tail is printed if anything fails while they run."""
+    """Start every process of runtime.topology (the gateway's copies too: runtime.topology.instances); yield
+    {instance name: Popen}. Each one's output goes to a file in log_dir, whose tail is printed if anything fails
+    while they run."""
     processes = {}
     try:
-        for name in PROCESSES:
+        for name in instances(build_config(environ=env)):
             with open(Path(log_dir) / f"{name}.log", "wb") as out:
                 processes[name] = subprocess.Popen(
                     [sys.executable, "-m", "runtime.serve", name], env=env, cwd=ROOT,
@@ -627,7 +634,9 @@ def report_lines(report):
         f"machine: nproc {facts['nproc']} · PostgreSQL {facts['postgresql']} "
         f"(synchronous_commit={facts['synchronous_commit']}, fsync={facts['fsync']}) · "
         f"RabbitMQ {facts['rabbitmq'] or 'n/a'} · Python {facts['python']} · psycopg {facts['psycopg']}",
-        f"system:  {', '.join(report['processes'])} (one OS process each, max_workers {report['max_workers']})",
+        f"system:  {', '.join(report['processes'])} (one OS process each, max_workers {report['max_workers']}; "
+        f"{report['gateway_processes']} gateway process{'es' if report['gateway_processes'] > 1 else ''} on the "
+        "one port)",
         "",
         f"(a) throughput      {a['orders_per_s']:8.1f} orders/s   {p50_p99(a['latency'])}",
         f"{indent}{a['succeeded']}/{a['requests']} POST /order/ → 201 from {a['clients']} clients "
@@ -697,6 +706,10 @@ def cpu_lines(cpu, nproc, indent):
     lines = [f"{indent}server CPU per order during (a), from /proc/<pid>/stat (utime + stime):"]
     for name, figures in sorted(cpu["processes"].items(), key=lambda item: -item[1]["cpu_s"]):
         lines.append(f"{indent}  {name:<14} {_ms(figures['ms_per_order']):>10}")
+    gateways = [figures for name, figures in cpu["processes"].items() if process_of(name) == "gateway"]
+    if len(gateways) > 1:
+        together = sum(figures["ms_per_order"] or 0 for figures in gateways)
+        lines.append(f"{indent}  {'(gateways: ' + str(len(gateways)) + ')':<14} {_ms(together):>10}   together")
     lines.append(f"{indent}  {'total':<14} {_ms(cpu['total_ms_per_order']):>10}   "
                  f"(at most {_orders_per_s(cpu['total_ms_per_order'], nproc)} orders/s on {nproc} cores)")
     for group, figures in cpu["infrastructure"].items():
@@ -724,12 +737,14 @@ def parse_args(argv):
     parser.add_argument("--requests", type=int, default=800, help="orders POSTed in (a); rows inserted in (c)")
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients in (a)")
     parser.add_argument("--lag-samples", type=int, default=100, help="sequential samples in (b)")
+    parser.add_argument("--gateways", type=int, default=None,
+                        help="gateway processes sharing the HTTP port (default: STRATUM_GATEWAY_PROCESSES, else 1)")
     parser.add_argument("--sqlite", action="store_true",
                         help="event stores and read side on SQLite files (the default deployment); ceiling (c) on "
                              "a SQLite file too")
     args = parser.parse_args(argv)
-    if min(args.requests, args.clients, args.lag_samples) < 1:
-        parser.error("--requests, --clients and --lag-samples must be at least 1")
+    if min(args.requests, args.clients, args.lag_samples, args.gateways or 1) < 1:
+        parser.error("--requests, --clients, --lag-samples and --gateways must be at least 1")
     return args
 
 
@@ -738,7 +753,8 @@ def run(args):
     with throwaway_database(PG_ADMIN_DSN) as dsn, throwaway_vhost(AMQP_BASE) as amqp_uri, \
             tempfile.TemporaryDirectory(prefix="stratum-bench-") as workdir:
         port = free_port()
-        env = service_env("" if args.sqlite else dsn, amqp_uri, port, workdir)
+        env = service_env("" if args.sqlite else dsn, amqp_uri, port, workdir,
+                          args.gateways or os.environ.get("STRATUM_GATEWAY_PROCESSES"))
         run_migrate(env)
         log(f"(c) ceiling: {args.requests} raw transactions, before the services start")
         ceiling = measure_sqlite_ceiling(workdir, args.requests) if args.sqlite else measure_ceiling(dsn, args.requests)
@@ -775,7 +791,8 @@ def run(args):
         "live_lag": live_lag,
         "lag": lag,
         "ceiling": ceiling,
-        "processes": list(PROCESSES),
+        "processes": list(instances(build_config(environ=env))),
+        "gateway_processes": gateway_processes(build_config(environ=env)),
         "max_workers": build_config(environ=env)["max_workers"],
         "settings": {"requests": args.requests, "clients": args.clients, "lag_samples": args.lag_samples,
                      "storage": "sqlite" if args.sqlite else "postgresql"},

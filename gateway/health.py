@@ -4,7 +4,12 @@ Ready means a client can use Stratum now: the identity service answers, it has c
 and this gateway's read side holds the identity feed at least that far, so the bootstrap administrator can log in.
 Until then the answer is 503 with Retry-After and a JSON body saying what is not ready. The body also lists events the
 read side parked and counts the messages in the dead-letter queue (it serves, but those resources are stale until they apply: the projector retries them). The check catches the read
-side up itself (as a write does), so it does not depend on the projector being up."""
+side up itself (as a write does), so it does not depend on the projector being up.
+
+Several gateway processes may share the port (runtime.topology.instances): each answers for itself, but they share
+the read store, so one ready means the read side is ready for all; the kernel gives connections only to those
+listening already. `gateway` in the body names the one that answered ("gateway", "gateway-2", …: its log lines carry
+the same name), for an operator chasing one copy; no process id leaves the machine."""
 import logging
 import time
 
@@ -47,10 +52,11 @@ def readiness(gateway):
             waiting_for = "the read side to catch up with the identity feed"
     checks["projection"] = _projection(gateway)
     checks["dead_letter_queue"], checks["services"] = _broker_checks(gateway)
+    instance = gateway.config.get("STRATUM_INSTANCE") or "gateway"
     if waiting_for:
-        return json_response({"status": "not ready", "waiting_for": waiting_for, "checks": checks}, 503,
-                             headers={"Retry-After": "1"})
-    return json_response({"status": "ready", "checks": checks})
+        return json_response({"status": "not ready", "waiting_for": waiting_for, "gateway": instance,
+                              "checks": checks}, 503, headers={"Retry-After": "1"})
+    return json_response({"status": "ready", "gateway": instance, "checks": checks})
 
 
 def _projection(gateway):

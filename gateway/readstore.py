@@ -256,15 +256,19 @@ class ReadStore:
             return dict(conn.execute(select(tracking.c.application, tracking.c.position)).all())
 
     @reconnecting
-    def apply_feed(self, application, events, last):
+    def apply_feed(self, application, events, last, after=None):
         """Apply the events above our position and move the position to `last`, atomically. Returns the position.
+
+        `after`: the position the events continue (for a writer's slices past a gap). Should the store not hold that
+        far once this applier has its turn, nothing is applied and the store's position is returned: the gap is
+        another applier's to fill, or the caller's to pull.
 
         An event this read database cannot take (written by an older release, say, with a value it refuses) must not
         stop the world: the batch is applied again one event at a time, and what fails is parked with its reason
         (parked_events, logged as an error), as is every later event of the same resource, whose document stays as
         it was before the failure rather than go on from a change it never saw. Everything else is applied."""
         try:
-            return self._apply_feed(application, events, last, one_by_one=False)
+            return self._apply_feed(application, events, last, after, one_by_one=False)
         except DBAPIError as error:
             if error.connection_invalidated or (not self.is_sqlite and isinstance(error, OperationalError)):
                 raise  # an outage, not a bad event: `reconnecting` tries again
@@ -274,9 +278,9 @@ class ReadStore:
         log.error("applying %s's feed up to %s failed (%s); applying it event by event", application, last,
                   _reason(failure))
         self._from_zero = None  # the event-by-event writes are not counted in it: the rest of the load reads as usual
-        return self._apply_feed(application, events, last, one_by_one=True)
+        return self._apply_feed(application, events, last, after, one_by_one=True)
 
-    def _apply_feed(self, application, events, last, one_by_one):
+    def _apply_feed(self, application, events, last, after, one_by_one):
         with _collector_paused(), self._write() as conn:
             self._take_turn(conn)
             if self._bulk and not self.is_sqlite:
@@ -288,6 +292,8 @@ class ReadStore:
                 conn.execute(_insert(conn)(tracking).values(application=application, position=0)
                              .on_conflict_do_nothing())
                 current = self._locked_position(conn, application)
+            if after is not None and current < after:
+                return current  # a gap before these events, still open
             held = set(conn.execute(select(parked_events.c.uuid)
                                     .where(parked_events.c.application == application)).scalars())
             fresh = [item for item in events if item["position"] > current]

@@ -15,7 +15,7 @@ from gateway import apidocs, computed, files, health, listing, special, stream, 
 from gateway.auth import SESSION_COOKIE, authenticate, caller_for_key, csrf_token, csrf_valid
 from gateway.bodies import read_payload
 from gateway.http import ANY_METHOD, http, is_outage, json_response
-from gateway.ratelimit import FailedLogins
+from gateway.ratelimit import LoginLimit
 from gateway.readside import ReadSide
 from gateway.readstore import Scope
 from gateway.references import check_references, check_related
@@ -33,7 +33,6 @@ VERSION = "0.1.0"
 IGNORED_FIELDS = "Stratum-Ignored-Fields"
 DEPLOYED = datetime.now(timezone.utc).date().isoformat()
 log = logging.getLogger(__name__)
-FAILED_LOGINS = FailedLogins()  # per gateway process
 _VERB_OF = {("collection", "GET"): "LIST", ("collection", "POST"): "POST",
             ("item", "GET"): "GET", ("item", "PUT"): "PUT", ("item", "DELETE"): "DELETE"}
 
@@ -53,6 +52,7 @@ class GatewayService:
     config = Config()
     blobs = Blobs()
     routes = Routes()
+    failed_logins = LoginLimit()  # per gateway process, its share of the limit: gateway.ratelimit
 
     # -- public ---------------------------------------------------------------------------------------------
 
@@ -148,7 +148,8 @@ class GatewayService:
         name = payload.get("username") or payload.get("email")
         if not isinstance(name, str) or not name.strip():
             raise InvalidPayload("The field 'username' (or 'email') is required.", field="username")
-        FAILED_LOGINS.check(request.remote_addr or "unknown")  # an address locked out of logins asks nothing either
+        # an address locked out of logins asks nothing either
+        self.failed_logins.check(request.remote_addr or "unknown")
         self.services.call("identity", "request_password_reset", name)
         return json_response({"detail": "If an account with this name exists, an e-mail with a password reset token "
                                         "is on its way to it. The token works once, within the hour."}, 202)
@@ -164,12 +165,12 @@ class GatewayService:
             if not isinstance(payload.get(name), str) or not payload[name]:
                 raise InvalidPayload(f"The field '{name}' is required.", field=name)
         address = request.remote_addr or "unknown"
-        FAILED_LOGINS.check(address)
+        self.failed_logins.check(address)
         try:
             result = self.services.call("identity", "reset_password", payload["token"], payload["password"])
         except InvalidPayload as refused:
             if refused.field == "token":
-                FAILED_LOGINS.failed(address)
+                self.failed_logins.failed(address)
             raise
         self._catch_up(result)
         return json_response(None, 204)
@@ -181,11 +182,11 @@ class GatewayService:
             if not isinstance(value, str) or not value:
                 raise InvalidPayload(f"The field '{name}' is required.", field=name)
         address = request.remote_addr or "unknown"
-        FAILED_LOGINS.check(address)
+        self.failed_logins.check(address)
         try:
             result = self.services.call("identity", "login", username, password)
         except Unauthorized:
-            FAILED_LOGINS.failed(address)
+            self.failed_logins.failed(address)
             raise
         self._catch_up(result)
         caller = caller_for_key(self.read.store, result["session_key"], self.config)

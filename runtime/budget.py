@@ -11,7 +11,7 @@ import inspect
 
 from nameko.extensions import DependencyProvider
 
-from runtime.topology import PROCESSES, load
+from runtime.topology import PROCESSES, instances, load, process_of
 from shared.settings import event_store_pool, postgres_params, read_side_pool
 
 
@@ -38,8 +38,10 @@ def process_connections(service_cls, config):
 
 
 def connection_budget(config, processes=PROCESSES):
-    """{process name: {pool: (kept, at most)}} for the processes of a deployment (one replica each)."""
-    return {name: process_connections(load(dotted), config) for name, dotted in processes.items()}
+    """{instance name: {pool: (kept, at most)}} for the processes of a deployment: one of each, and
+    STRATUM_GATEWAY_PROCESSES gateways (runtime.topology.instances), each with its own pools."""
+    return {name: process_connections(load(processes[process_of(name)]), config)
+            for name in instances(config, processes)}
 
 
 def total(budget):

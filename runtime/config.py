@@ -22,6 +22,9 @@ DEFAULTS = {
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
     "STRATUM_MQTT_PORT": "1884",  # RabbitMQ's MQTT plugin, where machines report (runtime.mqtt; 1883 is often taken)
     "STRATUM_MAX_WORKERS": "10",
+    # gateway processes `make run` starts on STRATUM_PORT (SO_REUSEPORT; shared.settings.gateway_processes); behind
+    # compose or Kubernetes: the number of gateway replicas (the per-address login limit is split between them)
+    "STRATUM_GATEWAY_PROCESSES": "1",
     # PostgreSQL connections (runtime.budget adds them up per process; README "Connection budget"):
     "STRATUM_PG_POOL_SIZE": "2",  # each service's event store: kept open from start…
     "STRATUM_PG_MAX_OVERFLOW": "3",  # …and at most this many more while busy

@@ -4,7 +4,12 @@ reached; enables RabbitMQ's MQTT plugin when it is off (runtime.mqtt), saying so
 
 Supervision: a process that exits is started again after a backoff that doubles on each exit in a row
 (1 s, 2 s, 4 s … capped at 30 s) and starts over once it has run for a minute; each restart is logged, and the
-other processes keep serving meanwhile. Only Ctrl-C or SIGTERM stops everything (callers first)."""
+other processes keep serving meanwhile. Only Ctrl-C or SIGTERM stops everything (callers first).
+
+Several gateway processes (STRATUM_GATEWAY_PROCESSES; runtime.topology.instances) listen on the one port: each
+binds it with SO_REUSEPORT (eventlet.listen does, nameko's WebServer calls it) and the kernel hands every new
+connection to one of them. Each is a child of its own here (its own restarts and backoff, stopped with the callers);
+a machine without SO_REUSEPORT is refused at the start, before the second would fail to bind again and again."""
 import json
 import os
 import signal
@@ -21,7 +26,7 @@ from runtime.budget import connection_budget, describe_budget, server_headroom
 from runtime.config import build_config
 from runtime.migrate import migrate
 from runtime.mqtt import ensure_mqtt_plugin, mqtt_port
-from runtime.topology import PROCESSES
+from runtime.topology import gateway_processes, instances, process_of
 
 BACKOFF_FIRST = 1.0  # seconds before the first restart of a process
 BACKOFF_CAP = 30.0
@@ -88,7 +93,8 @@ class Supervisor:
         """Stop every process (those named in `first` before the rest); no restart happens from here on."""
         self.stopping = True
         self.due.clear()
-        waves = [[n for n in self.processes if n in first], [n for n in self.processes if n not in first]]
+        waves = [[n for n in self.processes if process_of(n) in first],
+                 [n for n in self.processes if process_of(n) not in first]]
         for wave in waves:
             for name in wave:
                 if self.processes[name].poll() is None:
@@ -141,6 +147,27 @@ def broker_reachable(amqp_uri):
             return True
     except OSError:
         return False
+
+
+def reuse_port_works(host):
+    """Whether two sockets can listen on one port of `host` with SO_REUSEPORT (Linux ≥ 3.9, the BSDs), as the
+    gateway processes do: where they cannot, the second gateway's bind fails (EADDRINUSE), over and over."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return False
+    sockets = []
+    try:
+        for _ in range(2):
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, sockets[0].getsockname()[1] if len(sockets) > 1 else 0))
+            sock.listen(1)
+        return True
+    except OSError:
+        return False
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def readiness(url):
@@ -210,8 +237,13 @@ def main():
         warning = server_headroom(config["STRATUM_POSTGRES_DSN"], budget)
         if warning:
             say(f"warning: {warning}")
+    gateways = gateway_processes(config)
+    if gateways > 1 and not reuse_port_works(config["STRATUM_HOST"]):
+        sys.exit(f"stratum: STRATUM_GATEWAY_PROCESSES={gateways}, but this system cannot share a port between "
+                 "processes (SO_REUSEPORT). Set STRATUM_GATEWAY_PROCESSES=1.")
     env = dict(os.environ, PSYCOPG_WAIT_FUNC="wait_select")
-    supervisor = Supervisor({name: [sys.executable, "-m", "runtime.serve", name] for name in PROCESSES}, env=env)
+    supervisor = Supervisor({name: [sys.executable, "-m", "runtime.serve", name] for name in instances(config)},
+                            env=env)
     url = f"http://{config['STRATUM_HOST']}:{config['STRATUM_PORT']}"
     storage = "PostgreSQL" if config["STRATUM_POSTGRES_DSN"] else f"SQLite in {config['STRATUM_DATA_DIR']}"
     supervise(supervisor, tick=ReadyAnnouncer(url, storage))

@@ -1,4 +1,5 @@
-"""Run one Stratum process: `python -m runtime.serve orders` (names in runtime.topology).
+"""Run one Stratum process: `python -m runtime.serve orders` (names in runtime.topology; a gateway's further copies
+are `gateway-2`, `gateway-3` …: runtime.topology.instances).
 
 Like `nameko run`, but the config comes from runtime.config (environment with defaults), so every process and every
 test builds its settings the same way. SIGTERM or SIGINT stops it within STOP_GRACE seconds (stop_within).
@@ -23,19 +24,19 @@ from nameko.runners import ServiceRunner  # noqa: E402
 
 from runtime.budget import describe_process, process_connections  # noqa: E402
 from runtime.config import build_config  # noqa: E402
-from runtime.topology import PROCESSES, load  # noqa: E402
+from runtime.topology import PROCESSES, load, process_of  # noqa: E402
 
 STOP_GRACE = 8  # seconds a stop waits for running workers: inside docker compose's 10 s and Kubernetes' 30 s
 log = logging.getLogger("runtime.serve")
 
 
 def main(argv):
-    if len(argv) != 1 or argv[0] not in PROCESSES:
-        sys.exit(f"usage: python -m runtime.serve {{{'|'.join(PROCESSES)}}}")
+    if len(argv) != 1 or process_of(argv[0]) not in PROCESSES:
+        sys.exit(f"usage: python -m runtime.serve {{{'|'.join(PROCESSES)}}}  (a gateway's copies: gateway-2 …)")
     logging.basicConfig(level=os.environ.get("STRATUM_LOG_LEVEL", "INFO"),
                         format=f"%(asctime)s {argv[0]:>9} %(levelname)s %(name)s: %(message)s")
-    config = build_config()
-    service_cls = load(PROCESSES[argv[0]])
+    config = build_config({"STRATUM_INSTANCE": argv[0]})
+    service_cls = load(PROCESSES[process_of(argv[0])])
     pools = process_connections(service_cls, config)
     if pools:
         log.info("PostgreSQL connections of this process: %s (kept–at most)", describe_process(pools))

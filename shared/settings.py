@@ -29,6 +29,23 @@ def secret_key(config):
 PING_IDLE_SECONDS = 1.0
 
 
+def gateway_processes(config):
+    """How many gateway processes the deployment runs: STRATUM_GATEWAY_PROCESSES (1 by default: on a busy 2-core
+    machine a second one took no more orders/s for the same CPU, and the live lag at load grew, bench/README.md
+    "Round 7").
+    runtime.launch starts that many on one port; the gateway splits its per-address login limit between them
+    (gateway.ratelimit). Behind compose or Kubernetes, where each replica is a container of its own, set it to the
+    number of gateway replicas."""
+    value = str(config.get("STRATUM_GATEWAY_PROCESSES") or "1").strip()
+    try:
+        count = int(value)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 64:
+        raise ValueError(f"STRATUM_GATEWAY_PROCESSES must be a whole number from 1 to 64, not {value!r}")
+    return count
+
+
 def blob_dir(config):
     return config.get("STRATUM_BLOB_DIR") or os.path.join(config["STRATUM_DATA_DIR"], "blobs")
 

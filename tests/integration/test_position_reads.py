@@ -29,3 +29,21 @@ def test_position_reads_open_no_transaction(store):
     assert seen == [ext.TRANSACTION_STATUS_IDLE] * 2
     with store.engine.connect() as conn:  # the connection went back to the pool ready for a writer's transaction
         assert conn.connection.dbapi_connection.autocommit is False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_store(request, tmp_path):
+    read_store = empty_read_store(request, tmp_path)
+    read_store.apply_feed("orders", [], 7)
+    yield read_store
+    read_store.dispose()
+
+
+def test_events_past_a_gap_are_applied_only_once_the_gap_is_filled(any_store):
+    """gateway.follower: a writer's slice past another process's gap is applied at its turn only if the store holds
+    the gap by then; otherwise nothing moves and the writer pulls."""
+    assert any_store.apply_feed("orders", [], 12, after=10) == 7  # 8–10 not held: refused
+    assert any_store.position("orders") == 7
+    assert any_store.apply_feed("orders", [], 10) == 10  # another applier fills the gap
+    assert any_store.apply_feed("orders", [], 12, after=10) == 12
+    assert any_store.apply_feed("orders", [], 11, after=9) == 12  # held already: positions only grow

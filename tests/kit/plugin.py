@@ -102,11 +102,8 @@ def config(storage, amqp_uri, config_overrides):
 @pytest.fixture(scope="module")
 def system(config):
     """Every service, the projector and the gateway, running in this process on the real broker."""
-    from gateway import ratelimit, service
-
-    # The failed-login limit is per gateway process, and every module's system runs in this one: each starts afresh,
-    # so failed logins that modules test on purpose do not add up to a 429 for the modules after them.
-    service.FAILED_LOGINS = ratelimit.FailedLogins()
+    # The failed-login limit is per gateway container (gateway.ratelimit.LoginLimit), so each module's system starts
+    # afresh: failed logins that modules test on purpose do not add up to a 429 for the modules after them.
     running = System(config)
     running.start()
     yield running

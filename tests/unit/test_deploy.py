@@ -46,3 +46,11 @@ def test_kubernetes_runs_and_restarts_every_process():
 def test_kubernetes_pools_are_the_budgeted_defaults():
     data = k8s()["ConfigMap", "stratum"]["data"]
     assert {key: data[key] for key in POOL_SETTINGS} == {key: DEFAULTS[key] for key in POOL_SETTINGS}
+
+
+def test_the_login_limit_is_shared_by_as_many_gateways_as_run():
+    """gateway.ratelimit splits the per-address limit by STRATUM_GATEWAY_PROCESSES: it must be the replica count."""
+    manifests = k8s()
+    assert int(manifests["ConfigMap", "stratum"]["data"]["STRATUM_GATEWAY_PROCESSES"]) == \
+        manifests["Deployment", "gateway"]["spec"]["replicas"]
+    assert compose()["gateway"]["environment"]["STRATUM_GATEWAY_PROCESSES"] == "1"

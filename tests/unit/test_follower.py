@@ -5,14 +5,23 @@ from gateway.follower import Follower
 
 
 class Store:
-    def __init__(self, position=0):
+    """gateway.readstore.ReadStore's position and apply_feed, in memory. `on_turn` runs as an applier gets its turn
+    (another process's transaction commits just before)."""
+
+    def __init__(self, position=0, on_turn=lambda store: None):
         self.at = position
         self.applied = []  # (events' positions, last) per transaction
+        self.gaps_open = []  # (after, the position held) for each apply refused: its gap still open at the turn
+        self.on_turn = on_turn
 
     def position(self, application):
         return self.at
 
-    def apply_feed(self, application, events, last):
+    def apply_feed(self, application, events, last, after=None):
+        self.on_turn(self)
+        if after is not None and self.at < after:
+            self.gaps_open.append((after, self.at))
+            return self.at
         fresh = [e["position"] for e in events if e["position"] > self.at]
         self.applied.append((fresh, last))
         self.at = max(self.at, last)
@@ -45,6 +54,16 @@ def test_news_after_a_gap_is_not_applied_the_gap_is_pulled():
     store, fetch = Store(10), feed_from([11, 12, 14])
     Follower(store).catch_up("orders", fetch, until=14, news=news(13, 14, 14))
     assert fetch.pulls == [11] and store.applied == [([11, 12, 14], 14)]
+    assert store.gaps_open == [(12, 10)]  # tried once the turn came: the gap was still open
+
+
+def test_news_after_a_gap_another_process_fills_by_the_turn_is_applied_without_a_pull():
+    def another_gateway_applies_11_and_12(store):
+        store.at = max(store.at, 12)
+
+    store, fetch = Store(10, on_turn=another_gateway_applies_11_and_12), feed_from([11, 12, 14])
+    assert Follower(store).catch_up("orders", fetch, until=14, news=news(13, 14, 14)) == 14
+    assert fetch.pulls == [] and store.applied == [([14], 14)] and store.gaps_open == []
 
 
 def test_news_waiting_on_the_board_is_applied_in_one_transaction_by_whoever_gets_the_turn():
