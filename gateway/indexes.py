@@ -40,6 +40,7 @@ catalogue field), recorded per resource in `list_keys_schema`. Plain CREATE INDE
 run in a transaction): the refill of a big resource locks its list keys while the migrate step runs.
 """
 import hashlib
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -50,6 +51,7 @@ from sqlalchemy.types import TypeDecorator
 
 from gateway.tables import READ_SCHEMA, dialect_insert
 from shared import catalogue
+from shared.access import OWNED_BY_USER
 
 metadata = MetaData()
 SCALAR = {"integer": "integer", "number": "number", "boolean": "boolean"}
@@ -104,6 +106,97 @@ def indexed_fields(spec):
 def listable():
     return [spec for spec in catalogue.catalogue().values()
             if "LIST" in spec.verbs and not spec.special and spec.name != "event"]
+
+
+# -- which fields have an index ----------------------------------------------------------------------------------
+# One index per field cost ~150 MB of a 268 MB read side at 10,000 orders, ~0.3 ms of each order document's write and
+# a large share of a rebuild's end, and a bureau filters and sorts on a handful of fields per resource. So only what
+# every LIST of a resource uses is indexed from the start (ALWAYS below); any other field's index is built the first
+# time a LIST filters or sorts on it (gateway.list_index_builds), recorded in `list_key_indexes` so that the migrate
+# step and a rebuild's end build it again. Until it exists the LIST is still answered, from a scan of the bureau's
+# rows of the list keys (on the `created` index, the bureau its first column).
+
+# The fields indexed whether used or not: `created` (the default sort, and the tie-break of every sort), the fields
+# the catalogue filters every LIST of the resource on (its required and default filters, e.g. a line item's type),
+# and the field naming a resource's owner, which every caller's LIST of it filters on (shared.access.OWNED_BY_USER).
+LIST_INDEXES = "STRATUM_LIST_INDEXES"  # "all": every field's index from the start (the releases before this one)
+
+used_indexes = Table(
+    "list_key_indexes", metadata,
+    Column("resource", String(64), primary_key=True),
+    Column("field", String(200), primary_key=True),
+    Column("state", String(16), nullable=False),  # "requested", then "built" once its index is valid
+)
+
+
+def every_field_indexed():
+    return os.environ.get(LIST_INDEXES, "").strip().lower() == "all"
+
+
+def always_indexed(spec):
+    """The fields of `spec` indexed whether a LIST used them or not (see above)."""
+    fields = indexed_fields(spec)
+    wanted = {"created", *spec.required_filters, *spec.default_filters}
+    if spec.name in OWNED_BY_USER:
+        wanted.add(OWNED_BY_USER[spec.name])
+    return {field for field in wanted if field in fields}
+
+
+def built_fields(spec, used=()):
+    """The fields of `spec` whose index is built: the always-indexed ones and those of `used` that have a list key
+    (every field's under STRATUM_LIST_INDEXES=all)."""
+    fields = indexed_fields(spec)
+    if every_field_indexed():
+        return set(fields)
+    return always_indexed(spec) | {field for field in used if field in fields}
+
+
+def lazily_indexed(resource, fields):
+    """Those of `fields` whose index a LIST of `resource` asks for on first use (none of a resource without list
+    keys, of an always-indexed field, or under STRATUM_LIST_INDEXES=all)."""
+    spec = catalogue.catalogue().get(resource)
+    if every_field_indexed() or spec is None or keys_table(resource) is None:
+        return []
+    have, always = indexed_fields(spec), always_indexed(spec)
+    return [field for field in dict.fromkeys(fields) if field in have and field not in always]
+
+
+def recorded(conn):
+    """{resource: {field}} of the fields whose index some LIST asked for (the table is created if missing)."""
+    used_indexes.create(conn, checkfirst=True)
+    used = {}
+    for resource, field in conn.execute(select(used_indexes.c.resource, used_indexes.c.field)):
+        used.setdefault(resource, set()).add(field)
+    return used
+
+
+def index_name(resource, field):
+    return _index_name(_table_name(resource), field)
+
+
+def index_statement(resource, field, dialect, concurrently=False):
+    """CREATE INDEX of `field`'s list key: (bureau, value, id), a filter, a sort and a keyset page within a bureau.
+    `concurrently`: PostgreSQL's build that lets writes go on (outside a transaction)."""
+    table = _table_name(resource)
+    target = f"{_ident(READ_SCHEMA)}.{_ident(table)}" if dialect == "postgresql" else _ident(table)
+    how = " CONCURRENTLY" if concurrently else ""
+    return (f"CREATE INDEX{how} IF NOT EXISTS {_ident(_index_name(table, field))} ON {target} "
+            f"(bureau, {_ident(column_name(field))}, id)")
+
+
+def build_lock_key(resource, field):
+    """The advisory lock key of one list-key index's builders (PostgreSQL): a signed 64-bit number from its name."""
+    return int.from_bytes(hashlib.sha1(f"list index {resource}.{field}".encode()).digest()[:8], "big", signed=True)
+
+
+def invalid_list_indexes(conn):
+    """{index name} of the list keys' indexes PostgreSQL holds as invalid: a CREATE INDEX CONCURRENTLY that failed
+    or was cut short (a crash) leaves its index so, never used by the planner and never finished. Also those being
+    built right now look so: check a builder's advisory lock (build_lock_key) before dropping one."""
+    rows = conn.execute(text(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON "
+        "n.oid = c.relnamespace WHERE n.nspname = :schema AND NOT i.indisvalid"), {"schema": READ_SCHEMA})
+    return {row[0] for row in rows}
 
 
 def _table_name(resource):
@@ -187,17 +280,21 @@ def _ident(name):
     return '"' + name.replace('"', '""') + '"'
 
 
-def statements(resource, dialect):
+def statements(resource, dialect, used=()):
     """The DDL of one resource's list keys: table, triggers (and, on PostgreSQL, the trigger function), the fill from
-    `documents`, then the indexes (built once over the filled rows: a sort, not one insertion per row)."""
-    parts = _parts(resource, dialect)
+    `documents`, then the indexes of the always-indexed fields and of `used` (built once over the filled rows: a
+    sort, not one insertion per row)."""
+    parts = _parts(resource, dialect, used)
     return parts["table"] + parts["maintain"] + [parts["fill"]] + parts["indexes"]
 
 
-def _parts(resource, dialect):
+def _parts(resource, dialect, used=()):
+    """The DDL of one resource's list keys; "indexes" builds those of built_fields(spec, used), "drop_indexes"
+    drops every field's, and "every_index" (the digest's) names every field's, whatever is built."""
     spec = catalogue.catalogue()[resource]
     table = _table_name(resource)
     fields = indexed_fields(spec)
+    built = built_fields(spec, used)
     pg = dialect == "postgresql"
     q = (lambda name: f"{_ident(READ_SCHEMA)}.{_ident(name)}") if pg else _ident
     types = {"integer": "BIGINT", "number": "DOUBLE PRECISION", "boolean": "BOOLEAN", "text": "TEXT"}
@@ -205,8 +302,8 @@ def _parts(resource, dialect):
     columns = ", ".join(f"{_ident(column_name(f))} {types[k] if pg else ''}".rstrip() for f, k in fields.items())
     parts = {"table": [f"CREATE TABLE IF NOT EXISTS {q(table)} (path VARCHAR(200) PRIMARY KEY, bureau INTEGER, "
                        f"id {'UUID NOT NULL' if pg else 'NOT NULL'}, {columns})"],
-             "indexes": [f"CREATE INDEX IF NOT EXISTS {_ident(_index_name(table, field))} ON {q(table)} "
-                         f"(bureau, {_ident(column_name(field))}, id)" for field in fields],
+             "indexes": [index_statement(resource, field, dialect) for field in fields if field in built],
+             "every_index": [index_statement(resource, field, dialect) for field in fields],
              "drop_indexes": [f"DROP INDEX IF EXISTS {q(_index_name(table, field))}" for field in fields],
              "empty": f"DELETE FROM {q(table)}"}
     names = ", ".join(_ident(column_name(f)) for f in fields)
@@ -308,8 +405,10 @@ def _drop(resource, dialect, conn):
 
 
 def digest(resource, dialect):
+    """The resource's generated definition. Every field's index counts, built or not (so an index built on first use
+    changes nothing here, and the digests of the releases that built them all still match)."""
     parts = _parts(resource, dialect)  # in the order of the releases before statements() built indexes last
-    return hashlib.sha256("\n".join(parts["table"] + parts["indexes"] + parts["maintain"] + [parts["fill"]])
+    return hashlib.sha256("\n".join(parts["table"] + parts["every_index"] + parts["maintain"] + [parts["fill"]])
                           .encode()).hexdigest()
 
 
@@ -392,6 +491,7 @@ def create(conn, finish_load=True):
     interrupted = known.pop(SUSPENDED, None) is not None  # a bulk load that did not finish: resumed below
     if pg:
         conn.exec_driver_sql(_pg_tenant_function())
+    used = recorded(conn)
     wanted_digests = {spec.name: digest(spec.name, dialect) for spec in listable()}
     outdated = [spec for spec in listable() if known.get(spec.name) != wanted_digests[spec.name]]
     if outdated:
@@ -400,7 +500,7 @@ def create(conn, finish_load=True):
         wanted = wanted_digests[spec.name]
         if spec.name in known:
             _drop(spec.name, dialect, conn)  # its fields changed: rebuilt and refilled below
-        for statement in statements(spec.name, dialect):
+        for statement in statements(spec.name, dialect, used.get(spec.name, ())):
             conn.exec_driver_sql(statement)
         if spec.name in known:
             conn.execute(schema_versions.update().where(schema_versions.c.resource == spec.name)
@@ -410,6 +510,7 @@ def create(conn, finish_load=True):
     if pg:
         for statement in _pg_dispatcher([spec.name for spec in listable()]):
             conn.exec_driver_sql(statement)
+    _build_used(conn, used, skip={spec.name for spec in outdated})
     if not finish_load:
         if interrupted and pg:  # the dispatcher was made again, enabled: still suspended until finish_bulk_load
             conn.exec_driver_sql(f"ALTER TABLE {_ident(READ_SCHEMA)}.documents DISABLE TRIGGER list_keys_sync")
@@ -417,6 +518,31 @@ def create(conn, finish_load=True):
     if interrupted:
         resume(conn)
     create_bulk_indexes(conn)
+
+
+def _build_used(conn, used, skip=()):
+    """Build, in `conn`'s transaction, the recorded indexes (`used`) that are missing, of the resources not in `skip`
+    (just made with theirs), and mark them all built: a build on first use that a crash cut short, or that did not
+    start. PostgreSQL: an index that a crashed CREATE INDEX CONCURRENTLY left invalid is dropped and built again,
+    unless a builder holds its lock (then it is being built right now, and its builder finishes it)."""
+    dialect = conn.dialect.name
+    pg = dialect == "postgresql"
+    invalid = invalid_list_indexes(conn) if pg else set()
+    for resource, fields in sorted(used.items()):
+        if keys_table(resource) is None:
+            continue  # no longer a listable resource: nothing to build
+        for field in sorted(fields & set(indexed_fields(catalogue.catalogue()[resource]))):
+            if resource in skip:
+                continue
+            name = index_name(resource, field)
+            if name in invalid:
+                if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                    {"key": build_lock_key(resource, field)}).scalar():
+                    continue  # being built by a gateway right now
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_ident(READ_SCHEMA)}.{_ident(name)}")
+            conn.exec_driver_sql(index_statement(resource, field, dialect))
+    if used:
+        conn.execute(used_indexes.update().where(used_indexes.c.state != "built").values(state="built"))
 
 
 def _bulk_indexes():
@@ -502,10 +628,11 @@ def resume(conn):
     upkeep. A resource with documents gets its indexes dropped, its rows filled, its indexes built."""
     dialect = conn.dialect.name
     present = _keep_list_keys(conn)
+    used = recorded(conn)
     conn.exec_driver_sql(_number_tenants(dialect))
     for spec in listable():
         upkeep = [] if dialect == "postgresql" else _parts(spec.name, dialect)["maintain"]  # PostgreSQL kept its own
-        for statement in upkeep + _refill(spec.name, dialect, spec.name in present):
+        for statement in upkeep + _refill(spec.name, dialect, spec.name in present, used.get(spec.name, ())):
             conn.exec_driver_sql(statement)
     conn.execute(schema_versions.delete().where(schema_versions.c.resource == SUSPENDED))
 
@@ -521,10 +648,11 @@ def _keep_list_keys(conn):
     return {row[0] for row in conn.exec_driver_sql(f"SELECT DISTINCT resource FROM {documents} WHERE NOT deleted")}
 
 
-def _refill(resource, dialect, present):
-    """One resource's list keys emptied and, if it has live documents, its indexes dropped, its rows filled from
-    `documents` and its indexes built over them."""
-    parts = _parts(resource, dialect)
+def _refill(resource, dialect, present, used=()):
+    """One resource's list keys emptied and, if it has live documents, its indexes dropped (every field's: what an
+    earlier release built too), its rows filled from `documents` and the indexes of the always-indexed fields and
+    of `used` built over them."""
+    parts = _parts(resource, dialect, used)
     return [parts["empty"]] + (parts["drop_indexes"] + [parts["fill"]] + parts["indexes"] if present else [])
 
 
@@ -551,10 +679,12 @@ def finish_bulk_load(engine, take_turn, connections=BULK_LOAD_CONNECTIONS):
             create_bulk_indexes(conn)
             return
         present = _keep_list_keys(conn)
+        used = recorded(conn)
         connections = min(connections, _spare_connections(engine))
         bulk = _bulk_index_statements("postgresql")
         here = [statement for table, statement in bulk if table == "documents"]  # see below
-        refills = [_refill(name, "postgresql", True) for name in sorted(present) if keys_table(name) is not None]
+        refills = [_refill(name, "postgresql", True, used.get(name, ())) for name in sorted(present)
+                   if keys_table(name) is not None]
         refills.sort(key=lambda job: -sum(statement.startswith("CREATE INDEX") for statement in job))
         absent = [spec.name for spec in listable() if spec.name not in present]  # emptied only: one job for all
         # the longest first, so both connections end at about one time: the bulk indexes (the audit rows, several an
