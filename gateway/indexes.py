@@ -193,10 +193,7 @@ def invalid_list_indexes(conn):
     """{index name} of the list keys' indexes PostgreSQL holds as invalid: a CREATE INDEX CONCURRENTLY that failed
     or was cut short (a crash) leaves its index so, never used by the planner and never finished. Also those being
     built right now look so: check a builder's advisory lock (build_lock_key) before dropping one."""
-    rows = conn.execute(text(
-        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON "
-        "n.oid = c.relnamespace WHERE n.nspname = :schema AND NOT i.indisvalid"), {"schema": READ_SCHEMA})
-    return {row[0] for row in rows}
+    return _list_indexes_present(conn)[1]
 
 
 def _table_name(resource):
@@ -527,22 +524,30 @@ def _build_used(conn, used, skip=()):
     unless a builder holds its lock (then it is being built right now, and its builder finishes it)."""
     dialect = conn.dialect.name
     pg = dialect == "postgresql"
-    invalid = invalid_list_indexes(conn) if pg else set()
+    present, invalid = _list_indexes_present(conn) if pg else (set(), set())
     for resource, fields in sorted(used.items()):
-        if keys_table(resource) is None:
-            continue  # no longer a listable resource: nothing to build
+        if keys_table(resource) is None or resource in skip:
+            continue  # no longer a listable resource, or just made with its indexes
         for field in sorted(fields & set(indexed_fields(catalogue.catalogue()[resource]))):
-            if resource in skip:
-                continue
             name = index_name(resource, field)
+            if pg and name in present and name not in invalid:
+                continue  # built (not even a CREATE … IF NOT EXISTS: it would wait for a build on the same table)
+            if pg and not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                       {"key": build_lock_key(resource, field)}).scalar():
+                continue  # a gateway builds it right now (waiting here, each build would wait for the other)
             if name in invalid:
-                if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
-                                    {"key": build_lock_key(resource, field)}).scalar():
-                    continue  # being built by a gateway right now
                 conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_ident(READ_SCHEMA)}.{_ident(name)}")
             conn.exec_driver_sql(index_statement(resource, field, dialect))
     if used:
         conn.execute(used_indexes.update().where(used_indexes.c.state != "built").values(state="built"))
+
+
+def _list_indexes_present(conn):
+    """PostgreSQL: ({index name} of the read side's schema, {those of them invalid})."""
+    rows = conn.execute(text(
+        "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = :schema"), {"schema": READ_SCHEMA}).all()
+    return {name for name, _ in rows}, {name for name, valid in rows if not valid}
 
 
 def _bulk_indexes():
