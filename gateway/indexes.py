@@ -8,8 +8,10 @@ its own table of list keys, generated from the catalogue:
 
     lk_<resource>(path PRIMARY KEY, bureau, id, f_<field> for each scalar field, f_created)
 
-with one index per field on (bureau, f_<field>, id): a filter, a sort and a keyset page of one resource plan
-against that resource's few indexes only. A row exists for each live (not deleted) document of the resource.
+with an index on (bureau, f_<field>, id) for each field a LIST uses: a filter, a sort and a keyset page of one
+resource plan against that resource's few indexes only. A field's index is built on its first use (see "which fields
+have an index" below; STRATUM_LIST_INDEXES=all builds every field's from the start, as the releases before did). A
+row exists for each live (not deleted) document of the resource.
 
 The entries are compact, since an order has ~48 of them (in the release before, bureau and path text made the list
 keys 70 % of the read side): `bureau` is a small integer naming the bureau's path in `tenants` (NULL: no bureau,
@@ -26,8 +28,8 @@ the same transaction, whoever writes (the projector, the derived views of
 gateway.order_views, a rebuild), and nothing in the apply path knows about them. PostgreSQL: one row trigger,
 `list_keys_sync`, finds the resource by a binary search over the names and calls its `lk_<resource>_put` (240
 triggers each with its WHEN cost about 1 µs apiece per row); an update that changes nothing is skipped. SQLite:
-one trigger per resource and operation, with its WHEN. Measured on PostgreSQL: an order's document write costs
-~0.3 ms more (its 48 indexes), the price of every field being filterable and sortable. Values are typed as the LIST
+one trigger per resource and operation, with its WHEN. Measured on PostgreSQL: with every field's index an order's
+document write cost ~0.3 ms more (its 48 indexes); an index per field used costs that share of it. Values are typed as the LIST
 query types them (`gateway.readstore`): integer → BIGINT, number → DOUBLE PRECISION, boolean → BOOLEAN, anything
 else → the text of the JSON value (ISO datetimes sort as text). On PostgreSQL a value that is not of its field's
 type is stored as NULL (never an error that would stop the projector); on SQLite the columns keep json_extract's
@@ -36,8 +38,10 @@ value as it is, exactly what the query compared before. Arrays and objects have 
 
 `create(conn)` runs at the migrate step (gateway.readstore.ReadStore.create_tables): it creates what is missing,
 and recreates (and refills from `documents`) the tables of resources whose generated definition changed (a new
-catalogue field), recorded per resource in `list_keys_schema`. Plain CREATE INDEX, not CONCURRENTLY (which cannot
-run in a transaction): the refill of a big resource locks its list keys while the migrate step runs.
+catalogue field), recorded per resource in `list_keys_schema`, with the always-indexed fields' indexes and the
+recorded ones (`list_key_indexes`); it also builds a recorded index a build on first use left missing or invalid.
+Plain CREATE INDEX, not CONCURRENTLY (which cannot run in a transaction): the refill of a big resource locks its list
+keys while the migrate step runs.
 """
 import hashlib
 import os
