@@ -210,3 +210,25 @@ def test_the_migrate_step_and_a_rebuild_build_exactly_the_recorded_indexes(store
     assert built(store) == set(indexes.indexed_fields(SPEC))
     assert sorted(r.path for r in page(store, "filter[callback_url]=https://x/7").rows) == expected_paths(
         lambda f: f["callback_url"] == "https://x/7")
+
+
+def test_a_build_asked_during_a_bulk_load_waits_for_its_end(store, monkeypatch):
+    """PostgreSQL: a first use while a rebuild's bulk load runs records the field and waits for the load's end
+    (which builds every recorded index) before it builds: a CREATE INDEX CONCURRENTLY beside the end's transaction
+    would wait for it while the end's DROP INDEX waited for the build, and the deadlock detector would end one."""
+    if store.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite's builds and the load's end take turns on the one writer")
+    from gateway import list_index_builds
+
+    waited = []
+
+    def end_the_load(seconds):  # the builder's wait: the load ends meanwhile
+        waited.append(seconds)
+        store.end_bulk_load()
+
+    store.begin_bulk_load()
+    monkeypatch.setattr(list_index_builds, "_pause", end_the_load)
+    store.list_index_builds.build("order", "ip_sensitivity")
+    assert waited and not store.bulk_loading()
+    assert "ip_sensitivity" in built(store)
+    assert recorded(store)[("order", "ip_sensitivity")] == "built"
