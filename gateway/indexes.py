@@ -188,6 +188,15 @@ def index_statement(resource, field, dialect, concurrently=False):
             f"(bureau, {_ident(column_name(field))}, id)")
 
 
+def analyze_new_sqlite_index(conn, resource, field):
+    """SQLite: the statistics of a newly built index, where the database has any (an operator's ANALYZE). The
+    planner takes an index without them for a selective one: built after an ANALYZE, a new (bureau, status, id)
+    index won the bureau's first page over the analyzed `created` index, then sorted the whole bureau (measured at
+    10,000 orders: 69 ms against 1.3 ms). Without any statistics every index is judged alike, as before."""
+    if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first() is not None:
+        conn.exec_driver_sql(f"ANALYZE {_ident(index_name(resource, field))}")
+
+
 def build_lock_key(resource, field):
     """The advisory lock key of one list-key index's builders (PostgreSQL): a signed 64-bit number from its name."""
     return int.from_bytes(hashlib.sha1(f"list index {resource}.{field}".encode()).digest()[:8], "big", signed=True)
@@ -541,7 +550,12 @@ def _build_used(conn, used, skip=()):
                 continue  # a gateway builds it right now (waiting here, each build would wait for the other)
             if name in invalid:
                 conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_ident(READ_SCHEMA)}.{_ident(name)}")
+            if not pg and conn.exec_driver_sql(f"SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = "
+                                               f"{_quote(name)}").first() is not None:
+                continue  # built
             conn.exec_driver_sql(index_statement(resource, field, dialect))
+            if not pg:
+                analyze_new_sqlite_index(conn, resource, field)
     if used:
         conn.execute(used_indexes.update().where(used_indexes.c.state != "built").values(state="built"))
 

@@ -84,6 +84,7 @@ class ListIndexBuilds:
         with self._write() as conn:
             _record(conn, resource, field)
             conn.exec_driver_sql(indexes.index_statement(resource, field, "sqlite"))
+            indexes.analyze_new_sqlite_index(conn, resource, field)
             _mark_built(conn, resource, field)
 
     def _build_postgresql(self, resource, field):

@@ -232,3 +232,23 @@ def test_a_build_asked_during_a_bulk_load_waits_for_its_end(store, monkeypatch):
     assert waited and not store.bulk_loading()
     assert "ip_sensitivity" in built(store)
     assert recorded(store)[("order", "ip_sensitivity")] == "built"
+
+
+def test_an_index_built_after_an_analyze_gets_its_statistics(store, monkeypatch):
+    """SQLite: an index without statistics beside analyzed ones looks selective to the planner. Built on first use
+    after an ANALYZE, a (bureau, field, id) index then served the bureau's first page instead of the `created` index,
+    sorting the whole bureau; with its statistics, the first page stays on `created`."""
+    if not store.is_sqlite:
+        pytest.skip("SQLite only: PostgreSQL plans a plain column's index on the table's statistics")
+    position = store.position("orders")
+    more = [order_event(position + i + 1, 1000 + i, fields=fields_of(i)) for i in range(3000)]  # enough rows that
+    store.apply_feed("orders", more, position + len(more))  # the statistics say the bureau is most of the table
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ANALYZE")
+    page(store, "filter[order_type]=r-d")
+    store.list_index_builds.settle()
+    assert "order_type" in built(store)
+    statement, parameters = executed(store, monkeypatch, lambda: page(store, "page[limit]=5&page[offset]=1"))[0]
+    shown = plan_of(store, statement, parameters)
+    chosen = next(line for line in shown.splitlines() if "SEARCH lk_order" in line)  # the page's rows (then count)
+    assert indexes.index_name("order", "created") in chosen, shown
