@@ -119,7 +119,15 @@ class RawSQL:
             if not pending:
                 break
             time.sleep(0.1)
-        log(f"the list indexes asked for on first use were built {time.monotonic() - started:.1f} s after")
+        query = f"SELECT resource, field, state FROM {table} ORDER BY resource, field"
+        if self.sqlite:
+            rows = self.conn.execute(query).fetchall()
+        else:
+            with self.conn.cursor() as cursor:
+                cursor.execute(query)
+                rows = cursor.fetchall()
+        log(f"the list indexes asked for on first use were built {time.monotonic() - started:.1f} s after: "
+            + (", ".join(f"{resource}.{field} ({state})" for resource, field, state in rows) or "none"))
 
     def close(self):
         self.conn.close()
