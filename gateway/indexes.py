@@ -29,12 +29,12 @@ gateway.order_views, a rebuild), and nothing in the apply path knows about them.
 `list_keys_sync`, finds the resource by a binary search over the names and calls its `lk_<resource>_put` (240
 triggers each with its WHEN cost about 1 µs apiece per row); an update that changes nothing is skipped. SQLite:
 one trigger per resource and operation, with its WHEN. Measured on PostgreSQL: with every field's index an order's
-document write cost ~0.3 ms more (its 48 indexes); an index per field used costs that share of it. Values are typed as the LIST
-query types them (`gateway.readstore`): integer → BIGINT, number → DOUBLE PRECISION, boolean → BOOLEAN, anything
-else → the text of the JSON value (ISO datetimes sort as text). On PostgreSQL a value that is not of its field's
-type is stored as NULL (never an error that would stop the projector); on SQLite the columns keep json_extract's
-value as it is, exactly what the query compared before. Arrays and objects have no column: an array filter
-(any of) still reads the document.
+document write cost ~0.3 ms more (its 48 indexes); with the indexes of the fields used, that share of it. Values
+are typed as the LIST query types them (`gateway.readstore`): integer → BIGINT, number → DOUBLE PRECISION, boolean →
+BOOLEAN, anything else → the text of the JSON value (ISO datetimes sort as text). On PostgreSQL a value that is not
+of its field's type is stored as NULL (never an error that would stop the projector); on SQLite the columns keep
+json_extract's value as it is, exactly what the query compared before. Arrays and objects have no column: an array
+filter (any of) still reads the document.
 
 `create(conn)` runs at the migrate step (gateway.readstore.ReadStore.create_tables): it creates what is missing,
 and recreates (and refills from `documents`) the tables of resources whose generated definition changed (a new
@@ -115,7 +115,7 @@ def listable():
 # -- which fields have an index ----------------------------------------------------------------------------------
 # One index per field cost ~150 MB of a 268 MB read side at 10,000 orders, ~0.3 ms of each order document's write and
 # a large share of a rebuild's end, and a bureau filters and sorts on a handful of fields per resource. So only what
-# every LIST of a resource uses is indexed from the start (ALWAYS below); any other field's index is built the first
+# every LIST of a resource uses is indexed from the start (always_indexed); any other field's index is built the first
 # time a LIST filters or sorts on it (gateway.list_index_builds), recorded in `list_key_indexes` so that the migrate
 # step and a rebuild's end build it again. Until it exists the LIST is still answered, from a scan of the bureau's
 # rows of the list keys (on the `created` index, the bureau its first column).
@@ -532,32 +532,36 @@ def create(conn, finish_load=True):
 
 def _build_used(conn, used, skip=()):
     """Build, in `conn`'s transaction, the recorded indexes (`used`) that are missing, of the resources not in `skip`
-    (just made with theirs), and mark them all built: a build on first use that a crash cut short, or that did not
-    start. PostgreSQL: an index that a crashed CREATE INDEX CONCURRENTLY left invalid is dropped and built again,
+    (just made with theirs), and mark those there built: a build on first use that a crash cut short, or that did
+    not start. PostgreSQL: an index that a crashed CREATE INDEX CONCURRENTLY left invalid is dropped and built again,
     unless a builder holds its lock (then it is being built right now, and its builder finishes it)."""
     dialect = conn.dialect.name
     pg = dialect == "postgresql"
     present, invalid = _list_indexes_present(conn) if pg else (set(), set())
+    ready = []  # (resource, field) whose index is there now
     for resource, fields in sorted(used.items()):
         if keys_table(resource) is None or resource in skip:
             continue  # no longer a listable resource, or just made with its indexes
         for field in sorted(fields & set(indexed_fields(catalogue.catalogue()[resource]))):
             name = index_name(resource, field)
             if pg and name in present and name not in invalid:
+                ready.append((resource, field))
                 continue  # built (not even a CREATE … IF NOT EXISTS: it would wait for a build on the same table)
             if pg and not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
                                        {"key": build_lock_key(resource, field)}).scalar():
                 continue  # a gateway builds it right now (waiting here, each build would wait for the other)
             if name in invalid:
                 conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_ident(READ_SCHEMA)}.{_ident(name)}")
-            if not pg and conn.exec_driver_sql(f"SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = "
-                                               f"{_quote(name)}").first() is not None:
-                continue  # built
-            conn.exec_driver_sql(index_statement(resource, field, dialect))
-            if not pg:
-                analyze_new_sqlite_index(conn, resource, field)
-    if used:
-        conn.execute(used_indexes.update().where(used_indexes.c.state != "built").values(state="built"))
+            there = not pg and conn.exec_driver_sql(f"SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = "
+                                                    f"{_quote(name)}").first() is not None
+            if not there:
+                conn.exec_driver_sql(index_statement(resource, field, dialect))
+                if not pg:
+                    analyze_new_sqlite_index(conn, resource, field)
+            ready.append((resource, field))
+    for resource, field in ready:
+        conn.execute(used_indexes.update().where(used_indexes.c.resource == resource, used_indexes.c.field == field,
+                                                 used_indexes.c.state != "built").values(state="built"))
 
 
 def _list_indexes_present(conn):
