@@ -105,6 +105,30 @@ class RawSQL:
             cursor.execute(sql, params)
             return cursor.fetchall()
 
+    def wait_for_list_indexes(self, timeout=600):
+        """Until every index the LISTs so far asked for is built (gateway.list_index_builds); logs how long."""
+        table = "list_key_indexes" if self.sqlite else "gateway.list_key_indexes"
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.sqlite:
+                pending = self.conn.execute(f"SELECT count(*) FROM {table} WHERE state <> 'built'").fetchone()[0]
+            else:
+                with self.conn.cursor() as cursor:
+                    cursor.execute(f"SELECT count(*) FROM {table} WHERE state <> 'built'")
+                    pending = cursor.fetchone()[0]
+            if not pending:
+                break
+            time.sleep(0.1)
+        query = f"SELECT resource, field, state FROM {table} ORDER BY resource, field"
+        if self.sqlite:
+            rows = self.conn.execute(query).fetchall()
+        else:
+            with self.conn.cursor() as cursor:
+                cursor.execute(query)
+                rows = cursor.fetchall()
+        log(f"the list indexes asked for on first use were built {time.monotonic() - started:.1f} s after: "
+            + (", ".join(f"{resource}.{field} ({state})" for resource, field, state in rows) or "none"))
+
     def close(self):
         self.conn.close()
 
@@ -131,14 +155,17 @@ def measure_lists(session, base_url, raw, repeats, name, gateway_pid=None):
                   "SELECT d.path, d.doc FROM {docs} d WHERE d.path = :path", {"path": one}))
     checks = {}
     for label, url, sql, params in table:  # the same rows both ways, or the comparison means nothing
+        started = time.perf_counter()
         body = session.get(base_url + url).json()
+        first_ms = (time.perf_counter() - started) * 1000  # a field's first use: its index is built meanwhile
         listed = body["resources"] if "resources" in body else [body]
         ours = [r["uri"].split(base_url, 1)[-1] for r in listed]
         theirs = [row[0] for row in raw.run(sql, params)]
         checks[label] = {"same_rows": ours == theirs, "rows": len(ours), "total_count": body.get("total_count"),
-                         "estimate": body.get("meta", {}).get("total_count_is_estimate")}
+                         "estimate": body.get("meta", {}).get("total_count_is_estimate"), "first_ms": first_ms}
         if ours != theirs:
             log(f"WARNING: {label}: Stratum and raw SQL disagree ({len(ours)} vs {len(theirs)} rows)")
+    raw.wait_for_list_indexes()  # timed after the first use, as a bureau's lists are (gateway.list_index_builds)
     timings = {label: {"stratum": [], "raw": []} for label, *_ in table}
     cpu = {label: 0.0 for label, *_ in table}
     for _ in range(3):  # warm both sides
@@ -261,6 +288,8 @@ def report_lines(report):
               f"{'':<52} (gateway.follower over each service's feed with the read side's current code)"]
     lines.append("(gw CPU: the gateway process's user + system CPU per request, the mean over the rounds)")
     lines.append("(the floor row is no LIST: what any authenticated GET costs here, for reading the others)")
+    lines.append("first use (the index of a field built meanwhile, on the first LIST that uses it): " + ", ".join(
+        f"{row['what'][:24]} {row['first_ms']:.0f} ms" for row in report["lists"] if row.get("first_ms") is not None))
     for row in report["lists"]:
         if row["estimate"]:
             lines.append(f"note: {row['what']}: total_count {row['total_count']} is an estimate (past the bound)")

@@ -132,9 +132,14 @@ def free_port():
         return sock.getsockname()[1]
 
 
+PASSED_KNOBS = ("STRATUM_LIST_INDEXES",)  # gateway.indexes: "all" builds every field's list-key index from the start
+
+
 def service_env(postgres_dsn, amqp_uri, port, data_dir, gateways=None):
-    """The environment of every Stratum process: ours, with no STRATUM_* or AMQP_URI leaking in from the caller."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATUM_") and k != "AMQP_URI"}
+    """The environment of every Stratum process: ours, with no STRATUM_* or AMQP_URI leaking in from the caller,
+    except the knobs a bench compares (PASSED_KNOBS: A/B runs set them in the caller's environment)."""
+    env = {k: v for k, v in os.environ.items()
+           if (not k.startswith("STRATUM_") or k in PASSED_KNOBS) and k != "AMQP_URI"}
     env.update({
         "STRATUM_POSTGRES_DSN": postgres_dsn,
         "AMQP_URI": amqp_uri,

@@ -8,8 +8,10 @@ its own table of list keys, generated from the catalogue:
 
     lk_<resource>(path PRIMARY KEY, bureau, id, f_<field> for each scalar field, f_created)
 
-with one index per field on (bureau, f_<field>, id): a filter, a sort and a keyset page of one resource plan
-against that resource's few indexes only. A row exists for each live (not deleted) document of the resource.
+with an index on (bureau, f_<field>, id) for each field a LIST uses: a filter, a sort and a keyset page of one
+resource plan against that resource's few indexes only. A field's index is built on its first use (see "which fields
+have an index" below; STRATUM_LIST_INDEXES=all builds every field's from the start, as the releases before did). A
+row exists for each live (not deleted) document of the resource.
 
 The entries are compact, since an order has ~48 of them (in the release before, bureau and path text made the list
 keys 70 % of the read side): `bureau` is a small integer naming the bureau's path in `tenants` (NULL: no bureau,
@@ -26,20 +28,23 @@ the same transaction, whoever writes (the projector, the derived views of
 gateway.order_views, a rebuild), and nothing in the apply path knows about them. PostgreSQL: one row trigger,
 `list_keys_sync`, finds the resource by a binary search over the names and calls its `lk_<resource>_put` (240
 triggers each with its WHEN cost about 1 µs apiece per row); an update that changes nothing is skipped. SQLite:
-one trigger per resource and operation, with its WHEN. Measured on PostgreSQL: an order's document write costs
-~0.3 ms more (its 48 indexes), the price of every field being filterable and sortable. Values are typed as the LIST
-query types them (`gateway.readstore`): integer → BIGINT, number → DOUBLE PRECISION, boolean → BOOLEAN, anything
-else → the text of the JSON value (ISO datetimes sort as text). On PostgreSQL a value that is not of its field's
-type is stored as NULL (never an error that would stop the projector); on SQLite the columns keep json_extract's
-value as it is, exactly what the query compared before. Arrays and objects have no column: an array filter
-(any of) still reads the document.
+one trigger per resource and operation, with its WHEN. Measured on PostgreSQL: with every field's index an order's
+document write cost ~0.3 ms more (its 48 indexes); with the indexes of the fields used, that share of it. Values
+are typed as the LIST query types them (`gateway.readstore`): integer → BIGINT, number → DOUBLE PRECISION, boolean →
+BOOLEAN, anything else → the text of the JSON value (ISO datetimes sort as text). On PostgreSQL a value that is not
+of its field's type is stored as NULL (never an error that would stop the projector); on SQLite the columns keep
+json_extract's value as it is, exactly what the query compared before. Arrays and objects have no column: an array
+filter (any of) still reads the document.
 
 `create(conn)` runs at the migrate step (gateway.readstore.ReadStore.create_tables): it creates what is missing,
 and recreates (and refills from `documents`) the tables of resources whose generated definition changed (a new
-catalogue field), recorded per resource in `list_keys_schema`. Plain CREATE INDEX, not CONCURRENTLY (which cannot
-run in a transaction): the refill of a big resource locks its list keys while the migrate step runs.
+catalogue field), recorded per resource in `list_keys_schema`, with the always-indexed fields' indexes and the
+recorded ones (`list_key_indexes`); it also builds a recorded index a build on first use left missing or invalid.
+Plain CREATE INDEX, not CONCURRENTLY (which cannot run in a transaction): the refill of a big resource locks its list
+keys while the migrate step runs.
 """
 import hashlib
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -50,6 +55,7 @@ from sqlalchemy.types import TypeDecorator
 
 from gateway.tables import READ_SCHEMA, dialect_insert
 from shared import catalogue
+from shared.access import OWNED_BY_USER
 
 metadata = MetaData()
 SCALAR = {"integer": "integer", "number": "number", "boolean": "boolean"}
@@ -104,6 +110,103 @@ def indexed_fields(spec):
 def listable():
     return [spec for spec in catalogue.catalogue().values()
             if "LIST" in spec.verbs and not spec.special and spec.name != "event"]
+
+
+# -- which fields have an index ----------------------------------------------------------------------------------
+# One index per field cost ~150 MB of a 268 MB read side at 10,000 orders, ~0.3 ms of each order document's write and
+# a large share of a rebuild's end, and a bureau filters and sorts on a handful of fields per resource. So only what
+# every LIST of a resource uses is indexed from the start (always_indexed); any other field's index is built the first
+# time a LIST filters or sorts on it (gateway.list_index_builds), recorded in `list_key_indexes` so that the migrate
+# step and a rebuild's end build it again. Until it exists the LIST is still answered, from a scan of the bureau's
+# rows of the list keys (on the `created` index, the bureau its first column).
+
+# The fields indexed whether used or not: `created` (the default sort, and the tie-break of every sort), the fields
+# the catalogue filters every LIST of the resource on (its required and default filters, e.g. a line item's type),
+# and the field naming a resource's owner, which every caller's LIST of it filters on (shared.access.OWNED_BY_USER).
+LIST_INDEXES = "STRATUM_LIST_INDEXES"  # "all": every field's index from the start (the releases before this one)
+
+used_indexes = Table(
+    "list_key_indexes", metadata,
+    Column("resource", String(64), primary_key=True),
+    Column("field", String(200), primary_key=True),
+    Column("state", String(16), nullable=False),  # "requested", then "built" once its index is valid
+)
+
+
+def every_field_indexed():
+    return os.environ.get(LIST_INDEXES, "").strip().lower() == "all"
+
+
+def always_indexed(spec):
+    """The fields of `spec` indexed whether a LIST used them or not (see above)."""
+    fields = indexed_fields(spec)
+    wanted = {"created", *spec.required_filters, *spec.default_filters}
+    if spec.name in OWNED_BY_USER:
+        wanted.add(OWNED_BY_USER[spec.name])
+    return {field for field in wanted if field in fields}
+
+
+def built_fields(spec, used=()):
+    """The fields of `spec` whose index is built: the always-indexed ones and those of `used` that have a list key
+    (every field's under STRATUM_LIST_INDEXES=all)."""
+    fields = indexed_fields(spec)
+    if every_field_indexed():
+        return set(fields)
+    return always_indexed(spec) | {field for field in used if field in fields}
+
+
+def lazily_indexed(resource, fields):
+    """Those of `fields` whose index a LIST of `resource` asks for on first use (none of a resource without list
+    keys, of an always-indexed field, or under STRATUM_LIST_INDEXES=all)."""
+    spec = catalogue.catalogue().get(resource)
+    if every_field_indexed() or spec is None or keys_table(resource) is None:
+        return []
+    have, always = indexed_fields(spec), always_indexed(spec)
+    return [field for field in dict.fromkeys(fields) if field in have and field not in always]
+
+
+def recorded(conn):
+    """{resource: {field}} of the fields whose index some LIST asked for (the table is created if missing)."""
+    used_indexes.create(conn, checkfirst=True)
+    used = {}
+    for resource, field in conn.execute(select(used_indexes.c.resource, used_indexes.c.field)):
+        used.setdefault(resource, set()).add(field)
+    return used
+
+
+def index_name(resource, field):
+    return _index_name(_table_name(resource), field)
+
+
+def index_statement(resource, field, dialect, concurrently=False):
+    """CREATE INDEX of `field`'s list key: (bureau, value, id), a filter, a sort and a keyset page within a bureau.
+    `concurrently`: PostgreSQL's build that lets writes go on (outside a transaction)."""
+    table = _table_name(resource)
+    target = f"{_ident(READ_SCHEMA)}.{_ident(table)}" if dialect == "postgresql" else _ident(table)
+    how = " CONCURRENTLY" if concurrently else ""
+    return (f"CREATE INDEX{how} IF NOT EXISTS {_ident(_index_name(table, field))} ON {target} "
+            f"(bureau, {_ident(column_name(field))}, id)")
+
+
+def analyze_new_sqlite_index(conn, resource, field):
+    """SQLite: the statistics of a newly built index, where the database has any (an operator's ANALYZE). The
+    planner takes an index without them for a selective one: built after an ANALYZE, a new (bureau, status, id)
+    index won the bureau's first page over the analyzed `created` index, then sorted the whole bureau (measured at
+    10,000 orders: 69 ms against 1.3 ms). Without any statistics every index is judged alike, as before."""
+    if conn.exec_driver_sql("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").first() is not None:
+        conn.exec_driver_sql(f"ANALYZE {_ident(index_name(resource, field))}")
+
+
+def build_lock_key(resource, field):
+    """The advisory lock key of one list-key index's builders (PostgreSQL): a signed 64-bit number from its name."""
+    return int.from_bytes(hashlib.sha1(f"list index {resource}.{field}".encode()).digest()[:8], "big", signed=True)
+
+
+def invalid_list_indexes(conn):
+    """{index name} of the list keys' indexes PostgreSQL holds as invalid: a CREATE INDEX CONCURRENTLY that failed
+    or was cut short (a crash) leaves its index so, never used by the planner and never finished. Also those being
+    built right now look so: check a builder's advisory lock (build_lock_key) before dropping one."""
+    return _list_indexes_present(conn)[1]
 
 
 def _table_name(resource):
@@ -187,17 +290,21 @@ def _ident(name):
     return '"' + name.replace('"', '""') + '"'
 
 
-def statements(resource, dialect):
+def statements(resource, dialect, used=()):
     """The DDL of one resource's list keys: table, triggers (and, on PostgreSQL, the trigger function), the fill from
-    `documents`, then the indexes (built once over the filled rows: a sort, not one insertion per row)."""
-    parts = _parts(resource, dialect)
+    `documents`, then the indexes of the always-indexed fields and of `used` (built once over the filled rows: a
+    sort, not one insertion per row)."""
+    parts = _parts(resource, dialect, used)
     return parts["table"] + parts["maintain"] + [parts["fill"]] + parts["indexes"]
 
 
-def _parts(resource, dialect):
+def _parts(resource, dialect, used=()):
+    """The DDL of one resource's list keys; "indexes" builds those of built_fields(spec, used), "drop_indexes"
+    drops every field's, and "every_index" (the digest's) names every field's, whatever is built."""
     spec = catalogue.catalogue()[resource]
     table = _table_name(resource)
     fields = indexed_fields(spec)
+    built = built_fields(spec, used)
     pg = dialect == "postgresql"
     q = (lambda name: f"{_ident(READ_SCHEMA)}.{_ident(name)}") if pg else _ident
     types = {"integer": "BIGINT", "number": "DOUBLE PRECISION", "boolean": "BOOLEAN", "text": "TEXT"}
@@ -205,8 +312,8 @@ def _parts(resource, dialect):
     columns = ", ".join(f"{_ident(column_name(f))} {types[k] if pg else ''}".rstrip() for f, k in fields.items())
     parts = {"table": [f"CREATE TABLE IF NOT EXISTS {q(table)} (path VARCHAR(200) PRIMARY KEY, bureau INTEGER, "
                        f"id {'UUID NOT NULL' if pg else 'NOT NULL'}, {columns})"],
-             "indexes": [f"CREATE INDEX IF NOT EXISTS {_ident(_index_name(table, field))} ON {q(table)} "
-                         f"(bureau, {_ident(column_name(field))}, id)" for field in fields],
+             "indexes": [index_statement(resource, field, dialect) for field in fields if field in built],
+             "every_index": [index_statement(resource, field, dialect) for field in fields],
              "drop_indexes": [f"DROP INDEX IF EXISTS {q(_index_name(table, field))}" for field in fields],
              "empty": f"DELETE FROM {q(table)}"}
     names = ", ".join(_ident(column_name(f)) for f in fields)
@@ -308,8 +415,10 @@ def _drop(resource, dialect, conn):
 
 
 def digest(resource, dialect):
+    """The resource's generated definition. Every field's index counts, built or not (so an index built on first use
+    changes nothing here, and the digests of the releases that built them all still match)."""
     parts = _parts(resource, dialect)  # in the order of the releases before statements() built indexes last
-    return hashlib.sha256("\n".join(parts["table"] + parts["indexes"] + parts["maintain"] + [parts["fill"]])
+    return hashlib.sha256("\n".join(parts["table"] + parts["every_index"] + parts["maintain"] + [parts["fill"]])
                           .encode()).hexdigest()
 
 
@@ -392,6 +501,7 @@ def create(conn, finish_load=True):
     interrupted = known.pop(SUSPENDED, None) is not None  # a bulk load that did not finish: resumed below
     if pg:
         conn.exec_driver_sql(_pg_tenant_function())
+    used = recorded(conn)
     wanted_digests = {spec.name: digest(spec.name, dialect) for spec in listable()}
     outdated = [spec for spec in listable() if known.get(spec.name) != wanted_digests[spec.name]]
     if outdated:
@@ -400,7 +510,7 @@ def create(conn, finish_load=True):
         wanted = wanted_digests[spec.name]
         if spec.name in known:
             _drop(spec.name, dialect, conn)  # its fields changed: rebuilt and refilled below
-        for statement in statements(spec.name, dialect):
+        for statement in statements(spec.name, dialect, used.get(spec.name, ())):
             conn.exec_driver_sql(statement)
         if spec.name in known:
             conn.execute(schema_versions.update().where(schema_versions.c.resource == spec.name)
@@ -410,6 +520,7 @@ def create(conn, finish_load=True):
     if pg:
         for statement in _pg_dispatcher([spec.name for spec in listable()]):
             conn.exec_driver_sql(statement)
+    _build_used(conn, used, skip={spec.name for spec in outdated})
     if not finish_load:
         if interrupted and pg:  # the dispatcher was made again, enabled: still suspended until finish_bulk_load
             conn.exec_driver_sql(f"ALTER TABLE {_ident(READ_SCHEMA)}.documents DISABLE TRIGGER list_keys_sync")
@@ -417,6 +528,48 @@ def create(conn, finish_load=True):
     if interrupted:
         resume(conn)
     create_bulk_indexes(conn)
+
+
+def _build_used(conn, used, skip=()):
+    """Build, in `conn`'s transaction, the recorded indexes (`used`) that are missing, of the resources not in `skip`
+    (just made with theirs), and mark those there built: a build on first use that a crash cut short, or that did
+    not start. PostgreSQL: an index that a crashed CREATE INDEX CONCURRENTLY left invalid is dropped and built again,
+    unless a builder holds its lock (then it is being built right now, and its builder finishes it)."""
+    dialect = conn.dialect.name
+    pg = dialect == "postgresql"
+    present, invalid = _list_indexes_present(conn) if pg else (set(), set())
+    ready = []  # (resource, field) whose index is there now
+    for resource, fields in sorted(used.items()):
+        if keys_table(resource) is None or resource in skip:
+            continue  # no longer a listable resource, or just made with its indexes
+        for field in sorted(fields & set(indexed_fields(catalogue.catalogue()[resource]))):
+            name = index_name(resource, field)
+            if pg and name in present and name not in invalid:
+                ready.append((resource, field))
+                continue  # built (not even a CREATE … IF NOT EXISTS: it would wait for a build on the same table)
+            if pg and not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                       {"key": build_lock_key(resource, field)}).scalar():
+                continue  # a gateway builds it right now (waiting here, each build would wait for the other)
+            if name in invalid:
+                conn.exec_driver_sql(f"DROP INDEX IF EXISTS {_ident(READ_SCHEMA)}.{_ident(name)}")
+            there = not pg and conn.exec_driver_sql(f"SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = "
+                                                    f"{_quote(name)}").first() is not None
+            if not there:
+                conn.exec_driver_sql(index_statement(resource, field, dialect))
+                if not pg:
+                    analyze_new_sqlite_index(conn, resource, field)
+            ready.append((resource, field))
+    for resource, field in ready:
+        conn.execute(used_indexes.update().where(used_indexes.c.resource == resource, used_indexes.c.field == field,
+                                                 used_indexes.c.state != "built").values(state="built"))
+
+
+def _list_indexes_present(conn):
+    """PostgreSQL: ({index name} of the read side's schema, {those of them invalid})."""
+    rows = conn.execute(text(
+        "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = :schema"), {"schema": READ_SCHEMA}).all()
+    return {name for name, _ in rows}, {name for name, valid in rows if not valid}
 
 
 def _bulk_indexes():
@@ -502,10 +655,11 @@ def resume(conn):
     upkeep. A resource with documents gets its indexes dropped, its rows filled, its indexes built."""
     dialect = conn.dialect.name
     present = _keep_list_keys(conn)
+    used = recorded(conn)
     conn.exec_driver_sql(_number_tenants(dialect))
     for spec in listable():
         upkeep = [] if dialect == "postgresql" else _parts(spec.name, dialect)["maintain"]  # PostgreSQL kept its own
-        for statement in upkeep + _refill(spec.name, dialect, spec.name in present):
+        for statement in upkeep + _refill(spec.name, dialect, spec.name in present, used.get(spec.name, ())):
             conn.exec_driver_sql(statement)
     conn.execute(schema_versions.delete().where(schema_versions.c.resource == SUSPENDED))
 
@@ -521,10 +675,11 @@ def _keep_list_keys(conn):
     return {row[0] for row in conn.exec_driver_sql(f"SELECT DISTINCT resource FROM {documents} WHERE NOT deleted")}
 
 
-def _refill(resource, dialect, present):
-    """One resource's list keys emptied and, if it has live documents, its indexes dropped, its rows filled from
-    `documents` and its indexes built over them."""
-    parts = _parts(resource, dialect)
+def _refill(resource, dialect, present, used=()):
+    """One resource's list keys emptied and, if it has live documents, its indexes dropped (every field's: what an
+    earlier release built too), its rows filled from `documents` and the indexes of the always-indexed fields and
+    of `used` built over them."""
+    parts = _parts(resource, dialect, used)
     return [parts["empty"]] + (parts["drop_indexes"] + [parts["fill"]] + parts["indexes"] if present else [])
 
 
@@ -551,10 +706,12 @@ def finish_bulk_load(engine, take_turn, connections=BULK_LOAD_CONNECTIONS):
             create_bulk_indexes(conn)
             return
         present = _keep_list_keys(conn)
+        used = recorded(conn)
         connections = min(connections, _spare_connections(engine))
         bulk = _bulk_index_statements("postgresql")
         here = [statement for table, statement in bulk if table == "documents"]  # see below
-        refills = [_refill(name, "postgresql", True) for name in sorted(present) if keys_table(name) is not None]
+        refills = [_refill(name, "postgresql", True, used.get(name, ())) for name in sorted(present)
+                   if keys_table(name) is not None]
         refills.sort(key=lambda job: -sum(statement.startswith("CREATE INDEX") for statement in job))
         absent = [spec.name for spec in listable() if spec.name not in present]  # emptied only: one job for all
         # the longest first, so both connections end at about one time: the bulk indexes (the audit rows, several an

@@ -23,7 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from gateway import audit_changes, cursors, indexes, production_views, run_pool_views, shapes, totals
+from gateway import audit_changes, cursors, indexes, list_index_builds, production_views, run_pool_views, shapes, totals
 from gateway.batch import Batch, FromZero, reference_sql
 from gateway.projection import apply_event, prefetch
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, dialect_insert, documents,
@@ -135,6 +135,7 @@ class ReadStore:
         self._estimates = totals.Estimates()  # totals past the count's bound, per list, for a few seconds
         self._drivers = {}  # statement → shapes.Driver (`_run`)
         self._schema_map = None if self.is_sqlite else {None: READ_SCHEMA}
+        self.list_index_builds = list_index_builds.ListIndexBuilds(self.engine, self._write)
 
     def create_tables(self):
         """Create what is missing (the migrate step runs this on every deployment): the tables, the indexes the
@@ -445,7 +446,8 @@ class ReadStore:
     @reconnecting
     def documents(self, spec, bureau, query):
         """The Page of `spec`'s documents visible to `bureau` under the LIST `query`: filtered and ordered on the
-        resource's list keys (gateway.indexes), whose indexes serve every filter and sort."""
+        resource's list keys (gateway.indexes), whose indexes serve every filter and sort: a field's is built on its
+        first use (gateway.list_index_builds), the LIST answered meanwhile from a scan of the bureau's list keys."""
         identity = _list_identity(spec.name, bureau, query)
         kept = self._plans.get(identity)
         if kept is not None and query.after is None:  # this very list was asked for lately: all is known
@@ -458,6 +460,10 @@ class ReadStore:
         keys = indexes.keys_table(spec.name)
         if keys is None:  # not a listable catalogue resource (a special one): its documents, unindexed
             return self._documents_unindexed(spec, bureau, query, identity)
+        # a field's first use builds its index in the background (this LIST is answered meanwhile, without it)
+        self.list_index_builds.use(spec.name, [flt.field for flt in query.filters
+                                               if (spec.name, flt.field) not in DERIVED_FILTERS]
+                                   + [name for name, _ in query.sort])
         source = keys.join(documents, documents.c.path == keys.c.path)
         conditions, needs_document = [_keys_visible(keys, bureau, spec.name)], False
         for flt in query.filters:
