@@ -12,8 +12,8 @@ with a plain INSERT instead of an upsert.
 """
 import json
 from collections import defaultdict, namedtuple
-from itertools import chain
 from dataclasses import dataclass
+from itertools import chain
 
 from sqlalchemy import Text, func, literal_column, select, type_coerce
 
