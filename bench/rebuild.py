@@ -1,7 +1,7 @@
 """Rebuild benchmark: how fast the read side is rebuilt from zero, next to a raw batched read of the same events,
 and how big it is next to the event store.
 
-    python -m bench.rebuild [--orders 100000] [--sqlite] [--keep-going]      (or `make bench-rebuild`)
+    python -m bench.rebuild [--orders 100000] [--sqlite] [--pipelined] [--keep-going]      (or `make bench-rebuild`)
 
 One run builds a throwaway PostgreSQL database (bench.write_path.throwaway_database), migrates it, and seeds
 `--orders` orders through the orders service's own application code, in-process (each: an order, its product and a
@@ -99,15 +99,18 @@ def backend_pids(store):
         with dbapi_connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
             pids.add(cursor.fetchone()[0])
+        dbapi_connection.rollback()  # not left in a transaction: a reader sets autocommit on it (ReadStore._reading)
 
     event.listen(store.engine, "connect", remember)
     store.engine.dispose()  # so every connection of the rebuild is a new, remembered one
     return pids
 
 
-def rebuild(store, app):
+def rebuild(store, app, pipelined=False):
     """Reset the read side, then catch it up on the orders feed with the projector's code: timings, counts, and the
-    CPU it cost this process (decoding and applying) and the PostgreSQL backends of `store` (utime + stime)."""
+    CPU it cost this process (decoding and applying) and the PostgreSQL backends of `store` (utime + stime).
+    `pipelined`: each batch written on a thread of its own while the next is projected (ReadStore.pipelined)."""
+    store.pipelined = pipelined
     pids = backend_pids(store)
     store.reset()
     server_before = {pid: cpu_seconds(pid) or 0.0 for pid in pids}
@@ -253,7 +256,7 @@ def run(args):
             store = ReadStore(read_store_url(config))
             try:
                 log("(b) rebuild from zero into PostgreSQL")
-                pg = profiled(args.profile, rebuild, store, app)
+                pg = profiled(args.profile, rebuild, store, app, args.pipelined)
                 counts = row_counts(store)
             finally:
                 store.dispose()
@@ -266,7 +269,7 @@ def run(args):
                 try:
                     lite_store.create_tables()
                     log("(b) rebuild from zero into SQLite")
-                    lite = rebuild(lite_store, app)
+                    lite = rebuild(lite_store, app, args.pipelined)
                 finally:
                     lite_store.dispose()
                 sqlite_bytes = sum(os.path.getsize(path + suffix) for suffix in ("", "-wal")
@@ -279,7 +282,7 @@ def run(args):
     event_store = sum(sum(tables.values()) for schema, tables in sizes.items() if schema != "gateway")
     read_side = sum(sizes["gateway"].values())
     return {
-        "timestamp": timestamp, "machine": facts, "orders": args.orders, "seed_s": seed_s,
+        "timestamp": timestamp, "machine": facts, "orders": args.orders, "seed_s": seed_s, "pipelined": args.pipelined,
         "raw_read": {"rows": rows, "elapsed_s": raw_s, "rows_per_s": rows / raw_s},
         "rebuild_postgres": pg, "rebuild_sqlite": lite, "rows": counts,
         "ratio_postgres": raw_s / pg["elapsed_s"],
@@ -297,6 +300,8 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.rebuild", description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=100_000, help="orders to seed (each with a line item)")
     parser.add_argument("--sqlite", action="store_true", help="also rebuild into a SQLite read side")
+    parser.add_argument("--pipelined", action="store_true",
+                        help="write each batch while the next is projected (gateway.readstore.ReadStore.pipelined)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the PostgreSQL rebuild to FILE")
     args = parser.parse_args(argv)
     if args.orders < 1:

@@ -13,6 +13,7 @@ with a plain INSERT instead of an upsert.
 import json
 from collections import defaultdict, namedtuple
 from dataclasses import dataclass
+from itertools import chain
 
 from sqlalchemy import Text, func, literal_column, select, type_coerce
 
@@ -73,11 +74,31 @@ class FromZero:
         return {a: p for a, p in positions.items() if p} == {a: p for a, p in self.positions.items() if p}
 
 
+@dataclass
+class Prepared:
+    """A batch's writes, built and encoded (`Batch.prepare`), for `Batch.write` on any connection and thread: the
+    documents as the database takes them (PostgreSQL: one JSON text per statement; SQLite: tuples with the doc's JSON
+    text), so nothing the next batch's projection changes reaches them; the audit rows likewise, numbered from 0 and
+    naming their bureau: the write's own transaction gives the first id and the bureaus' numbers, and the database
+    adds them (PostgreSQL), so the thread that writes has next to no Python to run (a pipelined load's writer would
+    otherwise take the GIL from the projection)."""
+    new: object  # documents this load never wrote: a plain INSERT
+    documents: object  # documents written before, or possibly: an upsert
+    logs: object  # audit_log rows, `n` 0, 1, … in feed order
+    keys: object  # audit_keys rows, naming their log row by its `n`
+    bureaus: list  # the bureaus the audit rows name
+    written: dict  # path → Entry of every document the batch wrote (a pipelined load's next batch starts from them)
+    stored: dict  # SQLite: path → the row as written (Batch._stored), for the same reason; PostgreSQL: {}
+
+
 class Batch:
-    def __init__(self, conn, from_zero=None):
+    def __init__(self, conn, from_zero=None, carried=None):
         self.conn = conn
         self.from_zero = from_zero  # a FromZero: the read side holds only what this load wrote
-        self.docs = {}  # path → Entry, or None: not in the database
+        # `carried`: the Prepared of the previous batch of a pipelined load (gateway.readstore), still being written
+        # on another connection: its documents are taken from it, not read back (the database may not hold them yet)
+        self._carried = carried.written if carried is not None else {}
+        self.docs = dict(self._carried)  # path → Entry, or None: not in the database
         self.dirty = {}  # path → Entry changed by this batch (insertion order kept: written in that order)
         self._found = {}  # (resource, field, value) → paths the database held pointing at value when the batch began
         self._written = {}  # (resource, field) → value → paths this batch wrote with that value (superset)
@@ -86,6 +107,8 @@ class Batch:
         # SQLite: path → (resource, bureau, doc's JSON text, deleted) as the database holds the row, so `flush` skips
         # a rewrite that would store the very same row (a derived view refreshed to what it was)
         self._stored = {} if conn.dialect.name == "sqlite" else None
+        if self._stored is not None and carried is not None:
+            self._stored.update(carried.stored)
 
     # -- documents ----------------------------------------------------------------------------------------------
 
@@ -142,7 +165,9 @@ class Batch:
         """Learn, in one statement per CHUNK values, which live `resource` documents point at each of `values`."""
         wanted = {v for v in values if isinstance(v, str) and v and (resource, field, v) not in self._found}
         if self.from_zero is not None and resource not in self.from_zero.resources:
-            for value in wanted:  # no document of `resource` in the database yet: none points anywhere
+            # no document of `resource` written by this load yet (those of a carried batch are in `pointing_at`'s
+            # own index): none in the database points anywhere
+            for value in wanted:
                 self._found[(resource, field, value)] = []
             wanted = ()
         element = literal_column(reference_sql(self.conn.dialect.name, field))
@@ -168,7 +193,7 @@ class Batch:
         written = self._written.get((resource, field))
         if written is None:  # first question about this field: index what the batch wrote so far
             written = self._written[(resource, field)] = defaultdict(set)
-            for path, entry in self.dirty.items():
+            for path, entry in chain(self._carried.items(), self.dirty.items()):  # carried: maybe not stored yet
                 if entry.resource == resource:
                     written[_key(field_of(entry.doc, field))].add(path)
         found = []
@@ -188,33 +213,51 @@ class Batch:
     # -- write back ---------------------------------------------------------------------------------------------
 
     def flush(self):
-        conn = self.conn
+        """Write back what the batch changed, in the caller's transaction."""
+        self.write(self.conn, self.prepare())
+
+    def prepare(self):
+        """The batch's writes (a Prepared), built without the database; the batch starts empty again. A load from
+        zero counts the written documents as its own from here (gateway.batch.FromZero)."""
+        postgresql = self.conn.dialect.name == "postgresql"
         documents_rows = [{"path": path, "resource": e.resource, "bureau": e.bureau, "doc": stored(e.doc),
                            "deleted": e.deleted} for path, e in self.dirty.items()]
-        logs, keys = [], []
-        if self._audit:
-            next_id = (conn.execute(select(func.max(audit_log.c.id))).scalar() or 0) + 1
-            tenant = indexes.tenant_numbers(conn, [row["bureau"] for row, _ in self._audit])
-            for offset, (row, items) in enumerate(self._audit):
-                log_row = dict(row, id=next_id + offset, tenant=tenant.get(row["bureau"]),  # its bureau's number
-                               changes=audit_changes.encoded(row["changes"]))
-                del log_row["bureau"]
-                logs.append(log_row)
-                keys += [{"uuid": uuid, "log_id": next_id + offset, "ordinal": ordinal}
-                         for ordinal, uuid in enumerate(items)]
         fresh = set()
         if self.from_zero is not None:  # a path this load never wrote has no row yet: INSERT, no upsert
             fresh = {path for path in self.dirty if path not in self.from_zero.paths}
             self.from_zero.paths.update(self.dirty)
             self.from_zero.resources.update(entry.resource for entry in self.dirty.values())
-        postgresql = conn.dialect.name == "postgresql"
         if not postgresql:
             documents_rows = self._changed(documents_rows)
         new = [row for row in documents_rows if row["path"] in fresh]
         if new:
             documents_rows = [row for row in documents_rows if row["path"] not in fresh]
-        (_write_postgresql if postgresql else _write_sqlite)(conn, new, documents_rows, logs, keys)
+        logs, keys = [], []
+        for n, (row, items) in enumerate(self._audit):
+            logs.append(dict(row, n=n, changes=audit_changes.encoded(row["changes"])))
+            keys += [{"uuid": uuid, "n": n, "ordinal": ordinal} for ordinal, uuid in enumerate(items)]
+        bureaus = sorted({row["bureau"] for row in logs if row["bureau"] is not None})
+        if postgresql:
+            encoded = [_json_text(rows) if rows else None for rows in (new, documents_rows, logs, keys)]
+            stored_rows = {}
+        else:
+            encoded = [_sqlite_documents(new), _sqlite_documents(documents_rows),
+                       [(r["n"], r["application"], r["position"], r["bureau"], r["reference"], r["user"], r["created"],
+                         r["changes"]) for r in logs],
+                       [(r["uuid"].replace("-", ""), r["n"], r["ordinal"]) for r in keys]]
+            stored_rows = {path: self._stored[path] for path in self.dirty if path in self._stored}
+        prepared = Prepared(*encoded, bureaus, self.dirty, stored_rows)
         self.dirty, self._audit = {}, []
+        return prepared
+
+    @staticmethod
+    def write(conn, prepared):
+        """Write `prepared` (Batch.prepare) in `conn`'s transaction: the audit rows numbered after the last one."""
+        first_id, tenants = None, {}
+        if prepared.logs:
+            first_id = (conn.execute(select(func.max(audit_log.c.id))).scalar() or 0) + 1
+            tenants = indexes.tenant_numbers(conn, prepared.bureaus)  # each bureau's number
+        (_write_postgresql if conn.dialect.name == "postgresql" else _write_sqlite)(conn, prepared, first_id, tenants)
 
     def _changed(self, documents_rows):
         """SQLite: the rows of `documents_rows` (their doc as JSON text) that differ from what the database holds.
@@ -239,28 +282,37 @@ _DOCUMENT_UPSERT = (" ON CONFLICT (path) DO UPDATE SET resource = excluded.resou
 # and one parse per table and batch, instead of a parameter list per row built and sent by the driver.
 _PG_COLUMNS = {
     "documents": "path varchar, resource varchar, bureau varchar, doc jsonb, deleted boolean",
-    "audit_log": 'id bigint, application varchar, position bigint, tenant integer, reference varchar, "user" varchar,'
+    "audit_log": 'n bigint, application varchar, position bigint, bureau varchar, reference varchar, "user" varchar,'
                  " created varchar, changes text",
-    "audit_keys": "uuid uuid, log_id bigint, ordinal smallint",
+    "audit_keys": "uuid uuid, n bigint, ordinal smallint",
 }
 
-# audit_log.changes comes as its JSON text (gateway.audit_changes.encoded), stored as it is: a `json` field of the
-# recordset would be PostgreSQL's rendering of it, with a space after every separator.
-_PG_SELECTED = {("audit_log", "changes"): "changes::json"}
+# What each table's INSERT takes from its recordset: an audit row's id is the batch's first id + its `n`, its tenant
+# its bureau's number (a small JSON object of the batch's bureaus); audit_log.changes comes as its JSON text
+# (gateway.audit_changes.encoded), stored as it is: a `json` field of the recordset would be PostgreSQL's rendering of
+# it, with a space after every separator.
+_PG_SELECTED = {
+    "documents": ("path, resource, bureau, doc, deleted", "path, resource, bureau, doc, deleted"),
+    "audit_log": ('id, application, position, tenant, reference, "user", created, changes',
+                  "%(first_id)s + n, application, position, (%(tenants)s::jsonb ->> bureau)::integer, reference, "
+                  '"user", created, changes::json'),
+    "audit_keys": ("uuid, log_id, ordinal", "uuid, %(first_id)s + n, ordinal"),
+}
 
 
-def _write_postgresql(conn, new, documents_rows, logs, keys):
-    for table, rows, conflict in (("documents", new, ""), ("documents", documents_rows, _DOCUMENT_UPSERT),
-                                  ("audit_log", logs, ""), ("audit_keys", keys, "")):
-        if not rows:
+def _write_postgresql(conn, prepared, first_id, tenants):
+    """Each table's rows come as one JSON text (Batch.prepare), unpacked by the server."""
+    numbering = {"first_id": first_id, "tenants": _json_text(tenants)}
+    for table, payload, conflict in (("documents", prepared.new, ""),
+                                     ("documents", prepared.documents, _DOCUMENT_UPSERT),
+                                     ("audit_log", prepared.logs, ""), ("audit_keys", prepared.keys, "")):
+        if not payload:
             continue
-        columns = _PG_COLUMNS[table]
-        names = [part.split()[0] for part in columns.split(", ")]
-        selected = ", ".join(_PG_SELECTED.get((table, name), name) for name in names)
+        columns, selected = _PG_SELECTED[table]
         conn.exec_driver_sql(
-            f'INSERT INTO "{READ_SCHEMA}".{table} ({", ".join(names)}) SELECT {selected} '
+            f'INSERT INTO "{READ_SCHEMA}".{table} ({columns}) SELECT {selected} '
             "FROM jsonb_to_recordset(%(rows)s::jsonb) "
-            f"AS x({columns}){conflict}", {"rows": _json_text(rows)})
+            f"AS x({_PG_COLUMNS[table]}){conflict}", dict(numbering, rows=payload))
 
 
 def _json_text(rows):
@@ -281,20 +333,18 @@ _SQLITE_COLUMNS = {
 }
 
 
-def _write_sqlite(conn, new, documents_rows, logs, keys):
-    """The documents' docs come as JSON text already (Batch._changed), the audit log's changes too (flush)."""
+def _sqlite_documents(rows):
+    """The documents' rows as the statement's tuples; their docs come as JSON text already (Batch._changed)."""
+    return [(r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]) for r in rows]
 
-    def document(r):
-        return r["path"], r["resource"], r["bureau"], r["doc"], r["deleted"]
 
-    encoded = [
-        ("documents", [document(r) for r in new], ""),
-        ("documents", [document(r) for r in documents_rows], _DOCUMENT_UPSERT),
-        ("audit_log", [(r["id"], r["application"], r["position"], r["tenant"], r["reference"], r["user"],
-                        r["created"], r["changes"]) for r in logs], ""),
-        ("audit_keys", [(r["uuid"].replace("-", ""), r["log_id"], r["ordinal"]) for r in keys], ""),
-    ]
-    for table, rows, conflict in encoded:
+def _write_sqlite(conn, prepared, first_id, tenants):
+    """The rows come as tuples already (Batch.prepare); the audit rows get their ids and tenants here."""
+    logs = [(first_id + n, application, position, tenants.get(bureau), reference, user, created, changes)
+            for n, application, position, bureau, reference, user, created, changes in prepared.logs]
+    keys = [(uuid, first_id + n, ordinal) for uuid, n, ordinal in prepared.keys]
+    for table, rows, conflict in (("documents", prepared.new, ""), ("documents", prepared.documents, _DOCUMENT_UPSERT),
+                                  ("audit_log", logs, ""), ("audit_keys", keys, "")):
         if rows:
             marks = ", ".join("?" * len(rows[0]))
             conn.exec_driver_sql(f"INSERT INTO {table} ({_SQLITE_COLUMNS[table]}) VALUES ({marks}){conflict}", rows)

@@ -18,6 +18,13 @@ def apply_event(batch, event):
         _end_credentials_of(batch, event)
 
 
+def writes_at_once(event):
+    """Whether applying `event` writes the database itself rather than through the batch (the credential table):
+    a pipelined load (gateway.readstore) applies such a batch in its own transaction, not on the read connection."""
+    return event["resource"] in _SPECIAL or (
+        event["resource"] == "users" and bool(CREDENTIALS_END_ON.intersection(event.get("names") or ())))
+
+
 def prefetch(batch, events):
     """Read what applying `events` will read, in a few statements for the whole batch: the documents they change,
     the views derived from them, the documents these name (three rounds deep), and the documents that point at them

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 import uuid as uuidlib
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -25,7 +26,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gateway import audit_changes, cursors, indexes, list_index_builds, production_views, run_pool_views, shapes, totals
 from gateway.batch import Batch, FromZero, reference_sql
-from gateway.projection import apply_event, prefetch
+from gateway.projection import apply_event, prefetch, writes_at_once
 from gateway.tables import (READ_SCHEMA, audit_keys, audit_log, credentials, dialect_insert, documents,
                             idempotency_keys, legacy_audit_events, metadata, parked_events, session_activity, tracking)
 from shared import uris
@@ -100,6 +101,20 @@ def _collector_paused():
             gc.enable()
 
 
+class _Superseded(Exception):
+    """A pipelined batch found, when written, that another applier wrote since the reset."""
+
+
+@dataclass
+class _InFlight:
+    """A pipelined batch being written (ReadStore._apply_pipelined): its feed slice, to apply again if it is not."""
+    application: str
+    events: list
+    last: int
+    prepared: object  # gateway.batch.Prepared
+    future: object  # of ReadStore._write_pipelined
+
+
 @dataclass(frozen=True)
 class Scope:
     """What one caller may read: its bureau's documents, less those that belong to another user
@@ -129,6 +144,13 @@ class ReadStore:
         self._tracked = set()  # applications whose tracking row is known to exist (saves a statement per write)
         self._from_zero = None  # a FromZero while this process loads what it emptied (reset) and nobody else wrote
         self._bulk = False  # this process runs a bulk load (begin_bulk_load … end_bulk_load)
+        # A bulk load from zero writes each batch on a thread of its own while the next is projected
+        # (_apply_pipelined). Off: on this 2-core machine, busy with other work, it cost 30 % more CPU (the rebuilding
+        # process and the server alike) for no faster rebuild (bench/README.md, Round 7); bench.rebuild --pipelined
+        # measures it again.
+        self.pipelined = False
+        self._in_flight = None  # _InFlight: the batch being written meanwhile
+        self._writer_thread = None  # its ThreadPoolExecutor, while a pipelined load runs
         self._shapes = shapes.Shapes()  # the LIST statements, per shape
         # a list (_list_identity) → its _Plan (by offset) or _KeysetPlans (after a cursor), for the list asked again
         self._plans = shapes.Shapes()
@@ -140,6 +162,7 @@ class ReadStore:
     def create_tables(self):
         """Create what is missing (the migrate step runs this on every deployment): the tables, the indexes the
         projector's reference look-ups use, and the audit log converted from an earlier release's audit table."""
+        self._settle()
         if not self.is_sqlite:
             with self.engine.begin() as conn:
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{READ_SCHEMA}"'))
@@ -160,6 +183,7 @@ class ReadStore:
             indexes.create(conn)  # every resource's list keys and the audit log's indexes (gateway.indexes)
 
     def dispose(self):
+        self._stop_writer()
         self.engine.dispose()
         if self._writer is not self.engine:
             self._writer.dispose()
@@ -247,12 +271,14 @@ class ReadStore:
 
     @reconnecting
     def position(self, application):
+        self._settle()  # a pipelined batch in flight is committed (or applied again) before anything is read
         with self._reading() as conn:  # no transaction: one round trip (followers ask it for every ring they hear)
             value = conn.execute(select(tracking.c.position).where(tracking.c.application == application)).scalar()
         return value or 0
 
     @reconnecting
     def positions(self):
+        self._settle()
         with self._reading() as conn:
             return dict(conn.execute(select(tracking.c.application, tracking.c.position)).all())
 
@@ -268,6 +294,9 @@ class ReadStore:
         stop the world: the batch is applied again one event at a time, and what fails is parked with its reason
         (parked_events, logged as an error), as is every later event of the same resource, whose document stays as
         it was before the failure rather than go on from a change it never saw. Everything else is applied."""
+        if self._pipelining() and not any(writes_at_once(item) for item in events):
+            return self._apply_pipelined(application, events, last)
+        self._settle()
         try:
             return self._apply_feed(application, events, last, after, one_by_one=False)
         except DBAPIError as error:
@@ -331,6 +360,98 @@ class ReadStore:
         if from_zero is not None:
             from_zero.positions[application] = new_position  # committed: this load's own position
         return new_position
+
+    # -- a load from zero, pipelined --------------------------------------------------------------------------------
+
+    def _pipelining(self):
+        return self.pipelined and self._bulk and self._from_zero is not None
+
+    def _apply_pipelined(self, application, events, last):
+        """Project this batch while the previous one is written on another connection, in a thread of its own, then
+        hand this one's write to that thread and return: the server writes batch N while Python projects batch N+1
+        (the GIL is released while the writer waits for the server), where the plain path leaves the server idle
+        during the projection and Python idle during the write.
+
+        Only while the load is from zero (gateway.batch.FromZero): the read side then holds only what this load
+        wrote, so the projection reads the documents of batches already committed from the database and takes those
+        of the batch in flight from memory (Batch `carried`), and knows which documents exist without asking. Each
+        batch is still one transaction with its position, committed in feed order, so a load that dies half-way
+        leaves a consistent read side. The write checks, holding the appliers' turn, that nobody else applied
+        anything since the reset (the live projector may run beside a rebuild); if somebody did, or the write fails,
+        that batch and the one projected meanwhile are applied again by the plain path, which reads what the
+        database holds, and the rest of the load takes the plain path."""
+        expected = self._from_zero.positions.get(application, 0)
+        in_flight = self._in_flight
+        if in_flight is not None and in_flight.application == application:
+            expected = max(expected, in_flight.last)  # the position it records when committed
+        fresh = [item for item in events if item["position"] > expected]  # parked events: none (the reset)
+        try:
+            with _collector_paused(), self._reading() as conn:
+                carried = in_flight.prepared if in_flight is not None else None
+                batch = Batch(conn, self._from_zero, carried)
+                prefetch(batch, fresh)
+                for item in fresh:
+                    apply_event(batch, item)
+                prepared = batch.prepare()
+        except Exception as error:  # noqa: BLE001 — the plain path applies it again (and parks what it cannot take)
+            log.warning("read side: projecting a batch of %s up to %s beside the write failed (%s); the load goes on "
+                        "as any write does", application, last, _reason(error))
+            self._settle()
+            self._from_zero = None
+            return self.apply_feed(application, events, last)
+        if not self._settle():  # the batch in flight was not written: this one was projected from it
+            return self.apply_feed(application, events, last)
+        if self._writer_thread is None:
+            self._writer_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-side-writer")
+        new_position = max(expected, last)
+        future = self._writer_thread.submit(self._write_pipelined, application, expected, new_position, prepared)
+        self._in_flight = _InFlight(application, events, new_position, prepared, future)
+        return new_position
+
+    def _write_pipelined(self, application, expected, position, prepared):
+        """The writer thread's job: one batch and its position, in one transaction, if the load is still from zero
+        and the position still where this load left it (_Superseded otherwise, nothing written)."""
+        with self._write() as conn:
+            self._take_turn(conn)
+            if not self.is_sqlite:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")  # a bulk load's commit (_apply_feed)
+            if application not in self._tracked:
+                conn.execute(_insert(conn)(tracking).values(application=application, position=0)
+                             .on_conflict_do_nothing())
+            current = self._locked_position(conn, application)
+            positions = dict(conn.execute(select(tracking.c.application, tracking.c.position)).all())
+            if current != expected or not self._from_zero.unchanged_since(positions):
+                raise _Superseded()
+            Batch.write(conn, prepared)
+            if position != current:
+                conn.execute(update(tracking).where(tracking.c.application == application).values(position=position))
+        self._tracked.add(application)
+        self._from_zero.positions[application] = position
+
+    def _settle(self):
+        """Wait for the batch in flight, if any. Whether it was written: if not (another applier wrote since the
+        reset, or the write failed), the load from zero ends, and its events are applied again by the plain path
+        (reading what the database holds, parking what it cannot take, retrying an outage)."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return True
+        error = in_flight.future.exception()
+        if error is None:
+            return True
+        if isinstance(error, _Superseded):
+            log.info("read side: another applier wrote during the load from zero; reading documents as usual")
+        else:
+            log.warning("read side: a pipelined batch of %s up to %s failed (%s); applying it again",
+                        in_flight.application, in_flight.last, _reason(error))
+        self._from_zero = None
+        self.apply_feed(in_flight.application, in_flight.events, in_flight.last)
+        return False
+
+    def _stop_writer(self):
+        self._settle()
+        if self._writer_thread is not None:
+            self._writer_thread.shutdown()
+            self._writer_thread = None
 
     def _still_from_zero(self, conn):
         """The load from zero this process runs, if nobody else applied anything since its reset (every tracking row
@@ -396,6 +517,7 @@ class ReadStore:
         """Forget everything (a rebuild from zero follows). Until another applier writes, this store's batches know
         the read side holds only what they wrote (gateway.batch.FromZero): they read no document they did not write
         and insert the new ones without an upsert."""
+        self._stop_writer()
         self._from_zero = None
         with self._write() as conn:
             self._take_turn(conn)
@@ -422,6 +544,7 @@ class ReadStore:
     def end_bulk_load(self):
         """Fill the list keys and build the indexes begin_bulk_load dropped: what the migrate step does after a bulk
         load that died half-way (gateway.indexes.create), so both ends finish a load the same way."""
+        self._stop_writer()  # the last batch committed first
         self._bulk = False
         with self._write() as conn:
             self._take_turn(conn)
