@@ -1,7 +1,7 @@
 """Rebuild benchmark: how fast the read side is rebuilt from zero, next to a raw batched read of the same events,
 and how big it is next to the event store.
 
-    python -m bench.rebuild [--orders 100000] [--sqlite] [--pipelined] [--keep-going]      (or `make bench-rebuild`)
+    python -m bench.rebuild [--orders 100000] [--sqlite] [--plain] [--keep-going]      (or `make bench-rebuild`)
 
 One run builds a throwaway PostgreSQL database (bench.write_path.throwaway_database), migrates it, and seeds
 `--orders` orders through the orders service's own application code, in-process (each: an order, its product and a
@@ -106,11 +106,13 @@ def backend_pids(store):
     return pids
 
 
-def rebuild(store, app, pipelined=False):
+def rebuild(store, app, pipelined=None):
     """Reset the read side, then catch it up on the orders feed with the projector's code: timings, counts, and the
     CPU it cost this process (decoding and applying) and the PostgreSQL backends of `store` (utime + stime).
-    `pipelined`: each batch written on a thread of its own while the next is projected (ReadStore.pipelined)."""
-    store.pipelined = pipelined
+    `pipelined`: each batch written on a thread of its own while the next is projected (ReadStore.pipelined; None:
+    the store's default, pipelined on PostgreSQL only)."""
+    if pipelined is not None:
+        store.pipelined = pipelined
     pids = backend_pids(store)
     store.reset()
     server_before = {pid: cpu_seconds(pid) or 0.0 for pid in pids}
@@ -256,7 +258,7 @@ def run(args):
             store = ReadStore(read_store_url(config))
             try:
                 log("(b) rebuild from zero into PostgreSQL")
-                pg = profiled(args.profile, rebuild, store, app, args.pipelined)
+                pg = profiled(args.profile, rebuild, store, app, False if args.plain else None)
                 counts = row_counts(store)
             finally:
                 store.dispose()
@@ -269,7 +271,7 @@ def run(args):
                 try:
                     lite_store.create_tables()
                     log("(b) rebuild from zero into SQLite")
-                    lite = rebuild(lite_store, app, args.pipelined)
+                    lite = rebuild(lite_store, app, False if args.plain else None)
                 finally:
                     lite_store.dispose()
                 sqlite_bytes = sum(os.path.getsize(path + suffix) for suffix in ("", "-wal")
@@ -282,7 +284,7 @@ def run(args):
     event_store = sum(sum(tables.values()) for schema, tables in sizes.items() if schema != "gateway")
     read_side = sum(sizes["gateway"].values())
     return {
-        "timestamp": timestamp, "machine": facts, "orders": args.orders, "seed_s": seed_s, "pipelined": args.pipelined,
+        "timestamp": timestamp, "machine": facts, "orders": args.orders, "seed_s": seed_s, "plain": args.plain,
         "raw_read": {"rows": rows, "elapsed_s": raw_s, "rows_per_s": rows / raw_s},
         "rebuild_postgres": pg, "rebuild_sqlite": lite, "rows": counts,
         "ratio_postgres": raw_s / pg["elapsed_s"],
@@ -300,8 +302,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.rebuild", description=__doc__.split("\n")[0])
     parser.add_argument("--orders", type=int, default=100_000, help="orders to seed (each with a line item)")
     parser.add_argument("--sqlite", action="store_true", help="also rebuild into a SQLite read side")
-    parser.add_argument("--pipelined", action="store_true",
-                        help="write each batch while the next is projected (gateway.readstore.ReadStore.pipelined)")
+    parser.add_argument("--plain", action="store_true",
+                        help="write each batch before projecting the next (PostgreSQL pipelines them by default: "
+                             "gateway.readstore.ReadStore.pipelined)")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the PostgreSQL rebuild to FILE")
     args = parser.parse_args(argv)
     if args.orders < 1:

@@ -145,10 +145,11 @@ class ReadStore:
         self._from_zero = None  # a FromZero while this process loads what it emptied (reset) and nobody else wrote
         self._bulk = False  # this process runs a bulk load (begin_bulk_load … end_bulk_load)
         # A bulk load from zero writes each batch on a thread of its own while the next is projected
-        # (_apply_pipelined). Off: on this 2-core machine, busy with other work, it cost 30 % more CPU (the rebuilding
-        # process and the server alike) for no faster rebuild (bench/README.md, Round 7); bench.rebuild --pipelined
-        # measures it again.
-        self.pipelined = False
+        # (_apply_pipelined): on PostgreSQL the server's work on a batch then overlaps the projection of the next, on
+        # the other core. Measured on a quiet machine (bench/README.md, Round 7): 1,914 / 1,867 → 2,289 / 2,170
+        # events/s, the same CPU. SQLite writes in this process, under the same GIL: no gain there (1,369 / 1,533 →
+        # 1,425 / 1,371), so it keeps the plain path. `bench.rebuild --plain` measures the plain path again.
+        self.pipelined = not self.is_sqlite
         self._in_flight = None  # _InFlight: the batch being written meanwhile
         self._writer_thread = None  # its ThreadPoolExecutor, while a pipelined load runs
         self._shapes = shapes.Shapes()  # the LIST statements, per shape
