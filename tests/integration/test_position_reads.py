@@ -8,12 +8,17 @@ from tests.kit.readside import empty_read_store
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(params=["postgres"])
-def store(request, tmp_path):
+def _at_seven(request, tmp_path):
+    """An empty read store whose orders position is 7."""
     read_store = empty_read_store(request, tmp_path)
     read_store.apply_feed("orders", [], 7)
     yield read_store
     read_store.dispose()
+
+
+@pytest.fixture(params=["postgres"])
+def store(request, tmp_path):
+    yield from _at_seven(request, tmp_path)
 
 
 def test_position_reads_open_no_transaction(store):
@@ -33,10 +38,7 @@ def test_position_reads_open_no_transaction(store):
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def any_store(request, tmp_path):
-    read_store = empty_read_store(request, tmp_path)
-    read_store.apply_feed("orders", [], 7)
-    yield read_store
-    read_store.dispose()
+    yield from _at_seven(request, tmp_path)
 
 
 def test_events_past_a_gap_are_applied_only_once_the_gap_is_filled(any_store):
