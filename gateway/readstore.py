@@ -162,8 +162,11 @@ class ReadStore:
 
     def create_tables(self):
         """Create what is missing (the migrate step runs this on every deployment): the tables, the indexes the
-        projector's reference look-ups use, and the audit log converted from an earlier release's audit table."""
-        self._settle()
+        projector's reference look-ups use, and the audit log converted from an earlier release's audit table.
+        A bulk load this store began (and died in: the tests' crash) is over once this has run (indexes.create ends
+        it), so its writes go the live way from here: each committed before apply_feed returns."""
+        self._stop_writer()
+        self._bulk = False
         if not self.is_sqlite:
             with self.engine.begin() as conn:
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{READ_SCHEMA}"'))
