@@ -22,6 +22,9 @@ DEFAULTS = {
     "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/",
     "STRATUM_MQTT_PORT": "1884",  # RabbitMQ's MQTT plugin, where machines report (runtime.mqtt; 1883 is often taken)
     "STRATUM_MAX_WORKERS": "10",
+    # "all": every list-key field indexed from the start, as releases before 0.2 did; otherwise a field's index is built
+    # on its first LIST (README "List indexes on first use"). gateway.indexes reads it from the environment it runs in
+    "STRATUM_LIST_INDEXES": "",
     # gateway processes `make run` starts on STRATUM_PORT (SO_REUSEPORT; shared.settings.gateway_processes); behind
     # compose or Kubernetes: the number of gateway replicas (the per-address login limit is split between them)
     "STRATUM_GATEWAY_PROCESSES": "1",
