@@ -101,6 +101,11 @@ def _collector_paused():
             gc.enable()
 
 
+def _move_position(conn, application, current, position):
+    if position != current:
+        conn.execute(update(tracking).where(tracking.c.application == application).values(position=position))
+
+
 class _Superseded(Exception):
     """A pipelined batch found, when written, that another applier wrote since the reset."""
 
@@ -314,18 +319,23 @@ class ReadStore:
         self._from_zero = None  # the event-by-event writes are not counted in it: the rest of the load reads as usual
         return self._apply_feed(application, events, last, after, one_by_one=True)
 
+    def _turn_at(self, conn, application):
+        """Take this applier's turn in `conn`'s transaction; the feed's position, locked (its tracking row made on
+        first sight of the feed, or after another process reset the read side)."""
+        self._take_turn(conn)
+        if self._bulk and not self.is_sqlite:
+            # a bulk load's commit need not wait for its WAL flush: a crash loses its last batches, whole (the
+            # position with them), and the load resumes from the position that was flushed
+            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+        current = None if application not in self._tracked else self._locked_position(conn, application)
+        if current is None:
+            conn.execute(_insert(conn)(tracking).values(application=application, position=0).on_conflict_do_nothing())
+            current = self._locked_position(conn, application)
+        return current
+
     def _apply_feed(self, application, events, last, after, one_by_one):
         with _collector_paused(), self._write() as conn:
-            self._take_turn(conn)
-            if self._bulk and not self.is_sqlite:
-                # a bulk load's commit need not wait for its WAL flush: a crash loses its last batches, whole (the
-                # position with them), and the load resumes from the position that was flushed
-                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-            current = None if application not in self._tracked else self._locked_position(conn, application)
-            if current is None:  # first sight of this feed (or the read side was reset by another process)
-                conn.execute(_insert(conn)(tracking).values(application=application, position=0)
-                             .on_conflict_do_nothing())
-                current = self._locked_position(conn, application)
+            current = self._turn_at(conn, application)
             if after is not None and current < after:
                 return current  # a gap before these events, still open
             held = set(conn.execute(select(parked_events.c.uuid)
@@ -357,9 +367,7 @@ class ReadStore:
                     _park(conn, item, _reason(error))
                     held.add(item["uuid"])
             new_position = max(current, last)
-            if new_position != current:
-                conn.execute(update(tracking).where(tracking.c.application == application)
-                             .values(position=new_position))
+            _move_position(conn, application, current, new_position)
         self._tracked.add(application)
         if from_zero is not None:
             from_zero.positions[application] = new_position  # committed: this load's own position
@@ -416,19 +424,12 @@ class ReadStore:
         """The writer thread's job: one batch and its position, in one transaction, if the load is still from zero
         and the position still where this load left it (_Superseded otherwise, nothing written)."""
         with self._write() as conn:
-            self._take_turn(conn)
-            if not self.is_sqlite:
-                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")  # a bulk load's commit (_apply_feed)
-            if application not in self._tracked:
-                conn.execute(_insert(conn)(tracking).values(application=application, position=0)
-                             .on_conflict_do_nothing())
-            current = self._locked_position(conn, application)
+            current = self._turn_at(conn, application)
             positions = dict(conn.execute(select(tracking.c.application, tracking.c.position)).all())
             if current != expected or not self._from_zero.unchanged_since(positions):
                 raise _Superseded()
             Batch.write(conn, prepared)
-            if position != current:
-                conn.execute(update(tracking).where(tracking.c.application == application).values(position=position))
+            _move_position(conn, application, current, position)
         self._tracked.add(application)
         self._from_zero.positions[application] = position
 
