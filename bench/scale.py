@@ -105,27 +105,23 @@ class RawSQL:
             cursor.execute(sql, params)
             return cursor.fetchall()
 
+    def _rows(self, query):
+        """The rows of a statement without parameters, on either database."""
+        if self.sqlite:
+            return self.conn.execute(query).fetchall()
+        with self.conn.cursor() as cursor:
+            cursor.execute(query)
+            return cursor.fetchall()
+
     def wait_for_list_indexes(self, timeout=600):
         """Until every index the LISTs so far asked for is built (gateway.list_index_builds); logs how long."""
         table = "list_key_indexes" if self.sqlite else "gateway.list_key_indexes"
         started = time.monotonic()
         while time.monotonic() - started < timeout:
-            if self.sqlite:
-                pending = self.conn.execute(f"SELECT count(*) FROM {table} WHERE state <> 'built'").fetchone()[0]
-            else:
-                with self.conn.cursor() as cursor:
-                    cursor.execute(f"SELECT count(*) FROM {table} WHERE state <> 'built'")
-                    pending = cursor.fetchone()[0]
-            if not pending:
+            if not self._rows(f"SELECT count(*) FROM {table} WHERE state <> 'built'")[0][0]:
                 break
             time.sleep(0.1)
-        query = f"SELECT resource, field, state FROM {table} ORDER BY resource, field"
-        if self.sqlite:
-            rows = self.conn.execute(query).fetchall()
-        else:
-            with self.conn.cursor() as cursor:
-                cursor.execute(query)
-                rows = cursor.fetchall()
+        rows = self._rows(f"SELECT resource, field, state FROM {table} ORDER BY resource, field")
         log(f"the list indexes asked for on first use were built {time.monotonic() - started:.1f} s after: "
             + (", ".join(f"{resource}.{field} ({state})" for resource, field, state in rows) or "none"))
 
